@@ -1,0 +1,181 @@
+"""Inputs and outputs of every activity: the serialisable contract between workflow and worker.
+
+Each activity takes one model and returns one model, so fields can be added compatibly. These
+modules are imported by workflow code through the sandbox, so they import nothing with side
+effects (no boto3, no kubernetes).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from orca.selection import CandidateOffering
+from pydantic import BaseModel, ConfigDict, Field
+
+from orca.launch_spec import LaunchSpec, PodRef
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# -- plan ---------------------------------------------------------------------------------------
+class PlanLaunchInput(_Model):
+    pod: dict[str, Any]
+    """The pod manifest as the API server returned it (camelCase JSON)."""
+
+
+class LaunchPlan(_Model):
+    """What will be launched and how: recorded in history, so a replay never re-plans."""
+
+    spec: LaunchSpec
+    candidates: tuple[CandidateOffering, ...]
+    launch_timeout: timedelta
+    capacity_retry_interval: timedelta
+    capacity_give_up_after: timedelta
+    dry_run: bool = False
+    ui_url: str | None = None
+
+
+# -- launch -------------------------------------------------------------------------------------
+class LaunchRequest(_Model):
+    pod: dict[str, Any]
+    spec: LaunchSpec
+    candidate: CandidateOffering
+    client_token: str
+    """Idempotency token: the same token never launches a second instance."""
+
+
+class LaunchOutcome(_Model):
+    instance_id: str | None = None
+    capacity_error: str | None = None
+    """An EC2 capacity-class error code: this offering is out, try the next one."""
+    message: str = ""
+    reused_existing: bool = False
+    """True when an instance tagged with this pod was already there (a retried launch)."""
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting-down"
+    TERMINATED = "terminated"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    MISSING = "missing"
+    """DescribeInstances no longer knows the instance."""
+
+
+class InstanceStatus(_Model):
+    instance_id: str
+    state: InstanceState
+    instance_type: str | None = None
+    zone: str | None = None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    state_reason: str | None = None
+    launch_time: datetime | None = None
+    spot: bool = False
+
+
+class WaitForInstanceInput(_Model):
+    instance_id: str
+    timeout: timedelta
+
+
+class WaitForInstanceOutcome(_Model):
+    status: InstanceStatus
+    timed_out: bool = False
+
+
+# -- bootstrap ----------------------------------------------------------------------------------
+class StartContainersInput(_Model):
+    pod: dict[str, Any]
+    spec: LaunchSpec
+    instance: InstanceStatus
+    agent_timeout: timedelta = timedelta(minutes=10)
+
+
+class StartContainersOutcome(_Model):
+    command_id: str
+
+
+class StopContainersInput(_Model):
+    pod: PodRef
+    instance_id: str
+    grace_seconds: int
+
+
+# -- monitor ------------------------------------------------------------------------------------
+class MonitorEnd(StrEnum):
+    FINISHED = "finished"
+    """Every container ended as the restart policy says the pod ends."""
+    INSTANCE_LOST = "instance-lost"
+    """The instance stopped, terminated or vanished underneath the pod."""
+    ROUND_OVER = "round-over"
+    """The round's time is up with the pod still running: the workflow starts another round."""
+
+
+class MonitorInput(_Model):
+    pod: dict[str, Any]
+    instance_id: str
+    round_duration: timedelta
+
+
+class MonitorOutcome(_Model):
+    end: MonitorEnd
+    phase: str
+    reason: str | None = None
+    message: str | None = None
+    exit_codes: dict[str, int] = Field(default_factory=dict)
+
+
+# -- terminate ----------------------------------------------------------------------------------
+class TerminateInput(_Model):
+    pod: PodRef
+    instance_ids: tuple[str, ...] = ()
+    """Known instances; every instance tagged with the pod's UID is terminated too."""
+
+
+class TerminateOutcome(_Model):
+    terminated: tuple[str, ...]
+
+
+# -- Kubernetes ---------------------------------------------------------------------------------
+class PodCondition(_Model):
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
+class PodStatusReport(_Model):
+    """A partial status write: only the fields set here change; conditions merge by type."""
+
+    pod: PodRef
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    conditions: tuple[PodCondition, ...] = ()
+    host_ip: str | None = None
+    pod_ip: str | None = None
+    container_statuses: tuple[dict[str, Any], ...] | None = None
+    """Kubernetes-shaped container statuses, written as given."""
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class PodEventReport(_Model):
+    pod: PodRef
+    type: EventType
+    reason: str
+    message: str
+
+
+class DeletePodInput(_Model):
+    pod: PodRef

@@ -1,0 +1,1 @@
+"""The embedded stack behind `orca dev`: every real server ORCA needs, as local child processes."""

@@ -1,0 +1,530 @@
+"""ORCA's one settings object.
+
+Every process (worker, watcher, CLI, `orca dev`) reads its configuration through `load_settings`.
+Sources, from strongest to weakest:
+
+1. environment variables: `ORCA_` prefix, `__` between nesting levels, snake_case field names
+   (`ORCA_AWS__REGION=eu-west-1`, `ORCA_TEMPORAL__ADDRESS=temporal:7233`,
+   `ORCA_LIMITS__MAX_CONCURRENT_INSTANCES=20`);
+2. one YAML file: `--config PATH`, else `$ORCA_CONFIG`, else the first of `./orca.yaml`,
+   `~/.config/orca/config.yaml`, `/etc/orca/config.yaml` that exists;
+3. the defaults below.
+
+The YAML file uses the original Go ORCA's camelCase keys (`aws.subnetID`, `node.taints`,
+`instances.selectionMode`, `limits.maxConcurrentInstances`), so its `config.yaml` files load
+unchanged; snake_case keys are accepted too. Unknown keys are errors, so a typo never silently
+falls back to a default. A bad file raises `ConfigError`, whose message names every offending key
+path and what is allowed; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from orca.units import format_duration, parse_duration, parse_quantity
+
+CONFIG_ENV_VAR = "ORCA_CONFIG"
+DEFAULT_CONFIG_PATHS = (
+    Path("orca.yaml"),
+    Path("~/.config/orca/config.yaml"),
+    Path("/etc/orca/config.yaml"),
+)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and what is allowed."""
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 90s, 5m, 4h or 7d")
+
+
+def _quantity(value: Any) -> str:
+    text = str(value)
+    if parse_quantity(text) < 0:
+        raise ValueError(f"{text!r} is negative; a capacity must be >= 0")
+    return text
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+]
+"""A timedelta written as `90s`, `5m`, `4h`, `1h30m` or `7d` (or a number of seconds)."""
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+"""A Kubernetes resource quantity kept as written (`1000`, `4Ti`), validated on load."""
+
+Price = Annotated[Decimal, Field(gt=0)]
+"""US dollars per instance-hour."""
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
+
+
+class _Section(BaseModel):
+    """A block of the YAML file: camelCase keys, snake_case accepted, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class SelectionMode(StrEnum):
+    """What ORCA does for a pod that names neither an instance type nor a workload template.
+
+    Explicit `instance-type` and `workload-template` annotations are honoured in every mode.
+    """
+
+    EXPLICIT = "explicit"  # refuse the pod: it must name a type or template
+    TEMPLATE = "template"  # use `instances.defaultTemplate`
+    AUTO = "auto"  # size it from its requests against the EC2 instance catalog
+
+
+class LaunchType(StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # console on a TTY, JSON otherwise
+    JSON = "json"
+    CONSOLE = "console"
+    TEXT = "text"  # the Go ORCA's name for console output
+
+
+class AwsCredentials(_Section):
+    """Static credentials; prefer the default credential chain, a profile or a role."""
+
+    access_key_id: NonEmptyStr = Field(alias="accessKeyID")
+    secret_access_key: SecretStr = Field(alias="secretAccessKey")
+    session_token: SecretStr | None = None
+
+
+class AwsSettings(_Section):
+    region: NonEmptyStr
+    """AWS region every client talks to, e.g. `us-west-2`. Required."""
+    vpc_id: str | None = Field(default=None, alias="vpcID")
+    subnet_id: str | None = Field(default=None, alias="subnetID")
+    """The Go ORCA's single subnet; kept for compatibility and merged into `subnetIDs`."""
+    subnet_ids: tuple[str, ...] = Field(default=(), alias="subnetIDs")
+    """Subnets to launch into, one per availability zone you want to use."""
+    security_group_ids: tuple[str, ...] = Field(default=(), alias="securityGroupIDs")
+    ami_id: str | None = Field(default=None, alias="amiID")
+    """Pin one AMI for every instance; otherwise chosen per family from AWS's public SSM params."""
+    endpoint_url: str | None = Field(default=None, alias="endpointURL")
+    """Send every AWS call to this endpoint (the embedded stack's AWS emulator, LocalStack)."""
+    local_stack_endpoint: str | None = None
+    """The Go ORCA's name for `endpointURL`."""
+    profile: str | None = None
+    role_arn: str | None = Field(default=None, alias="roleARN")
+    """Assume this IAM role (STS) on top of the base credentials."""
+    credentials: AwsCredentials | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Extra tags on every instance ORCA creates."""
+    instance_profile: str | None = None
+    """IAM instance profile for burst instances; it must allow SSM and CloudWatch Logs."""
+    interruption_queue_url: str | None = Field(default=None, alias="interruptionQueueURL")
+    """SQS queue fed by EventBridge with EC2 interruption and state-change events."""
+    log_group: str = "/orca/pods"
+    status_log_group: str = "/orca/container-status"
+    root_volume_gib: int = Field(default=200, ge=8)
+    development_mode: bool = False
+
+    @property
+    def subnets(self) -> tuple[str, ...]:
+        """All configured subnets, the legacy `subnetID` first, without duplicates."""
+        ordered = ([self.subnet_id] if self.subnet_id else []) + list(self.subnet_ids)
+        return tuple(dict.fromkeys(ordered))
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.endpoint_url or self.local_stack_endpoint
+
+
+class Taint(_Section):
+    key: NonEmptyStr
+    value: str = ""
+    effect: TaintEffect = TaintEffect.NO_SCHEDULE
+
+
+class NodeSettings(_Section):
+    """The virtual node ORCA registers; its capacity bounds what the scheduler sends to it."""
+
+    name: NonEmptyStr = "orca-aws-node"
+    labels: dict[str, str] = Field(default_factory=lambda: {"orca.research/provider": "aws"})
+    taints: tuple[Taint, ...] = (Taint(key="orca.research/burst-node", value="true"),)
+    operating_system: str = "Linux"
+    cpu: Quantity = "1000"
+    memory: Quantity = "4Ti"
+    pods: Quantity = "1000"
+    gpu: Quantity = "100"
+    neuron: Quantity = "256"
+    fpga: Quantity = "16"
+    address: str = "127.0.0.1"
+    """InternalIP advertised for the node: where the API server reaches the kubelet endpoint."""
+    kubelet_port: int = Field(default=10250, ge=1, le=65535)
+    lease_duration: Duration = timedelta(seconds=40)
+    lease_renew_interval: Duration = timedelta(seconds=10)
+    status_update_interval: Duration = timedelta(minutes=1)
+    delete_on_shutdown: bool = False
+    """Delete the Node object when the watcher stops, instead of leaving it NotReady."""
+
+
+class WorkloadTemplate(_Section):
+    instance_type: NonEmptyStr
+    launch_type: LaunchType | None = None
+    max_spot_price: Price | None = None
+    fallback_instance_types: tuple[str, ...] = ()
+
+
+class InstancesSettings(_Section):
+    selection_mode: SelectionMode = SelectionMode.EXPLICIT
+    templates: dict[str, WorkloadTemplate] = Field(default_factory=dict)
+    default_template: str | None = None
+    """Template for pods that name neither a type nor a template, in `template` mode."""
+    default_launch_type: LaunchType = LaunchType.ON_DEMAND
+    allowed_instance_types: tuple[str, ...] = ()
+    """Instance types ORCA may launch; empty means any type EC2 offers in the region."""
+    max_spot_prices: dict[str, Price] = Field(default_factory=dict)
+    """Ceiling on a pod's `max-spot-price`, per instance type."""
+    spot_fallback_to_on_demand: bool = False
+    """When every spot offering is out of capacity, try the same types on demand."""
+    unavailable_offering_ttl: Duration = timedelta(minutes=3)
+    """How long a type x zone x capacity type that ran out of capacity is skipped."""
+    launch_timeout: Duration = timedelta(minutes=10)
+    """An instance not running by then is terminated and the next candidate tried."""
+    capacity_retry_interval: Duration = timedelta(minutes=2)
+    """First wait before retrying when every candidate is out of capacity (doubles, up to 30m)."""
+    capacity_give_up_after: Duration = timedelta(hours=24)
+    """Stop retrying and fail the pod after waiting this long for capacity."""
+    auto_max_candidates: int = Field(default=5, ge=1)
+
+    # A template naming a type outside allowedInstanceTypes is legal here (the Go ORCA's own
+    # config.dev.yaml has one); a pod that uses it is refused with that reason at selection.
+
+    @model_validator(mode="after")
+    def _templates_are_consistent(self) -> InstancesSettings:
+        if self.default_template is not None and self.default_template not in self.templates:
+            known = ", ".join(sorted(self.templates)) or "none defined"
+            raise ValueError(
+                f"defaultTemplate {self.default_template!r} is not a template; known: {known}"
+            )
+        if self.selection_mode is SelectionMode.TEMPLATE and self.default_template is None:
+            raise ValueError("selectionMode 'template' needs instances.defaultTemplate")
+        return self
+
+
+class NamespaceQuota(_Section):
+    max_instances: int | None = Field(default=None, ge=0)
+    max_gpus: int | None = Field(default=None, alias="maxGPUs", ge=0)
+    daily_budget: Decimal | None = Field(default=None, ge=0)
+
+
+class LimitsSettings(_Section):
+    """Zero means unlimited for every limit here, as in the Go ORCA."""
+
+    max_concurrent_instances: int = Field(default=50, ge=0)
+    max_instances_per_namespace: int = Field(default=10, ge=0)
+    daily_budget: Decimal = Field(default=Decimal(0), ge=0)
+    monthly_budget: Decimal = Field(default=Decimal(0), ge=0)
+    max_instance_lifetime: Duration | None = None
+    namespace_quotas: dict[str, NamespaceQuota] = Field(default_factory=dict)
+
+
+class LoggingSettings(_Section):
+    level: LogLevel = LogLevel.INFO
+    format: LogFormat = LogFormat.AUTO
+    log_aws_calls: bool = Field(default=False, alias="logAWSCalls")
+
+
+class PrometheusSettings(_Section):
+    enabled: bool = True
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    path: str = "/metrics"
+    prometheus: PrometheusSettings = PrometheusSettings()
+
+
+class DevelopmentSettings(_Section):
+    """Accepted for compatibility with the Go ORCA's files. The embedded stack (`orca dev`)
+    replaces `mockAWS`; `dryRun` stops before RunInstances/CreateFleet."""
+
+    mock_aws: bool = Field(default=False, alias="mockAWS")
+    dry_run: bool = False
+    enable_fast_cleanup: bool = False
+    cleanup_interval: Duration = timedelta(minutes=5)
+
+
+class TemporalTls(_Section):
+    enabled: bool = False
+    client_cert_path: Path | None = None
+    client_key_path: Path | None = None
+    server_root_ca_path: Path | None = None
+    server_name: str | None = None
+
+
+class TemporalSettings(_Section):
+    address: NonEmptyStr = "localhost:7233"
+    namespace: NonEmptyStr = "default"
+    task_queue: NonEmptyStr = "orca-pods"
+    api_key: SecretStr | None = None
+    """Temporal Cloud API key; implies TLS."""
+    tls: TemporalTls = TemporalTls()
+    ui_url: str | None = Field(default=None, alias="uiURL")
+    """Where people open the Temporal UI; used in links ORCA prints and puts in pod events."""
+
+
+class KubernetesSettings(_Section):
+    kubeconfig: Path | None = None
+    """Kubeconfig file; unset means in-cluster config when running in a pod, else ~/.kube/config."""
+    context: str | None = None
+    cluster_name: NonEmptyStr = "orca"
+    """Names this cluster in instance tags, so several clusters can share an AWS account."""
+
+
+class LeaderElectionSettings(_Section):
+    enabled: bool = True
+    lease_name: str = "orca-watcher"
+    lease_namespace: str = "kube-system"
+    lease_duration: Duration = timedelta(seconds=15)
+    renew_interval: Duration = timedelta(seconds=5)
+
+
+class WatcherSettings(_Section):
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    resync_interval: Duration = timedelta(minutes=5)
+    """How often pods and workflows are reconciled even when no event arrives."""
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
+
+
+class WorkerSettings(_Section):
+    health_port: int = Field(default=8082, ge=0, le=65535)
+    instance_poll_interval: Duration = timedelta(seconds=5)
+    """One batched DescribeInstances per interval for every instance the worker waits on."""
+    status_poll_interval: Duration = timedelta(seconds=5)
+    max_concurrent_activities: int = Field(default=200, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything ORCA can be told. Sections mirror the Go ORCA's file, plus the new ones."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORCA_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+    aws: AwsSettings
+    node: NodeSettings = NodeSettings()
+    instances: InstancesSettings = InstancesSettings()
+    limits: LimitsSettings = LimitsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    development: DevelopmentSettings = DevelopmentSettings()
+    temporal: TemporalSettings = TemporalSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    watcher: WatcherSettings = WatcherSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs (already read and normalised by load_settings),
+        # so environment variables are placed first: they override the file.
+        return (env_settings, init_settings)
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file `load_settings` reads: `--config`, then `$ORCA_CONFIG`, then the default paths."""
+    if explicit is not None:
+        return explicit
+    if environ.get(CONFIG_ENV_VAR):
+        return Path(environ[CONFIG_ENV_VAR])
+    for candidate in DEFAULT_CONFIG_PATHS:
+        path = candidate.expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def load_settings(config_path: Path | None = None) -> Settings:
+    """Read the settings from the file (see module docstring) and the environment."""
+    path = find_config_file(config_path, os.environ)
+    document = _read_yaml(path) if path is not None else {}
+    where = f"in {path}" if path is not None else "(no config file; environment only)"
+    try:
+        return Settings(**_normalise_keys(Settings, document, ()))
+    except ConfigError as error:
+        raise ConfigError(f"invalid configuration {where}:\n  {error}") from None
+    except ValidationError as error:
+        lines = "\n".join(f"  {_describe_error(item)}" for item in error.errors())
+        raise ConfigError(f"invalid configuration {where}:\n{lines}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"config file {path} is not valid YAML{position}: {problem}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"config file {path} must be a YAML mapping of sections (aws, node, instances, ...), "
+            f"not a {type(document).__name__}"
+        )
+    return document
+
+
+def _field_for_key(model: type[BaseModel], key: str) -> tuple[str, FieldInfo] | None:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return name, info
+    return None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside `Model`, `Model | None` or `tuple[Model, ...]`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_of(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_mapping_of_models(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is dict and _model_of(annotation) is not None
+
+
+def _normalise_keys(model: type[BaseModel], document: Any, path: tuple[str, ...]) -> Any:
+    """Rename camelCase keys to field names, recursively, so environment overrides merge with
+    the file key by key. Unknown keys are reported with their full path and the allowed keys."""
+    if not isinstance(document, dict):
+        return document
+    normalised: dict[str, Any] = {}
+    for key, value in document.items():
+        found = _field_for_key(model, str(key))
+        if found is None:
+            allowed = ", ".join(info.alias or name for name, info in model.model_fields.items())
+            location = ".".join((*path, str(key)))
+            raise ConfigError(f"{location}: unknown key; allowed here: {allowed}")
+        name, info = found
+        inner = _model_of(info.annotation)
+        child_path = (*path, info.alias or name)
+        if inner is not None and _is_mapping_of_models(info.annotation) and isinstance(value, dict):
+            value = {k: _normalise_keys(inner, v, (*child_path, str(k))) for k, v in value.items()}
+        elif inner is not None and isinstance(value, list):
+            value = [_normalise_keys(inner, item, child_path) for item in value]
+        elif inner is not None:
+            value = _normalise_keys(inner, value, child_path)
+        normalised[name] = value
+    return normalised
+
+
+def _alias_path(location: tuple[int | str, ...]) -> str:
+    """Turn pydantic's error location (field names) back into the file's camelCase key path."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = Settings
+    next_is_user_key = False
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif next_is_user_key:
+            parts.append(f".{item}")
+            next_is_user_key = False
+        elif model is not None and (found := _field_for_key(model, item)) is not None:
+            name, info = found
+            parts.append(f".{info.alias or name}")
+            model = _model_of(info.annotation)
+            next_is_user_key = _is_mapping_of_models(info.annotation)
+        else:
+            parts.append(f".{item}")
+            model = None
+    return "".join(parts).lstrip(".")
+
+
+def _describe_error(error: Mapping[str, Any]) -> str:
+    path = _alias_path(tuple(error.get("loc", ()))) or "(top level)"
+    kind = error.get("type", "")
+    got = error.get("input")
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{path}: {message}{shown}"

@@ -1,0 +1,111 @@
+"""Workflow input, carried state, signals and query results of `PodLifecycle`.
+
+Imported through the workflow sandbox: pure pydantic models, no side effects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from activities.models import InstanceStatus, LaunchPlan
+from orca.launch_spec import PodRef
+
+
+class Stage(StrEnum):
+    """Where a pod's lifecycle is; also the `OrcaPhase` search attribute's vocabulary."""
+
+    PLANNING = "Planning"
+    LAUNCHING = "Launching"
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    DELETED = "Deleted"
+
+
+class InterruptionKind(StrEnum):
+    """The closed set of EC2 events the watcher turns into signals."""
+
+    SPOT_INTERRUPTION = "spot-interruption"
+    REBALANCE_RECOMMENDATION = "rebalance-recommendation"
+    SCHEDULED_CHANGE = "scheduled-change"
+    STATE_CHANGE = "state-change"
+
+
+class PodDeleted(BaseModel):
+    """Signal: the pod has a deletionTimestamp; stop within the grace period, then release it."""
+
+    grace_period_seconds: int = 30
+
+
+class InterruptionNotice(BaseModel):
+    """Signal: EC2 announced the instance's end (or a state change)."""
+
+    kind: InterruptionKind
+    instance_id: str
+    time: datetime | None = None
+    state: str | None = None
+    """For state-change notices: the new instance state."""
+    detail: str = ""
+
+
+class LaunchAttempt(BaseModel):
+    """One try of one offering, as `orca status POD` and the UI's history show it."""
+
+    instance_type: str
+    zone: str
+    capacity_type: str
+    outcome: str
+    """`launched i-…`, `InsufficientInstanceCapacity: …`, `timed out`, `interrupted`…"""
+    at: datetime
+
+
+class LifecycleState(BaseModel):
+    """Everything the workflow knows; carried across continue-as-new."""
+
+    pod: PodRef
+    manifest: dict[str, Any]
+    stage: Stage = Stage.PLANNING
+    plan: LaunchPlan | None = None
+    attempts: list[LaunchAttempt] = Field(default_factory=list)
+    instance: InstanceStatus | None = None
+    command_id: str | None = None
+    started_running_at: datetime | None = None
+    deletion: PodDeleted | None = None
+    gone: bool = False
+    interruption: InterruptionNotice | None = None
+    final_reason: str | None = None
+    final_message: str | None = None
+    monitor_rounds: int = 0
+
+
+class PodLifecycleInput(BaseModel):
+    pod: dict[str, Any]
+    """The pod manifest when the watcher first saw it bound to the virtual node."""
+    carried: LifecycleState | None = None
+    """Set only by continue-as-new."""
+
+
+class PodLifecycleResult(BaseModel):
+    stage: Stage
+    instance_id: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class LifecycleView(BaseModel):
+    """Query result for `orca status`."""
+
+    pod: PodRef
+    stage: Stage
+    instance: InstanceStatus | None
+    attempts: list[LaunchAttempt]
+    candidates: list[str]
+    reason: str | None = None
+    message: str | None = None

@@ -1,0 +1,733 @@
+"""`PodLifecycle`: one durable workflow per pod incarnation, from plan to final status.
+
+    plan ─► launch with fallback ─► wait until running ─► start containers ─► monitor rounds
+     │       capacity error: next offering                                     │
+     │       all out: Pending/InsufficientCapacity, backoff, re-plan           ├ containers end
+     │       launch timeout: terminate, next offering                          ├ pod deleted
+     └ InvalidPodSpec: condition + event, nothing launched                     ├ spot notice
+                                                                               ├ max lifetime
+    then: stop containers within the grace period, terminate by pod-UID tag,   └ instance lost
+    write the final status, and release a deleted pod (delete with grace period 0).
+
+Signals (`pod_deleted`, `pod_gone`, `interruption`) only set state; the run loop reacts at its
+next await, cancelling whatever activity is in flight. Every step is an activity with a readable
+summary, so the Temporal UI tells the story; every milestone is also a pod event, so `kubectl
+describe pod` tells the same story. Monitoring runs in rounds (one heartbeating activity each);
+when Temporal suggests it, the workflow continues as new carrying `LifecycleState`, so a pod that
+runs for weeks keeps a bounded history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from orca.selection import CandidateOffering
+
+    from activities.models import (
+        DeletePodInput,
+        EventType,
+        InstanceState,
+        InstanceStatus,
+        LaunchOutcome,
+        LaunchPlan,
+        LaunchRequest,
+        MonitorEnd,
+        MonitorInput,
+        MonitorOutcome,
+        PlanLaunchInput,
+        PodCondition,
+        PodEventReport,
+        PodStatusReport,
+        StartContainersInput,
+        StartContainersOutcome,
+        StopContainersInput,
+        TerminateInput,
+        TerminateOutcome,
+        WaitForInstanceInput,
+        WaitForInstanceOutcome,
+    )
+    from activities.names import ActivityName
+    from orca import search_attributes
+    from orca.failure_types import FailureType
+    from orca.workflow_ids import pod_ref_from_manifest
+    from workflows.models import (
+        InterruptionKind,
+        InterruptionNotice,
+        LaunchAttempt,
+        LifecycleState,
+        LifecycleView,
+        PodDeleted,
+        PodLifecycleInput,
+        PodLifecycleResult,
+        Stage,
+    )
+
+LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
+"""Pod condition that says why ORCA did not (or did) launch an instance for the pod."""
+MONITOR_ROUND = timedelta(hours=1)
+MAX_MONITOR_ROUNDS_PER_RUN = 48
+"""Continue as new at least every two days of monitoring, even if Temporal does not suggest it."""
+MAX_CAPACITY_BACKOFF = timedelta(minutes=30)
+SPOT_NOTICE_MARGIN = timedelta(seconds=15)
+"""Leave this much of the two-minute spot notice for terminating the instance."""
+LOST_STATES = frozenset(
+    {
+        InstanceState.STOPPING,
+        InstanceState.STOPPED,
+        InstanceState.SHUTTING_DOWN,
+        InstanceState.TERMINATED,
+        InstanceState.MISSING,
+    }
+)
+
+_QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+_AWS = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[
+        FailureType.INVALID_POD_SPEC,
+        FailureType.CONFIGURATION,
+        FailureType.AWS_ACCESS_DENIED,
+        FailureType.BUDGET_EXCEEDED,
+    ],
+)
+
+
+class _StopRequestedError(Exception):
+    """Raised inside the run loop when a signal asks the pod to stop before it is running."""
+
+
+@workflow.defn(name="PodLifecycle")
+class PodLifecycle:
+    @workflow.init
+    def __init__(self, input: PodLifecycleInput) -> None:
+        self.state = input.carried or LifecycleState(
+            pod=pod_ref_from_manifest(input.pod), manifest=input.pod
+        )
+
+    # -- messages ---------------------------------------------------------------------------
+    @workflow.signal
+    def pod_deleted(self, notice: PodDeleted) -> None:
+        if self.state.deletion is None:
+            self.state.deletion = notice
+
+    @workflow.signal
+    def pod_gone(self) -> None:
+        self.state.gone = True
+
+    @workflow.signal
+    def interruption(self, notice: InterruptionNotice) -> None:
+        instance = self.state.instance
+        if instance is None or notice.instance_id != instance.instance_id:
+            workflow.logger.info(
+                "Ignoring an interruption notice for another instance",
+                extra={"notice_instance": notice.instance_id},
+            )
+            return
+        if notice.kind is InterruptionKind.STATE_CHANGE and notice.state not in {
+            s.value for s in LOST_STATES
+        }:
+            return
+        if self.state.interruption is None:
+            self.state.interruption = notice
+
+    @workflow.query
+    def describe(self) -> LifecycleView:
+        plan = self.state.plan
+        return LifecycleView(
+            pod=self.state.pod,
+            stage=self.state.stage,
+            instance=self.state.instance,
+            attempts=self.state.attempts,
+            candidates=[c.reason for c in plan.candidates] if plan else [],
+            reason=self.state.final_reason,
+            message=self.state.final_message,
+        )
+
+    # -- the run ----------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, input: PodLifecycleInput) -> PodLifecycleResult:
+        state = self.state
+        pod = state.pod
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.POD_NAMESPACE.value_set(pod.namespace),
+                search_attributes.POD_NAME.value_set(pod.name),
+            ]
+        )
+        try:
+            if state.stage in (Stage.PLANNING, Stage.LAUNCHING, Stage.WAITING_FOR_CAPACITY):
+                await self._plan_and_launch()
+            if state.stage is Stage.STARTING:
+                await self._start_containers()
+            if state.stage is Stage.RUNNING:
+                await self._monitor()
+        except _StopRequestedError:
+            pass
+        except ActivityError as error:
+            failure = _application_failure(error)
+            if failure is None:
+                raise
+            self._fail(failure.type or "Failed", failure.message)
+            await self._report(phase="Failed", event_type=EventType.WARNING)
+        return await self._finish()
+
+    # -- planning and launching -------------------------------------------------------------
+    async def _plan_and_launch(self) -> None:
+        state = self.state
+        waited = timedelta()
+        backoff: timedelta | None = None
+        while True:
+            self._check_stop()
+            self._set_stage(Stage.PLANNING if state.plan is None else Stage.LAUNCHING)
+            plan = await self._plan()
+            if plan is None:
+                return
+            if plan.dry_run:
+                await self._event(EventType.NORMAL, "DryRun", "Dry run: nothing launched.")
+                self._fail("DryRun", "ORCA runs in dry-run mode; nothing was launched.")
+                return
+            if await self._launch_first_available(plan):
+                return
+            # Every candidate was out of capacity (or timed out): wait and re-plan.
+            backoff = plan.capacity_retry_interval if backoff is None else backoff * 2
+            backoff = min(backoff, MAX_CAPACITY_BACKOFF)
+            if waited >= plan.capacity_give_up_after:
+                self._fail(
+                    FailureType.INSUFFICIENT_CAPACITY,
+                    f"No capacity for any candidate after waiting {waited}; tried "
+                    f"{len(state.attempts)} launches.",
+                )
+                await self._report(phase="Failed", event_type=EventType.WARNING)
+                return
+            self._set_stage(Stage.WAITING_FOR_CAPACITY)
+            message = (
+                f"Every candidate offering is out of capacity; retrying in "
+                f"{int(backoff.total_seconds())} s."
+            )
+            await self._report_pending(FailureType.INSUFFICIENT_CAPACITY, message)
+            if await self._sleep_unless_stopped(backoff):
+                raise _StopRequestedError
+            waited += backoff
+
+    async def _plan(self) -> LaunchPlan | None:
+        state = self.state
+        try:
+            plan: LaunchPlan = await workflow.execute_activity(
+                ActivityName.PLAN_LAUNCH,
+                PlanLaunchInput(pod=state.manifest),
+                result_type=LaunchPlan,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=_AWS,
+                summary=f"Choose instance offerings for {state.pod.key}",
+            )
+        except ActivityError as error:
+            failure = _application_failure(error)
+            if failure is None:
+                raise
+            self._fail(failure.type or "PlanFailed", failure.message)
+            condition = PodCondition(
+                type=LAUNCHED_CONDITION,
+                status="False",
+                reason=failure.type,
+                message=failure.message,
+            )
+            await self._report(
+                phase="Failed", conditions=(condition,), event_type=EventType.WARNING
+            )
+            return None
+        first_plan = state.plan is None
+        state.plan = plan
+        workflow.upsert_search_attributes(
+            [search_attributes.BUDGET_NAMESPACE.value_set(plan.spec.budget_namespace)]
+        )
+        if first_plan:
+            lines = "; ".join(f"{i + 1}. {c.reason}" for i, c in enumerate(plan.candidates[:5]))
+            more = len(plan.candidates) - 5
+            suffix = f"; and {more} more" if more > 0 else ""
+            await self._event(
+                EventType.NORMAL, "OfferingsSelected", f"Candidates in order: {lines}{suffix}"
+            )
+        return plan
+
+    async def _launch_first_available(self, plan: LaunchPlan) -> bool:
+        """Walk the candidates; True once an instance runs (or the pod must stop)."""
+        state = self.state
+        for candidate in plan.candidates:
+            self._check_stop()
+            self._set_stage(Stage.LAUNCHING)
+            outcome = await self._launch(plan, candidate)
+            if outcome.instance_id is None:
+                self._attempt(candidate, f"{outcome.capacity_error}: {outcome.message}")
+                await self._event(
+                    EventType.WARNING,
+                    "LaunchFailed",
+                    f"{candidate.instance_type} {candidate.capacity_type} in {candidate.zone}: "
+                    f"{outcome.capacity_error} ({outcome.message}); trying the next offering.",
+                )
+                continue
+            self._attempt(candidate, f"launched {outcome.instance_id}")
+            state.instance = InstanceStatus(
+                instance_id=outcome.instance_id,
+                state=InstanceState.PENDING,
+                instance_type=candidate.instance_type,
+                zone=candidate.zone,
+                spot=candidate.capacity_type == "spot",
+            )
+            workflow.upsert_search_attributes(
+                [
+                    search_attributes.INSTANCE_ID.value_set(outcome.instance_id),
+                    search_attributes.INSTANCE_TYPE.value_set(candidate.instance_type),
+                    search_attributes.LAUNCH_TYPE.value_set(str(candidate.capacity_type)),
+                    search_attributes.ZONE.value_set(candidate.zone),
+                ]
+            )
+            await self._event(
+                EventType.NORMAL,
+                "Launched",
+                f"Launched {outcome.instance_id}: {candidate.reason}.",
+            )
+            running = await self._wait_until_running(plan, outcome.instance_id)
+            if running is not None:
+                state.instance = running
+                self._set_stage(Stage.STARTING)
+                await self._report(
+                    host_ip=running.private_ip,
+                    pod_ip=running.private_ip,
+                    event=(
+                        "InstanceRunning",
+                        f"{running.instance_id} is running in {running.zone} "
+                        f"({running.private_ip}).",
+                    ),
+                )
+                return True
+            # Timed out or interrupted before the containers started: give the capacity back
+            # and try the next offering.
+            await self._terminate((outcome.instance_id,))
+            state.instance = None
+            state.interruption = None
+        return False
+
+    async def _launch(self, plan: LaunchPlan, candidate: CandidateOffering) -> LaunchOutcome:
+        state = self.state
+        attempt = len(state.attempts)
+        token_source = f"{workflow.info().workflow_id}#{attempt}"
+        client_token = hashlib.sha256(token_source.encode()).hexdigest()[:64]
+        outcome: LaunchOutcome = await workflow.execute_activity(
+            ActivityName.LAUNCH_INSTANCE,
+            LaunchRequest(
+                pod=state.manifest, spec=plan.spec, candidate=candidate, client_token=client_token
+            ),
+            result_type=LaunchOutcome,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_AWS,
+            summary=(
+                f"Launch {candidate.instance_type} {candidate.capacity_type} in {candidate.zone} "
+                f"(attempt {attempt + 1})"
+            ),
+        )
+        return outcome
+
+    async def _wait_until_running(
+        self, plan: LaunchPlan, instance_id: str
+    ) -> InstanceStatus | None:
+        state = self.state
+        handle = workflow.start_activity(
+            ActivityName.WAIT_UNTIL_RUNNING,
+            WaitForInstanceInput(instance_id=instance_id, timeout=plan.launch_timeout),
+            result_type=WaitForInstanceOutcome,
+            start_to_close_timeout=plan.launch_timeout + timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_AWS,
+            summary=f"Wait until {instance_id} is running (timeout {plan.launch_timeout})",
+        )
+        if not await self._race(handle, lambda: self._stop_requested() or self._interrupted()):
+            if state.interruption is not None:
+                self._retag_last_attempt("interrupted before start")
+                await self._event(
+                    EventType.WARNING,
+                    "InterruptedBeforeStart",
+                    f"{instance_id} got an EC2 {state.interruption.kind} notice before the "
+                    "containers started; trying the next offering.",
+                )
+                return None
+            raise _StopRequestedError
+        outcome: WaitForInstanceOutcome = handle.result()
+        if outcome.timed_out or outcome.status.state is not InstanceState.RUNNING:
+            why = (
+                f"not running after {plan.launch_timeout}"
+                if outcome.timed_out
+                else f"went {outcome.status.state} ({outcome.status.state_reason})"
+            )
+            self._retag_last_attempt(why)
+            await self._event(
+                EventType.WARNING,
+                "LaunchTimeout" if outcome.timed_out else "InstanceLost",
+                f"{instance_id} {why}; terminating it and trying the next offering.",
+            )
+            return None
+        return outcome.status
+
+    # -- containers -------------------------------------------------------------------------
+    async def _start_containers(self) -> None:
+        state = self.state
+        assert state.plan is not None
+        assert state.instance is not None
+        self._check_stop()
+        handle = workflow.start_activity(
+            ActivityName.START_CONTAINERS,
+            StartContainersInput(pod=state.manifest, spec=state.plan.spec, instance=state.instance),
+            result_type=StartContainersOutcome,
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_AWS,
+            summary=f"Start the containers on {state.instance.instance_id}",
+        )
+        if not await self._race(handle, lambda: self._stop_requested() or self._interrupted()):
+            raise _StopRequestedError
+        started: StartContainersOutcome = handle.result()
+        state.command_id = started.command_id
+        state.started_running_at = workflow.now()
+        self._set_stage(Stage.RUNNING)
+        await self._event(
+            EventType.NORMAL,
+            "Started",
+            f"Containers started on {state.instance.instance_id} (SSM command "
+            f"{started.command_id}).",
+        )
+
+    async def _monitor(self) -> None:
+        state = self.state
+        assert state.instance is not None
+        while True:
+            if self._stop_requested() or self._interrupted() or self._lifetime_over():
+                return
+            if state.monitor_rounds >= MAX_MONITOR_ROUNDS_PER_RUN or (
+                workflow.info().is_continue_as_new_suggested()
+            ):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                state.monitor_rounds = 0
+                workflow.continue_as_new(PodLifecycleInput(pod=state.manifest, carried=state))
+            state.monitor_rounds += 1
+            round_duration = MONITOR_ROUND
+            remaining = self._lifetime_remaining()
+            if remaining is not None:
+                round_duration = min(round_duration, max(remaining, timedelta(seconds=1)))
+            handle = workflow.start_activity(
+                ActivityName.MONITOR_POD,
+                MonitorInput(
+                    pod=state.manifest,
+                    instance_id=state.instance.instance_id,
+                    round_duration=round_duration,
+                ),
+                result_type=MonitorOutcome,
+                start_to_close_timeout=round_duration + timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=_QUICK,
+                summary=f"Monitor containers and {state.instance.instance_id}",
+            )
+            if not await self._race(
+                handle,
+                lambda: self._stop_requested() or self._interrupted() or self._lifetime_over(),
+            ):
+                return
+            outcome: MonitorOutcome = handle.result()
+            if outcome.end is MonitorEnd.ROUND_OVER:
+                continue
+            if outcome.end is MonitorEnd.INSTANCE_LOST:
+                self._fail(
+                    FailureType.INSTANCE_LOST,
+                    outcome.message or f"{state.instance.instance_id} is gone.",
+                )
+                await self._report(phase="Failed", event_type=EventType.WARNING)
+                return
+            self._set_stage(Stage.SUCCEEDED if outcome.phase == "Succeeded" else Stage.FAILED)
+            state.final_reason = outcome.reason or outcome.phase
+            exits = ", ".join(f"{name} exited {code}" for name, code in outcome.exit_codes.items())
+            state.final_message = outcome.message or exits or None
+            await self._event(
+                EventType.NORMAL if outcome.phase == "Succeeded" else EventType.WARNING,
+                "ContainersFinished",
+                f"Pod {outcome.phase.lower()}: {exits or 'containers ended'}.",
+            )
+            return
+
+    # -- the end ----------------------------------------------------------------------------
+    async def _finish(self) -> PodLifecycleResult:
+        """Stop what runs, terminate what was launched, write the last status, release the pod."""
+        state = self.state
+        instance_id = state.instance.instance_id if state.instance else None
+        if state.stage is Stage.RUNNING and not state.gone:
+            await self._stop_running_pod()
+        if state.deletion is not None or state.gone:
+            self._set_stage(Stage.STOPPING)
+        # Always terminate by the pod's tag, even with no known instance: a launch that was
+        # cancelled mid-call may have created one.
+        if state.plan is not None or instance_id is not None:
+            await self._terminate((instance_id,) if instance_id else ())
+        if state.gone:
+            self._set_stage(Stage.DELETED)
+        elif state.deletion is not None:
+            await workflow.execute_activity(
+                ActivityName.DELETE_POD_OBJECT,
+                DeletePodInput(pod=state.pod),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_QUICK,
+                summary=f"Release {state.pod.key} (delete with grace period 0)",
+            )
+            self._set_stage(Stage.DELETED)
+        if state.stage is Stage.FAILED and state.final_reason in (
+            FailureType.INVALID_POD_SPEC,
+            FailureType.INSUFFICIENT_CAPACITY,
+            FailureType.CONFIGURATION,
+            FailureType.AWS_ACCESS_DENIED,
+            FailureType.INSTANCE_LOST,
+        ):
+            raise ApplicationError(
+                state.final_message or state.final_reason or "failed",
+                type=state.final_reason,
+                non_retryable=True,
+            )
+        return PodLifecycleResult(
+            stage=state.stage,
+            instance_id=instance_id,
+            reason=state.final_reason,
+            message=state.final_message,
+        )
+
+    async def _stop_running_pod(self) -> None:
+        """Deletion, interruption or max lifetime while running: stop containers in time."""
+        state = self.state
+        assert state.instance is not None
+        grace = self._grace_seconds()
+        notice = state.interruption
+        if notice is not None and notice.kind is InterruptionKind.STATE_CHANGE:
+            self._fail(
+                FailureType.INSTANCE_LOST,
+                f"{notice.instance_id} went {notice.state} underneath the pod.",
+            )
+            await self._report(phase="Failed", event_type=EventType.WARNING)
+            return
+        if notice is not None:
+            deadline_grace = grace
+            if notice.time is not None:
+                left = notice.time - workflow.now() - SPOT_NOTICE_MARGIN
+                deadline_grace = max(0, min(grace, int(left.total_seconds())))
+            grace = deadline_grace
+            what = {
+                InterruptionKind.SPOT_INTERRUPTION: "an EC2 spot interruption notice",
+                InterruptionKind.REBALANCE_RECOMMENDATION: "an EC2 rebalance recommendation",
+                InterruptionKind.SCHEDULED_CHANGE: "an EC2 scheduled maintenance event",
+            }.get(notice.kind, str(notice.kind))
+            message = (
+                f"Instance {notice.instance_id} received {what}; the pod is evicted "
+                f"(containers get {grace} s to stop)."
+            )
+            self._fail("SpotInterrupted" if notice.kind.startswith("spot") else "Evicted", message)
+            await self._report(
+                conditions=(
+                    PodCondition(
+                        type="DisruptionTarget",
+                        status="True",
+                        reason="TerminationByKubelet",
+                        message=message,
+                    ),
+                ),
+                event=("Evicting", message),
+                event_type=EventType.WARNING,
+            )
+        elif state.deletion is None and self._lifetime_over():
+            self._fail(
+                "DeadlineExceeded",
+                f"The pod reached its max lifetime ({self._max_lifetime()}) and was stopped.",
+            )
+        else:
+            await self._event(
+                EventType.NORMAL, "Killing", f"Stopping containers with a {grace} s grace period."
+            )
+        self._set_stage(Stage.STOPPING)
+        try:
+            await workflow.execute_activity(
+                ActivityName.STOP_CONTAINERS,
+                StopContainersInput(
+                    pod=state.pod, instance_id=state.instance.instance_id, grace_seconds=grace
+                ),
+                start_to_close_timeout=timedelta(seconds=grace + 60),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"Stop containers on {state.instance.instance_id} ({grace} s grace)",
+            )
+        except ActivityError as error:
+            # Terminating the instance stops the containers too, only less gently.
+            workflow.logger.warning(
+                "Containers could not be stopped gracefully; terminating the instance",
+                extra={"error": str(error.cause or error)},
+            )
+        if state.final_reason is not None:
+            self._set_stage(Stage.FAILED)
+            await self._report(phase="Failed")
+
+    async def _terminate(self, instance_ids: tuple[str, ...]) -> None:
+        result: TerminateOutcome = await workflow.execute_activity(
+            ActivityName.TERMINATE_INSTANCES,
+            TerminateInput(pod=self.state.pod, instance_ids=instance_ids),
+            result_type=TerminateOutcome,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_AWS,
+            summary=f"Terminate the instances of {self.state.pod.key}",
+        )
+        if result.terminated:
+            await self._event(
+                EventType.NORMAL, "Terminated", f"Terminated {', '.join(result.terminated)}."
+            )
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _stop_requested(self) -> bool:
+        return self.state.deletion is not None or self.state.gone
+
+    def _interrupted(self) -> bool:
+        return self.state.interruption is not None
+
+    def _check_stop(self) -> None:
+        if self._stop_requested():
+            raise _StopRequestedError
+
+    def _max_lifetime(self) -> timedelta | None:
+        plan = self.state.plan
+        return plan.spec.max_lifetime if plan else None
+
+    def _lifetime_remaining(self) -> timedelta | None:
+        lifetime = self._max_lifetime()
+        started = self.state.started_running_at
+        if lifetime is None or started is None:
+            return None
+        return started + lifetime - workflow.now()
+
+    def _lifetime_over(self) -> bool:
+        remaining = self._lifetime_remaining()
+        return remaining is not None and remaining <= timedelta()
+
+    def _grace_seconds(self) -> int:
+        if self.state.deletion is not None:
+            return max(0, self.state.deletion.grace_period_seconds)
+        plan = self.state.plan
+        return plan.spec.termination_grace_period_seconds if plan else 30
+
+    async def _race(self, handle: workflow.ActivityHandle[Any], stop: Any) -> bool:
+        """Await the activity unless `stop()` becomes true first; then cancel it.
+
+        Returns True when the activity completed (its result or error is in `handle`)."""
+        timeout = self._lifetime_remaining()
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: handle.done() or stop(), timeout=timeout)
+        if handle.done():
+            handle.result()  # re-raise the activity's error, if any
+            return True
+        handle.cancel()
+        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+            await handle
+        return False
+
+    async def _sleep_unless_stopped(self, duration: timedelta) -> bool:
+        """Sleep; True if a stop was requested meanwhile."""
+        try:
+            await workflow.wait_condition(self._stop_requested, timeout=duration)
+        except TimeoutError:
+            return False
+        return True
+
+    def _set_stage(self, stage: Stage) -> None:
+        if self.state.stage is not stage:
+            self.state.stage = stage
+            workflow.upsert_search_attributes([search_attributes.PHASE.value_set(str(stage))])
+
+    def _fail(self, reason: str, message: str) -> None:
+        self.state.final_reason = reason
+        self.state.final_message = message
+        self._set_stage(Stage.FAILED)
+
+    def _attempt(self, candidate: CandidateOffering, outcome: str) -> None:
+        self.state.attempts.append(
+            LaunchAttempt(
+                instance_type=candidate.instance_type,
+                zone=candidate.zone,
+                capacity_type=str(candidate.capacity_type),
+                outcome=outcome,
+                at=workflow.now(),
+            )
+        )
+
+    def _retag_last_attempt(self, outcome: str) -> None:
+        if self.state.attempts:
+            last = self.state.attempts[-1]
+            last.outcome = f"{last.outcome}; {outcome}"
+
+    async def _report_pending(self, reason: str, message: str) -> None:
+        await self._report(
+            phase="Pending",
+            reason=reason,
+            message=message,
+            event=(reason, message),
+            event_type=EventType.WARNING,
+        )
+
+    async def _report(
+        self,
+        *,
+        phase: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        conditions: tuple[PodCondition, ...] = (),
+        host_ip: str | None = None,
+        pod_ip: str | None = None,
+        event: tuple[str, str] | None = None,
+        event_type: EventType = EventType.NORMAL,
+    ) -> None:
+        state = self.state
+        if phase == "Failed" and reason is None:
+            reason, message = state.final_reason, state.final_message
+            if event is None and reason and message:
+                event = (reason, message)
+        await workflow.execute_activity(
+            ActivityName.REPORT_POD_STATUS,
+            PodStatusReport(
+                pod=state.pod,
+                phase=phase,
+                reason=reason,
+                message=message,
+                conditions=conditions,
+                host_ip=host_ip,
+                pod_ip=pod_ip,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+            summary=f"Write {state.pod.key} status" + (f": {phase}" if phase else ""),
+        )
+        if event is not None:
+            await self._event(event_type, event[0], event[1])
+
+    async def _event(self, event_type: EventType, reason: str, message: str) -> None:
+        await workflow.execute_activity(
+            ActivityName.RECORD_POD_EVENT,
+            PodEventReport(pod=self.state.pod, type=event_type, reason=reason, message=message),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+            summary=f"{reason}: {message}"[:200],
+        )
+
+
+def _application_failure(error: ActivityError) -> ApplicationError | None:
+    """The non-retryable ORCA failure behind an activity error, if that is what it is."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type in {f.value for f in FailureType}:
+        return cause
+    return None
