@@ -165,7 +165,7 @@ class ApiServer:
             target=self._server.serve_forever,
             name="kube-emulator-http",
             daemon=True,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.05},
         )
 
     @property
@@ -184,6 +184,7 @@ class ApiServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

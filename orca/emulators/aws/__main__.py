@@ -1,0 +1,43 @@
+"""``python -m orca.emulators.aws --host 127.0.0.1 --port 5000``: serve until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from orca.emulators.aws.config import EmulatorConfig
+from orca.emulators.aws.server import AwsEmulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orca.emulators.aws", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--region", default="us-west-2")
+    parser.add_argument("--launch-delay", type=float, default=EmulatorConfig().launch_delay_s)
+    parser.add_argument("--notice-seconds", type=float, default=EmulatorConfig().notice_seconds)
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(launch_delay_s=args.launch_delay, notice_seconds=args.notice_seconds)
+    emulator = AwsEmulator(host=args.host, port=args.port, region=args.region, config=config)
+    try:
+        emulator.start()
+    except OSError as error:
+        print(error.strerror or str(error), file=sys.stderr)
+        return 2
+    done = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    done.wait()
+    emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
