@@ -29,5 +29,9 @@ def node_manifest(name: str, *, labels: dict[str, str] | None = None) -> dict[st
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"taints": [{"key": "orca.research/conformance", "value": "true", "effect": "NoSchedule"}]},
+        "spec": {
+            "taints": [
+                {"key": "orca.research/conformance", "value": "true", "effect": "NoSchedule"}
+            ]
+        },
     }

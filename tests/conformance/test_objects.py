@@ -1,4 +1,4 @@
-"""CRUD, metadata, Status bodies, optimistic concurrency and selectors through the official client."""
+"""CRUD, metadata, Status bodies, optimistic concurrency, selectors, via the official client."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def status_of(error: client.ApiException) -> dict:
     return json.loads(error.body)
 
 
-def test_create_fills_metadata_and_pod_defaults(kube_backend: KubeBackend, kube_namespace: str) -> None:
+def test_create_fills_metadata_and_pod_defaults(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
     core = kube_backend.core
     pod = core.create_namespaced_pod(kube_namespace, pod_manifest("defaults"))
     assert pod.metadata.uid
@@ -41,13 +43,20 @@ def test_create_fills_metadata_and_pod_defaults(kube_backend: KubeBackend, kube_
     assert fetched.metadata.resource_version == pod.metadata.resource_version
 
 
-def test_resource_version_is_one_increasing_counter(kube_backend: KubeBackend, kube_namespace: str) -> None:
+def test_resource_version_is_one_increasing_counter(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
     core = kube_backend.core
-    first = core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "a"}, "data": {"k": "1"}})
-    second = core.create_namespaced_secret(kube_namespace, {"metadata": {"name": "b"}, "stringData": {"k": "v"}})
+    first = core.create_namespaced_config_map(
+        kube_namespace, {"metadata": {"name": "a"}, "data": {"k": "1"}}
+    )
+    second = core.create_namespaced_secret(
+        kube_namespace, {"metadata": {"name": "b"}, "stringData": {"k": "v"}}
+    )
     updated = core.patch_namespaced_config_map("a", kube_namespace, {"data": {"k": "2"}})
     versions = [int(o.metadata.resource_version) for o in (first, second, updated)]
-    assert versions == sorted(versions) and len(set(versions)) == 3
+    assert versions == sorted(versions)
+    assert len(set(versions)) == 3
     listed = core.list_namespaced_config_map(kube_namespace)
     assert int(listed.metadata.resource_version) >= versions[-1]
 
@@ -66,7 +75,12 @@ def test_status_bodies(kube_backend: KubeBackend, kube_namespace: str) -> None:
     with pytest.raises(client.ApiException) as missing:
         core.read_namespaced_pod("nope", kube_namespace)
     body = status_of(missing.value)
-    assert (missing.value.status, body["kind"], body["reason"], body["code"]) == (404, "Status", "NotFound", 404)
+    assert (missing.value.status, body["kind"], body["reason"], body["code"]) == (
+        404,
+        "Status",
+        "NotFound",
+        404,
+    )
     assert body["details"] == {"name": "nope", "kind": "pods"}
     assert body["message"] == 'pods "nope" not found'
 
@@ -98,7 +112,9 @@ def test_status_bodies(kube_backend: KubeBackend, kube_namespace: str) -> None:
 
 def test_stale_resource_version_conflicts(kube_backend: KubeBackend, kube_namespace: str) -> None:
     core = kube_backend.core
-    created = core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "cm"}, "data": {"v": "1"}})
+    created = core.create_namespaced_config_map(
+        kube_namespace, {"metadata": {"name": "cm"}, "data": {"v": "1"}}
+    )
     stale = created.metadata.resource_version
     created.data = {"v": "2"}
     replaced = core.replace_namespaced_config_map("cm", kube_namespace, created)
@@ -123,12 +139,16 @@ def test_stale_resource_version_conflicts(kube_backend: KubeBackend, kube_namesp
 def test_patch_flavours_on_pods(kube_backend: KubeBackend, kube_namespace: str) -> None:
     core = kube_backend.core
     core.create_namespaced_pod(kube_namespace, pod_manifest("patched", labels={"a": "1"}))
-    merged = core.patch_namespaced_pod("patched", kube_namespace, {"metadata": {"labels": {"b": "2"}}})
+    merged = core.patch_namespaced_pod(
+        "patched", kube_namespace, {"metadata": {"labels": {"b": "2"}}}
+    )
     assert merged.metadata.labels == {"a": "1", "b": "2"}
     api = core.api_client
     # strategic merge by container name changes one image and keeps the rest of the container
     strategic = core.patch_namespaced_pod(
-        "patched", kube_namespace, {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}}
+        "patched",
+        kube_namespace,
+        {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}},
     )
     assert strategic.spec.containers[0].image == "busybox:1.37"
     assert strategic.spec.containers[0].command == ["sleep", "3600"]
@@ -141,7 +161,11 @@ def test_patch_flavours_on_pods(kube_backend: KubeBackend, kube_namespace: str) 
     raw = api.rest_client.request(
         "PATCH",
         f"{api.configuration.host}/api/v1/namespaces/{kube_namespace}/pods/patched",
-        headers={"Content-Type": "application/merge-patch+json", "Accept": "application/json", **_auth(api)},
+        headers={
+            "Content-Type": "application/merge-patch+json",
+            "Accept": "application/json",
+            **_auth(api),
+        },
         body={"metadata": {"annotations": {"x": "y"}}},
     )
     raw.read()
@@ -152,7 +176,9 @@ def test_patch_flavours_on_pods(kube_backend: KubeBackend, kube_namespace: str) 
     assert forbidden.value.status == 422
 
 
-def test_status_subresource_changes_only_status(kube_backend: KubeBackend, kube_namespace: str) -> None:
+def test_status_subresource_changes_only_status(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
     core = kube_backend.core
     core.create_namespaced_pod(kube_namespace, pod_manifest("status"))
     patched = core.patch_namespaced_pod_status(
@@ -160,7 +186,9 @@ def test_status_subresource_changes_only_status(kube_backend: KubeBackend, kube_
         kube_namespace,
         {
             "metadata": {"labels": {"ignored": "yes"}},
-            "status": {"conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "Spot"}]},
+            "status": {
+                "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "Spot"}]
+            },
         },
     )
     conditions = {c.type: c for c in patched.status.conditions}
@@ -169,18 +197,26 @@ def test_status_subresource_changes_only_status(kube_backend: KubeBackend, kube_
     # The main resource ignores status.
     replaced = core.patch_namespaced_pod("status", kube_namespace, {"status": {"phase": "Running"}})
     assert replaced.status.phase == "Pending"
-    running = core.patch_namespaced_pod_status("status", kube_namespace, {"status": {"phase": "Running"}})
+    running = core.patch_namespaced_pod_status(
+        "status", kube_namespace, {"status": {"phase": "Running"}}
+    )
     assert running.status.phase == "Running"
 
 
 def test_label_and_field_selectors(kube_backend: KubeBackend, kube_namespace: str) -> None:
     core = kube_backend.core
-    core.create_namespaced_pod(kube_namespace, pod_manifest("web-1", labels={"app": "web", "tier": "a"}))
-    core.create_namespaced_pod(kube_namespace, pod_manifest("web-2", labels={"app": "web", "tier": "b"}))
+    core.create_namespaced_pod(
+        kube_namespace, pod_manifest("web-1", labels={"app": "web", "tier": "a"})
+    )
+    core.create_namespaced_pod(
+        kube_namespace, pod_manifest("web-2", labels={"app": "web", "tier": "b"})
+    )
     core.create_namespaced_pod(kube_namespace, pod_manifest("db-1", labels={"app": "db"}))
 
     def names(**kwargs: str) -> list[str]:
-        return sorted(p.metadata.name for p in core.list_namespaced_pod(kube_namespace, **kwargs).items)
+        return sorted(
+            p.metadata.name for p in core.list_namespaced_pod(kube_namespace, **kwargs).items
+        )
 
     assert names(label_selector="app=web") == ["web-1", "web-2"]
     assert names(label_selector="app==web,tier!=a") == ["web-2"]
@@ -191,8 +227,12 @@ def test_label_and_field_selectors(kube_backend: KubeBackend, kube_namespace: st
     assert names(field_selector="metadata.name=db-1") == ["db-1"]
     assert names(field_selector="metadata.name!=db-1") == ["web-1", "web-2"]
     assert names(field_selector="status.phase=Pending,spec.nodeName=") == ["db-1", "web-1", "web-2"]
-    assert names(field_selector=f"metadata.namespace=={kube_namespace}", label_selector="app=db") == ["db-1"]
-    everywhere = core.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={kube_namespace}")
+    assert names(
+        field_selector=f"metadata.namespace=={kube_namespace}", label_selector="app=db"
+    ) == ["db-1"]
+    everywhere = core.list_pod_for_all_namespaces(
+        field_selector=f"metadata.namespace={kube_namespace}"
+    )
     assert sorted(p.metadata.name for p in everywhere.items) == ["db-1", "web-1", "web-2"]
     with pytest.raises(client.ApiException) as unsupported:
         core.list_namespaced_pod(kube_namespace, field_selector="spec.containers=x")
@@ -223,9 +263,14 @@ def test_cluster_scoped_nodes_and_namespaces(kube_backend: KubeBackend) -> None:
         assert created.metadata.namespace is None
         status = core.patch_node_status(
             name,
-            {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                        "capacity": {"cpu": "4", "pods": "10"}, "allocatable": {"cpu": "4", "pods": "10"}}},
+            {
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    "capacity": {"cpu": "4", "pods": "10"},
+                    "allocatable": {"cpu": "4", "pods": "10"},
+                }
+            },
         )
         assert {c.type: c.status for c in status.status.conditions}["Ready"] == "True"
         listed = core.list_node(label_selector="orca.research/virtual=true")
@@ -254,10 +299,14 @@ def test_leases(kube_backend: KubeBackend) -> None:
         coordination.replace_namespaced_lease(name, "kube-node-lease", lease)
     assert conflict.value.status == 409
     coordination.delete_namespaced_lease(name, "kube-node-lease")
-    assert name not in {l.metadata.name for l in coordination.list_namespaced_lease("kube-node-lease").items}
+    assert name not in {
+        lease.metadata.name for lease in coordination.list_namespaced_lease("kube-node-lease").items
+    }
 
 
-def test_events_with_involved_object_selector(kube_backend: KubeBackend, kube_namespace: str) -> None:
+def test_events_with_involved_object_selector(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
     core = kube_backend.core
     pod = core.create_namespaced_pod(kube_namespace, pod_manifest("evented"))
     for reason in ("Launching", "Launched"):
@@ -265,8 +314,13 @@ def test_events_with_involved_object_selector(kube_backend: KubeBackend, kube_na
             kube_namespace,
             {
                 "metadata": {"generateName": "evented."},
-                "involvedObject": {"kind": "Pod", "name": "evented", "namespace": kube_namespace,
-                                   "uid": pod.metadata.uid, "apiVersion": "v1"},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "name": "evented",
+                    "namespace": kube_namespace,
+                    "uid": pod.metadata.uid,
+                    "apiVersion": "v1",
+                },
                 "reason": reason,
                 "message": f"{reason} an instance",
                 "type": "Normal",

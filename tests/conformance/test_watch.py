@@ -12,7 +12,9 @@ from tests.conformance.manifests import node_manifest, pod_manifest, unique
 from tests.fixtures.kube import KubeBackend, api_client_for
 
 
-def collect(func: Any, *args: Any, stop_after: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+def collect(
+    func: Any, *args: Any, stop_after: int | None = None, **kwargs: Any
+) -> list[dict[str, Any]]:
     """Raw watch events until the server ends the stream (timeout_seconds) or `stop_after`."""
     events: list[dict[str, Any]] = []
     watcher = watch.Watch()
@@ -38,7 +40,8 @@ def test_watch_from_resource_version_sees_only_newer_events(
     seen = [(e["type"], e["object"].metadata.name) for e in events if e["type"] != "BOOKMARK"]
     assert seen == [("ADDED", "after"), ("MODIFIED", "after"), ("DELETED", "after")]
     versions = [int(e["object"].metadata.resource_version) for e in events]
-    assert versions == sorted(versions) and versions[0] > int(start)
+    assert versions == sorted(versions)
+    assert versions[0] > int(start)
 
 
 def test_watch_without_resource_version_starts_with_current_state(
@@ -83,7 +86,10 @@ def test_watch_field_selector_on_node_name(kube_backend: KubeBackend, kube_names
         core.create_namespaced_pod_binding(
             "bound",
             kube_namespace,
-            {"metadata": {"name": "bound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+            {
+                "metadata": {"name": "bound"},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            },
             _preload_content=False,
         )
         events = collect(
@@ -144,7 +150,12 @@ def test_expired_resource_version_gives_410(tmp_path: Any) -> None:
         for index in range(20):
             core.create_namespaced_config_map("default", {"metadata": {"name": f"c{index}"}})
         with pytest.raises(client.ApiException) as gone:
-            collect(core.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=1)
+            collect(
+                core.list_namespaced_config_map,
+                "default",
+                resource_version=start,
+                timeout_seconds=1,
+            )
         assert gone.value.status == 410
         # The raw stream: an ERROR event with an Expired Status, then a clean end.
         api = core.api_client
@@ -169,7 +180,9 @@ def test_expired_resource_version_gives_410(tmp_path: Any) -> None:
         # A recent resourceVersion still works.
         recent = core.list_namespaced_config_map("default").metadata.resource_version
         core.create_namespaced_config_map("default", {"metadata": {"name": "fresh"}})
-        events = collect(core.list_namespaced_config_map, "default", resource_version=recent, timeout_seconds=1)
+        events = collect(
+            core.list_namespaced_config_map, "default", resource_version=recent, timeout_seconds=1
+        )
         assert [e["object"].metadata.name for e in events] == ["fresh"]
 
 
@@ -188,7 +201,10 @@ def test_many_concurrent_watches_and_requests(tmp_path: Any) -> None:
             names = [
                 e["object"].metadata.name
                 for e in collect(
-                    api.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=3
+                    api.list_namespaced_config_map,
+                    "default",
+                    resource_version=start,
+                    timeout_seconds=3,
                 )
             ]
             with lock:

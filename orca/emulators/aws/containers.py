@@ -6,7 +6,8 @@ script holds the pod manifest in an ``ORCA_POD_JSON`` heredoc. The emulator play
 * init containers run one after another (``waiting/PullingImage`` → ``running/Started`` →
   ``terminated/Completed``), then all main containers together;
 * main containers run ``emulator.orca.research/run-seconds`` (default 30; ``inf`` runs until
-  stopped) and exit with ``emulator.orca.research/exit-code`` (default 0; 137 is reported as ``OOMKilled``);
+  stopped) and exit with ``emulator.orca.research/exit-code`` (default 0; 137 is reported as
+  ``OOMKilled``);
   ``emulator.orca.research/log-lines`` (``\\n``-separated) go to each main container's stream in
   ``/orca/pods`` when it starts;
 * every state change is one JSON event in ``/orca/container-status``, stream ``<pod-uid>``;
@@ -25,6 +26,7 @@ middleware's adapter to moto's SSM and CloudWatch Logs backends) and the schedul
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -272,11 +274,12 @@ class ContainerRuntime:
                 if run.timer is not None:
                     run.timer.cancel()
                 run.stop_command = stop_command
-                run.timer = self._scheduler.after(
-                    delay, lambda run=run: self._end(run, STOPPED_EXIT_CODE, ContainerReason.KILLED)
-                )
+                run.timer = self._scheduler.after(delay, functools.partial(self._killed, run))
                 return True
         return False
+
+    def _killed(self, run: ContainerRun) -> None:
+        self._end(run, STOPPED_EXIT_CODE, ContainerReason.KILLED)
 
     def finish(self, pod_uid: str, exit_code: int) -> None:
         run = self.runs.get(pod_uid)

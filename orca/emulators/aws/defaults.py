@@ -124,7 +124,7 @@ def _seed(account_id: str, region: str, zone_suffixes: tuple[str, ...]) -> Emula
             ssm._parameters,
             parameter,
             [
-                Parameter(
+                Parameter(  # type: ignore[abstract]
                     account_id=account_id,
                     name=parameter,
                     value=ami.id,

@@ -2,9 +2,9 @@
 
 EC2 (query protocol) answers errors with an XML ``<Response><Errors>`` document; the JSON services
 (SSM, CloudWatch Logs, Pricing) answer ``{"__type": ..., "message": ...}``. The HTTP status codes
-are the ones AWS really uses: EC2 reports ``InsufficientInstanceCapacity`` as a *server* error (500),
-``RequestLimitExceeded`` as 503 and every other client error as 400. botocore treats 500 and 503 as
-retryable (``RequestLimitExceeded`` as throttling), exactly as it does against AWS.
+are the ones AWS really uses: EC2 reports ``InsufficientInstanceCapacity`` as a *server* error
+(500), ``RequestLimitExceeded`` as 503 and every other client error as 400. botocore treats 500
+and 503 as retryable (``RequestLimitExceeded`` as throttling), exactly as it does against AWS.
 """
 
 from __future__ import annotations

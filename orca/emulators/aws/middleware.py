@@ -22,6 +22,7 @@ State changes go through moto's backends in-process, under one lock shared with 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -256,7 +257,7 @@ class EmulatorMiddleware:
         self.capacity = CapacityModel(rules)
         self.reservations = ReservationBook(self.account_id, self.region)
         self.throttle = Ec2Throttle(time.monotonic)
-        self.launch_delays = dict(self.config.launch_delays)
+        self.launch_delays = {k: v for k, v in self.config.launch_delays.items()}
         self.instances.clear()
         self.client_tokens.clear()
         self.containers.reset()
@@ -537,7 +538,7 @@ class EmulatorMiddleware:
             self._emit_state(instance_id, "pending")
             self.scheduler.after(
                 self.launch_delay(instance_type),
-                lambda instance_id=instance_id: self._became_running(instance_id),
+                functools.partial(self._became_running, instance_id),
             )
         response.set_data(_RUNNING_STATE.sub(r"\g<1>0\g<2>pending\g<3>", text))
         return response
@@ -648,12 +649,12 @@ class EmulatorMiddleware:
                     launched.append((template_spec, override, lifecycle, ids, instance_type))
                     wanted -= len(ids)
         inner = f"<fleetId>{fleet_id}</fleetId><errorSet>"
-        for template_spec, override, lifecycle, error in errors:
+        for template_spec, override, lifecycle, failure in errors:
             inner += (
                 "<item>"
                 + _lt_and_overrides_xml(template_spec, override)
-                + f"<lifecycle>{lifecycle}</lifecycle><errorCode>{escape(error.code)}</errorCode>"
-                f"<errorMessage>{escape(error.message)}</errorMessage></item>"
+                + f"<lifecycle>{lifecycle}</lifecycle><errorCode>{escape(failure.code)}</errorCode>"
+                f"<errorMessage>{escape(failure.message)}</errorMessage></item>"
             )
         inner += "</errorSet><fleetInstanceSet>"
         for template_spec, override, lifecycle, ids, instance_type in launched:

@@ -54,6 +54,7 @@ class AwsEmulator:
         self.control = EmulatorControl(self.middleware, self._reset)
         self.middleware.control_app = self.control.http
         self._server: BaseWSGIServer | None = None
+        self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -65,27 +66,30 @@ class AwsEmulator:
         return self.control.defaults
 
     def start(self) -> None:
+        """Bind, seed the default content, serve; returns once the port answers."""
+        listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self._server = make_server(
-                self.host,
-                self.port,
-                self.middleware,
-                threaded=True,
-                request_handler=_QuietHandler,
-            )
+            listener.bind((self.host, self.port))
         except OSError as error:
-            if error.errno == errno.EADDRINUSE or isinstance(error, SystemExit):
+            listener.close()
+            if error.errno == errno.EADDRINUSE:
                 raise OSError(
                     errno.EADDRINUSE,
                     f"port {self.port} on {self.host} is already in use; "
                     "pass --port to choose another",
                 ) from error
             raise
-        except SystemExit as error:  # werkzeug exits when the port is taken
-            raise OSError(
-                errno.EADDRINUSE,
-                f"port {self.port} on {self.host} is already in use; pass --port to choose another",
-            ) from error
+        listener.listen(128)
+        self._listener = listener
+        self._server = make_server(
+            self.host,
+            listener.getsockname()[1],
+            self.middleware,
+            threaded=True,
+            request_handler=_QuietHandler,
+            fd=listener.fileno(),
+        )
         self.port = int(self._server.server_address[1])
         self._seed()
         self.middleware.scheduler.start()
@@ -117,6 +121,9 @@ class AwsEmulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
