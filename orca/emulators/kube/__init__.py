@@ -15,10 +15,12 @@ Known differences from a real API server:
 
 * Plain HTTP only, no TLS; no authentication or authorization (any token is accepted), no RBAC,
   no admission webhooks, no audit, no API priority and fairness.
-* JSON only: protobuf and YAML request bodies are refused; protobuf Accept headers get JSON.
-  No server-side apply (`application/apply-patch+yaml` is 415), no managedFields, no dryRun
-  (a dryRun request is carried out), no OpenAPI documents (/openapi/v2 and /v3 are 404, so
-  `kubectl apply` and client-side validation need `--validate=false`), no aggregated discovery (the
+* JSON only: protobuf, YAML and CBOR request bodies get 415 UnsupportedMediaType; protobuf Accept
+  headers get JSON. kubectl's generator commands that send protobuf bodies through typed clients
+  (`kubectl create namespace|configmap|secret ...`) therefore fail; `kubectl create -f` and
+  `kubectl apply -f` (client-side apply) work. No server-side apply (`application/apply-patch+yaml`
+  is 415), no managedFields, no dryRun (a dryRun request is carried out), no OpenAPI documents
+  (/openapi/v2 and /v3 are 404, so kubectl needs `--validate=false`), no aggregated discovery (the
   legacy discovery documents are served and kubectl falls back to them).
 * Strategic merge patch knows only these merge keys: spec.containers, spec.initContainers,
   spec.ephemeralContainers, spec.volumes, spec.imagePullSecrets (name); spec.hostAliases (ip);

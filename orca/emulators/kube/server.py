@@ -213,6 +213,15 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return None
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if "protobuf" in content_type or "yaml" in content_type or "cbor" in content_type:
+            # client-go retries a 415 in JSON.
+            raise errors.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: application/json; got {content_type}",
+            )
         try:
             return json.loads(raw)
         except ValueError as error:

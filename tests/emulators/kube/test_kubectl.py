@@ -126,7 +126,12 @@ def test_apply_then_delete(kubectl: Kubectl, kube_core: client.CoreV1Api, tmp_pa
     manifest.write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: '1'}\n"
     )
-    kubectl("create", "-f", str(manifest), "--validate=false")
+    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == (
+        "configmap/settings created"
+    )
+    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == (
+        "configmap/settings unchanged"
+    )
     kubectl("patch", "configmap", "settings", "-p", '{"data":{"b":"2"}}')
     assert kube_core.read_namespaced_config_map("settings", "default").data == {"a": "1", "b": "2"}
     kubectl("label", "configmap", "settings", "team=orca")
