@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from types import FrameType
 
 from orca.emulators.aws.config import EmulatorConfig
@@ -22,19 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = EmulatorConfig(launch_delay_s=args.launch_delay, notice_seconds=args.notice_seconds)
     emulator = AwsEmulator(host=args.host, port=args.port, region=args.region, config=config)
+    # A flag, not a threading.Event: a handler calling Event.set() can deadlock on the lock the
+    # interrupted main thread holds inside Event.wait().
+    stop_requested: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.append(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         emulator.start()
     except OSError as error:
         print(error.strerror or str(error), file=sys.stderr)
         return 2
-    done = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    done.wait()
+    while not stop_requested:
+        time.sleep(0.2)
     emulator.stop()
     return 0
 

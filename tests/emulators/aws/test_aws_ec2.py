@@ -53,8 +53,18 @@ def test_default_content_is_seeded_and_stable_across_resets(
 
 def test_catalog_knows_accelerated_types(aws: AwsEmulator, aws_client: AwsClientFactory) -> None:
     ec2 = aws_client("ec2")
-    wanted = ["p5.48xlarge", "g5.xlarge", "g6e.12xlarge", "trn1.32xlarge", "inf2.xlarge", "f2.6xlarge"]
-    types = {t["InstanceType"]: t for t in ec2.describe_instance_types(InstanceTypes=wanted)["InstanceTypes"]}
+    wanted = [
+        "p5.48xlarge",
+        "g5.xlarge",
+        "g6e.12xlarge",
+        "trn1.32xlarge",
+        "inf2.xlarge",
+        "f2.6xlarge",
+    ]
+    types = {
+        t["InstanceType"]: t
+        for t in ec2.describe_instance_types(InstanceTypes=wanted)["InstanceTypes"]
+    }
     assert types["p5.48xlarge"]["GpuInfo"]["Gpus"][0]["Count"] == 8
     assert types["trn1.32xlarge"]["NeuronInfo"]["NeuronDevices"][0]["Count"] == 16
     assert types["f2.6xlarge"]["FpgaInfo"]["Fpgas"][0]["Count"] == 1

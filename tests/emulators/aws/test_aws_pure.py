@@ -36,7 +36,9 @@ def test_capacity_later_rules_override_and_usage_reduces_availability() -> None:
 def test_fault_rule_counts_down_and_filters_by_instance_type() -> None:
     injector = FaultInjector(rng=random.Random(1))
     injector.add(
-        FaultRule("RunInstances", "InsufficientInstanceCapacity", count=2, instance_type="p5.48xlarge")
+        FaultRule(
+            "RunInstances", "InsufficientInstanceCapacity", count=2, instance_type="p5.48xlarge"
+        )
     )
     assert injector.decide("RunInstances", ["g5.xlarge"]).error is None
     codes = [injector.decide("RunInstances", ["p5.48xlarge"]).error for _ in range(3)]
@@ -45,7 +47,8 @@ def test_fault_rule_counts_down_and_filters_by_instance_type() -> None:
         "InsufficientInstanceCapacity",
         None,
     ]
-    assert codes[0] is not None and codes[0].http_status == 500
+    assert codes[0] is not None
+    assert codes[0].http_status == 500
 
 
 def test_fractional_faults_fire_for_about_that_fraction() -> None:
@@ -57,7 +60,8 @@ def test_fractional_faults_fire_for_about_that_fraction() -> None:
 
 def test_token_bucket_refills_over_time() -> None:
     bucket = TokenBucket(capacity=2, refill_per_s=1, now=0.0)
-    assert bucket.take(1, 0.0) and bucket.take(1, 0.0)
+    assert bucket.take(1, 0.0)
+    assert bucket.take(1, 0.0)
     assert not bucket.take(1, 0.5)
     assert bucket.take(1, 1.1)
 
@@ -100,15 +104,24 @@ def test_spot_interruption_event_has_the_aws_shape() -> None:
     assert change["detail"] == {"instance-id": "i-0abc", "state": "shutting-down"}
 
 
-SCRIPT = """#!/bin/bash
-set -euo pipefail
-mkdir -p /etc/orca
-cat > /etc/orca/pod.json <<'ORCA_POD_JSON'
-{"namespace": "ml", "name": "train", "uid": "u-1", "annotations": {"emulator.orca.research/run-seconds": "inf", "emulator.orca.research/exit-code": "3", "emulator.orca.research/log-lines": "a\\nb"},
- "containers": [{"name": "trainer", "image": "busybox"}], "restartPolicy": "Never"}
-ORCA_POD_JSON
-exec /usr/local/bin/orca-run /etc/orca/pod.json
-"""
+POD = {
+    "namespace": "ml",
+    "name": "train",
+    "uid": "u-1",
+    "annotations": {
+        "emulator.orca.research/run-seconds": "inf",
+        "emulator.orca.research/exit-code": "3",
+        "emulator.orca.research/log-lines": "a\nb",
+    },
+    "containers": [{"name": "trainer", "image": "busybox"}],
+    "restartPolicy": "Never",
+}
+SCRIPT = (
+    "#!/bin/bash\nset -euo pipefail\nmkdir -p /etc/orca\n"
+    "cat > /etc/orca/pod.json <<'ORCA_POD_JSON'\n"
+    + json.dumps(POD, indent=1)
+    + "\nORCA_POD_JSON\nexec /usr/local/bin/orca-run /etc/orca/pod.json\n"
+)
 
 
 def test_pod_manifest_is_extracted_from_the_heredoc() -> None:
@@ -124,14 +137,21 @@ def test_pod_manifest_is_extracted_from_the_heredoc() -> None:
 
 def test_commands_and_grace_are_parsed() -> None:
     start = parse_comment("orca start ml/train-0")
-    assert start is not None and (start.verb, start.namespace, start.name) == ("start", "ml", "train-0")
+    assert start is not None
+    assert (start.verb, start.namespace, start.name) == (
+        "start",
+        "ml",
+        "train-0",
+    )
     assert parse_comment("something else") is None
     assert parse_stop_grace("kill\nORCA_STOP_GRACE_SECONDS=30\n") == 30.0
 
 
 def test_spot_prices_differ_by_zone_and_stay_below_on_demand() -> None:
     on_demand = prices.ON_DEMAND_USD_PER_HOUR["g5.xlarge"]
-    by_zone = {z: prices.spot_price("g5.xlarge", z, on_demand) for z in ("us-west-2a", "us-west-2b")}
+    by_zone = {
+        z: prices.spot_price("g5.xlarge", z, on_demand) for z in ("us-west-2a", "us-west-2b")
+    }
     assert by_zone["us-west-2a"] != by_zone["us-west-2b"]
     assert all(0 < p < on_demand for p in by_zone.values())
 
@@ -167,7 +187,9 @@ def test_open_reservations_match_and_targets_must_fit() -> None:
     book.occupy(reservation, "i-1")
     assert reservation.available_instance_count == 0
     assert (
-        book.choose(instance_type="p5.48xlarge", zone=None, count=1, target_id=None, preference=None)
+        book.choose(
+            instance_type="p5.48xlarge", zone=None, count=1, target_id=None, preference=None
+        )
         is None
     )
     book.release("i-1")
