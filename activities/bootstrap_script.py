@@ -1,0 +1,751 @@
+"""What runs on a burst instance: the pod spec rendered as one shell script (pure).
+
+docs/instance-contract.md is the contract. The start script, sent through SSM Run Command:
+
+1. writes the pod manifest ORCA's tooling and the AWS emulator read (`/etc/orca/pod.json`, the
+   `ORCA_POD_JSON` heredoc) — names, images, commands; never a secret value;
+2. writes the pod's runner script and starts it as a transient systemd unit, so init containers
+   that run for hours do not hit the SSM command timeout, and the runner survives the command.
+
+The runner pulls each image, runs init containers one after another (restarting a failed one
+unless the pod's restartPolicy is Never), then starts the app containers with docker (nerdctl
+when docker is absent) on the host network, as a pod's containers share one network namespace.
+It follows the runtime's events and reports every container state change as one JSON event to
+the status log group (stream `<pod-uid>`); each container's output goes to the log group through
+the awslogs driver (stream `<namespace>/<pod>/<uid>/<container>`).
+
+Secrets never appear in the script: env values and files from Secrets become SSM SecureString
+parameters under the pod's prefix (`BootstrapPlan.secret_parameters`, written by the activity
+before the command is sent) and are fetched on the instance with `aws ssm get-parameter
+--with-decryption`. Secret env values reach `docker run` through the environment, not argv.
+Values from ConfigMaps are not secret and are inlined. Every value is quoted with `shlex.quote`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
+from orca.selection import AcceleratorKind, InstanceTypeInfo
+from orca.units import parse_quantity
+
+POD_JSON_PATH = "/etc/orca/pod.json"
+POD_DIR = "/var/lib/orca/pods"
+LABEL_POD_UID = "orca.research/pod-uid"
+LABEL_CONTAINER = "orca.research/container"
+LABEL_INIT = "orca.research/init"
+STOP_GRACE_VARIABLE = "ORCA_STOP_GRACE_SECONDS"
+
+DOCKER_RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
+"""Kubernetes restartPolicy -> `docker run --restart`."""
+
+AMI_PARAMETER_GPU = (
+    "/aws/service/deeplearning/ami/{arch}/base-oss-nvidia-driver-gpu-amazon-linux-2023"
+    "/latest/ami-id"
+)
+AMI_PARAMETER_NEURON = "/aws/service/neuron/dlami/multi-framework/amazon-linux-2023/latest/image_id"
+AMI_PARAMETER_DEFAULT = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+_ECR_REGISTRY_BASH = r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
+"""An ECR image reference, as a bash ERE; group 1 is the registry's region."""
+_ENV_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+_DROPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+
+
+class BootstrapPlan(BaseModel):
+    """The start command for one pod: what to send, and what to store first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    script: str
+    """The `commands` of the AWS-RunShellScript document."""
+    secret_parameters: dict[str, str]
+    """SSM SecureString parameter name -> value, to write before sending the script. Env values
+    are stored as is; secret volume files as base64 (the runner decodes them, byte-exact)."""
+    comment: str
+    """The SSM command comment: `orca start <namespace>/<name>` (at most 100 characters)."""
+
+
+def start_comment(pod: PodRef) -> str:
+    return f"orca start {pod.key}"[:100]
+
+
+def stop_comment(pod: PodRef) -> str:
+    return f"orca stop {pod.key}"[:100]
+
+
+def choose_ami_parameter(info: InstanceTypeInfo) -> str:
+    """AWS's public SSM parameter holding the current AMI for this family: the Deep Learning
+    Base AMI (NVIDIA driver) for GPUs, the Neuron DLAMI for Trainium/Inferentia, else AL2023."""
+    arch = (
+        "arm64"
+        if "arm64" in info.architectures and "x86_64" not in info.architectures
+        else "x86_64"
+    )
+    if info.accelerator is AcceleratorKind.GPU:
+        return AMI_PARAMETER_GPU.format(arch=arch)
+    if info.accelerator is AcceleratorKind.NEURON:
+        return AMI_PARAMETER_NEURON
+    return AMI_PARAMETER_DEFAULT.format(arch=arch)
+
+
+def render_stop_command(pod: PodRef, grace_seconds: int) -> str:
+    """Stop every container of the pod: SIGTERM, then SIGKILL after the grace period. The
+    runner unit is stopped first so nothing is restarted; containers report `Killed`."""
+    grace = max(0, int(grace_seconds))
+    unit = _unit_name(pod)
+    q = shlex.quote
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# orca stop {pod.key} ({pod.uid})",
+            "set -u",
+            f"{STOP_GRACE_VARIABLE}={grace}",
+            f"ORCA_POD_UID={q(pod.uid)}",
+            f'ORCA_DIR={q(POD_DIR)}/"$ORCA_POD_UID"',
+            "ORCA_RUNTIME=docker; command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl",
+            'mkdir -p "$ORCA_DIR" && touch "$ORCA_DIR/stopping"',
+            # the runner's init loop must not start the next container; the watcher keeps going
+            f"systemctl kill --signal=SIGTERM {q(unit)} 2>/dev/null || true",
+            f'ids=$("$ORCA_RUNTIME" ps -q --filter "label={LABEL_POD_UID}=$ORCA_POD_UID")',
+            'if [ -n "$ids" ]; then',
+            '  "$ORCA_RUNTIME" update --restart=no $ids >/dev/null 2>&1 || true',
+            f'  "$ORCA_RUNTIME" stop --time "${STOP_GRACE_VARIABLE}" $ids',
+            "fi",
+            "sleep 2  # let the runner report the last container states",
+            f"systemctl stop {q(unit)} 2>/dev/null || true",
+            "",
+        ]
+    )
+
+
+def render_bootstrap(
+    pod: Mapping[str, Any],
+    spec: LaunchSpec,
+    *,
+    log_group: str,
+    status_log_group: str,
+    region: str,
+    config_maps: Mapping[str, Mapping[str, str]],
+    secrets: Mapping[str, Mapping[str, str]],
+    secret_parameter_prefix: str,
+) -> BootstrapPlan:
+    """Render the start script for `pod` (Kubernetes API camelCase dict).
+
+    Raises `InvalidPodSpec` naming the field (`spec.containers[0].env[2]`) when a non-optional
+    ConfigMap or Secret key the pod refers to does not exist.
+    """
+    renderer = _Renderer(
+        pod,
+        spec,
+        log_group=log_group,
+        region=region,
+        config_maps=config_maps,
+        secrets=secrets,
+        prefix=secret_parameter_prefix.rstrip("/") + "/",
+    )
+    runner = renderer.runner(status_log_group)
+    delimiter = _heredoc_delimiter("ORCA_RUNNER", runner)
+    unit = _unit_name(spec.pod)
+    q = shlex.quote
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            f"# orca start {spec.pod.key} ({spec.pod.uid})",
+            "set -euo pipefail",
+            f"mkdir -p /etc/orca {q(POD_DIR)}/{q(spec.pod.uid)}",
+            f"cat > {POD_JSON_PATH} <<'ORCA_POD_JSON'",
+            json.dumps(pod_manifest(pod, spec), sort_keys=True),
+            "ORCA_POD_JSON",
+            f"cat > {q(renderer.runner_path)} <<'{delimiter}'",
+            runner,
+            delimiter,
+            f"chmod 700 {q(renderer.runner_path)}",
+            "# a transient unit outlives this SSM command; long init containers miss its timeout",
+            "if command -v systemd-run >/dev/null 2>&1; then",
+            f"  systemctl reset-failed {q(unit)} 2>/dev/null || true",
+            f"  systemd-run --unit={q(unit)} --collect /bin/bash {q(renderer.runner_path)}",
+            "else",
+            f"  setsid nohup /bin/bash {q(renderer.runner_path)} "
+            f">{q(renderer.pod_dir)}/runner.log 2>&1 &",
+            "fi",
+            "",
+        ]
+    )
+    return BootstrapPlan(
+        script=script,
+        secret_parameters=renderer.secret_parameters,
+        comment=start_comment(spec.pod),
+    )
+
+
+def pod_manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> dict[str, Any]:
+    """The `/etc/orca/pod.json` document of the contract (no env, no secret values)."""
+    pod_spec = pod.get("spec") or {}
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+
+    def containers(key: str) -> list[dict[str, Any]]:
+        result = []
+        for item in pod_spec.get(key) or ():
+            entry: dict[str, Any] = {"name": item.get("name"), "image": item.get("image")}
+            for field in ("command", "args"):
+                if item.get(field):
+                    entry[field] = list(item[field])
+            result.append(entry)
+        return result
+
+    return {
+        "namespace": spec.pod.namespace,
+        "name": spec.pod.name,
+        "uid": spec.pod.uid,
+        "annotations": {
+            str(k): str(v) for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
+        },
+        "initContainers": containers("initContainers"),
+        "containers": containers("containers"),
+        "restartPolicy": spec.restart_policy,
+    }
+
+
+def _unit_name(pod: PodRef) -> str:
+    return f"orca-pod-{pod.uid}"
+
+
+def _heredoc_delimiter(base: str, body: str) -> str:
+    """A delimiter no line of `body` equals, so no value can end the heredoc early."""
+    lines = set(body.splitlines())
+    delimiter = base
+    while delimiter in lines:
+        delimiter += "_"
+    return delimiter
+
+
+def _expand(value: str, known: Mapping[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion against earlier literal env vars; `$$` escapes."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return known.get(name, match.group(0))
+
+    return _ENV_REFERENCE.sub(replace, value)
+
+
+class _Renderer:
+    """Renders the runner script for one pod; collects the secret parameters on the way."""
+
+    def __init__(
+        self,
+        pod: Mapping[str, Any],
+        spec: LaunchSpec,
+        *,
+        log_group: str,
+        region: str,
+        config_maps: Mapping[str, Mapping[str, str]],
+        secrets: Mapping[str, Mapping[str, str]],
+        prefix: str,
+    ) -> None:
+        self.pod = pod
+        self.spec = spec
+        self.pod_spec: Mapping[str, Any] = pod.get("spec") or {}
+        self.metadata: Mapping[str, Any] = pod.get("metadata") or {}
+        self.log_group = log_group
+        self.region = region
+        self.config_maps = config_maps
+        self.secrets = secrets
+        self.prefix = prefix
+        self.secret_parameters: dict[str, str] = {}
+        self.pod_dir = f"{POD_DIR}/{spec.pod.uid}"
+        self.runner_path = f"{self.pod_dir}/runner.sh"
+        self.volume_dirs: dict[str, str] = {}
+
+    # -- references -------------------------------------------------------------------------
+    def _config_map_value(self, name: str, key: str, optional: bool, where: str) -> str | None:
+        data = self.config_maps.get(name)
+        if data is None or key not in data:
+            if optional:
+                return None
+            missing = (
+                f"ConfigMap {name!r}" if data is None else f"key {key!r} in ConfigMap {name!r}"
+            )
+            raise InvalidPodSpec(
+                where,
+                f"{missing} does not exist in namespace {self.spec.pod.namespace}; create it or "
+                "mark the reference optional",
+            )
+        return data[key]
+
+    def _secret_parameter(
+        self, name: str, key: str, optional: bool, where: str, parameter: str, *, encode: bool
+    ) -> str | None:
+        data = self.secrets.get(name)
+        if data is None or key not in data:
+            if optional:
+                return None
+            missing = f"Secret {name!r}" if data is None else f"key {key!r} in Secret {name!r}"
+            raise InvalidPodSpec(
+                where,
+                f"{missing} does not exist in namespace {self.spec.pod.namespace}; create it or "
+                "mark the reference optional",
+            )
+        value = data[key]
+        full = self.prefix + parameter
+        self.secret_parameters[full] = (
+            base64.b64encode(value.encode("utf-8")).decode("ascii") if encode else value
+        )
+        return full
+
+    def _field_value(self, field_path: str, where: str) -> str:
+        """A downward API `fieldRef`: metadata inline, IPs read on the instance."""
+        meta = self.metadata
+        simple = {
+            "metadata.name": self.spec.pod.name,
+            "metadata.namespace": self.spec.pod.namespace,
+            "metadata.uid": self.spec.pod.uid,
+            "spec.nodeName": str(self.pod_spec.get("nodeName") or ""),
+            "spec.serviceAccountName": str(self.pod_spec.get("serviceAccountName") or ""),
+        }
+        if field_path in simple:
+            return shlex.quote(simple[field_path])
+        if field_path in ("status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs"):
+            return '"$ORCA_HOST_IP"'
+        match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", field_path)
+        if match:
+            return shlex.quote(str((meta.get(match.group(1)) or {}).get(match.group(2), "")))
+        raise InvalidPodSpec(
+            where,
+            f"fieldRef {field_path!r} is not available on a burst instance; supported: "
+            + ", ".join([*simple, "status.podIP", "status.hostIP", "metadata.labels['…']"]),
+        )
+
+    # -- env --------------------------------------------------------------------------------
+    def _env(
+        self, container: Mapping[str, Any], where: str
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """(`-e NAME=value` argument pairs, [(NAME, shell expression)] exported before run).
+        Exported ones come from SSM or the instance and never appear in argv or the script."""
+        literal: dict[str, str] = {}
+        exported: list[tuple[str, str]] = []
+        name_of = container.get("name", "")
+
+        def secret_env(env_name: str, secret: str, key: str, optional: bool, at: str) -> None:
+            parameter = self._secret_parameter(
+                secret, key, optional, at, f"{name_of}/env/{env_name}", encode=False
+            )
+            if parameter is not None:
+                literal.pop(env_name, None)
+                exported.append((env_name, f'"$(orca_secret {shlex.quote(parameter)})"'))
+
+        for index, source in enumerate(container.get("envFrom") or ()):
+            at = f"{where}.envFrom[{index}]"
+            env_prefix = source.get("prefix") or ""
+            if "configMapRef" in source:
+                ref = source["configMapRef"]
+                data = self.config_maps.get(ref.get("name", ""))
+                if data is None and not ref.get("optional"):
+                    self._config_map_value(ref.get("name", ""), "", False, at)
+                for key, value in (data or {}).items():
+                    literal[env_prefix + key] = value
+            if "secretRef" in source:
+                ref = source["secretRef"]
+                data = self.secrets.get(ref.get("name", ""))
+                if data is None and not ref.get("optional"):
+                    self._secret_parameter(ref.get("name", ""), "", False, at, "", encode=False)
+                for key in data or {}:
+                    secret_env(env_prefix + key, ref["name"], key, False, at)
+
+        for index, item in enumerate(container.get("env") or ()):
+            at = f"{where}.env[{index}]"
+            env_name = str(item.get("name", ""))
+            source = item.get("valueFrom")
+            if source is None:
+                literal[env_name] = _expand(str(item.get("value", "")), literal)
+                exported[:] = [(n, e) for n, e in exported if n != env_name]
+            elif "configMapKeyRef" in source:
+                ref = source["configMapKeyRef"]
+                found = self._config_map_value(
+                    ref.get("name", ""), ref.get("key", ""), bool(ref.get("optional")), at
+                )
+                if found is not None:
+                    literal[env_name] = found
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                secret_env(
+                    env_name, ref.get("name", ""), ref.get("key", ""), bool(ref.get("optional")), at
+                )
+            elif "fieldRef" in source:
+                expression = self._field_value(source["fieldRef"].get("fieldPath", ""), at)
+                literal.pop(env_name, None)
+                exported.append((env_name, expression))
+            elif "resourceFieldRef" in source:
+                literal[env_name] = self._resource_field(container, source["resourceFieldRef"], at)
+            else:
+                raise InvalidPodSpec(
+                    at,
+                    f"env {env_name!r} has an unsupported valueFrom; supported: configMapKeyRef, "
+                    "secretKeyRef, fieldRef, resourceFieldRef",
+                )
+        arguments: list[str] = []
+        for env_name, value in literal.items():
+            arguments += ["-e", f"{env_name}={value}"]
+        return arguments, exported
+
+    def _resource_field(
+        self, container: Mapping[str, Any], ref: Mapping[str, Any], where: str
+    ) -> str:
+        resource = str(ref.get("resource", ""))
+        kind, _, name = resource.partition(".")
+        resources = container.get("resources") or {}
+        amount = (resources.get(kind) or {}).get(name)
+        if amount is None and kind == "requests":
+            amount = (resources.get("limits") or {}).get(name)
+        if amount is None:
+            return "0"
+        try:
+            value = parse_quantity(amount) / parse_quantity(ref.get("divisor") or "1")
+        except (ValueError, ArithmeticError):
+            raise InvalidPodSpec(
+                where, f"resourceFieldRef {resource!r} cannot be computed"
+            ) from None
+        whole = value.to_integral_value(rounding="ROUND_CEILING")
+        return str(int(whole))
+
+    # -- volumes ----------------------------------------------------------------------------
+    def _volumes(self) -> list[str]:
+        q = shlex.quote
+        lines: list[str] = []
+        for index, volume in enumerate(self.pod_spec.get("volumes") or ()):
+            name = str(volume.get("name", ""))
+            where = f"spec.volumes[{index}]"
+            if "emptyDir" in volume:
+                medium = (volume.get("emptyDir") or {}).get("medium")
+                base = "/dev/shm/orca" if medium == "Memory" else f"{self.pod_dir}/volumes"
+                path = (
+                    f"{base}/{self.spec.pod.uid}/{name}" if medium == "Memory" else f"{base}/{name}"
+                )
+                lines.append(f"mkdir -p {q(path)}")
+                self.volume_dirs[name] = path
+                continue
+            path = f"{self.pod_dir}/volumes/{name}"
+            self.volume_dirs[name] = path
+            lines.append(f"mkdir -p {q(path)}")
+            if "configMap" in volume:
+                lines += self._config_map_files(volume["configMap"], path, f"{where}.configMap")
+            elif "secret" in volume:
+                source = dict(volume["secret"])
+                source["name"] = source.get("secretName", "")
+                lines += self._secret_files(source, path, f"{where}.secret", name)
+            elif "downwardAPI" in volume:
+                lines += self._downward_files(volume["downwardAPI"], path, f"{where}.downwardAPI")
+            elif "projected" in volume:
+                for s_index, source in enumerate(volume["projected"].get("sources") or ()):
+                    at = f"{where}.projected.sources[{s_index}]"
+                    if "configMap" in source:
+                        lines += self._config_map_files(source["configMap"], path, at)
+                    elif "secret" in source:
+                        lines += self._secret_files(source["secret"], path, at, name)
+                    elif "downwardAPI" in source:
+                        lines += self._downward_files(source["downwardAPI"], path, at)
+                    # serviceAccountToken: a token for this cluster's API is not shipped to EC2
+            lines.append(f"chmod -R a+rX {q(path)}")
+        return lines
+
+    @staticmethod
+    def _items(source: Mapping[str, Any], keys: Sequence[str]) -> list[tuple[str, str, int | None]]:
+        """(key, relative path, mode) per file, honouring `items`."""
+        items = source.get("items")
+        if not items:
+            return [(key, key, None) for key in keys]
+        return [(i["key"], i.get("path", i["key"]), i.get("mode")) for i in items]
+
+    def _write_file(self, path: str, content_expression: str, mode: int | None) -> list[str]:
+        q = shlex.quote
+        lines = [f'mkdir -p "$(dirname {q(path)})"', f"{content_expression} > {q(path)}"]
+        if mode is not None:
+            lines.append(f"chmod {mode:o} {q(path)}")
+        return lines
+
+    def _config_map_files(self, source: Mapping[str, Any], path: str, where: str) -> list[str]:
+        name = str(source.get("name", ""))
+        optional = bool(source.get("optional"))
+        data = self.config_maps.get(name)
+        if data is None:
+            if optional:
+                return []
+            self._config_map_value(name, "", False, where)
+        lines: list[str] = []
+        for key, relative, mode in self._items(source, sorted(data or {})):
+            value = self._config_map_value(name, key, optional, where)
+            if value is None:
+                continue
+            mode = mode if mode is not None else source.get("defaultMode")
+            lines += self._write_file(
+                f"{path}/{relative}", f"printf '%s' {shlex.quote(value)}", mode
+            )
+        return lines
+
+    def _secret_files(
+        self, source: Mapping[str, Any], path: str, where: str, volume: str
+    ) -> list[str]:
+        name = str(source.get("name", ""))
+        optional = bool(source.get("optional"))
+        data = self.secrets.get(name)
+        if data is None:
+            if optional:
+                return []
+            self._secret_parameter(name, "", False, where, "", encode=True)
+        lines: list[str] = []
+        for key, relative, mode in self._items(source, sorted(data or {})):
+            parameter = self._secret_parameter(
+                name, key, optional, where, f"volumes/{volume}/{relative}", encode=True
+            )
+            if parameter is None:
+                continue
+            mode = mode if mode is not None else source.get("defaultMode", 0o644)
+            target = shlex.quote(f"{path}/{relative}")
+            lines += [
+                f'mkdir -p "$(dirname {target})"',
+                f"(umask 077; orca_secret {shlex.quote(parameter)} | base64 -d > {target})",
+                f"chmod {mode:o} {target}",
+            ]
+        return lines
+
+    def _downward_files(self, source: Mapping[str, Any], path: str, where: str) -> list[str]:
+        lines: list[str] = []
+        for index, item in enumerate(source.get("items") or ()):
+            at = f"{where}.items[{index}]"
+            field_path = (item.get("fieldRef") or {}).get("fieldPath")
+            target = f"{path}/{item.get('path', '')}"
+            if field_path in ("metadata.labels", "metadata.annotations"):
+                values = self.metadata.get(field_path.split(".")[1]) or {}
+                text = "\n".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(values.items()))
+                expression = f"printf '%s\\n' {shlex.quote(text)}"
+            elif field_path is not None:
+                expression = f"printf '%s' {self._field_value(field_path, at)}"
+            else:
+                raise InvalidPodSpec(at, "only fieldRef items are supported in downwardAPI volumes")
+            lines += self._write_file(target, expression, item.get("mode"))
+        return lines
+
+    def _mounts(self, container: Mapping[str, Any], where: str) -> list[str]:
+        arguments: list[str] = []
+        for index, mount in enumerate(container.get("volumeMounts") or ()):
+            name = mount.get("name", "")
+            host = self.volume_dirs.get(name)
+            if host is None:
+                if name.startswith("kube-api-access-"):
+                    continue  # the projected service account token is not shipped to EC2
+                raise InvalidPodSpec(
+                    f"{where}.volumeMounts[{index}]", f"volume {name!r} is not in spec.volumes"
+                )
+            if mount.get("subPath"):
+                host = f"{host}/{mount['subPath']}"
+            suffix = ":ro" if mount.get("readOnly") else ""
+            arguments += ["-v", f"{host}:{mount.get('mountPath', '')}{suffix}"]
+        return arguments
+
+    # -- containers -------------------------------------------------------------------------
+    def _docker_run(self, container: Mapping[str, Any], where: str, *, init: bool) -> str:
+        q = shlex.quote
+        name = str(container.get("name", ""))
+        pod = self.spec.pod
+        arguments: list[str] = [
+            "--name",
+            f"orca_{name}",
+            "--network",
+            "host",
+            "--label",
+            f"{LABEL_POD_UID}={pod.uid}",
+            "--label",
+            f"{LABEL_CONTAINER}={name}",
+            "--label",
+            f"{LABEL_INIT}={'true' if init else 'false'}",
+            "--log-driver",
+            "awslogs",
+            "--log-opt",
+            f"awslogs-region={self.region}",
+            "--log-opt",
+            f"awslogs-group={self.log_group}",
+            "--log-opt",
+            f"awslogs-stream={pod.namespace}/{pod.name}/{pod.uid}/{name}",
+            "--log-opt",
+            "awslogs-create-group=true",
+        ]
+        arguments += ["--restart", "no" if init else DOCKER_RESTART[self.spec.restart_policy]]
+        resources = container.get("resources") or {}
+        limits = resources.get("limits") or {}
+        requests = resources.get("requests") or {}
+        if "cpu" in limits:
+            arguments += ["--cpus", f"{parse_quantity(limits['cpu']).normalize():f}"]
+        if "memory" in limits:
+            arguments += ["--memory", f"{int(parse_quantity(limits['memory']))}b"]
+
+        def wants(resource: str) -> bool:
+            amount = requests.get(resource, limits.get(resource, 0))
+            return parse_quantity(amount) > Decimal(0)
+
+        if wants("nvidia.com/gpu"):
+            arguments += ["--gpus", "all"]
+        if container.get("workingDir"):
+            arguments += ["--workdir", str(container["workingDir"])]
+        security = container.get("securityContext") or {}
+        if security.get("runAsUser") is not None:
+            user = str(security["runAsUser"])
+            if security.get("runAsGroup") is not None:
+                user += f":{security['runAsGroup']}"
+            arguments += ["--user", user]
+        if security.get("privileged"):
+            arguments.append("--privileged")
+        env_arguments, exported = self._env(container, where)
+        arguments += env_arguments
+        for env_name, _ in exported:
+            arguments += ["-e", env_name]
+        arguments += self._mounts(container, where)
+
+        literal_env = dict(a.split("=", 1) for a in env_arguments[1::2])
+        command = [_expand(str(c), literal_env) for c in container.get("command") or ()]
+        args = [_expand(str(a), literal_env) for a in container.get("args") or ()]
+        if command:
+            arguments += ["--entrypoint", command[0]]
+        rendered = " ".join(q(a) for a in arguments)
+        devices = ' "${ORCA_NEURON_DEVICES[@]}"' if wants("aws.amazon.com/neuron") else ""
+        tail = " ".join(q(a) for a in [str(container.get("image", "")), *command[1:], *args])
+        detach = "" if init else " -d"
+        exports = "".join(f"export {n}={e}; " for n, e in exported)
+        return f'({exports}exec "$ORCA_RUNTIME" run{detach} {rendered}{devices} {tail})'
+
+    def runner(self, status_log_group: str) -> str:
+        q = shlex.quote
+        pod = self.spec.pod
+        lines = [
+            "#!/bin/bash",
+            f"# ORCA runner for pod {pod.key} ({pod.uid}): rendered from the pod spec by ORCA.",
+            "set -uo pipefail",
+            f"export AWS_DEFAULT_REGION={q(self.region)}",
+            f"ORCA_POD_UID={q(pod.uid)}",
+            f"ORCA_STATUS_LOG_GROUP={q(status_log_group)}",
+            f"ORCA_DIR={q(self.pod_dir)}",
+            "ORCA_RUNTIME=docker; command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl",
+            'mkdir -p "$ORCA_DIR/volumes"',
+            "",
+            "# One JSON event per container state change (docs/instance-contract.md).",
+            "orca_report() {  # container init(true|false) state reason [exitCode]",
+            "  local at ms event",
+            "  at=$(date -u +%Y-%m-%dT%H:%M:%SZ); ms=$(date +%s%3N)",
+            "  event=$(printf "
+            + q(
+                '{"podUID": "%s", "container": "%s", "init": %s, "state": "%s", '
+                '"reason": "%s", "exitCode": %s, "at": "%s"}'
+            )
+            + ' "$ORCA_POD_UID" "$1" "$2" "$3" "$4" "${5:-null}" "$at")',
+            '  event=${event//\\"/\\\\\\"}  # escaped to sit inside the JSON string below',
+            '  aws logs create-log-stream --log-group-name "$ORCA_STATUS_LOG_GROUP" '
+            '--log-stream-name "$ORCA_POD_UID" >/dev/null 2>&1 || true',
+            '  aws logs put-log-events --log-group-name "$ORCA_STATUS_LOG_GROUP" '
+            '--log-stream-name "$ORCA_POD_UID" '
+            '--log-events "[{\\"timestamp\\": $ms, \\"message\\": \\"$event\\"}]" >/dev/null '
+            '|| echo "orca: could not report $1 $3" >&2',
+            "}",
+            "orca_secret() {  # SSM SecureString parameter name",
+            '  aws ssm get-parameter --with-decryption --name "$1" '
+            "--query Parameter.Value --output text",
+            "}",
+            "orca_login() {  # image: log in to ECR registries with the instance profile",
+            "  local registry",
+            f"  if [[ $1 =~ {_ECR_REGISTRY_BASH} ]]; then",
+            '    registry="${1%%/*}"',
+            '    aws ecr get-login-password --region "${BASH_REMATCH[1]}" | '
+            '"$ORCA_RUNTIME" login --username AWS --password-stdin "$registry" >/dev/null',
+            "  fi",
+            "}",
+            "orca_pull() {  # container init image: pull, retrying with backoff like the kubelet",
+            "  local delay=10",
+            '  orca_report "$1" "$2" waiting PullingImage',
+            '  orca_login "$3" || true',
+            '  until "$ORCA_RUNTIME" pull "$3"; do',
+            '    orca_report "$1" "$2" waiting ImagePullBackOff',
+            '    sleep "$delay"; delay=$(( delay * 2 > 300 ? 300 : delay * 2 ))',
+            "  done",
+            "}",
+            "orca_watch() {  # runtime events -> state events, for every container of the pod",
+            '  "$ORCA_RUNTIME" events --filter "label='
+            + LABEL_POD_UID
+            + '=$ORCA_POD_UID" --filter event=start --filter event=die --filter event=oom '
+            "--format '{{.Action}} {{index .Actor.Attributes \""
+            + LABEL_CONTAINER
+            + '"}} {{index .Actor.Attributes "'
+            + LABEL_INIT
+            + '"}} {{index .Actor.Attributes "exitCode"}}\' |',
+            "  while read -r action name init code; do",
+            '    case "$action" in',
+            '      start) orca_report "$name" "$init" running Started ;;',
+            '      oom) touch "$ORCA_DIR/oom-$name" ;;',
+            "      die)",
+            '        reason=Completed; [ "${code:-1}" != 0 ] && reason=Error',
+            '        [ -e "$ORCA_DIR/stopping" ] && reason=Killed',
+            '        if [ -e "$ORCA_DIR/oom-$name" ]; then',
+            '          reason=OOMKilled; rm -f "$ORCA_DIR/oom-$name"',
+            "        fi",
+            '        orca_report "$name" "$init" terminated "$reason" "${code:-1}" ;;',
+            "    esac",
+            "  done",
+            "}",
+            "orca_stopping() {  # the stop command ran: start nothing more, keep reporting",
+            '  if [ -e "$ORCA_DIR/stopping" ]; then wait; exit 0; fi',
+            "}",
+            "orca_watch &",
+            "sleep 1  # the event stream is open before the first container starts",
+            "TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token "
+            '-H "X-aws-ec2-metadata-token-ttl-seconds: 300" || true)',
+            'ORCA_HOST_IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" '
+            "http://169.254.169.254/latest/meta-data/local-ipv4 || hostname -I | cut -d' ' -f1)",
+            "ORCA_NEURON_DEVICES=()",
+            'for device in /dev/neuron*; do [ -e "$device" ] && '
+            'ORCA_NEURON_DEVICES+=(--device="$device"); done',
+            "",
+            "# volumes",
+            *self._volumes(),
+            "",
+        ]
+        init_containers = list(self.pod_spec.get("initContainers") or ())
+        if init_containers:
+            lines.append("# init containers, one after another")
+        for index, container in enumerate(init_containers):
+            name = str(container.get("name", ""))
+            run = self._docker_run(container, f"spec.initContainers[{index}]", init=True)
+            lines += [
+                f"orca_pull {q(name)} true {q(str(container.get('image', '')))}",
+                "delay=10",
+                "while true; do",
+                "  orca_stopping",
+                f'  "$ORCA_RUNTIME" rm -f {q("orca_" + name)} >/dev/null 2>&1 || true',
+                f"  if {run}; then break; fi",
+            ]
+            if self.spec.restart_policy == "Never":
+                lines += ["  sleep 5; exit 1  # restartPolicy Never: the pod has failed"]
+            else:
+                lines += [
+                    '  sleep "$delay"; delay=$(( delay * 2 > 300 ? 300 : delay * 2 ))',
+                ]
+            lines.append("done")
+        lines.append("# app containers")
+        for index, container in enumerate(self.pod_spec.get("containers") or ()):
+            name = str(container.get("name", ""))
+            run = self._docker_run(container, f"spec.containers[{index}]", init=False)
+            lines += [
+                f"orca_pull {q(name)} false {q(str(container.get('image', '')))}",
+                "orca_stopping",
+                f'"$ORCA_RUNTIME" rm -f {q("orca_" + name)} >/dev/null 2>&1 || true',
+                f"{run} >/dev/null || orca_report {q(name)} false terminated Error 128",
+            ]
+        lines += ["wait  # keep following the containers' events", ""]
+        return "\n".join(lines)
