@@ -1,0 +1,297 @@
+"""The virtual node's kubelet endpoint: what the API server proxies `kubectl logs` to.
+
+Served on `node.kubeletPort` at the node's advertised InternalIP:
+
+- `/containerLogs/{namespace}/{pod}/{container}`: the container's output, which ORCA's bootstrap on
+  the instance ships to CloudWatch Logs (group `aws.logGroup`, stream
+  `<namespace>/<pod>/<pod-uid>/<container>`, see docs/instance-contract.md). Query parameters as
+  the kubelet's: `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`
+  (stream new lines until the pod ends or the client goes away);
+- `/healthz`: `ok`;
+- `/stats/summary`: the kubelet Summary API shape, filled with what ORCA knows (the node, its pods
+  and containers with start times; no CPU or memory usage, which only the instance knows).
+
+Plain HTTP: the API server tries HTTPS and falls back to HTTP on a real cluster only when told to
+(`--kubelet-preferred-address-types` and a proxy); serve it behind a TLS-terminating sidecar there.
+The Kubernetes emulator of `orca dev` tries HTTPS then HTTP and so works with it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from kubernetes import client as k8s
+
+from orca import aws_errors
+from orca.logging import get_logger
+from watcher.kube_json import read_json_or_none
+from watcher.pod_causes import TERMINAL_PHASES
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+log = get_logger(__name__)
+
+FOLLOW_POLL_SECONDS = 1.0
+POD_CHECK_SECONDS = 5.0
+
+
+def log_stream_name(namespace: str, pod: str, uid: str, container: str) -> str:
+    return f"{namespace}/{pod}/{uid}/{container}"
+
+
+def format_log_line(message: str, timestamp_ms: int, timestamps: bool) -> bytes:
+    line = message if message.endswith("\n") else message + "\n"
+    if timestamps:
+        at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        line = at.strftime("%Y-%m-%dT%H:%M:%S.%f000Z ") + line
+    return line.encode()
+
+
+class LogQuery:
+    """The kubelet's log options, parsed from the query string."""
+
+    def __init__(self, query: dict[str, str], now: datetime) -> None:
+        self.follow = query.get("follow", "").lower() in ("true", "1")
+        self.timestamps = query.get("timestamps", "").lower() in ("true", "1")
+        self.tail_lines = int(query["tailLines"]) if query.get("tailLines") else None
+        self.limit_bytes = int(query["limitBytes"]) if query.get("limitBytes") else None
+        start: datetime | None = None
+        if query.get("sinceSeconds"):
+            start = now - timedelta(seconds=int(query["sinceSeconds"]))
+        elif query.get("sinceTime"):
+            start = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+        self.start_ms = int(start.timestamp() * 1000) if start else None
+        if self.tail_lines is not None and self.tail_lines < 0:
+            raise ValueError("tailLines must be >= 0")
+
+
+class KubeletServer:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        core: k8s.CoreV1Api,
+        logs: CloudWatchLogsClient,
+        log_group: str,
+        node_name: str,
+        pods: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        self.core = core
+        self.logs = logs
+        self.log_group = log_group
+        self.node_name = node_name
+        self.pods = pods
+        self.started_at = datetime.now(UTC)
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="kubelet-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> KubeletServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- logs ------------------------------------------------------------------------------
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return read_json_or_none(self.core.read_namespaced_pod, name, namespace)
+
+    def log_events(
+        self, stream: str, start_ms: int | None, token: str | None
+    ) -> tuple[list[tuple[int, str]], str | None]:
+        """Events after `token` (or from `start_ms`), and the token to continue from."""
+        events: list[tuple[int, str]] = []
+        while True:
+            kwargs: dict[str, Any] = {
+                "logGroupName": self.log_group,
+                "logStreamName": stream,
+                "startFromHead": True,
+            }
+            if token:
+                kwargs["nextToken"] = token
+            elif start_ms is not None:
+                kwargs["startTime"] = start_ms
+            try:
+                page = self.logs.get_log_events(**kwargs)
+            except Exception as error:
+                if aws_errors.is_not_found(error):
+                    return events, token  # the container has not written anything yet
+                raise
+            events.extend((e["timestamp"], e["message"]) for e in page.get("events", []))
+            next_token = page.get("nextForwardToken")
+            if not page.get("events") or next_token == token:
+                return events, next_token or token
+            token = next_token
+
+    def resolve_container(self, namespace: str, name: str, container: str) -> dict[str, Any]:
+        """The pod, after checking it has `container`; LookupError otherwise."""
+        pod = self.pod(namespace, name)
+        if pod is None:
+            raise LookupError(f'pods "{name}" not found')
+        spec = pod.get("spec") or {}
+        names = [
+            c.get("name")
+            for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        ]
+        if container not in names:
+            raise LookupError(f"container {container} is not valid for pod {name}")
+        return pod
+
+    def container_logs(
+        self, pod: dict[str, Any], container: str, query: LogQuery
+    ) -> Generator[bytes, None, None]:
+        metadata = pod["metadata"]
+        namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
+        stream = log_stream_name(namespace, name, uid, container)
+        events, token = self.log_events(stream, query.start_ms, None)
+        if query.tail_lines is not None:
+            events = events[-query.tail_lines :] if query.tail_lines else []
+        sent = 0
+        for timestamp, message in events:
+            line = format_log_line(message, timestamp, query.timestamps)
+            if query.limit_bytes is not None and sent + len(line) > query.limit_bytes:
+                yield line[: query.limit_bytes - sent]
+                return
+            sent += len(line)
+            yield line
+        if not query.follow:
+            return
+        last_check = time.monotonic()
+        while not self._stopping.is_set():
+            time.sleep(FOLLOW_POLL_SECONDS)
+            events, token = self.log_events(stream, query.start_ms, token)
+            for timestamp, message in events:
+                yield format_log_line(message, timestamp, query.timestamps)
+            if not events and time.monotonic() - last_check >= POD_CHECK_SECONDS:
+                last_check = time.monotonic()
+                current = self.pod(namespace, name)
+                if (
+                    current is None
+                    or current["metadata"]["uid"] != uid
+                    or (current.get("status") or {}).get("phase") in TERMINAL_PHASES
+                ):
+                    return
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        pods = []
+        for pod in self.pods():
+            metadata = pod.get("metadata") or {}
+            status = pod.get("status") or {}
+            containers = []
+            for container_status in status.get("containerStatuses") or []:
+                running = (container_status.get("state") or {}).get("running") or {}
+                containers.append(
+                    {
+                        "name": container_status.get("name"),
+                        "startTime": running.get("startedAt") or status.get("startTime"),
+                    }
+                )
+            pods.append(
+                {
+                    "podRef": {
+                        "name": metadata.get("name"),
+                        "namespace": metadata.get("namespace"),
+                        "uid": metadata.get("uid"),
+                    },
+                    "startTime": status.get("startTime") or metadata.get("creationTimestamp"),
+                    "containers": containers,
+                }
+            )
+        return {
+            "node": {
+                "nodeName": self.node_name,
+                "startTime": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "systemContainers": [],
+            },
+            "pods": pods,
+        }
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parsed = urllib.parse.urlsplit(self.path)
+                segments = [urllib.parse.unquote(s) for s in parsed.path.split("/") if s]
+                query = dict(urllib.parse.parse_qsl(parsed.query))
+                try:
+                    if segments == ["healthz"]:
+                        self._send(200, b"ok", "text/plain")
+                    elif segments == ["stats", "summary"]:
+                        body = json.dumps(server.summary()).encode()
+                        self._send(200, body, "application/json")
+                    elif len(segments) == 4 and segments[0] == "containerLogs":
+                        self._logs(segments[1], segments[2], segments[3], query)
+                    else:
+                        self._send(404, b"404 page not found\n", "text/plain")
+                except (ValueError, LookupError) as error:
+                    code = 404 if isinstance(error, LookupError) else 400
+                    message = str(error.args[0]) if error.args else str(error)
+                    self._send(code, message.encode(), "text/plain")
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                except Exception as error:
+                    log.warning("kubelet endpoint failed", path=parsed.path, error=str(error))
+                    self._send(500, f"internal error: {error}".encode(), "text/plain")
+
+            def _logs(
+                self, namespace: str, pod: str, container: str, query: dict[str, str]
+            ) -> None:
+                options = LogQuery(query, datetime.now(UTC))
+                found = server.resolve_container(namespace, pod, container)
+                lines = server.container_logs(found, container, options)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for line in lines:
+                        self._chunk(line)
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                finally:
+                    lines.close()
+
+            def _chunk(self, payload: bytes) -> None:
+                if payload:
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                    self.wfile.flush()
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the API server's log requests would drown the watcher's own lines
+
+        return Handler

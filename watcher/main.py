@@ -1,0 +1,273 @@
+"""The watcher process: every part of `watcher/` wired together, with leadership and shutdown.
+
+Always running, on every replica: the health server (`/healthz`, `/readyz`, `/metrics` on
+`watcher.healthPort`), the metrics server (`metrics.port`, when enabled and different), the kubelet
+endpoint (`node.kubeletPort`) and leader election. Only while leading: the node heartbeat (Node
+object and its Lease), the pod watch with its per-pod queues, convergence every
+`watcher.resyncInterval`, and the interruption queue consumer. Losing leadership stops those and
+waits to lead again; SIGTERM or SIGINT stops everything, leaves the node NotReady (or deletes it,
+with `node.deleteOnShutdown`) and releases the leader lease so the other replica takes over at once.
+
+Readiness: the leader is ready once the node is registered and the pod watch is live; a follower
+is ready once it has read the leader lease (it is a healthy standby).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import signal
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+
+from orca.aws_clients import AwsClients
+from orca.health import HealthServer
+from orca.kube_clients import KubeClients
+from orca.logging import get_logger
+from orca.settings import Settings
+from orca.temporal_client import connect
+from watcher.interruptions import InterruptionConsumer
+from watcher.kubelet_server import KubeletServer
+from watcher.leader import LeaderElector
+from watcher.node_health import HealthCheck, NodeHealthProbe
+from watcher.node_heartbeat import NodeHeartbeat
+from watcher.pod_queues import PodQueues
+from watcher.pod_reactions import PodReactions
+from watcher.pod_watch import PodWatch
+from watcher.pod_workflows import PodWorkflows
+from watcher.reconcile import Reconciler
+
+log = get_logger(__name__)
+
+RESTART_AFTER_FAILURE_SECONDS = 2.0
+
+
+class Watcher:
+    """One watcher replica. `run(stop)` returns once `stop` is set and everything is shut down."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        kube: KubeClients,
+        aws: AwsClients,
+        temporal: Client,
+        identity: str | None = None,
+        health_check: HealthCheck | None = None,
+        interruption_wait_seconds: int = 20,
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.aws = aws
+        self.temporal = temporal
+        self.workflows = PodWorkflows(temporal, settings.temporal.task_queue)
+        self.elector = LeaderElector(
+            kube.coordination, settings.watcher.leader_election, identity=identity
+        )
+        self.health_check = (
+            health_check or NodeHealthProbe(aws, temporal, settings.temporal.task_queue).check
+        )
+        self.interruption_wait_seconds = interruption_wait_seconds
+        self.heartbeat: NodeHeartbeat | None = None
+        self.watch: PodWatch | None = None
+        self.queues: PodQueues | None = None
+        self.reconciler: Reconciler | None = None
+        self.kubelet: KubeletServer | None = None
+        self.health_server: HealthServer | None = None
+        self._metrics_server: HealthServer | None = None
+        self._running = False
+
+    # -- health ---------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        if not self.settings.watcher.leader_election.enabled or self.elector.is_leader:
+            return bool(
+                self.heartbeat and self.heartbeat.registered and self.watch and self.watch.live
+            )
+        return self._running
+
+    def alive(self) -> bool:
+        return self._running
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._start_servers()
+        self._running = True
+        election: asyncio.Task[None] | None = None
+        if self.settings.watcher.leader_election.enabled:
+            election = asyncio.create_task(self.elector.run(), name="leader-election")
+        else:
+            self.elector.leading.set()
+        try:
+            while not stop.is_set():
+                if not await _first(self.elector.leading.wait(), stop.wait()):
+                    break
+                if stop.is_set():
+                    break
+                failed = await self._lead(stop)
+                if failed:
+                    await _first(asyncio.sleep(RESTART_AFTER_FAILURE_SECONDS), stop.wait())
+        finally:
+            self._running = False
+            if election is not None:
+                election.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await election
+                await self.elector.release()
+            self._stop_servers()
+            log.info("watcher stopped")
+
+    async def _lead(self, stop: asyncio.Event) -> bool:
+        """Act as leader until stopped or leadership is lost; True if a part failed."""
+        settings = self.settings
+        node_name = settings.node.name
+        core = self.kube.core
+        reactions = PodReactions(self.workflows, core, node_name)
+        self.queues = queues = PodQueues(reactions.react)
+        self.watch = watch = PodWatch(core, node_name, queues)
+        self.heartbeat = heartbeat = NodeHeartbeat(
+            core,
+            self.kube.coordination,
+            settings.node,
+            self.health_check,
+            kubelet_port=self.kubelet.port if self.kubelet else None,
+        )
+        self.reconciler = Reconciler(self.workflows, reactions, queues, core, node_name)
+        log.info("leading: registering the node and watching pods", node=node_name)
+        parts = [
+            asyncio.create_task(heartbeat.run(), name="node-heartbeat"),
+            asyncio.create_task(watch.run(), name="pod-watch"),
+            asyncio.create_task(
+                self.reconciler.run(settings.watcher.resync_interval), name="reconcile"
+            ),
+        ]
+        queue_url = settings.aws.interruption_queue_url
+        if queue_url:
+            consumer = InterruptionConsumer(
+                self.aws.sqs,
+                self.aws.ec2,
+                self.workflows,
+                queue_url,
+                cluster=settings.kubernetes.cluster_name,
+                wait_seconds=self.interruption_wait_seconds,
+            )
+            parts.append(asyncio.create_task(consumer.run(), name="interruptions"))
+        else:
+            log.info("no aws.interruptionQueueURL: interruption events are not consumed")
+        stopped = asyncio.create_task(stop.wait())
+        lost = asyncio.create_task(self.elector.lost.wait())
+        done, _ = await asyncio.wait([*parts, stopped, lost], return_when=asyncio.FIRST_COMPLETED)
+        failed = False
+        for task in parts:
+            if task in done and not task.cancelled() and task.exception() is not None:
+                failed = True
+                log.error(
+                    "watcher part failed; restarting",
+                    part=task.get_name(),
+                    exc_info=task.exception(),
+                )
+        for part in parts:
+            part.cancel()
+        stopped.cancel()
+        lost.cancel()
+        await asyncio.gather(*parts, stopped, lost, return_exceptions=True)
+        await queues.close()
+        watch.live = False
+        if stop.is_set() and heartbeat.registered:
+            try:
+                await heartbeat.shutdown()
+            except Exception as error:
+                log.warning("node shutdown update failed", error=str(error))
+        return failed
+
+    # -- servers --------------------------------------------------------------------------
+
+    def _start_servers(self) -> None:
+        settings = self.settings
+        self.kubelet = KubeletServer(
+            _bind_host(settings.node.address),
+            settings.node.kubelet_port,
+            core=self.kube.core,
+            logs=self.aws.logs,
+            log_group=settings.aws.log_group,
+            node_name=settings.node.name,
+            pods=lambda: list(self.watch.pods.values()) if self.watch else [],
+        ).start()
+        metrics_on_health = settings.metrics.enabled and (
+            settings.metrics.port == settings.watcher.health_port
+        )
+        self.health_server = HealthServer(
+            settings.metrics.host,
+            settings.watcher.health_port,
+            ready=self.ready,
+            alive=self.alive,
+            metrics_path="/metrics" if not metrics_on_health else settings.metrics.path,
+        ).start()
+        if settings.metrics.enabled and not metrics_on_health:
+            self._metrics_server = HealthServer(
+                settings.metrics.host,
+                settings.metrics.port,
+                ready=self.ready,
+                alive=self.alive,
+                metrics_path=settings.metrics.path,
+            ).start()
+        log.info(
+            "watcher serving",
+            health_port=self.health_server.port,
+            kubelet_port=self.kubelet.port,
+            metrics_port=self._metrics_server.port if self._metrics_server else None,
+        )
+
+    def _stop_servers(self) -> None:
+        for server in (self.kubelet, self.health_server, self._metrics_server):
+            if server is not None:
+                server.stop()
+
+
+def _bind_host(address: str) -> str:
+    """Listen on loopback when the node advertises loopback (dev, tests), else everywhere."""
+    try:
+        return address if ipaddress.ip_address(address).is_loopback else "0.0.0.0"
+    except ValueError:
+        return "0.0.0.0"
+
+
+async def _first(*awaitables: Awaitable[object]) -> bool:
+    """Wait for the first of `awaitables`; cancel the others. True unless cancelled."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return True
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the watcher until `stop` is set (default: until SIGTERM or SIGINT).
+
+    Raises `KubeConfigError`, `AwsCredentialsError` or `TemporalUnavailable` when a dependency
+    cannot be used at all at start; once running, outages are retried, never fatal.
+    """
+    loop = asyncio.get_running_loop()
+    # Kubernetes calls are blocking: give them more threads than the default executor's few.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="watcher"))
+    kube = KubeClients(settings.kubernetes)
+    kube.core  # noqa: B018 - load the configuration now: a KubeConfigError belongs to startup
+    aws = AwsClients(settings.aws)
+    aws.check_credentials()
+    temporal = await connect(settings.temporal)
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+    await Watcher(settings, kube=kube, aws=aws, temporal=temporal).run(stop)
+
+
+def main(settings: Settings) -> None:
+    asyncio.run(run(settings))

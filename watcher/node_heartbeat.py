@@ -1,0 +1,169 @@
+"""Keeping the virtual node registered and alive: the Node object, its status and its Lease.
+
+As a kubelet does: the node is created (or its labels, taints and status brought up to date) at
+start; its Lease in `kube-node-lease` is renewed every `node.leaseRenewInterval` (the cheap
+liveness signal); its status is patched every `node.statusUpdateInterval` and whenever health
+changes. On shutdown the node is left NotReady (pods stay bound and their workflows keep running;
+a restarted watcher picks them up), or deleted when `node.deleteOnShutdown` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client as k8s
+
+from orca.logging import get_logger
+from orca.settings import NodeSettings
+from watcher.kube_json import read_json_or_none
+from watcher.node import NodeHealth, build_node, node_status
+from watcher.node_health import HealthCheck
+
+log = get_logger(__name__)
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+STOPPED = NodeHealth(False, "WatcherStopped", "the ORCA watcher stopped; pods are not updated")
+
+
+def micro_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class NodeHeartbeat:
+    def __init__(
+        self,
+        core: k8s.CoreV1Api,
+        coordination: k8s.CoordinationV1Api,
+        settings: NodeSettings,
+        health_check: HealthCheck,
+        *,
+        kubelet_port: int | None = None,
+    ) -> None:
+        self.core = core
+        self.coordination = coordination
+        self.settings = settings
+        self.health_check = health_check
+        self.kubelet_port = kubelet_port
+        self.registered = False
+        self.health: NodeHealth | None = None
+        self._conditions: list[dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    async def register(self) -> None:
+        """Create the Node, or update the existing one's labels, taints and status."""
+        health = await self.health_check()
+        await asyncio.to_thread(self._register, health)
+        self.health = health
+        self.registered = True
+        log.info("node registered", node=self.name, ready=health.ready, reason=health.reason)
+
+    async def run(self) -> None:
+        """Renew the Lease and patch the status until cancelled; API errors are retried."""
+        renew = self.settings.lease_renew_interval.total_seconds()
+        status_every = self.settings.status_update_interval.total_seconds()
+        last_status = time.monotonic()
+        while True:
+            try:
+                if not self.registered:
+                    await self.register()
+                    last_status = time.monotonic()
+                await asyncio.to_thread(self._renew_lease)
+                health = await self.health_check()
+                if health != self.health or time.monotonic() - last_status >= status_every:
+                    await asyncio.to_thread(self._patch_status, health)
+                    if health != self.health:
+                        log.info("node health changed", ready=health.ready, reason=health.reason)
+                    self.health = health
+                    last_status = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("node heartbeat failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(renew)
+
+    async def shutdown(self) -> None:
+        """Leave the node NotReady, or delete it when configured to."""
+        if self.settings.delete_on_shutdown:
+            await asyncio.to_thread(self._delete)
+            log.info("node deleted on shutdown", node=self.name)
+            return
+        await asyncio.to_thread(self._patch_status, STOPPED)
+        log.info("node left NotReady on shutdown", node=self.name)
+
+    def _register(self, health: NodeHealth) -> None:
+        body = build_node(self.settings, health, datetime.now(UTC), kubelet_port=self.kubelet_port)
+        existing = read_json_or_none(self.core.read_node, self.name)
+        if existing is None:
+            self.core.create_node(cast(Any, body))
+        else:
+            self._conditions = (existing.get("status") or {}).get("conditions")
+            self.core.patch_node(
+                self.name,
+                {"metadata": {"labels": body["metadata"]["labels"]}, "spec": body["spec"]},
+            )
+        # A real API server ignores status on create; it is written through the subresource.
+        self._patch_status(health)
+
+    def _patch_status(self, health: NodeHealth) -> None:
+        status = node_status(
+            self.settings,
+            health,
+            datetime.now(UTC),
+            kubelet_port=self.kubelet_port,
+            previous_conditions=self._conditions,
+        )
+        self.core.patch_node_status(self.name, {"status": status})
+        self._conditions = status["conditions"]
+
+    def _renew_lease(self) -> None:
+        now = micro_time(datetime.now(UTC))
+        duration = int(self.settings.lease_duration.total_seconds())
+        try:
+            self.coordination.patch_namespaced_lease(
+                self.name,
+                NODE_LEASE_NAMESPACE,
+                {"spec": {"renewTime": now, "holderIdentity": self.name}},
+            )
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+            self.coordination.create_namespaced_lease(
+                NODE_LEASE_NAMESPACE,
+                cast(
+                    Any,
+                    {
+                        "apiVersion": "coordination.k8s.io/v1",
+                        "kind": "Lease",
+                        "metadata": {
+                            "name": self.name,
+                            "namespace": NODE_LEASE_NAMESPACE,
+                            "ownerReferences": self._owner_references(),
+                        },
+                        "spec": {
+                            "holderIdentity": self.name,
+                            "leaseDurationSeconds": duration,
+                            "renewTime": now,
+                        },
+                    },
+                ),
+            )
+
+    def _owner_references(self) -> list[dict[str, Any]]:
+        node = read_json_or_none(self.core.read_node, self.name)
+        if node is None:
+            return []
+        uid = node["metadata"]["uid"]
+        return [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": uid}]
+
+    def _delete(self) -> None:
+        try:
+            self.core.delete_node(self.name)
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise

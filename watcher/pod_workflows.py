@@ -1,0 +1,110 @@
+"""Starting and signalling `PodLifecycle` workflows: all the watcher ever asks of Temporal.
+
+Every call is idempotent. A start uses the pod-derived workflow ID with `USE_EXISTING` (a running
+workflow is reused, so duplicate events and relists never start a second one) and
+`REJECT_DUPLICATE` (a finished pod's closed workflow is never started again). A signal to a
+workflow that is not running reports `False` instead of raising, so callers can decide what
+"nothing runs for this pod" means to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from orca import search_attributes
+from orca.launch_spec import PodRef
+from orca.logging import get_logger
+from orca.metrics import WORKFLOW_SIGNALS
+from orca.workflow_ids import pod_ref_from_workflow_id, pod_workflow_id
+from watcher import POD_LIFECYCLE_WORKFLOW
+from workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
+
+log = get_logger(__name__)
+
+RUNNING_QUERY = f'WorkflowType="{POD_LIFECYCLE_WORKFLOW}" AND ExecutionStatus="Running"'
+
+
+class StartOutcome:
+    """How a start ended; plain strings keep log lines readable."""
+
+    STARTED = "started"  # new, or the running one reused
+    FINISHED = "finished"  # a closed workflow with this ID exists: the pod's work is done
+
+
+class PodWorkflows:
+    """The PodLifecycle workflows of one Temporal namespace and task queue."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    async def start(self, manifest: dict[str, Any], ref: PodRef) -> str:
+        """Start the pod's workflow unless it runs or ran; returns a `StartOutcome` value."""
+        try:
+            await self.client.start_workflow(
+                POD_LIFECYCLE_WORKFLOW,
+                PodLifecycleInput(pod=manifest),
+                id=pod_workflow_id(ref),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return StartOutcome.FINISHED
+        WORKFLOW_SIGNALS.labels(kind="start").inc()
+        return StartOutcome.STARTED
+
+    async def pod_deleted(self, ref: PodRef, grace_period_seconds: int) -> bool:
+        """Signal `pod_deleted`; False when no workflow runs for the pod."""
+        return await self._signal(
+            self._handle(ref), "pod_deleted", PodDeleted(grace_period_seconds=grace_period_seconds)
+        )
+
+    async def pod_gone(self, ref: PodRef) -> bool:
+        """Signal `pod_gone`; False when no workflow runs for the pod."""
+        return await self._signal(self._handle(ref), "pod_gone", None)
+
+    async def interruption(self, workflow_id: str, notice: InterruptionNotice) -> bool:
+        """Signal `interruption`; False when the workflow is not running."""
+        return await self._signal(
+            self.client.get_workflow_handle(workflow_id), "interruption", notice
+        )
+
+    async def running_pods(self) -> dict[str, PodRef]:
+        """Pods (by UID) whose PodLifecycle workflow is running, from the visibility store."""
+        running: dict[str, PodRef] = {}
+        async for execution in self.client.list_workflows(RUNNING_QUERY):
+            ref = pod_ref_from_workflow_id(execution.id)
+            if ref is not None:
+                running[ref.uid] = ref
+        return running
+
+    async def running_workflow_for_instance(self, instance_id: str) -> str | None:
+        """The running workflow that recorded `instance_id` as its instance, if any."""
+        query = (
+            f'{search_attributes.INSTANCE_ID.name} = "{instance_id}" AND ExecutionStatus="Running"'
+        )
+        async for execution in self.client.list_workflows(query, limit=1):
+            return execution.id
+        return None
+
+    def _handle(self, ref: PodRef) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(pod_workflow_id(ref))
+
+    async def _signal(self, handle: WorkflowHandle[Any, Any], name: str, arg: Any) -> bool:
+        try:
+            if arg is None:
+                await handle.signal(name)
+            else:
+                await handle.signal(name, arg)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        WORKFLOW_SIGNALS.labels(kind=name).inc()
+        return True
