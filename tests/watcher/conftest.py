@@ -1,0 +1,232 @@
+"""Watcher tests run against the real parts: the Kubernetes API emulator, the AWS emulator and the
+Temporal dev server, with a recording "PodLifecycle" workflow on a fresh task queue per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from orca.aws_clients import AwsClients
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from orca.kube_clients import KubeClients
+from orca.launch_spec import PodRef
+from orca.settings import (
+    AwsCredentials,
+    AwsSettings,
+    KubernetesSettings,
+    LeaderElectionSettings,
+    MetricsSettings,
+    NodeSettings,
+    Settings,
+    TemporalSettings,
+    WatcherSettings,
+)
+from orca.workflow_ids import pod_workflow_id
+from tests.fixtures.aws import aws, aws_emulator
+from tests.watcher.recording_workflow import RecordingPodLifecycle
+from watcher.main import Watcher
+from watcher.node_health import always_ready
+
+__all__ = ["aws", "aws_emulator"]
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None] | T | None], within: float = 15.0
+) -> T:
+    """Poll `check` (sync or async) until truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    # A small retained window lets a test force 410 Expired; bookmarks often to exercise them.
+    with KubeEmulator(host="127.0.0.1", port=0, retained_events=40, bookmark_interval=0.5) as emu:
+        yield emu
+
+
+@pytest.fixture
+def kubeconfig(kube: KubeEmulator, tmp_path: Path) -> Path:
+    return kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def core(kubeconfig: Path) -> Iterator[k8s.CoreV1Api]:
+    api = k8s_config.new_client_from_config(str(kubeconfig))
+    yield k8s.CoreV1Api(api)
+    api.close()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"watcher-test-{uuid.uuid4()}"
+
+
+@pytest_asyncio.fixture
+async def recorder(temporal_dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Client]:
+    """A worker running the recording PodLifecycle on the test's task queue; yields the client."""
+    async with Worker(
+        temporal_dev_env.client, task_queue=task_queue, workflows=[RecordingPodLifecycle]
+    ):
+        yield temporal_dev_env.client
+
+
+def make_settings(
+    *,
+    kubeconfig: Path,
+    temporal: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+    node_name: str | None = None,
+    lease_name: str | None = None,
+    interruption_queue_url: str | None = None,
+    resync_seconds: float = 300,
+) -> Settings:
+    return Settings(
+        aws=AwsSettings(
+            region=aws_emulator.region,
+            endpoint_url=aws_emulator.endpoint_url,
+            credentials=AwsCredentials(access_key_id="testing", secret_access_key="testing"),
+            interruption_queue_url=interruption_queue_url,
+            log_group=aws_emulator.defaults.log_group,
+        ),
+        node=NodeSettings(
+            name=node_name or f"orca-test-{uuid.uuid4().hex[:8]}",
+            kubelet_port=free_port(),
+            lease_duration=timedelta(seconds=2),
+            lease_renew_interval=timedelta(seconds=0.2),
+            status_update_interval=timedelta(seconds=1),
+        ),
+        temporal=TemporalSettings(
+            address=temporal.service_client.config.target_host, task_queue=task_queue
+        ),
+        kubernetes=KubernetesSettings(kubeconfig=kubeconfig),
+        watcher=WatcherSettings(
+            health_port=0,
+            resync_interval=timedelta(seconds=resync_seconds),
+            leader_election=LeaderElectionSettings(
+                lease_name=lease_name or f"orca-watcher-{uuid.uuid4().hex[:8]}",
+                lease_duration=timedelta(seconds=2),
+                renew_interval=timedelta(seconds=0.3),
+            ),
+        ),
+        metrics=MetricsSettings(enabled=False),
+    )
+
+
+@dataclass
+class RunningWatcher:
+    watcher: Watcher
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, timeout=20)
+
+    async def crash(self) -> None:
+        """Stop without any goodbye (no NotReady, no lease release), like kill -9."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@contextlib.asynccontextmanager
+async def running_watcher(
+    settings: Settings, temporal: Client, identity: str | None = None
+) -> AsyncIterator[RunningWatcher]:
+    watcher = Watcher(
+        settings,
+        kube=KubeClients(settings.kubernetes),
+        aws=AwsClients(settings.aws),
+        temporal=temporal,
+        identity=identity,
+        health_check=always_ready(),
+        interruption_wait_seconds=1,
+    )
+    stop = asyncio.Event()
+    running = RunningWatcher(watcher, stop, asyncio.create_task(watcher.run(stop)))
+    try:
+        yield running
+    finally:
+        if not running.task.done():
+            await running.shutdown()
+
+
+def pod_manifest(
+    name: str, node_name: str, *, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"name": "main", "image": "busybox"}],
+            "tolerations": [{"key": "orca.research/burst-node", "operator": "Exists"}],
+        },
+    }
+
+
+def create_pod(
+    core: k8s.CoreV1Api, name: str, node_name: str, annotations: dict[str, str] | None = None
+) -> PodRef:
+    created = core.create_namespaced_pod(
+        "default", pod_manifest(name, node_name, annotations=annotations)
+    )
+    return PodRef(namespace="default", name=name, uid=created.metadata.uid)
+
+
+async def executions(client: Client, ref: PodRef) -> list[WorkflowExecutionStatus | None]:
+    found = []
+    async for execution in client.list_workflows(f'WorkflowId="{pod_workflow_id(ref)}"'):
+        found.append(execution.status)
+    return found
+
+
+async def running(client: Client, ref: PodRef) -> bool:
+    try:
+        description = await client.get_workflow_handle(pod_workflow_id(ref)).describe()
+    except Exception:
+        return False
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def signals(client: Client, ref: PodRef) -> list[str]:
+    result: list[str] = await client.get_workflow_handle(pod_workflow_id(ref)).query(
+        RecordingPodLifecycle.signals
+    )
+    return result

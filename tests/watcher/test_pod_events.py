@@ -1,0 +1,211 @@
+"""Pod events to workflows, against the Kubernetes emulator and the Temporal dev server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from kubernetes import client as k8s
+from prometheus_client import REGISTRY
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from orca.emulators.kube.registry import PODS, DeleteOptions
+from orca.launch_spec import PodRef
+from orca.workflow_ids import pod_ref_from_manifest, pod_workflow_id
+from tests.watcher.conftest import (
+    create_pod,
+    eventually,
+    executions,
+    make_settings,
+    pod_manifest,
+    running,
+    running_watcher,
+    signals,
+)
+from tests.watcher.recording_workflow import RecordingPodLifecycle
+
+
+def restarts(reason: str) -> float:
+    value = REGISTRY.get_sample_value("orca_watch_restarts_total", {"reason": reason})
+    return value or 0.0
+
+
+def pod_exists(core: k8s.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespaced_pod(name, "default")
+    except k8s.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+async def test_pod_created_starts_its_workflow_once_despite_duplicates_and_relists(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        ref = create_pod(core, "train-1", node)
+        other = create_pod(core, "elsewhere", "some-other-node")
+        await eventually(lambda: running(recorder, ref))
+        for value in ("a", "b", "c"):  # MODIFIED events the watcher must not turn into starts
+            core.patch_namespaced_pod("train-1", "default", {"metadata": {"labels": {"x": value}}})
+        assert watcher.watcher.watch is not None
+        await watcher.watcher.watch.relist()  # a relist reports every pod again
+        assert watcher.watcher.reconciler is not None
+        await watcher.watcher.reconciler.converge()
+        assert watcher.watcher.queues is not None
+        await watcher.watcher.queues.idle()
+        assert await executions(recorder, ref) == [WorkflowExecutionStatus.RUNNING]
+        assert await executions(recorder, other) == []
+        described = await recorder.get_workflow_handle(pod_workflow_id(ref)).describe()
+        assert described.task_queue == task_queue
+
+
+async def test_deletion_timestamp_signals_pod_deleted_and_removal_signals_pod_gone(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        ref = create_pod(core, "infer-1", node)
+        await eventually(lambda: running(recorder, ref))
+        core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=45)
+        assert pod_exists(core, "infer-1")  # bound pods wait for their kubelet: ORCA
+        await eventually(lambda: _has(recorder, ref, "pod_deleted:45"))
+        # The workflow releases the pod object when done; here the test plays that part.
+        core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=0)
+        await eventually(lambda: _has(recorder, ref, "pod_gone"))
+        handle = recorder.get_workflow_handle(pod_workflow_id(ref))
+        assert await handle.result() == ["pod_deleted:45", "pod_gone"]
+
+
+async def test_deleting_a_pod_whose_workflow_finished_removes_the_pod_object(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        ref = create_pod(core, "done-1", node)
+        await eventually(lambda: running(recorder, ref))
+        handle = recorder.get_workflow_handle(pod_workflow_id(ref))
+        await handle.signal(RecordingPodLifecycle.finish)
+        await handle.result()
+        core.delete_namespaced_pod("done-1", "default")
+        await eventually(lambda: not pod_exists(core, "done-1"))
+        # A new pod with the same name is a new incarnation with its own workflow.
+        again = create_pod(core, "done-1", node)
+        await eventually(lambda: running(recorder, again))
+        assert again.uid != ref.uid
+
+
+async def test_410_expired_and_dropped_connections_converge_without_duplicate_starts(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        first = create_pod(core, "before", node)
+        await eventually(lambda: running(recorder, first))
+
+        # A dropped connection: the watch resumes from its resourceVersion.
+        expired_before = restarts("expired")
+        dropped_before = restarts("dropped")
+        kube._server._server.close_connections()  # type: ignore[union-attr]
+        dropped = create_pod(core, "after-drop", node)
+        await eventually(lambda: running(recorder, dropped))
+
+        # 410: while the watch is cut and cannot reconnect, more changes happen than the server
+        # retains, among them a new pod and a deletion the watch will never see as events.
+        with kube.store.lock:
+            kube._server._server.close_connections()  # type: ignore[union-attr]
+            for index in range(60):
+                kube.registry.create(PODS, "default", pod_manifest(f"filler-{index}", "elsewhere"))
+            created = kube.registry.create(PODS, "default", pod_manifest("during-410", node))
+            kube.registry.delete(
+                PODS, "default", "after-drop", DeleteOptions(grace_period_seconds=0)
+            )
+        expired = pod_ref_from_manifest(created)
+        await eventually(lambda: running(recorder, expired))
+        await eventually(lambda: _has(recorder, dropped, "pod_gone"), within=20)
+        assert watcher.watcher.watch is not None
+        await eventually(lambda: watcher.watcher.watch.live)  # type: ignore[union-attr]
+        for ref in (first, dropped, expired):
+            assert len(await executions(recorder, ref)) == 1
+        assert restarts("expired") > expired_before
+        assert restarts("dropped") > dropped_before
+
+
+async def test_restarted_watcher_converges_pods_created_and_deleted_while_it_was_down(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        kept = create_pod(core, "kept", node)
+        vanishing = create_pod(core, "vanishing", node)
+        await eventually(lambda: running(recorder, kept))
+        await eventually(lambda: running(recorder, vanishing))
+        await watcher.crash()
+
+    # While no watcher runs: a pod is created, another deleted for good.
+    newcomer = create_pod(core, "newcomer", node)
+    core.delete_namespaced_pod("vanishing", "default", grace_period_seconds=0)
+    await asyncio.sleep(0)
+
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(lambda: running(recorder, newcomer))
+        await eventually(lambda: _has(recorder, vanishing, "pod_gone"))
+        assert await running(recorder, kept)
+        for ref in (kept, newcomer, vanishing):
+            assert len(await executions(recorder, ref)) == 1
+
+
+async def _has(client: Client, ref: PodRef, signal: str) -> bool:
+    try:
+        return signal in await signals(client, ref)
+    except Exception:
+        return False
