@@ -49,10 +49,18 @@ __all__ = ["aws", "aws_emulator"]
 T = TypeVar("T")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free loopback port, never the same twice in a session (the OS may reuse a freed one)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 async def eventually(
@@ -230,3 +238,11 @@ async def signals(client: Client, ref: PodRef) -> list[str]:
         RecordingPodLifecycle.signals
     )
     return result
+
+
+async def received(client: Client, ref: PodRef, signal: str) -> bool:
+    """Whether the pod's recording workflow has received `signal` (False while it cannot say)."""
+    try:
+        return signal in await signals(client, ref)
+    except Exception:
+        return False

@@ -12,7 +12,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from orca.emulators.aws import AwsEmulator
 from orca.emulators.kube import KubeEmulator
 from orca.emulators.kube.registry import PODS, DeleteOptions
-from orca.launch_spec import PodRef
 from orca.workflow_ids import pod_ref_from_manifest, pod_workflow_id
 from tests.watcher.conftest import (
     create_pod,
@@ -20,9 +19,9 @@ from tests.watcher.conftest import (
     executions,
     make_settings,
     pod_manifest,
+    received,
     running,
     running_watcher,
-    signals,
 )
 from tests.watcher.recording_workflow import RecordingPodLifecycle
 
@@ -91,10 +90,10 @@ async def test_deletion_timestamp_signals_pod_deleted_and_removal_signals_pod_go
         await eventually(lambda: running(recorder, ref))
         core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=45)
         assert pod_exists(core, "infer-1")  # bound pods wait for their kubelet: ORCA
-        await eventually(lambda: _has(recorder, ref, "pod_deleted:45"))
+        await eventually(lambda: received(recorder, ref, "pod_deleted:45"))
         # The workflow releases the pod object when done; here the test plays that part.
         core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=0)
-        await eventually(lambda: _has(recorder, ref, "pod_gone"))
+        await eventually(lambda: received(recorder, ref, "pod_gone"))
         handle = recorder.get_workflow_handle(pod_workflow_id(ref))
         assert await handle.result() == ["pod_deleted:45", "pod_gone"]
 
@@ -162,7 +161,7 @@ async def test_410_expired_and_dropped_connections_converge_without_duplicate_st
             )
         expired = pod_ref_from_manifest(created)
         await eventually(lambda: running(recorder, expired))
-        await eventually(lambda: _has(recorder, dropped, "pod_gone"), within=20)
+        await eventually(lambda: received(recorder, dropped, "pod_gone"), within=20)
         assert watcher.watcher.watch is not None
         await eventually(lambda: watcher.watcher.watch.live)  # type: ignore[union-attr]
         for ref in (first, dropped, expired):
@@ -198,14 +197,7 @@ async def test_restarted_watcher_converges_pods_created_and_deleted_while_it_was
 
     async with running_watcher(settings, recorder) as watcher:
         await eventually(lambda: running(recorder, newcomer))
-        await eventually(lambda: _has(recorder, vanishing, "pod_gone"))
+        await eventually(lambda: received(recorder, vanishing, "pod_gone"))
         assert await running(recorder, kept)
         for ref in (kept, newcomer, vanishing):
             assert len(await executions(recorder, ref)) == 1
-
-
-async def _has(client: Client, ref: PodRef, signal: str) -> bool:
-    try:
-        return signal in await signals(client, ref)
-    except Exception:
-        return False

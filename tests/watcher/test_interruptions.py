@@ -1,0 +1,161 @@
+"""The interruption queue: EC2 events from the AWS emulator to the right workflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+from kubernetes import client as k8s
+from temporalio.client import Client
+
+from orca import instance_tags
+from orca.aws_clients import AwsClients
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from orca.launch_spec import PodRef
+from tests.watcher.conftest import (
+    create_pod,
+    eventually,
+    make_settings,
+    received,
+    running,
+    running_watcher,
+)
+from tests.watcher.recording_workflow import INSTANCE_ANNOTATION
+from watcher.interruptions import InterruptionConsumer
+from watcher.pod_workflows import PodWorkflows
+from workflows.models import InterruptionNotice
+
+
+def launch(aws: AwsEmulator, tags: dict[str, str]) -> str:
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=aws.endpoint_url,
+        region_name=aws.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    zone, subnet = next(iter(aws.defaults.subnet_ids.items()))
+    del zone
+    response = ec2.run_instances(
+        ImageId=aws.defaults.ami_ids["al2023-x86_64"],
+        InstanceType="m5.large",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ],
+    )
+    return str(response["Instances"][0]["InstanceId"])
+
+
+def pod_tags(ref: PodRef, cluster: str) -> dict[str, str]:
+    return {
+        instance_tags.POD_NAMESPACE: ref.namespace,
+        instance_tags.POD_NAME: ref.name,
+        instance_tags.POD_UID: ref.uid,
+        instance_tags.CLUSTER: cluster,
+    }
+
+
+def queue_depth(aws: AwsEmulator) -> int:
+    sqs = AwsClients(_aws_settings(aws)).sqs
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=aws.defaults.interruption_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def _aws_settings(aws: AwsEmulator) -> Any:
+    from orca.settings import AwsCredentials, AwsSettings
+
+    return AwsSettings(
+        region=aws.region,
+        endpoint_url=aws.endpoint_url,
+        credentials=AwsCredentials(access_key_id="testing", secret_access_key="testing"),
+    )
+
+
+async def test_interruptions_reach_the_workflow_by_search_attribute_or_by_instance_tags(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig,
+        temporal=recorder,
+        task_queue=task_queue,
+        aws_emulator=aws,
+        interruption_queue_url=aws.defaults.interruption_queue_url,
+    )
+    node = settings.node.name
+    cluster = settings.kubernetes.cluster_name
+    # Pod A's workflow records its instance as a search attribute; pod B's only has tags.
+    tagged_only = create_pod(core, "by-tags", node)
+    instance_b = launch(aws, pod_tags(tagged_only, cluster))
+    instance_a = launch(aws, {"Name": "by-attribute"})
+    by_attribute = create_pod(core, "by-attribute", node, {INSTANCE_ANNOTATION: instance_a})
+    async with running_watcher(settings, recorder):
+        await eventually(lambda: running(recorder, by_attribute))
+        await eventually(lambda: running(recorder, tagged_only))
+        aws.control.interrupt(instance_a, kind="rebalance")
+        aws.control.interrupt(instance_b, kind="rebalance")
+        await eventually(
+            lambda: received(
+                recorder, by_attribute, f"interruption:rebalance-recommendation:{instance_a}"
+            )
+        )
+        await eventually(
+            lambda: received(
+                recorder, tagged_only, f"interruption:rebalance-recommendation:{instance_b}"
+            )
+        )
+        await eventually(lambda: queue_depth(aws) == 0)  # delivered messages are deleted
+
+
+class _FailingWorkflows(PodWorkflows):
+    async def running_workflow_for_instance(self, instance_id: str) -> str | None:
+        return "pod/default/x/uid-1"
+
+    async def interruption(self, workflow_id: str, notice: InterruptionNotice) -> bool:
+        raise RuntimeError("Temporal is unreachable")
+
+
+async def test_a_message_stays_in_the_queue_until_its_signal_is_accepted(
+    recorder: Client, aws: AwsEmulator
+) -> None:
+    clients = AwsClients(_aws_settings(aws))
+    queue_url = aws.defaults.interruption_queue_url
+    event = {
+        "version": "0",
+        "id": "1",
+        "detail-type": "EC2 Instance Rebalance Recommendation",
+        "source": "aws.ec2",
+        "account": aws.defaults.account_id,
+        "time": "2024-05-01T12:00:00Z",
+        "region": aws.region,
+        "resources": [],
+        "detail": {"instance-id": "i-0123456789abcdef0"},
+    }
+    clients.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+    failing = InterruptionConsumer(
+        clients.sqs, clients.ec2, _FailingWorkflows(recorder, "q"), queue_url, cluster="orca"
+    )
+    message = clients.sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=0)["Messages"][0]
+    assert await failing.handle(dict(message)) is False
+    assert queue_depth(aws) == 1
+    delivering = InterruptionConsumer(
+        clients.sqs, clients.ec2, PodWorkflows(recorder, "q"), queue_url, cluster="orca"
+    )
+    message = clients.sqs.receive_message(QueueUrl=queue_url)["Messages"][0]
+    assert await delivering.handle(dict(message)) is True  # no workflow runs for it: delete
+    assert queue_depth(aws) == 0

@@ -1,0 +1,79 @@
+"""`kubectl logs`: API server (emulator) → the watcher's kubelet endpoint → CloudWatch Logs."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from temporalio.client import Client
+
+from orca.aws_clients import AwsClients
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from tests.watcher.conftest import create_pod, eventually, make_settings, running_watcher
+from watcher.kubelet_server import log_stream_name
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed"),
+]
+
+
+def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws
+    )
+    ref = create_pod(core, "logs-1", settings.node.name)
+    logs = AwsClients(settings.aws).logs
+    stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
+    logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=settings.aws.log_group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": f"epoch {i}"} for i in range(5)],
+    )
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        result = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [f"epoch {i}" for i in range(5)]
+
+        tail = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1", "--tail=2")
+        assert tail.stdout.splitlines() == ["epoch 3", "epoch 4"]
+
+        stamped = await asyncio.to_thread(
+            kubectl, kubeconfig, "logs", "logs-1", "-c", "main", "--timestamps"
+        )
+        first = stamped.stdout.splitlines()[0]
+        stamp, _, text = first.partition(" ")
+        assert text == "epoch 0"
+        assert stamp.endswith("Z")
+        assert "T" in stamp
+
+        missing = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1", "-c", "nope")
+        assert missing.returncode != 0

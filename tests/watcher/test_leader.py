@@ -1,0 +1,69 @@
+"""Two watcher replicas: only the leader acts; the other takes over within one lease duration."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from temporalio.client import Client
+
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from tests.watcher.conftest import (
+    create_pod,
+    eventually,
+    executions,
+    free_port,
+    make_settings,
+    running,
+    running_watcher,
+)
+
+
+@pytest.mark.parametrize("how", ["clean-stop", "crash"])
+async def test_the_follower_takes_over_within_one_lease_duration(
+    how: str,
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    lease_duration = settings.watcher.leader_election.lease_duration.total_seconds()
+    renew = settings.watcher.leader_election.renew_interval.total_seconds()
+    # Replicas run in different pods; here on one host, each needs its own kubelet port.
+    other = settings.model_copy(
+        update={"node": settings.node.model_copy(update={"kubelet_port": free_port()})}
+    )
+    async with (
+        running_watcher(settings, recorder, identity="replica-a") as first,
+        running_watcher(other, recorder, identity="replica-b") as second,
+    ):
+        electors = (first.watcher.elector, second.watcher.elector)
+        await eventually(lambda: any(e.is_leader for e in electors))
+        leader, follower = (first, second) if first.watcher.elector.is_leader else (second, first)
+        assert not follower.watcher.elector.is_leader
+        await eventually(leader.watcher.ready)
+        assert follower.watcher.watch is None  # a follower does not watch pods
+
+        before = create_pod(core, "before-failover", settings.node.name)
+        await eventually(lambda: running(recorder, before))
+
+        stopped_at = time.monotonic()
+        if how == "crash":
+            await leader.crash()
+        else:
+            await leader.shutdown()
+        await eventually(lambda: follower.watcher.elector.is_leader, within=lease_duration * 3)
+        # The lease is judged expired by the local clock since the record last changed, so a
+        # crashed leader is replaced after one lease duration plus at most one renew interval.
+        assert time.monotonic() - stopped_at <= lease_duration + 2 * renew + 1.0
+        after = create_pod(core, "after-failover", settings.node.name)
+        await eventually(lambda: running(recorder, after))
+        assert len(await executions(recorder, before)) == 1

@@ -1,0 +1,146 @@
+"""The virtual node: registration, Lease renewal, readiness and shutdown, via `run()`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+from temporalio.client import Client
+
+from orca.emulators.aws import AwsEmulator
+from orca.emulators.kube import KubeEmulator
+from tests.watcher.conftest import eventually, make_settings
+from watcher.kube_json import read_json, read_json_or_none
+from watcher.main import run
+
+
+def node_json(core: k8s.CoreV1Api, name: str) -> dict[str, Any] | None:
+    return read_json_or_none(core.read_node, name)
+
+
+def condition(node: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in node["status"]["conditions"] if c["type"] == kind)
+
+
+async def test_node_is_registered_ready_with_a_renewed_lease_and_left_not_ready_on_stop(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    name = settings.node.name
+    coordination = k8s.CoordinationV1Api(core.api_client)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop=stop))
+    try:
+        # The real health probe: STS on the AWS emulator and a worker polling the task queue.
+        node = await eventually(
+            lambda: (n := node_json(core, name)) and condition(n, "Ready")["status"] == "True" and n
+        )
+        assert node["metadata"]["labels"]["orca.research/provider"] == "aws"
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
+        assert node["spec"]["taints"] == [
+            {"key": "orca.research/burst-node", "value": "true", "effect": "NoSchedule"}
+        ]
+        allocatable = node["status"]["allocatable"]
+        assert allocatable["nvidia.com/gpu"] == settings.node.gpu
+        assert allocatable["aws.amazon.com/neuron"] == settings.node.neuron
+        assert allocatable["aws.amazon.com/fpga"] == settings.node.fpga
+        assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == (
+            settings.node.kubelet_port
+        )
+        assert {"type": "InternalIP", "address": "127.0.0.1"} in node["status"]["addresses"]
+        assert condition(node, "MemoryPressure")["status"] == "False"
+
+        lease = await eventually(
+            lambda: read_json_or_none(coordination.read_namespaced_lease, name, "kube-node-lease")
+        )
+        assert lease["spec"]["holderIdentity"] == name
+        first_renewal = lease["spec"]["renewTime"]
+        await eventually(
+            lambda: (
+                read_json(coordination.read_namespaced_lease, name, "kube-node-lease")["spec"][
+                    "renewTime"
+                ]
+                != first_renewal
+            )
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+    node = node_json(core, name)
+    assert node is not None, "the node is kept on shutdown unless node.deleteOnShutdown"
+    ready = condition(node, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WatcherStopped")
+
+
+async def test_node_is_not_ready_when_no_worker_polls_the_task_queue(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig,
+        temporal=recorder,
+        task_queue="nobody-polls-this-queue",
+        aws_emulator=aws_emulator,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop=stop))
+    try:
+        node = await eventually(lambda: node_json(core, settings.node.name))
+        ready = condition(node, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "NoWorkerPolling")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def test_health_endpoints_report_ready_once_registered_and_watching(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    from tests.watcher.conftest import running_watcher
+
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(lambda: watcher.watcher.health_server is not None)
+        assert watcher.watcher.health_server is not None
+        port = watcher.watcher.health_server.port
+        await eventually(lambda: _status(port, "/readyz") == 200)
+        assert _status(port, "/healthz") == 200
+        assert _status(port, "/metrics") == 200
+        assert watcher.watcher.kubelet is not None
+        summary = json.loads(_get(watcher.watcher.kubelet.port, "/stats/summary"))
+        assert summary["node"]["nodeName"] == settings.node.name
+
+
+def _get(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
