@@ -36,4 +36,8 @@ def run(args: argparse.Namespace) -> int:
         main(settings)
     except (KubeConfigError, TemporalUnavailable, AwsCredentialsError) as error:
         raise CommandError(f"orca watcher: {error}", exit_code=EXIT_FAILURE) from None
+    except OSError as error:  # a port already taken (node.kubeletPort, watcher.healthPort, ...)
+        raise CommandError(
+            f"orca watcher: cannot listen: {error}", exit_code=EXIT_FAILURE
+        ) from None
     return EXIT_OK
