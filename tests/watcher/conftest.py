@@ -8,7 +8,7 @@ import contextlib
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from orca.settings import (
 from orca.workflow_ids import pod_workflow_id
 from tests.fixtures.aws import aws, aws_emulator
 from tests.watcher.recording_workflow import RecordingPodLifecycle
+from watcher.kube_json import read_json
 from watcher.main import Watcher
 from watcher.node_health import always_ready
 
@@ -63,9 +64,7 @@ def free_port() -> int:
             return port
 
 
-async def eventually(
-    check: Callable[[], Awaitable[T | None] | T | None], within: float = 15.0
-) -> T:
+async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
     """Poll `check` (sync or async) until truthy; fail after `within` seconds."""
     deadline = time.monotonic() + within
     while True:
@@ -73,7 +72,7 @@ async def eventually(
         if asyncio.iscoroutine(result):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.05)
@@ -212,10 +211,9 @@ def pod_manifest(
 def create_pod(
     core: k8s.CoreV1Api, name: str, node_name: str, annotations: dict[str, str] | None = None
 ) -> PodRef:
-    created = core.create_namespaced_pod(
-        "default", pod_manifest(name, node_name, annotations=annotations)
-    )
-    return PodRef(namespace="default", name=name, uid=created.metadata.uid)
+    manifest: Any = pod_manifest(name, node_name, annotations=annotations)
+    created = read_json(core.create_namespaced_pod, "default", manifest)
+    return PodRef(namespace="default", name=name, uid=created["metadata"]["uid"])
 
 
 async def executions(client: Client, ref: PodRef) -> list[WorkflowExecutionStatus | None]:
