@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from orca.selection import CandidateOffering
 from pydantic import BaseModel, ConfigDict, Field
 
 from orca.launch_spec import LaunchSpec, PodRef
+from orca.selection import CandidateOffering
 
 
 class _Model(BaseModel):
@@ -36,7 +36,8 @@ class LaunchPlan(_Model):
     capacity_retry_interval: timedelta
     capacity_give_up_after: timedelta
     dry_run: bool = False
-    ui_url: str | None = None
+    waiting_reason: str | None = None
+    """Why there is nothing to try right now (no candidates); the workflow waits and re-plans."""
 
 
 # -- launch -------------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from orca.selection import CandidateOffering
-
     from activities.models import (
         DeletePodInput,
         EventType,
@@ -58,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.names import ActivityName
     from orca import search_attributes
     from orca.failure_types import FailureType
+    from orca.selection import CandidateOffering
     from orca.workflow_ids import pod_ref_from_manifest
     from workflows.models import (
         InterruptionKind,
@@ -211,10 +210,8 @@ class PodLifecycle:
                 await self._report(phase="Failed", event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
-            message = (
-                f"Every candidate offering is out of capacity; retrying in "
-                f"{int(backoff.total_seconds())} s."
-            )
+            why = plan.waiting_reason or "Every candidate offering is out of capacity"
+            message = f"{why}; retrying in {int(backoff.total_seconds())} s."
             await self._report_pending(FailureType.INSUFFICIENT_CAPACITY, message)
             if await self._sleep_unless_stopped(backoff):
                 raise _StopRequestedError

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orca import __version__
-from orca.cli import dev, version
+from orca.cli import dev, version, watcher_command, worker_command
 from orca.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, CommandError
 from orca.settings import ConfigError
 
@@ -31,15 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"orca {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in _command_modules():
-        module.add_parser(subparsers)
+    version.add_parser(subparsers)
+    worker_command.add_parser(subparsers)
+    watcher_command.add_parser(subparsers)
+    dev.add_parser(subparsers)
     return parser
-
-
-def _command_modules() -> list[object]:
-    from orca.cli import watcher_command, worker_command
-
-    return [version, worker_command, watcher_command, dev]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config
@@ -31,7 +31,7 @@ def submit_examples(kubeconfig: Path) -> list[str]:
     for manifest in example_manifests():
         namespace = manifest["metadata"].get("namespace", "default")
         try:
-            api.create_namespaced_pod(namespace, manifest)
+            api.create_namespaced_pod(namespace, cast(Any, manifest))  # dicts are accepted
         except client.ApiException as error:
             if error.status != 409:  # already there from an earlier `orca dev` run
                 raise

@@ -1,0 +1,86 @@
+"""One Describe call per poll interval for every resource the worker is waiting on.
+
+EC2's and SSM's Describe calls share per-account token buckets (EC2: about 100 tokens refilled at
+20 per second), so 1000 pods each polling their own instance would throttle the whole account.
+Every waiting activity in the worker asks `next(resource_id)`; one loop collects the IDs, makes
+one call per `batch_size` of them per interval, and hands each waiter its resource's state, or
+`missing(id)` when the call did not return it. N waiters cost ceil(N / batch_size) calls per
+interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, TypeVar
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class BatchedPoller(Generic[T]):
+    def __init__(
+        self,
+        describe: Callable[[Sequence[str]], Mapping[str, T]],
+        missing: Callable[[str], T],
+        *,
+        interval_seconds: float,
+        batch_size: int,
+        name: str,
+    ) -> None:
+        self._describe = describe
+        self._missing = missing
+        self._interval = interval_seconds
+        self._batch_size = batch_size
+        self._name = name
+        self._waiters: dict[str, list[asyncio.Future[T]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.calls = 0
+        """Describe calls made so far (tests and benchmarks read it)."""
+
+    async def next(self, resource_id: str) -> T:
+        """The resource's state from the next poll round."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(resource_id, []).append(future)
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if self._waiters:
+                waiters, self._waiters = self._waiters, {}
+                await self._poll(waiters)
+
+    async def _poll(self, waiters: dict[str, list[asyncio.Future[T]]]) -> None:
+        ids = sorted(waiters)
+        found: dict[str, T] = {}
+        try:
+            for start in range(0, len(ids), self._batch_size):
+                self.calls += 1
+                chunk = ids[start : start + self._batch_size]
+                found.update(await asyncio.to_thread(self._describe, chunk))
+        except Exception as error:
+            log.warning(
+                "batched describe failed; waiters retry", poller=self._name, error=str(error)
+            )
+            for future in (f for futures in waiters.values() for f in futures):
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for resource_id, futures in waiters.items():
+            state = found[resource_id] if resource_id in found else self._missing(resource_id)
+            for future in futures:
+                if not future.done():
+                    future.set_result(state)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

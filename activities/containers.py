@@ -1,0 +1,340 @@
+"""Activities that run, watch and stop a pod's containers on its instance (through SSM).
+
+`start_containers` waits for the SSM agent (batched DescribeInstanceInformation), reads the
+ConfigMaps and Secrets the pod references, renders the bootstrap script
+(`activities.bootstrap_script`), stores secret values as SecureString parameters under
+`/orca/pods/<uid>/` (never in the script), and sends one `AWS-RunShellScript` command. A retried
+start finds the command it already sent (by its comment) instead of starting the containers twice.
+
+`monitor_pod` keeps the pod's status true for one round: container states from the shared
+`ContainerStatusFeed`, the instance's state from the shared poller, a `pods/status` write only
+when something changed. `stop_containers` sends the stop command and waits for it within the
+grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubernetes import client
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.batched_poller import BatchedPoller
+from activities.bootstrap_script import render_bootstrap, render_stop_command
+from activities.container_status_feed import ContainerStatusFeed
+from activities.models import (
+    InstanceState,
+    InstanceStatus,
+    MonitorEnd,
+    MonitorInput,
+    MonitorOutcome,
+    StartContainersInput,
+    StartContainersOutcome,
+    StopContainersInput,
+)
+from activities.names import ActivityName
+from activities.pod_status import PodStatusActivities
+from activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
+from orca.aws_clients import AwsClients
+from orca.aws_errors import is_not_found
+from orca.failure_types import FailureType
+from orca.launch_spec import InvalidPodSpec, PodRef
+from orca.logging import bind_work_context
+from orca.settings import Settings
+from orca.workflow_ids import pod_ref_from_manifest
+
+SECRET_PREFIX = "/orca/pods"
+LOST_STATES = {
+    InstanceState.STOPPING,
+    InstanceState.STOPPED,
+    InstanceState.SHUTTING_DOWN,
+    InstanceState.TERMINATED,
+    InstanceState.MISSING,
+}
+
+
+def secret_parameter_prefix(pod_uid: str) -> str:
+    return f"{SECRET_PREFIX}/{pod_uid}/"
+
+
+def start_comment(pod: PodRef) -> str:
+    return f"orca start {pod.key}"[:100]
+
+
+def agents_online(aws: AwsClients, instance_ids: Sequence[str]) -> dict[str, bool]:
+    """SSM agent ping status for up to 50 instances in one DescribeInstanceInformation call."""
+    response = aws.ssm.describe_instance_information(
+        Filters=[{"Key": "InstanceIds", "Values": list(instance_ids)}]
+    )
+    return {
+        item["InstanceId"]: item.get("PingStatus") == "Online"
+        for item in response.get("InstanceInformationList", [])
+    }
+
+
+class ContainerActivities:
+    def __init__(
+        self,
+        settings: Settings,
+        aws: AwsClients,
+        core: client.CoreV1Api,
+        instance_states: BatchedPoller[InstanceStatus],
+        agents: BatchedPoller[bool],
+        feed: ContainerStatusFeed,
+        pod_status: PodStatusActivities,
+    ) -> None:
+        self._settings = settings
+        self._aws = aws
+        self._core = core
+        self._instance_states = instance_states
+        self._agents = agents
+        self._feed = feed
+        self._pod_status = pod_status
+
+    # -- start ------------------------------------------------------------------------------
+    @activity.defn(name=ActivityName.START_CONTAINERS)
+    async def start_containers(self, input: StartContainersInput) -> StartContainersOutcome:
+        pod = input.spec.pod
+        instance_id = input.instance.instance_id
+        with bind_work_context(
+            pod=pod.key, workflow_id=activity.info().workflow_id, instance_id=instance_id
+        ):
+            existing = await asyncio.to_thread(self._find_start_command, pod, instance_id)
+            if existing is not None:
+                return StartContainersOutcome(command_id=existing)
+            await self._wait_for_agent(instance_id, input.agent_timeout.total_seconds())
+            config_maps, secrets = await asyncio.to_thread(self._referenced_data, input.pod)
+            aws = self._settings.aws
+            try:
+                plan = render_bootstrap(
+                    input.pod,
+                    input.spec,
+                    log_group=aws.log_group,
+                    status_log_group=aws.status_log_group,
+                    region=aws.region,
+                    config_maps=config_maps,
+                    secrets=secrets,
+                    secret_parameter_prefix=secret_parameter_prefix(pod.uid),
+                )
+            except InvalidPodSpec as error:
+                raise ApplicationError(
+                    str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
+                ) from None
+            command_id = await asyncio.to_thread(
+                self._send, pod, instance_id, plan.script, plan.secret_parameters
+            )
+            activity.logger.info("containers started", extra={"command_id": command_id})
+            return StartContainersOutcome(command_id=command_id)
+
+    async def _wait_for_agent(self, instance_id: str, timeout_seconds: float) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while not await self._agents.next(instance_id):
+            activity.heartbeat("waiting for the SSM agent")
+            if time.monotonic() > deadline:
+                raise ApplicationError(
+                    f"the SSM agent on {instance_id} did not come online within "
+                    f"{int(timeout_seconds)} s; the AMI must run the SSM agent and the instance "
+                    "profile (aws.instanceProfile) must allow ssm:UpdateInstanceInformation",
+                    type=FailureType.CONFIGURATION,
+                    non_retryable=True,
+                )
+
+    def _find_start_command(self, pod: PodRef, instance_id: str) -> str | None:
+        response = self._aws.ssm.list_commands(InstanceId=instance_id)
+        for command in response.get("Commands", []):
+            if command.get("Comment") == start_comment(pod):
+                return str(command["CommandId"])
+        return None
+
+    def _referenced_data(
+        self, pod: Mapping[str, Any]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        """The ConfigMaps and Secrets the pod's env and volumes name (absent ones are left out;
+        rendering reports a missing non-optional reference as an invalid pod)."""
+        namespace = pod["metadata"].get("namespace", "default")
+        config_map_names, secret_names = referenced_names(pod.get("spec", {}))
+        config_maps: dict[str, dict[str, str]] = {}
+        secrets: dict[str, dict[str, str]] = {}
+        for name in sorted(config_map_names):
+            try:
+                item = self._core.read_namespaced_config_map(name, namespace)
+                config_maps[name] = dict(item.data or {})
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
+        for name in sorted(secret_names):
+            try:
+                secret = self._core.read_namespaced_secret(name, namespace)
+                decoded = {
+                    key: base64.b64decode(value).decode("utf-8", errors="replace")
+                    for key, value in (secret.data or {}).items()
+                }
+                decoded.update(secret.string_data or {})
+                secrets[name] = decoded
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
+        return config_maps, secrets
+
+    def _send(
+        self, pod: PodRef, instance_id: str, script: str, secret_parameters: Mapping[str, str]
+    ) -> str:
+        for name, value in secret_parameters.items():
+            self._aws.ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        response = self._aws.ssm.send_command(
+            InstanceIds=[instance_id],
+            DocumentName="AWS-RunShellScript",
+            Comment=start_comment(pod),
+            Parameters={"commands": [script], "executionTimeout": ["172800"]},
+            CloudWatchOutputConfig={
+                "CloudWatchLogGroupName": self._settings.aws.log_group,
+                "CloudWatchOutputEnabled": True,
+            },
+        )
+        return str(response["Command"]["CommandId"])
+
+    # -- monitor ----------------------------------------------------------------------------
+    @activity.defn(name=ActivityName.MONITOR_POD)
+    async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
+        pod = pod_ref_from_manifest(input.pod)
+        restart_policy = input.pod.get("spec", {}).get("restartPolicy", "Always")
+        round_ends = time.monotonic() + input.round_duration.total_seconds()
+        last_patch: dict[str, Any] | None = None
+        with bind_work_context(
+            pod=pod.key, workflow_id=activity.info().workflow_id, instance_id=input.instance_id
+        ):
+            await self._feed.subscribe(pod.uid)
+            try:
+                while True:
+                    instance = await self._instance_states.next(input.instance_id)
+                    activity.heartbeat(instance.state)
+                    if instance.state in LOST_STATES:
+                        return MonitorOutcome(
+                            end=MonitorEnd.INSTANCE_LOST,
+                            phase="Failed",
+                            reason="InstanceLost",
+                            message=f"{input.instance_id} is {instance.state}"
+                            + (f" ({instance.state_reason})" if instance.state_reason else ""),
+                        )
+                    view = pod_status_from_events(
+                        input.pod,
+                        self._feed.events(pod.uid),
+                        host_ip=instance.private_ip,
+                        pod_ip=instance.private_ip,
+                        started_at=instance.launch_time,
+                    )
+                    patch = to_status_patch(view)
+                    if patch != last_patch:
+                        await asyncio.to_thread(self._pod_status.patch_status, pod, patch)
+                        last_patch = patch
+                    if pod_is_finished(view, restart_policy):
+                        await asyncio.to_thread(self._delete_secrets, pod.uid)
+                        exit_codes = {
+                            s["name"]: s["state"]["terminated"].get("exitCode", 0)
+                            for s in view.container_statuses
+                            if "terminated" in s.get("state", {})
+                        }
+                        return MonitorOutcome(
+                            end=MonitorEnd.FINISHED,
+                            phase=str(view.phase),
+                            reason=view.reason,
+                            message=view.message,
+                            exit_codes=exit_codes,
+                        )
+                    if time.monotonic() > round_ends:
+                        return MonitorOutcome(end=MonitorEnd.ROUND_OVER, phase=str(view.phase))
+            finally:
+                self._feed.unsubscribe(pod.uid)
+
+    # -- stop -------------------------------------------------------------------------------
+    @activity.defn(name=ActivityName.STOP_CONTAINERS)
+    async def stop_containers(self, input: StopContainersInput) -> None:
+        with bind_work_context(
+            pod=input.pod.key,
+            workflow_id=activity.info().workflow_id,
+            instance_id=input.instance_id,
+        ):
+            script = render_stop_command(input.pod, input.grace_seconds)
+            command_id = await asyncio.to_thread(self._send_stop, input, script)
+            if command_id is None:
+                return  # the instance is gone: nothing left to stop
+            deadline = time.monotonic() + input.grace_seconds + 30
+            while time.monotonic() < deadline:
+                status = await asyncio.to_thread(self._command_status, command_id, input)
+                if status not in ("Pending", "InProgress", "Delayed"):
+                    break
+                activity.heartbeat(status)
+                await asyncio.sleep(2)
+            await asyncio.to_thread(self._delete_secrets, input.pod.uid)
+
+    def _send_stop(self, input: StopContainersInput, script: str) -> str | None:
+        try:
+            response = self._aws.ssm.send_command(
+                InstanceIds=[input.instance_id],
+                DocumentName="AWS-RunShellScript",
+                Comment=f"orca stop {input.pod.key}"[:100],
+                Parameters={"commands": [script]},
+            )
+        except Exception as error:
+            if is_not_found(error):
+                return None
+            raise
+        return str(response["Command"]["CommandId"])
+
+    def _command_status(self, command_id: str, input: StopContainersInput) -> str:
+        try:
+            response = self._aws.ssm.get_command_invocation(
+                CommandId=command_id, InstanceId=input.instance_id
+            )
+        except Exception as error:
+            if is_not_found(error):
+                return "Pending"
+            raise
+        return str(response.get("Status", "Pending"))
+
+    def _delete_secrets(self, pod_uid: str) -> None:
+        prefix = secret_parameter_prefix(pod_uid)
+        names = [
+            p["Name"]
+            for page in self._aws.ssm.get_paginator("get_parameters_by_path").paginate(
+                Path=prefix, Recursive=True
+            )
+            for p in page["Parameters"]
+        ]
+        for start in range(0, len(names), 10):
+            self._aws.ssm.delete_parameters(Names=names[start : start + 10])
+
+
+def referenced_names(spec: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(ConfigMap names, Secret names) referenced by env, envFrom and volumes (pure)."""
+    config_maps: set[str] = set()
+    secrets: set[str] = set()
+    containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
+    for container in containers:
+        for env in container.get("env", []) or []:
+            source = env.get("valueFrom") or {}
+            if "configMapKeyRef" in source:
+                config_maps.add(source["configMapKeyRef"]["name"])
+            if "secretKeyRef" in source:
+                secrets.add(source["secretKeyRef"]["name"])
+        for env_from in container.get("envFrom", []) or []:
+            if "configMapRef" in env_from:
+                config_maps.add(env_from["configMapRef"]["name"])
+            if "secretRef" in env_from:
+                secrets.add(env_from["secretRef"]["name"])
+    for volume in spec.get("volumes", []) or []:
+        if "configMap" in volume:
+            config_maps.add(volume["configMap"]["name"])
+        if "secret" in volume:
+            secrets.add(volume["secret"]["secretName"])
+        for source in (volume.get("projected") or {}).get("sources", []) or []:
+            if "configMap" in source:
+                config_maps.add(source["configMap"]["name"])
+            if "secret" in source:
+                secrets.add(source["secret"]["name"])
+    return config_maps, secrets

@@ -1,0 +1,210 @@
+"""EC2 instances: launch (idempotent), describe (batched by the caller), terminate (idempotent).
+
+Every launched instance requires IMDSv2, has an encrypted gp3 root volume, carries ORCA's tags
+(`orca.instance_tags`) on the instance and its volumes, and is launched with a ClientToken the
+workflow derives from its ID and attempt number. Before launching, instances already tagged with
+the pod's UID are looked up: a retried activity whose first try launched an instance (and then
+lost the answer) finds it instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from activities.bootstrap_script import choose_ami_parameter
+from activities.models import InstanceState, InstanceStatus, LaunchRequest
+from orca import instance_tags
+from orca.aws_clients import AwsClients
+from orca.aws_errors import is_not_found
+from orca.launch_spec import CapacityReservationPreference
+from orca.selection import InstanceTypeInfo
+from orca.settings import LaunchType, Settings
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+
+class Ec2Instances:
+    def __init__(self, aws: AwsClients, settings: Settings) -> None:
+        self._aws = aws
+        self._settings = settings
+        self._ami_by_parameter: dict[str, str] = {}
+        self._root_device_by_ami: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- lookups ----------------------------------------------------------------------------
+    def find_by_pod_uid(self, pod_uid: str) -> list[InstanceStatus]:
+        response = self._aws.ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{instance_tags.POD_UID}", "Values": [pod_uid]},
+                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+            ]
+        )
+        return [
+            instance_status_from_api(dict(item))
+            for reservation in response["Reservations"]
+            for item in reservation["Instances"]
+        ]
+
+    def describe(self, instance_ids: Sequence[str]) -> dict[str, InstanceStatus]:
+        """Statuses of up to 1000 instances in one call. IDs go in an `instance-id` *filter*,
+        not `InstanceIds`, so an instance EC2 does not know yet (eventual consistency right
+        after RunInstances) is simply absent instead of failing the whole batch."""
+        paginator = self._aws.ec2.get_paginator("describe_instances")
+        pages = paginator.paginate(Filters=[{"Name": "instance-id", "Values": list(instance_ids)}])
+        statuses = (
+            instance_status_from_api(dict(item))
+            for page in pages
+            for reservation in page["Reservations"]
+            for item in reservation["Instances"]
+        )
+        return {status.instance_id: status for status in statuses}
+
+    def resolve_image(self, info: InstanceTypeInfo, pinned_ami: str | None) -> tuple[str, str]:
+        """(AMI ID, root device name): the pod's or the settings' AMI, else AWS's public SSM
+        parameter for the instance family (GPU, Neuron or plain AL2023)."""
+        ami = pinned_ami or self._settings.aws.ami_id
+        if ami is None:
+            parameter = choose_ami_parameter(info)
+            with self._lock:
+                ami = self._ami_by_parameter.get(parameter)
+            if ami is None:
+                ami = self._aws.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+                with self._lock:
+                    self._ami_by_parameter[parameter] = ami
+        with self._lock:
+            root = self._root_device_by_ami.get(ami)
+        if root is None:
+            images = self._aws.ec2.describe_images(ImageIds=[ami])["Images"]
+            root = (images[0].get("RootDeviceName") if images else None) or "/dev/xvda"
+            with self._lock:
+                self._root_device_by_ami[ami] = root
+        return ami, root
+
+    # -- launch -----------------------------------------------------------------------------
+    def run(self, request: LaunchRequest, ami_id: str, root_device: str) -> str:
+        """RunInstances for one candidate; returns the instance ID. Raises botocore errors."""
+        params = run_instances_params(request, self._settings, ami_id, root_device)
+        response = self._aws.ec2.run_instances(**params)
+        return str(response["Instances"][0]["InstanceId"])
+
+    # -- terminate --------------------------------------------------------------------------
+    def terminate(self, instance_ids: Sequence[str]) -> list[str]:
+        """Terminate; already gone or already terminating counts as success."""
+        terminated = []
+        for instance_id in dict.fromkeys(instance_ids):
+            try:
+                self._aws.ec2.modify_instance_attribute(
+                    InstanceId=instance_id, DisableApiTermination={"Value": False}
+                )
+                self._aws.ec2.terminate_instances(InstanceIds=[instance_id])
+            except Exception as error:
+                if is_not_found(error):
+                    continue
+                raise
+            terminated.append(instance_id)
+        return terminated
+
+
+def run_instances_params(
+    request: LaunchRequest, settings: Settings, ami_id: str, root_device: str
+) -> dict[str, Any]:
+    """The RunInstances request for one candidate offering (pure; unit-tested)."""
+    spec = request.spec
+    candidate = request.candidate
+    tags = instance_tags.instance_tags(
+        spec.pod,
+        cluster=settings.kubernetes.cluster_name,
+        budget_namespace=spec.budget_namespace,
+        extra=dict(settings.aws.tags),
+    )
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    params: dict[str, Any] = {
+        "ImageId": ami_id,
+        "InstanceType": candidate.instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": request.client_token,
+        "SubnetId": candidate.subnet_id,
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 2,
+            "InstanceMetadataTags": "disabled",
+        },
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": root_device,
+                "Ebs": {
+                    "VolumeSize": settings.aws.root_volume_gib,
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tag_list},
+            {"ResourceType": "volume", "Tags": tag_list},
+        ],
+        "DisableApiTermination": spec.termination_protection,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+    }
+    if settings.aws.security_group_ids:
+        params["SecurityGroupIds"] = list(settings.aws.security_group_ids)
+    if settings.aws.instance_profile:
+        params["IamInstanceProfile"] = {"Name": settings.aws.instance_profile}
+    if spec.user_data:
+        # boto3 base64-encodes UserData itself; the annotation is already base64.
+        params["UserData"] = base64.b64decode(spec.user_data).decode("utf-8", errors="replace")
+    if spec.capacity_block_id:
+        params["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
+        params["CapacityReservationSpecification"] = {
+            "CapacityReservationTarget": {"CapacityReservationId": spec.capacity_block_id}
+        }
+    elif candidate.capacity_type is LaunchType.SPOT:
+        spot_options: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if candidate.max_spot_price is not None:
+            spot_options["MaxPrice"] = str(candidate.max_spot_price)
+        params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot_options}
+    if spec.capacity_reservation_id and not spec.capacity_block_id:
+        params["CapacityReservationSpecification"] = {
+            "CapacityReservationTarget": {"CapacityReservationId": spec.capacity_reservation_id}
+        }
+    elif spec.capacity_reservation_preference is not None and not spec.capacity_block_id:
+        preference = {
+            CapacityReservationPreference.OPEN: "open",
+            CapacityReservationPreference.NONE: "none",
+            CapacityReservationPreference.TARGETED: "capacity-reservations-only",
+        }[spec.capacity_reservation_preference]
+        params["CapacityReservationSpecification"] = {"CapacityReservationPreference": preference}
+    return params
+
+
+def missing_instance(instance_id: str) -> InstanceStatus:
+    return InstanceStatus(instance_id=instance_id, state=InstanceState.MISSING)
+
+
+def instance_status_from_api(item: dict[str, Any]) -> InstanceStatus:
+    """An InstanceStatus from one DescribeInstances `Instances[]` item."""
+    state = item.get("State", {}).get("Name", "pending")
+    try:
+        known = InstanceState(state)
+    except ValueError:
+        known = InstanceState.PENDING
+    return InstanceStatus(
+        instance_id=item["InstanceId"],
+        state=known,
+        instance_type=item.get("InstanceType"),
+        zone=item.get("Placement", {}).get("AvailabilityZone"),
+        private_ip=item.get("PrivateIpAddress"),
+        public_ip=item.get("PublicIpAddress"),
+        state_reason=(item.get("StateReason") or {}).get("Message"),
+        launch_time=item.get("LaunchTime"),
+        spot=item.get("InstanceLifecycle") == "spot",
+    )

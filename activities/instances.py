@@ -1,0 +1,145 @@
+"""Activities that create, watch and end EC2 instances.
+
+`launch_instance` turns capacity-class errors into a *result* (the workflow moves on to the next
+offering) and remembers the offering as unavailable; throttling and transient errors are raised
+so Temporal retries the same call; IAM and configuration errors are non-retryable failures with a
+message a person can act on. `wait_until_running` heartbeats while the shared batcher polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.batched_poller import BatchedPoller
+from activities.ec2_instances import Ec2Instances
+from activities.instance_catalog import InstanceCatalog
+from activities.models import (
+    InstanceState,
+    InstanceStatus,
+    LaunchOutcome,
+    LaunchRequest,
+    TerminateInput,
+    TerminateOutcome,
+    WaitForInstanceInput,
+    WaitForInstanceOutcome,
+)
+from activities.names import ActivityName
+from activities.unavailable_offerings import UnavailableOfferings
+from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
+from orca.failure_types import FailureType
+from orca.logging import bind_work_context
+from orca.metrics import LAUNCH_FAILURES, LAUNCHES
+
+EVENTUAL_CONSISTENCY_GRACE_SECONDS = 60.0
+"""How long a just-launched instance may be unknown to DescribeInstances before it is lost."""
+
+
+class InstanceActivities:
+    def __init__(
+        self,
+        ec2: Ec2Instances,
+        catalog: InstanceCatalog,
+        instance_states: BatchedPoller[InstanceStatus],
+        unavailable: UnavailableOfferings,
+    ) -> None:
+        self._ec2 = ec2
+        self._catalog = catalog
+        self._instance_states = instance_states
+        self._unavailable = unavailable
+
+    @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
+    async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
+        candidate = request.candidate
+        pod = request.spec.pod
+        with bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id):
+            existing = await asyncio.to_thread(self._ec2.find_by_pod_uid, pod.uid)
+            if existing:
+                instance = existing[0]
+                activity.logger.info(
+                    "instance already launched for this pod; reusing it",
+                    extra={"instance_id": instance.instance_id},
+                )
+                return LaunchOutcome(
+                    instance_id=instance.instance_id,
+                    message="an instance tagged with this pod already existed",
+                    reused_existing=True,
+                )
+            catalog, _ = await self._catalog.snapshot()
+            info = catalog.instance_types.get(candidate.instance_type)
+            if info is None:
+                raise ApplicationError(
+                    f"instance type {candidate.instance_type} left the catalog",
+                    type=FailureType.INVALID_POD_SPEC,
+                    non_retryable=True,
+                )
+            labels = {
+                "instance_type": candidate.instance_type,
+                "zone": candidate.zone,
+                "capacity_type": str(candidate.capacity_type),
+            }
+            try:
+                ami, root = await asyncio.to_thread(
+                    self._ec2.resolve_image, info, request.spec.ami_id
+                )
+                instance_id = await asyncio.to_thread(self._ec2.run, request, ami, root)
+            except Exception as error:
+                kind = classify(error)
+                code = error_code(error) or type(error).__name__
+                LAUNCH_FAILURES.labels(**labels, reason=code).inc()
+                if kind is AwsErrorKind.CAPACITY:
+                    self._unavailable.mark(candidate.offering)
+                    return LaunchOutcome(capacity_error=code, message=error_message(error))
+                if kind is AwsErrorKind.ACCESS_DENIED:
+                    raise ApplicationError(
+                        f"AWS refused RunInstances ({code}): {error_message(error)}; check the "
+                        "credentials and the IAM policy in deploy/iam-policy.json",
+                        type=FailureType.AWS_ACCESS_DENIED,
+                        non_retryable=True,
+                    ) from None
+                if kind is AwsErrorKind.CONFIGURATION:
+                    raise ApplicationError(
+                        f"RunInstances rejected the request ({code}): {error_message(error)}",
+                        type=FailureType.CONFIGURATION,
+                        non_retryable=True,
+                    ) from None
+                raise  # throttled or transient: Temporal retries with backoff
+            LAUNCHES.labels(**labels).inc()
+            activity.logger.info("launched instance", extra={"instance_id": instance_id})
+            return LaunchOutcome(instance_id=instance_id, message="launched")
+
+    @activity.defn(name=ActivityName.WAIT_UNTIL_RUNNING)
+    async def wait_until_running(self, input: WaitForInstanceInput) -> WaitForInstanceOutcome:
+        deadline = time.monotonic() + input.timeout.total_seconds()
+        started = time.monotonic()
+        with bind_work_context(
+            workflow_id=activity.info().workflow_id, instance_id=input.instance_id
+        ):
+            while True:
+                status = await self._instance_states.next(input.instance_id)
+                activity.heartbeat(status.state)
+                if status.state is InstanceState.RUNNING:
+                    return WaitForInstanceOutcome(status=status)
+                unknown_too_long = (
+                    status.state is InstanceState.MISSING
+                    and time.monotonic() - started > EVENTUAL_CONSISTENCY_GRACE_SECONDS
+                )
+                if status.state not in (InstanceState.PENDING, InstanceState.MISSING) or (
+                    unknown_too_long
+                ):
+                    return WaitForInstanceOutcome(status=status)
+                if time.monotonic() > deadline:
+                    return WaitForInstanceOutcome(status=status, timed_out=True)
+
+    @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
+    async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
+        with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
+            tagged = await asyncio.to_thread(self._ec2.find_by_pod_uid, input.pod.uid)
+            ids = list(dict.fromkeys([*input.instance_ids, *(s.instance_id for s in tagged)]))
+            terminated = await asyncio.to_thread(self._ec2.terminate, ids)
+            if terminated:
+                activity.logger.info("terminated instances", extra={"instance_ids": terminated})
+            return TerminateOutcome(terminated=tuple(terminated))

@@ -1,0 +1,46 @@
+"""Tags on every instance ORCA creates: who owns it, so retries and sweeps can find it.
+
+The pod-UID tag makes launches idempotent across activity retries (look it up before launching)
+and lets termination find an instance whose launch call was cut off. The cluster tag keeps
+several clusters sharing an account apart; `managed-by` scopes the IAM policy's tag conditions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from orca.launch_spec import PodRef
+
+POD_NAMESPACE = "orca.research/pod-namespace"
+POD_NAME = "orca.research/pod-name"
+POD_UID = "orca.research/pod-uid"
+CLUSTER = "orca.research/cluster"
+MANAGED_BY = "orca.research/managed-by"
+BUDGET_NAMESPACE = "orca.research/budget-namespace"
+CREATED_AT = "orca.research/created-at"
+MANAGED_BY_VALUE = "orca"
+
+
+def instance_tags(
+    pod: PodRef,
+    *,
+    cluster: str,
+    budget_namespace: str,
+    extra: dict[str, str],
+    now: datetime | None = None,
+) -> dict[str, str]:
+    created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tags = dict(extra)
+    tags.update(
+        {
+            "Name": f"orca/{pod.namespace}/{pod.name}"[:255],
+            POD_NAMESPACE: pod.namespace,
+            POD_NAME: pod.name,
+            POD_UID: pod.uid,
+            CLUSTER: cluster,
+            MANAGED_BY: MANAGED_BY_VALUE,
+            BUDGET_NAMESPACE: budget_namespace,
+            CREATED_AT: created,
+        }
+    )
+    return tags

@@ -1,0 +1,62 @@
+"""Every Prometheus metric ORCA exports, in one place (documented in docs/metrics.md).
+
+The worker and the watcher each serve their registry on `metrics.port` at `metrics.path`.
+Labels are bounded sets (instance types, zones, reasons), never pod names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LAUNCHES = Counter(
+    "orca_launches_total",
+    "Instances launched, by instance type, zone and capacity type.",
+    ["instance_type", "zone", "capacity_type"],
+)
+LAUNCH_FAILURES = Counter(
+    "orca_launch_failures_total",
+    "Launch attempts that failed, by instance type, zone, capacity type and AWS error code.",
+    ["instance_type", "zone", "capacity_type", "reason"],
+)
+FALLBACKS = Counter(
+    "orca_fallbacks_total",
+    "Launches that succeeded on a candidate other than the first.",
+    ["instance_type", "capacity_type"],
+)
+PODS_BY_PHASE = Gauge(
+    "orca_pods",
+    "Pods bound to the virtual node, by phase (watcher's view).",
+    ["phase"],
+)
+POD_STARTUP_SECONDS = Histogram(
+    "orca_pod_startup_seconds",
+    "Time from pod creation to Running.",
+    buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600),
+)
+AWS_API_CALLS = Counter(
+    "orca_aws_api_calls_total", "AWS API calls, by service and operation.", ["service", "operation"]
+)
+AWS_API_ERRORS = Counter(
+    "orca_aws_api_errors_total",
+    "AWS API calls that returned an error, by service, operation and error code.",
+    ["service", "operation", "code"],
+)
+AWS_API_LATENCY = Histogram(
+    "orca_aws_api_latency_seconds",
+    "AWS API call latency, by service and operation.",
+    ["service", "operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INTERRUPTIONS = Counter(
+    "orca_interruptions_total", "EC2 interruption events received, by kind.", ["kind"]
+)
+WATCH_RESTARTS = Counter(
+    "orca_watch_restarts_total",
+    "Pod watch restarts, by reason (expired, dropped, error).",
+    ["reason"],
+)
+WORKFLOW_SIGNALS = Counter(
+    "orca_workflow_signals_total",
+    "Starts and signals sent to PodLifecycle workflows by the watcher, by kind.",
+    ["kind"],
+)

@@ -1,0 +1,7 @@
+"""Shared fixtures live in tests/fixtures/ and are registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.temporal",
+    "tests.fixtures.aws",
+    "tests.fixtures.kube",
+]
