@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
@@ -369,6 +369,7 @@ class EmulatorMiddleware:
             ("ssm", "ListCommandInvocations"): self.list_command_invocations,
             ("pricing", "GetProducts"): self.get_products,
             ("api.pricing", "GetProducts"): self.get_products,
+            ("sqs", "ReceiveMessage"): self.receive_message,
         }
 
     def _instance_types_of(self, call: AwsCall) -> list[str]:
@@ -404,6 +405,28 @@ class EmulatorMiddleware:
                 close()
         kept = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
         return Response(data, int(status.split()[0]), headers=kept)
+
+    def receive_message(self, call: AwsCall) -> Response:
+        """SQS long polling without holding the emulator's lock: moto would sleep inside the
+        request for up to WaitTimeSeconds, and every other call would wait behind it."""
+        if call.is_json:
+            wait = float(call.payload.get("WaitTimeSeconds") or 0)
+            short = {**call.payload, "WaitTimeSeconds": 0}
+            call = replace(call, body=json.dumps(short).encode(), payload=short)
+        else:
+            wait = float(call.form.get("WaitTimeSeconds") or 0)
+            form = MultiDict(call.form)
+            form["WaitTimeSeconds"] = "0"
+            call = replace(call, form=form, body=_urlencode(form))
+        deadline = time.monotonic() + wait
+        while True:
+            with self.lock:
+                response = self.forward(call)
+            if response.status_code != 200 or time.monotonic() >= deadline:
+                return response
+            if b"MessageId" in response.get_data():
+                return response
+            time.sleep(0.2)
 
     # ------------------------------------------------------------- launching
     def run_instances(self, call: AwsCall) -> Response:

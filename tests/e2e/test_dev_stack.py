@@ -1,0 +1,260 @@
+"""The whole of ORCA on the embedded stack, driven as a user drives it.
+
+`orca dev` runs as a real process tree (Temporal dev server, AWS emulator, Kubernetes API
+emulator, worker, watcher) on free ports. The test submits annotated pods with the Kubernetes
+client, watches instances appear in EC2 (boto3 against the emulator) and pod statuses change in
+Kubernetes, deletes pods, and checks that everything is cleaned up: no instance left running, no
+pod object left, and after SIGTERM no process of the stack left alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+from kubernetes import client, config
+
+from orca.devstack.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], what: str, within: float = 90.0) -> T:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+
+
+class DevStack:
+    def __init__(self, process: subprocess.Popen[bytes], state_dir: Path, log: Path) -> None:
+        self.process = process
+        self.state_dir = state_dir
+        self.log = log
+        self.endpoints: dict[str, Any] = {}
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    state_dir = tmp_path_factory.mktemp("orca-dev")
+    log = state_dir / "orca-dev.out"
+    ports = {
+        option: free_port()
+        for option in (
+            "--temporal-port",
+            "--aws-port",
+            "--kube-port",
+            "--kubelet-port",
+            "--worker-metrics-port",
+            "--watcher-metrics-port",
+            "--worker-health-port",
+            "--watcher-health-port",
+        )
+    }
+    command = [sys.executable, "-m", "orca.cli.main", "dev", "--headless"]
+    command += ["--state-dir", str(state_dir)]
+    for option, port in ports.items():
+        command += [option, str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCA_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    stack = DevStack(process, state_dir, log)
+    try:
+        endpoints_file = state_dir / "endpoints.json"
+
+        def started() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"orca dev exited early:\n{stack.output()}")
+            return endpoints_file.exists() and "Running." in stack.output()
+
+        eventually(started, "orca dev to start", within=150)
+        stack.endpoints = json.loads(endpoints_file.read_text())
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def core(dev_stack: DevStack) -> client.CoreV1Api:
+    api = config.new_client_from_config(config_file=dev_stack.endpoints["kubeconfig"])
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def ec2(dev_stack: DevStack) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=dev_stack.endpoints["aws_endpoint_url"],
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def burst_pod(name: str, annotations: dict[str, str], restart: str = "Never") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+        "spec": {
+            "nodeSelector": {"orca.research/provider": "aws"},
+            "tolerations": [
+                {
+                    "key": "orca.research/burst-node",
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 5,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "public.ecr.aws/docker/library/busybox:1.36",
+                    "command": ["sh", "-c", "echo hello"],
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                }
+            ],
+        },
+    }
+
+
+def instances_of(ec2: Any, pod_uid: str) -> list[dict[str, Any]]:
+    response = ec2.describe_instances(
+        Filters=[{"Name": "tag:orca.research/pod-uid", "Values": [pod_uid]}]
+    )
+    return [i for r in response["Reservations"] for i in r["Instances"]]
+
+
+def phase(core: client.CoreV1Api, name: str) -> str | None:
+    try:
+        return str(core.read_namespaced_pod(name, "default").status.phase)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def event_reasons(core: client.CoreV1Api, name: str) -> list[str]:
+    events = core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}"
+    ).items
+    return [e.reason for e in events]
+
+
+def test_pod_runs_to_completion_on_its_own_instance(
+    dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
+) -> None:
+    name = f"e2e-ok-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "m5.large",
+        "orca.research/launch-type": "on-demand",
+        "emulator.orca.research/run-seconds": "3",
+    }
+    created = core.create_namespaced_pod("default", burst_pod(name, annotations))
+    uid = created.metadata.uid
+    eventually(lambda: phase(core, name) == "Succeeded", f"{name} to succeed")
+    pod = core.read_namespaced_pod(name, "default")
+    assert pod.spec.node_name == "orca-dev-node"
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 0
+    launched = instances_of(ec2, uid)
+    assert len(launched) == 1, "exactly one instance per pod"
+    assert launched[0]["InstanceType"] == "m5.large"
+    assert launched[0]["MetadataOptions"]["HttpTokens"] == "required"
+    eventually(
+        lambda: instances_of(ec2, uid)[0]["State"]["Name"] == "terminated",
+        "the instance to be terminated after the pod finished",
+    )
+    reasons = event_reasons(core, name)
+    for reason in ("OfferingsSelected", "Launched", "Started", "ContainersFinished"):
+        assert reason in reasons
+    # The user deletes the finished pod; ORCA (as kubelet) releases it.
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be removed")
+
+
+def test_deleting_a_running_pod_stops_it_and_terminates_the_instance(
+    dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
+) -> None:
+    name = f"e2e-del-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "c5.xlarge",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    uid = core.create_namespaced_pod("default", burst_pod(name, annotations)).metadata.uid
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released by ORCA")
+    eventually(
+        lambda: all(
+            i["State"]["Name"] in ("shutting-down", "terminated") for i in instances_of(ec2, uid)
+        ),
+        "the instance to be terminated",
+    )
+    assert len(instances_of(ec2, uid)) == 1
+
+
+def test_invalid_annotation_launches_nothing_and_says_why(
+    dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
+) -> None:
+    name = f"e2e-bad-{uuid.uuid4().hex[:6]}"
+    annotations = {"orca.research/instance-type": "m5.large", "orca.research/launch-type": "spotty"}
+    uid = core.create_namespaced_pod("default", burst_pod(name, annotations)).metadata.uid
+    eventually(lambda: phase(core, name) == "Failed", f"{name} to fail")
+    pod = core.read_namespaced_pod(name, "default")
+    conditions = {c.type: c for c in pod.status.conditions or []}
+    launched = conditions["orca.research/InstanceLaunched"]
+    assert launched.status == "False"
+    assert launched.reason == "InvalidPodSpec"
+    assert "orca.research/launch-type" in launched.message
+    assert "on-demand" in launched.message
+    assert "InvalidPodSpec" in event_reasons(core, name)
+    assert instances_of(ec2, uid) == []
+
+
+def test_sigterm_stops_every_process(dev_stack: DevStack) -> None:
+    pids = dict(dev_stack.endpoints["pids"])
+    assert set(pids) >= {"temporal", "aws-emulator", "kube-emulator", "worker", "watcher"}
+    for pid in pids.values():
+        os.kill(pid, 0)  # alive now
+    dev_stack.process.send_signal(signal.SIGTERM)
+    assert dev_stack.process.wait(timeout=60) == 0
+    assert "stopped" in dev_stack.output()
+
+    def all_gone() -> bool:
+        for pid in pids.values():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            return False
+        return True
+
+    eventually(all_gone, "every child process to exit", within=20)
