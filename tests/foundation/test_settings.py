@@ -1,4 +1,4 @@
-"""Settings: the Go ORCA's files load unchanged; every bad file names the key and what is allowed."""
+"""Settings: the Go ORCA files load unchanged; every bad file names the key and what is allowed."""
 
 from __future__ import annotations
 
@@ -102,7 +102,10 @@ def test_search_order_finds_orca_yaml_in_the_working_directory(tmp_path: Path) -
             "aws: {region: x}\nlimits: {maxConcurrentInstances: -1}",
             "limits.maxConcurrentInstances: Input should be greater than or equal to 0",
         ),
-        ("aws: {region: x}\nlimits: {maxConcurrentInstances: many}", "limits.maxConcurrentInstances"),
+        (
+            "aws: {region: x}\nlimits: {maxConcurrentInstances: many}",
+            "limits.maxConcurrentInstances",
+        ),
         ("node: {name: n}", "aws: required key is missing"),
         ("aws: {vpcID: vpc-1}", "aws.region: required key is missing"),
         (

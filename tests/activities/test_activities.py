@@ -1,0 +1,324 @@
+"""ORCA's activities against the AWS emulator and the Kubernetes API emulator, over real HTTP.
+
+Each activity runs in Temporal's `ActivityEnvironment` (heartbeats and cancellation work as in a
+worker) with the same wiring the worker uses (`worker.main.build_activities`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.batched_poller import BatchedPoller
+from activities.ec2_instances import Ec2Instances, missing_instance
+from activities.instance_catalog import InstanceCatalog
+from activities.instances import InstanceActivities
+from activities.models import (
+    DeletePodInput,
+    EventType,
+    InstanceState,
+    LaunchPlan,
+    LaunchRequest,
+    PlanLaunchInput,
+    PodCondition,
+    PodEventReport,
+    PodStatusReport,
+    TerminateInput,
+    WaitForInstanceInput,
+)
+from activities.planning import PlanningActivities
+from activities.pod_status import PodStatusActivities
+from activities.unavailable_offerings import UnavailableOfferings
+from orca.aws_clients import AwsClients
+from orca.emulators.aws import AwsEmulator
+from orca.failure_types import FailureType
+from orca.launch_spec import PodRef
+from orca.settings import AwsSettings, InstancesSettings, Settings, WorkerSettings
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def settings_for(emulator: AwsEmulator, **instances: Any) -> Settings:
+    defaults = emulator.defaults
+    return Settings(
+        aws=AwsSettings(
+            region=defaults.region,
+            endpoint_url=emulator.endpoint_url,
+            subnet_ids=tuple(defaults.subnet_ids.values()),
+            security_group_ids=(defaults.security_group_id,),
+        ),
+        instances=InstancesSettings(**instances),
+        worker=WorkerSettings(instance_poll_interval=0.2),  # type: ignore[arg-type]
+    )
+
+
+class Wiring:
+    def __init__(self, emulator: AwsEmulator, **instances: Any) -> None:
+        self.settings = settings_for(emulator, **instances)
+        self.aws = AwsClients(self.settings.aws)
+        self.unavailable = UnavailableOfferings(180)
+        self.catalog = InstanceCatalog(self.aws, self.settings.aws)
+        self.ec2 = Ec2Instances(self.aws, self.settings)
+        self.states = BatchedPoller(
+            self.ec2.describe, missing_instance, interval_seconds=0.2, batch_size=1000, name="ec2"
+        )
+        self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
+        self.instances = InstanceActivities(self.ec2, self.catalog, self.states, self.unavailable)
+
+    async def plan(self, pod: dict[str, Any]) -> LaunchPlan:
+        plan: LaunchPlan = await ActivityEnvironment().run(
+            self.planning.plan_launch, PlanLaunchInput(pod=pod)
+        )
+        return plan
+
+
+def pod_manifest(annotations: dict[str, str], name: str | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name or f"job-{uuid.uuid4().hex[:6]}",
+            "namespace": "research",
+            "uid": str(uuid.uuid4()),
+            "annotations": annotations,
+        },
+        "spec": {
+            "nodeName": "orca-aws-node",
+            "containers": [
+                {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}
+            ],
+        },
+    }
+
+
+def tags_of(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    wiring = Wiring(aws)
+    pod = pod_manifest({"orca.research/instance-type": "m5.large"})
+    plan = await wiring.plan(pod)
+    assert {c.instance_type for c in plan.candidates} == {"m5.large"}
+    assert len(plan.candidates) == 3  # one per configured zone
+    assert "m5.large" in plan.candidates[0].reason
+    request = LaunchRequest(
+        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="token-1"
+    )
+    env = ActivityEnvironment()
+    first = await env.run(wiring.instances.launch_instance, request)
+    again = await env.run(wiring.instances.launch_instance, request)  # a retried activity
+    assert first.instance_id is not None
+    assert again.instance_id == first.instance_id
+    assert again.reused_existing
+    ec2 = aws_client("ec2")
+    reservations = ec2.describe_instances(InstanceIds=[first.instance_id])["Reservations"]
+    instance = reservations[0]["Instances"][0]
+    tags = tags_of(instance)
+    assert tags["orca.research/pod-uid"] == pod["metadata"]["uid"]
+    assert tags["orca.research/pod-namespace"] == "research"
+    assert tags["orca.research/managed-by"] == "orca"
+    assert tags["orca.research/budget-namespace"] == "research"
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert instance["Placement"]["AvailabilityZone"] == plan.candidates[0].zone
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    volumes = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+    assert all(v["Encrypted"] for v in volumes)
+
+
+async def test_capacity_error_is_a_result_and_the_offering_is_remembered(
+    aws: AwsEmulator,
+) -> None:
+    wiring = Wiring(aws)
+    pod = pod_manifest({"orca.research/instance-type": "c5.xlarge"})
+    plan = await wiring.plan(pod)
+    first = plan.candidates[0]
+    aws.control.set_capacity("c5.xlarge", zone=first.zone, count=0)
+    request = LaunchRequest(pod=pod, spec=plan.spec, candidate=first, client_token="t-cap")
+    outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+    assert outcome.instance_id is None
+    assert outcome.capacity_error == "InsufficientInstanceCapacity"
+    assert first.offering in wiring.unavailable.current()
+    replanned = await wiring.plan(pod)
+    assert replanned.candidates[-1].offering == first.offering  # now tried last
+    assert "recently out of capacity" in replanned.candidates[-1].reason
+
+
+async def test_invalid_pod_fails_planning_without_retry(aws: AwsEmulator) -> None:
+    wiring = Wiring(aws)
+    with pytest.raises(ApplicationError) as failure:
+        await wiring.plan(pod_manifest({"orca.research/instance-type": "p9.huge"}))
+    assert failure.value.type == FailureType.INVALID_POD_SPEC
+    assert failure.value.non_retryable
+    assert "p9.huge" in str(failure.value)
+
+
+async def test_auto_selection_uses_the_emulated_catalog(aws: AwsEmulator) -> None:
+    wiring = Wiring(aws, selection_mode="auto")
+    pod = pod_manifest({})
+    pod["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    }
+    plan = await wiring.plan(pod)
+    catalog, _ = await wiring.catalog.snapshot()
+    for candidate in plan.candidates:
+        info = catalog.instance_types[candidate.instance_type]
+        assert info.gpus >= 1
+        assert info.vcpus >= 4
+    prices = [c.hourly_price for c in plan.candidates if c.hourly_price is not None]
+    assert prices == sorted(prices)
+
+
+async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEmulator) -> None:
+    wiring = Wiring(aws)
+    pods = [pod_manifest({"orca.research/instance-type": "m5.large"}) for _ in range(6)]
+    plan = await wiring.plan(pods[0])
+    ids = []
+    for i, pod in enumerate(pods):
+        request = LaunchRequest(
+            pod=pod,
+            spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
+            candidate=plan.candidates[0],
+            client_token=f"t-wait-{i}",
+        )
+        outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+        assert outcome.instance_id is not None
+        ids.append(outcome.instance_id)
+    waits = [
+        ActivityEnvironment().run(
+            wiring.instances.wait_until_running,
+            WaitForInstanceInput(instance_id=i, timeout=60),  # type: ignore[arg-type]
+        )
+        for i in ids
+    ]
+    results = await asyncio.gather(*waits)
+    assert all(r.status.state is InstanceState.RUNNING for r in results)
+    assert all(r.status.private_ip for r in results)
+    rounds = wiring.states.calls
+    # Six waiters, each polled every round until running: one call per round, not six.
+    assert rounds < len(ids) * 2
+    await wiring.states.close()
+
+
+async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    wiring = Wiring(aws)
+    pod = pod_manifest({"orca.research/instance-type": "m5.large"})
+    plan = await wiring.plan(pod)
+    request = LaunchRequest(pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="x")
+    launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+    # No known instance ID (a launch whose answer was lost): the tag finds it.
+    gone = await ActivityEnvironment().run(
+        wiring.instances.terminate_instances, TerminateInput(pod=plan.spec.pod)
+    )
+    assert gone.terminated == (launched.instance_id,)
+    again = await ActivityEnvironment().run(
+        wiring.instances.terminate_instances,
+        TerminateInput(pod=plan.spec.pod, instance_ids=(launched.instance_id or "",)),
+    )
+    assert again.terminated in ((), (launched.instance_id,))  # terminating twice is fine
+    state = aws_client("ec2").describe_instances(InstanceIds=[launched.instance_id])
+    assert state["Reservations"][0]["Instances"][0]["State"]["Name"] in (
+        "shutting-down",
+        "terminated",
+    )
+
+
+def _ref(pod: dict[str, Any]) -> dict[str, str]:
+    meta = pod["metadata"]
+    return {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}
+
+
+# -- Kubernetes -------------------------------------------------------------------------------
+@pytest.fixture
+def bound_pod(kube_core: client.CoreV1Api, kube_emulator: Any) -> PodRef:
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "orca-aws-node"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    try:
+        kube_core.create_node(node)  # type: ignore[arg-type]
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    name = f"job-{uuid.uuid4().hex[:6]}"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeName": "orca-aws-node", "containers": [{"name": "main", "image": "x"}]},
+    }
+    created = kube_core.create_namespaced_pod("default", body)  # type: ignore[arg-type]
+    return PodRef(namespace="default", name=name, uid=created.metadata.uid)
+
+
+async def test_status_reports_merge_conditions_and_events_tell_the_story(
+    kube_core: client.CoreV1Api, bound_pod: PodRef, tmp_path: Path
+) -> None:
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    env = ActivityEnvironment()
+    await env.run(
+        activities.report_pod_status,
+        PodStatusReport(
+            pod=bound_pod,
+            phase="Pending",
+            reason="InsufficientCapacity",
+            message="every candidate is out of capacity",
+            conditions=(PodCondition(type="orca.research/InstanceLaunched", status="False"),),
+        ),
+    )
+    await env.run(
+        activities.report_pod_status,
+        PodStatusReport(
+            pod=bound_pod,
+            host_ip="10.0.0.9",
+            pod_ip="10.0.0.9",
+            conditions=(PodCondition(type="Initialized", status="True"),),
+        ),
+    )
+    pod = kube_core.read_namespaced_pod(bound_pod.name, "default")
+    assert pod.status.phase == "Pending"
+    assert pod.status.reason == "InsufficientCapacity"
+    assert pod.status.pod_ip == "10.0.0.9"
+    types = {c.type: c.status for c in pod.status.conditions}
+    assert types["orca.research/InstanceLaunched"] == "False"
+    assert types["Initialized"] == "True"  # merged by type, not replaced
+    await env.run(
+        activities.record_pod_event,
+        PodEventReport(pod=bound_pod, type=EventType.WARNING, reason="LaunchFailed", message="m"),
+    )
+    events = kube_core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={bound_pod.name}"
+    ).items
+    assert [
+        (e.reason, e.type, e.source.component) for e in events if e.reason == "LaunchFailed"
+    ] == [("LaunchFailed", "Warning", "orca")]
+
+
+async def test_release_deletes_the_bound_pod_and_ignores_a_newer_incarnation(
+    kube_core: client.CoreV1Api, bound_pod: PodRef
+) -> None:
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    kube_core.delete_namespaced_pod(bound_pod.name, "default")  # graceful: object stays
+    assert kube_core.read_namespaced_pod(bound_pod.name, "default").metadata.deletion_timestamp
+    await ActivityEnvironment().run(activities.delete_pod_object, DeletePodInput(pod=bound_pod))
+    with pytest.raises(client.ApiException) as missing:
+        kube_core.read_namespaced_pod(bound_pod.name, "default")
+    assert missing.value.status == 404
+    # Releasing again, or a status write to a pod that is gone, is not an error.
+    await ActivityEnvironment().run(activities.delete_pod_object, DeletePodInput(pod=bound_pod))
+    assert not activities.patch_status(bound_pod, {"status": {"phase": "Failed"}})
