@@ -12,7 +12,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orca import __version__
-from orca.cli import dev, version, watcher_command, worker_command
+from orca.cli import (
+    dev,
+    explain,
+    logs,
+    replay,
+    retry,
+    status,
+    submit,
+    temporal_setup_command,
+    version,
+    watcher_command,
+    worker_command,
+)
 from orca.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, CommandError
 from orca.settings import ConfigError
 
@@ -35,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker_command.add_parser(subparsers)
     watcher_command.add_parser(subparsers)
     dev.add_parser(subparsers)
+    submit.add_parser(subparsers)
+    explain.add_parser(subparsers)
+    status.add_parser(subparsers)
+    logs.add_parser(subparsers)
+    replay.add_parser(subparsers)
+    retry.add_parser(subparsers)
+    temporal_setup_command.add_parser(subparsers)
     return parser
 
 
