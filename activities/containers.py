@@ -18,6 +18,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -45,6 +46,7 @@ from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType
 from orca.launch_spec import InvalidPodSpec, PodRef
 from orca.logging import bind_work_context
+from orca.metrics import POD_STARTUP_SECONDS
 from orca.settings import Settings
 from orca.workflow_ids import pod_ref_from_manifest
 
@@ -95,6 +97,8 @@ class ContainerActivities:
         self._agents = agents
         self._feed = feed
         self._pod_status = pod_status
+        self._seen_running: set[str] = set()
+        """Pods whose time to Running this worker has observed (once per pod)."""
 
     # -- start ------------------------------------------------------------------------------
     @activity.defn(name=ActivityName.START_CONTAINERS)
@@ -229,10 +233,14 @@ class ContainerActivities:
                         started_at=instance.launch_time,
                     )
                     patch = to_status_patch(view)
+                    if view.phase == "Running" and pod.uid not in self._seen_running:
+                        self._seen_running.add(pod.uid)
+                        observe_startup(input.pod)
                     if patch != last_patch:
                         await asyncio.to_thread(self._pod_status.patch_status, pod, patch)
                         last_patch = patch
                     if pod_is_finished(view, restart_policy):
+                        self._seen_running.discard(pod.uid)
                         await asyncio.to_thread(self._delete_secrets, pod.uid)
                         exit_codes = {
                             s["name"]: s["state"]["terminated"].get("exitCode", 0)
@@ -308,6 +316,18 @@ class ContainerActivities:
         ]
         for start in range(0, len(names), 10):
             self._aws.ssm.delete_parameters(Names=names[start : start + 10])
+
+
+def observe_startup(pod: Mapping[str, Any]) -> None:
+    """Record the time from the pod's creation to Running in `orca_pod_startup_seconds`."""
+    created = pod.get("metadata", {}).get("creationTimestamp")
+    if not created:
+        return
+    try:
+        started = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return
+    POD_STARTUP_SECONDS.observe(max(0.0, (datetime.now(UTC) - started).total_seconds()))
 
 
 def referenced_names(spec: Mapping[str, Any]) -> tuple[set[str], set[str]]:

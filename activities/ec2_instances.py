@@ -119,6 +119,7 @@ def run_instances_params(
         cluster=settings.kubernetes.cluster_name,
         budget_namespace=spec.budget_namespace,
         extra=dict(settings.aws.tags),
+        now=request.requested_at,
     )
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
     params: dict[str, Any] = {

@@ -32,7 +32,7 @@ from activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
 from orca.failure_types import FailureType
 from orca.logging import bind_work_context
-from orca.metrics import LAUNCH_FAILURES, LAUNCHES
+from orca.metrics import FALLBACKS, LAUNCH_FAILURES, LAUNCHES
 
 EVENTUAL_CONSISTENCY_GRACE_SECONDS = 60.0
 """How long a just-launched instance may be unknown to DescribeInstances before it is lost."""
@@ -56,7 +56,12 @@ class InstanceActivities:
         candidate = request.candidate
         pod = request.spec.pod
         with bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id):
-            existing = await asyncio.to_thread(self._ec2.find_by_pod_uid, pod.uid)
+            # A first attempt relies on the ClientToken; a retry may follow a launch whose answer
+            # was lost (or a token EC2 no longer remembers), so it looks for the pod's tag first.
+            retried = activity.info().attempt > 1
+            existing = (
+                await asyncio.to_thread(self._ec2.find_by_pod_uid, pod.uid) if retried else []
+            )
             if existing:
                 instance = existing[0]
                 activity.logger.info(
@@ -108,6 +113,8 @@ class InstanceActivities:
                     ) from None
                 raise  # throttled or transient: Temporal retries with backoff
             LAUNCHES.labels(**labels).inc()
+            if request.fallback:
+                FALLBACKS.labels(candidate.instance_type, str(candidate.capacity_type)).inc()
             activity.logger.info("launched instance", extra={"instance_id": instance_id})
             return LaunchOutcome(instance_id=instance_id, message="launched")
 

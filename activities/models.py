@@ -47,6 +47,11 @@ class LaunchRequest(_Model):
     candidate: CandidateOffering
     client_token: str
     """Idempotency token: the same token never launches a second instance."""
+    requested_at: datetime
+    """When the workflow asked (the `created-at` tag): fixed across retries, because EC2
+    rejects a reused ClientToken whose request differs (IdempotentParameterMismatch)."""
+    fallback: bool = False
+    """True when an earlier candidate was tried first (counted in `orca_fallbacks_total`)."""
 
 
 class LaunchOutcome(_Model):

@@ -323,7 +323,12 @@ class PodLifecycle:
         outcome: LaunchOutcome = await workflow.execute_activity(
             ActivityName.LAUNCH_INSTANCE,
             LaunchRequest(
-                pod=state.manifest, spec=plan.spec, candidate=candidate, client_token=client_token
+                pod=state.manifest,
+                spec=plan.spec,
+                candidate=candidate,
+                client_token=client_token,
+                requested_at=workflow.now(),
+                fallback=candidate != plan.candidates[0],
             ),
             result_type=LaunchOutcome,
             start_to_close_timeout=timedelta(minutes=2),

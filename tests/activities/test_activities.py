@@ -7,7 +7,9 @@ worker) with the same wiring the worker uses (`worker.main.build_activities`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,8 @@ from orca.emulators.aws import AwsEmulator
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
 from orca.settings import AwsSettings, InstancesSettings, Settings, WorkerSettings
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -114,13 +118,22 @@ async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
     assert len(plan.candidates) == 3  # one per configured zone
     assert "m5.large" in plan.candidates[0].reason
     request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="token-1"
+        pod=pod,
+        spec=plan.spec,
+        candidate=plan.candidates[0],
+        client_token="token-1",
+        requested_at=NOW,
     )
     env = ActivityEnvironment()
     first = await env.run(wiring.instances.launch_instance, request)
-    again = await env.run(wiring.instances.launch_instance, request)  # a retried activity
+    same_token = await env.run(wiring.instances.launch_instance, request)
     assert first.instance_id is not None
-    assert again.instance_id == first.instance_id
+    assert same_token.instance_id == first.instance_id  # EC2's ClientToken idempotency
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2)
+    lost_answer = request.model_copy(update={"client_token": "token-2"})
+    again = await retry.run(wiring.instances.launch_instance, lost_answer)
+    assert again.instance_id == first.instance_id  # found by the pod-UID tag
     assert again.reused_existing
     ec2 = aws_client("ec2")
     reservations = ec2.describe_instances(InstanceIds=[first.instance_id])["Reservations"]
@@ -145,7 +158,9 @@ async def test_capacity_error_is_a_result_and_the_offering_is_remembered(
     plan = await wiring.plan(pod)
     first = plan.candidates[0]
     aws.control.set_capacity("c5.xlarge", zone=first.zone, count=0)
-    request = LaunchRequest(pod=pod, spec=plan.spec, candidate=first, client_token="t-cap")
+    request = LaunchRequest(
+        pod=pod, spec=plan.spec, candidate=first, client_token="t-cap", requested_at=NOW
+    )
     outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     assert outcome.instance_id is None
     assert outcome.capacity_error == "InsufficientInstanceCapacity"
@@ -191,6 +206,7 @@ async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEm
             spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
             candidate=plan.candidates[0],
             client_token=f"t-wait-{i}",
+            requested_at=NOW,
         )
         outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
         assert outcome.instance_id is not None
@@ -217,7 +233,9 @@ async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
     wiring = Wiring(aws)
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     plan = await wiring.plan(pod)
-    request = LaunchRequest(pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="x")
+    request = LaunchRequest(
+        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="x", requested_at=NOW
+    )
     launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     # No known instance ID (a launch whose answer was lost): the tag finds it.
     gone = await ActivityEnvironment().run(
