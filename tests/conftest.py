@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.aws",
     "tests.fixtures.kube",
+    "tests.fixtures.dev_stack",
 ]

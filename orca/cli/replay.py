@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from google.protobuf import json_format
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
@@ -149,7 +150,7 @@ def read_history_files(folder: Path) -> list[WorkflowHistory]:
                     workflow_id_from_file(path), path.read_text(encoding="utf-8")
                 )
             )
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, json_format.ParseError) as error:
             raise CommandError(
                 f"{path} is not a workflow history in JSON ({error})", EXIT_USAGE
             ) from None

@@ -9,101 +9,22 @@ pod object left, and after SIGTERM no process of the stack left alive.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from orca.devstack.processes import free_port
+from tests.fixtures.dev_stack import DevStack, eventually
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], what: str, within: float = 90.0) -> T:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-
-
-class DevStack:
-    def __init__(self, process: subprocess.Popen[bytes], state_dir: Path, log: Path) -> None:
-        self.process = process
-        self.state_dir = state_dir
-        self.log = log
-        self.endpoints: dict[str, Any] = {}
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    state_dir = tmp_path_factory.mktemp("orca-dev")
-    log = state_dir / "orca-dev.out"
-    ports = {
-        option: free_port()
-        for option in (
-            "--temporal-port",
-            "--aws-port",
-            "--kube-port",
-            "--kubelet-port",
-            "--worker-metrics-port",
-            "--watcher-metrics-port",
-            "--worker-health-port",
-            "--watcher-health-port",
-        )
-    }
-    command = [sys.executable, "-m", "orca.cli.main", "dev", "--headless"]
-    command += ["--state-dir", str(state_dir)]
-    for option, port in ports.items():
-        command += [option, str(port)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCA_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    stack = DevStack(process, state_dir, log)
-    try:
-        endpoints_file = state_dir / "endpoints.json"
-
-        def started() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"orca dev exited early:\n{stack.output()}")
-            return endpoints_file.exists() and "Running." in stack.output()
-
-        eventually(started, "orca dev to start", within=150)
-        stack.endpoints = json.loads(endpoints_file.read_text())
-        yield stack
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
 @pytest.fixture(scope="module")
 def core(dev_stack: DevStack) -> client.CoreV1Api:
-    api = config.new_client_from_config(config_file=dev_stack.endpoints["kubeconfig"])
-    return client.CoreV1Api(api)
+    return dev_stack.core()
 
 
 @pytest.fixture(scope="module")
