@@ -22,6 +22,7 @@ from tests.fixtures.dev_stack import DevStack, eventually
 
 pytestmark = pytest.mark.slow
 
+
 @pytest.fixture(scope="module")
 def core(dev_stack: DevStack) -> client.CoreV1Api:
     return dev_stack.core()

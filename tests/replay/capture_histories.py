@@ -123,9 +123,9 @@ async def capture(stack: DevStack, out: Path) -> list[Path]:
     _no_capacity(stack, "g5.xlarge")
     workflow_ids: dict[str, str] = {}
     names: dict[str, str] = {}
-    for scenario, annotations in SCENARIOS.items():
+    for scenario, pod_annotations in SCENARIOS.items():
         name = f"{scenario}-{uuid.uuid4().hex[:6]}"
-        created = core.create_namespaced_pod("default", burst_pod(name, annotations))
+        created = core.create_namespaced_pod("default", burst_pod(name, pod_annotations))
         ref = PodRef(namespace="default", name=name, uid=created.metadata.uid)
         workflow_ids[scenario], names[scenario] = pod_workflow_id(ref), name
 
@@ -134,7 +134,6 @@ async def capture(stack: DevStack, out: Path) -> list[Path]:
     core.delete_namespaced_pod(deletion, "default")
 
     written = []
-    out.mkdir(parents=True, exist_ok=True)
     for scenario, workflow_id in workflow_ids.items():
         for _ in range(480):
             if await _closed(client, workflow_id):
@@ -153,10 +152,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HISTORIES)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="orca-capture-") as state:
-        with running_dev_stack(Path(state)) as stack:
-            for path in asyncio.run(capture(stack, args.out)):
-                print(f"wrote {path}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="orca-capture-") as state,
+        running_dev_stack(Path(state)) as stack,
+    ):
+        for path in asyncio.run(capture(stack, args.out)):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

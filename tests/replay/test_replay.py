@@ -28,7 +28,7 @@ def test_every_scenario_has_a_committed_history() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
 async def test_committed_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    [history] = [h for h in read_history_files(HISTORIES) if h.workflow_id == path.stem]
     [outcome] = await replay_histories(histories_from([history]))
     assert outcome.failure is None, f"{path.name} no longer replays: {outcome.failure}"
 
