@@ -1,0 +1,920 @@
+"""Burst benchmark: N annotated pods at once through ORCA's real worker and watcher.
+
+Run: `python -m benchmarks.burst [--pods 200] [--json PATH]` (or `make benchmark`). It starts the
+embedded stack (`orca.devstack.stack.DevStack`: Temporal dev server, AWS and Kubernetes API
+emulators, ORCA's worker and watcher as child processes) on free ports with short emulator delays,
+creates N pods at once, and prints a table and a JSON report. It measures and asserts nothing;
+the targets from issue 5 are printed next to the figures as PASS or MISS. See benchmarks/README.md
+for what each figure means.
+
+Phases: (1) burst: create the pods, watch them until every one is Running; (2) steady: a few
+poll intervals with every pod Running, to see the batched pollers alone; (3) histories: fetch
+every PodLifecycle history (launch-call times, events, activities before Running); (4) teardown:
+delete the pods and wait for their workflows to close (full-run history sizes); (5) baseline: on
+the same Temporal server, N bare workflows of as many no-op activities as a pod needs to reach
+Running, on their own task queue and an in-process worker; (6) stop the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from benchmarks.baseline_workflow import BASELINE_WORKFLOW, BurstBaseline, noop
+from orca.devstack.processes import ChildProcess, free_port, http_answers
+from orca.devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
+from orca.settings import WorkerSettings
+
+NAMESPACE = "default"
+LABEL = "orca-benchmark/run"
+LAUNCH_OPERATIONS = ("RunInstances", "CreateFleet")
+THROUGHPUT_TARGET = 0.8
+"""ORCA's pods-Running-per-second at least this fraction of the baseline's workflows/s."""
+
+
+# -- options and the stack -------------------------------------------------------------------
+@dataclass(frozen=True)
+class BurstOptions:
+    pods: int = 200
+    instance_type: str = "m5.large"
+    launch_delay_s: float = 1.0
+    poll_interval_s: float = 2.0
+    """worker.instancePollInterval and worker.statusPollInterval."""
+    max_concurrent_activities: int | None = None
+    """worker.maxConcurrentActivities; None keeps ORCA's default."""
+    running_timeout_s: float = 300.0
+    teardown_timeout_s: float = 180.0
+    steady_intervals: int = 3
+    baseline: bool = True
+    create_threads: int = 16
+    state_dir: Path | None = None
+    say: Callable[[str], None] = print
+
+    @property
+    def effective_max_concurrent_activities(self) -> int:
+        if self.max_concurrent_activities is not None:
+            return self.max_concurrent_activities
+        return WorkerSettings().max_concurrent_activities
+
+
+class BurstStack(DevStack):
+    """`orca dev`, headless on free ports, with a short launch delay and benchmark settings."""
+
+    def __init__(self, options: BurstOptions, state_dir: Path) -> None:
+        super().__init__(
+            DevStackOptions(
+                state_dir=state_dir,
+                headless=True,
+                temporal_port=free_port(),
+                aws_port=free_port(),
+                kube_port=free_port(),
+                kubelet_port=free_port(),
+                worker_metrics_port=free_port(),
+                watcher_metrics_port=free_port(),
+                worker_health_port=free_port(),
+                watcher_health_port=free_port(),
+            ),
+            say=lambda line: options.say(line) if line.startswith("!!") else None,
+        )
+        self.burst = options
+
+    def _start_aws_emulator(self) -> str | None:
+        # DevStack's own method starts the emulator with its default (5 s) launch delay.
+        o = self.options
+        url = f"http://{o.host}:{o.aws_port}"
+        command = [sys.executable, "-m", "orca.emulators.aws", "--host", o.host]
+        command += ["--port", str(o.aws_port), "--region", o.region]
+        command += ["--launch-delay", str(self.burst.launch_delay_s)]
+        self._launch(
+            ChildProcess(
+                "aws-emulator",
+                command,
+                self.state_dir / "logs/aws-emulator.log",
+                http_answers(f"{url}/_orca/defaults"),
+            )
+        )
+        with urllib.request.urlopen(f"{url}/_orca/defaults", timeout=5) as response:
+            self.aws_defaults = json.loads(response.read())
+        return url
+
+    def _write_config(self, aws_url: str | None, kubeconfig: Path | None) -> Path:
+        import yaml
+
+        settings = render_dev_config(self.options, aws_url, kubeconfig, self.aws_defaults)
+        interval = f"{self.burst.poll_interval_s:g}s"
+        settings["worker"]["instancePollInterval"] = interval
+        settings["worker"]["statusPollInterval"] = interval
+        if self.burst.max_concurrent_activities is not None:
+            settings["worker"]["maxConcurrentActivities"] = self.burst.max_concurrent_activities
+        pods = max(self.burst.pods * 2, 1000)
+        settings["node"]["pods"] = str(pods)
+        settings["limits"]["maxConcurrentInstances"] = pods
+        settings["limits"]["maxInstancesPerNamespace"] = pods
+        path = self.state_dir / "config.yaml"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+        return path
+
+
+# -- small measuring helpers -----------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else None,
+    }
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process, in MiB."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def parse_api_calls(text: str) -> dict[str, float]:
+    """`service:Operation` → count, from `orca_aws_api_calls_total` in a Prometheus page."""
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "orca_aws_api_calls":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = f"{sample.labels['service']}:{sample.labels['operation']}"
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+def diff(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+
+
+class MetricsSampler:
+    """Polls the worker's /metrics every `period` seconds: AWS API call counters over time."""
+
+    def __init__(self, url: str, period: float = 0.25) -> None:
+        self.url = url
+        self.period = period
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
+
+    def read(self) -> dict[str, float]:
+        with urllib.request.urlopen(self.url, timeout=5) as response:
+            return parse_api_calls(response.read().decode())
+
+    def snapshot(self) -> dict[str, float]:
+        counts = self.read()
+        self.samples.append((time.time(), counts))
+        return counts
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            with contextlib.suppress(OSError):
+                self.snapshot()
+
+    def max_in_window(self, key: str, window: float, start: float, end: float) -> float:
+        """Most calls of `key` seen within any `window` seconds between start and end."""
+        points = sorted((t, c.get(key, 0.0)) for t, c in self.samples if start <= t <= end)
+        best = 0.0
+        j = 0
+        for i, (t_i, c_i) in enumerate(points):
+            j = max(j, i)
+            while j + 1 < len(points) and points[j + 1][0] - t_i <= window:
+                j += 1
+            # the count at the sample before i is the baseline of a window opening just after it
+            base = points[i - 1][1] if i > 0 else c_i
+            best = max(best, points[j][1] - base)
+        return best
+
+
+class PodPhaseWatch:
+    """Watches the benchmark's pods; records when each was first seen Running (wall clock)."""
+
+    def __init__(self, core: client.CoreV1Api, selector: str) -> None:
+        self.core = core
+        self.selector = selector
+        self.running_at: dict[str, float] = {}
+        self.failed: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread = threading.Thread(target=self._run, name="pod-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self._thread.join(timeout=10)
+
+    def _observe(self, pod: Any, seen_at: float) -> None:
+        phase = pod.status.phase if pod.status else None
+        uid = pod.metadata.uid
+        if phase == "Running" and uid not in self.running_at:
+            self.running_at[uid] = seen_at
+        elif phase == "Failed" and uid not in self.failed:
+            self.failed[uid] = (pod.status.reason or "") + " " + (pod.status.message or "")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                listed = self.core.list_namespaced_pod(NAMESPACE, label_selector=self.selector)
+                now = time.time()
+                for pod in listed.items:
+                    self._observe(pod, now)
+                self._watch = watch.Watch()
+                for event in self._watch.stream(
+                    self.core.list_namespaced_pod,
+                    NAMESPACE,
+                    label_selector=self.selector,
+                    resource_version=listed.metadata.resource_version if listed.metadata else None,
+                    timeout_seconds=60,
+                ):
+                    self._observe(event["object"], time.time())
+                    if self._stop.is_set():
+                        return
+            except Exception:  # a dropped or expired watch: relist
+                if self._stop.wait(0.5):
+                    return
+
+
+def burst_pod(name: str, run_id: str, instance_type: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {LABEL: run_id},
+            "annotations": {
+                "orca.research/instance-type": instance_type,
+                "orca.research/launch-type": "on-demand",
+                "emulator.orca.research/run-seconds": "inf",
+            },
+        },
+        "spec": {
+            "nodeSelector": {"orca.research/provider": "aws"},
+            "tolerations": [
+                {
+                    "key": "orca.research/burst-node",
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "public.ecr.aws/docker/library/busybox:1.36",
+                    "command": ["sleep", "infinity"],
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                }
+            ],
+        },
+    }
+
+
+def creation_time(server_stamp: dt.datetime | None, sent: float, answered: float) -> float:
+    """When the API server created the pod. creationTimestamp has one-second resolution, so the
+    midpoint of the create call is used, kept within the second the server stamped."""
+    middle = (sent + answered) / 2
+    if server_stamp is None:
+        return middle
+    floor = server_stamp.timestamp()
+    return min(max(middle, floor), floor + 0.999)
+
+
+def wait_for(check: Callable[[], bool], within: float, period: float = 0.25) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(period)
+    return False
+
+
+def node_ready(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        node = core.read_node(name)
+    except client.ApiException:
+        return False
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+# -- Temporal histories ----------------------------------------------------------------------
+def _event_seconds(event: HistoryEvent) -> float:
+    return event.event_time.seconds + event.event_time.nanos / 1e9
+
+
+@dataclass
+class HistoryFacts:
+    events: int
+    activities_to_running: int
+    """Activities scheduled up to and including the first monitor_pod (which reports Running)."""
+    activities_total: int
+    launch_activities: int
+    launch_returned_at: float | None
+    """When the launch activity that produced the instance completed (RunInstances returned)."""
+
+
+def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
+    scheduled_names: dict[int, str] = {}
+    count = 0
+    to_running: int | None = None
+    launch_returned_at: float | None = None
+    waiting = False
+    for event in events:
+        count += 1
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled_names[event.event_id] = name
+            if name == "wait_until_running":
+                waiting = True
+            if name == "monitor_pod" and to_running is None:
+                to_running = len(scheduled_names)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and not waiting:
+            attributes = event.activity_task_completed_event_attributes
+            if scheduled_names.get(attributes.scheduled_event_id) == "launch_instance":
+                launch_returned_at = _event_seconds(event)
+    names = list(scheduled_names.values())
+    return HistoryFacts(
+        events=count,
+        activities_to_running=to_running or 0,
+        activities_total=len(names),
+        launch_activities=names.count("launch_instance"),
+        launch_returned_at=launch_returned_at,
+    )
+
+
+async def pod_histories(
+    address: str, namespace: str, workflow_ids: Sequence[str]
+) -> dict[str, HistoryFacts]:
+    temporal = await Client.connect(address, namespace=namespace)
+    slots = asyncio.Semaphore(16)
+
+    async def one(workflow_id: str) -> tuple[str, HistoryFacts]:
+        async with slots:
+            history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        return workflow_id, history_facts(history.events)
+
+    return dict(await asyncio.gather(*(one(w) for w in workflow_ids)))
+
+
+async def pod_workflow_ids(address: str, namespace: str, uids: set[str]) -> dict[str, str]:
+    """Pod UID → PodLifecycle workflow ID, for the given pods (from the visibility store)."""
+    temporal = await Client.connect(address, namespace=namespace)
+    found: dict[str, str] = {}
+    async for execution in temporal.list_workflows('WorkflowType="PodLifecycle"'):
+        uid = execution.id.rsplit("/", 1)[-1]
+        if uid in uids:
+            found[uid] = execution.id
+    return found
+
+
+async def running_pod_workflows(address: str, namespace: str) -> int:
+    temporal = await Client.connect(address, namespace=namespace)
+    query = 'WorkflowType="PodLifecycle" AND ExecutionStatus="Running"'
+    return (await temporal.count_workflows(query)).count
+
+
+@dataclass
+class BaselineResult:
+    workflows: int
+    activities_per_workflow: int
+    completed: int
+    elapsed_s: float
+    per_second: float
+    errors: int = 0
+    latency_s: dict[str, float | None] = field(default_factory=dict)
+
+
+async def run_baseline(
+    address: str, namespace: str, workflows: int, activities: int, max_concurrent: int
+) -> BaselineResult:
+    """N bare workflows of `activities` no-op activities each, started at once."""
+    temporal = await Client.connect(address, namespace=namespace)
+    task_queue = f"burst-baseline-{uuid.uuid4().hex[:8]}"
+    worker = Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[BurstBaseline],
+        activities=[noop],
+        max_concurrent_activities=max_concurrent,
+    )
+    done_at: list[float] = []
+    async with worker:
+        started = time.time()
+
+        async def one(index: int) -> None:
+            handle = await temporal.start_workflow(
+                BASELINE_WORKFLOW,
+                activities,
+                id=f"{task_queue}-{index}",
+                task_queue=task_queue,
+            )
+            await handle.result()
+            done_at.append(time.time())
+
+        results = await asyncio.gather(*(one(i) for i in range(workflows)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    elapsed = (max(done_at) - started) if done_at else float("nan")
+    return BaselineResult(
+        workflows=workflows,
+        activities_per_workflow=activities,
+        completed=len(done_at),
+        errors=len(errors),
+        elapsed_s=elapsed,
+        per_second=len(done_at) / elapsed if done_at else 0.0,
+        latency_s=summary([t - started for t in done_at]),
+    )
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+def run_burst(options: BurstOptions) -> dict[str, Any]:
+    """Run the whole benchmark and return the report (see `REPORT_FIELDS`)."""
+    say = options.say
+    own_dir = options.state_dir is None
+    state_dir = Path(tempfile.mkdtemp(prefix="orca-burst-")) if own_dir else options.state_dir
+    assert state_dir is not None
+    stack = BurstStack(options, state_dir)
+    report: dict[str, Any] = {}
+    try:
+        say(f"starting the stack in {state_dir} …")
+        t = time.monotonic()
+        endpoints = stack.start()
+        say(f"stack up in {time.monotonic() - t:.1f} s")
+        report = measure(options, stack, endpoints)
+    finally:
+        pids = dict(stack.endpoints.pids) if stack.endpoints else {}
+        stack.stop()
+        left = [name for name, pid in pids.items() if _alive(pid)]
+        if report:
+            report["processes_left_after_stop"] = left
+        if own_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return report
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is gone for our purpose; stack.stop() reaps its children.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dict[str, Any]:
+    say = options.say
+    n = options.pods
+    interval = options.poll_interval_s
+    address = endpoints.temporal_address
+    namespace = stack.options.temporal_namespace
+    assert endpoints.kubeconfig
+    assert endpoints.worker_metrics_url
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=endpoints.kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = options.create_threads * 2
+    core = client.CoreV1Api(client.ApiClient(configuration))
+    if not wait_for(lambda: node_ready(core, stack.options.node_name), within=90):
+        raise RuntimeError(f"the virtual node {stack.options.node_name} never became Ready")
+
+    run_id = uuid.uuid4().hex[:8]
+    selector = f"{LABEL}={run_id}"
+    sampler = MetricsSampler(endpoints.worker_metrics_url)
+    phases = PodPhaseWatch(core, selector)
+    phases.start()
+    sampler.start()
+    before = sampler.snapshot()
+
+    # (1) burst
+    say(f"creating {n} pods …")
+    created: dict[str, float] = {}
+    names: dict[str, str] = {}
+
+    def create(index: int) -> None:
+        name = f"burst-{run_id}-{index:05d}"
+        sent = time.time()
+        body: Any = burst_pod(name, run_id, options.instance_type)
+        metadata = core.create_namespaced_pod(NAMESPACE, body).metadata
+        assert metadata is not None
+        assert metadata.uid is not None
+        created[metadata.uid] = creation_time(metadata.creation_timestamp, sent, time.time())
+        names[metadata.uid] = name
+
+    with ThreadPoolExecutor(options.create_threads) as pool:
+        list(pool.map(create, range(n)))
+    first_created = min(created.values())
+    say(f"created {n} pods in {time.time() - first_created:.1f} s; waiting for Running …")
+    last_report = [time.monotonic()]
+
+    def all_running() -> bool:
+        if time.monotonic() - last_report[0] > 15:
+            last_report[0] = time.monotonic()
+            say(f"  {len(phases.running_at)}/{n} Running")
+        return len(phases.running_at) >= n or len(phases.running_at) + len(phases.failed) >= n
+
+    everyone_running = wait_for(all_running, within=options.running_timeout_s)
+    at_running = sampler.snapshot()
+    burst_end = time.time()
+    running = dict(phases.running_at)
+    say(f"{len(running)}/{n} Running after {burst_end - first_created:.1f} s")
+
+    # (2) steady state: every pod Running, only the batched pollers work
+    steady_start = time.time()
+    steady_before = sampler.snapshot()
+    time.sleep(interval * options.steady_intervals)
+    steady_after = sampler.snapshot()
+    steady_elapsed = time.time() - steady_start
+    sampler.stop()
+    memory = {
+        name: peak_rss_mib(pid)
+        for name, pid in endpoints.pids.items()
+        if name in ("worker", "watcher")
+    }
+
+    # (3) histories
+    say("reading workflow histories …")
+    ids = asyncio.run(pod_workflow_ids(address, namespace, set(created)))
+    facts = asyncio.run(pod_histories(address, namespace, list(ids.values())))
+    by_uid = {uid: facts[wid] for uid, wid in ids.items() if wid in facts}
+
+    # (4) teardown: delete the pods, wait for the workflows to close
+    say("deleting the pods …")
+    with ThreadPoolExecutor(options.create_threads) as pool:
+        list(pool.map(lambda name: _delete(core, name), names.values()))
+    phases.stop()
+    closed = wait_for(
+        lambda: asyncio.run(running_pod_workflows(address, namespace)) == 0,
+        within=options.teardown_timeout_s,
+        period=1.0,
+    )
+    sample_ids = list(ids.values())[: min(len(ids), 20)]
+    complete = asyncio.run(pod_histories(address, namespace, sample_ids)) if closed else {}
+
+    # (5) baseline
+    activities_to_running = int(
+        statistics.median([f.activities_to_running for f in by_uid.values()] or [0])
+    )
+    baseline: BaselineResult | None = None
+    if options.baseline and activities_to_running > 0:
+        say(f"baseline: {n} workflows x {activities_to_running} no-op activities …")
+        baseline = asyncio.run(
+            run_baseline(
+                address,
+                namespace,
+                n,
+                activities_to_running,
+                options.effective_max_concurrent_activities,
+            )
+        )
+
+    return build_report(
+        options=options,
+        created=created,
+        running=running,
+        everyone_running=everyone_running,
+        by_uid=by_uid,
+        complete=list(complete.values()),
+        teardown_closed=closed,
+        api_to_running=diff(at_running, before),
+        api_steady=diff(steady_after, steady_before),
+        steady_elapsed=steady_elapsed,
+        describe_max_per_interval=sampler.max_in_window(
+            "ec2:DescribeInstances", interval, first_created, burst_end
+        ),
+        burst_end=burst_end,
+        memory=memory,
+        baseline=baseline,
+        failed=dict(phases.failed),
+    )
+
+
+def _delete(core: client.CoreV1Api, name: str) -> None:
+    with contextlib.suppress(client.ApiException):
+        core.delete_namespaced_pod(name, NAMESPACE)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def _rounded(values: Mapping[str, float | None], digits: int = 3) -> dict[str, float | None]:
+    return {k: _round(v, digits) for k, v in values.items()}
+
+
+def build_report(
+    *,
+    options: BurstOptions,
+    created: Mapping[str, float],
+    running: Mapping[str, float],
+    everyone_running: bool,
+    by_uid: Mapping[str, HistoryFacts],
+    complete: Sequence[HistoryFacts],
+    teardown_closed: bool,
+    api_to_running: Mapping[str, float],
+    api_steady: Mapping[str, float],
+    steady_elapsed: float,
+    describe_max_per_interval: float,
+    burst_end: float,
+    memory: Mapping[str, float | None],
+    baseline: BaselineResult | None,
+    failed: Mapping[str, str],
+) -> dict[str, Any]:
+    n = options.pods
+    interval = options.poll_interval_s
+    first_created = min(created.values())
+    to_running = [running[uid] - created[uid] for uid in running if uid in created]
+    to_launch = [
+        f.launch_returned_at - created[uid]
+        for uid, f in by_uid.items()
+        if f.launch_returned_at is not None and uid in created
+    ]
+    makespan = (max(running.values()) - first_created) if running else None
+    per_second = len(running) / makespan if makespan else 0.0
+
+    burst_elapsed = burst_end - first_created
+    describe_burst = api_to_running.get("ec2:DescribeInstances", 0.0)
+    intervals_burst = max(burst_elapsed / interval, 1.0)
+    describe_steady = api_steady.get("ec2:DescribeInstances", 0.0)
+    intervals_steady = max(steady_elapsed / interval, 1.0)
+    describe_target = math.ceil(n / 1000)
+    launch_calls = sum(api_to_running.get(f"ec2:{op}", 0.0) for op in LAUNCH_OPERATIONS)
+    launch_per_pod = launch_calls / n
+
+    ratio = per_second / baseline.per_second if baseline and baseline.per_second else None
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+    return {
+        "pods": n,
+        "instance_type": options.instance_type,
+        "launch_delay_s": options.launch_delay_s,
+        "poll_interval_s": interval,
+        "max_concurrent_activities": options.effective_max_concurrent_activities,
+        "cpus": os.cpu_count(),
+        "pods_running": len(running),
+        "pods_failed": len(failed),
+        "all_running": everyone_running and len(running) == n,
+        "creation_spread_s": _round(max(created.values()) - first_created),
+        "creation_to_launch_s": _rounded(summary(to_launch)),
+        "creation_to_running_s": _rounded(summary(to_running)),
+        "makespan_s": _round(makespan),
+        "pods_running_per_second": _round(per_second),
+        "aws_calls_per_pod_to_running": {
+            k: round(v / n, 3) for k, v in sorted(api_to_running.items())
+        },
+        "aws_calls_per_second_steady": {
+            k: round(v / steady_elapsed, 3) for k, v in sorted(api_steady.items())
+        },
+        "describe_instances": {
+            "calls_to_running": describe_burst,
+            "mean_per_interval_to_running": _round(describe_burst / intervals_burst),
+            "max_per_interval_to_running": describe_max_per_interval,
+            "per_interval_steady": _round(describe_steady / intervals_steady),
+            "target_per_interval": describe_target,
+        },
+        "launch_calls_per_pod": _round(launch_per_pod),
+        "launch_activities_per_pod": _round(
+            statistics.mean([f.launch_activities for f in by_uid.values()] or [0])
+        ),
+        "history_events_per_pod_at_running": _rounded(
+            summary([float(f.events) for f in by_uid.values()]), 1
+        ),
+        "history_events_per_pod_complete": _rounded(
+            summary([float(f.events) for f in complete]), 1
+        ),
+        "teardown_complete": teardown_closed,
+        "activities_per_pod_to_running": int(
+            statistics.median([f.activities_to_running for f in by_uid.values()] or [0])
+        ),
+        "activities_per_pod_complete": int(
+            statistics.median([f.activities_total for f in complete] or [0])
+        ),
+        "peak_rss_mib": _rounded(memory, 1),
+        "baseline": None
+        if baseline is None
+        else {
+            "workflows": baseline.workflows,
+            "activities_per_workflow": baseline.activities_per_workflow,
+            "completed": baseline.completed,
+            "elapsed_s": _round(baseline.elapsed_s),
+            "workflows_per_second": _round(baseline.per_second),
+            "completion_s": _rounded(baseline.latency_s),
+        },
+        "throughput_ratio": _round(ratio),
+        "targets": {
+            "throughput_ratio_min": THROUGHPUT_TARGET,
+            "throughput": verdict(None if ratio is None else ratio >= THROUGHPUT_TARGET),
+            "describe_instances_per_interval_max": describe_target,
+            "describe_instances_per_interval": verdict(
+                describe_max_per_interval <= describe_target
+            ),
+            "describe_instances_per_interval_steady": verdict(
+                describe_steady / intervals_steady <= describe_target
+            ),
+            "launch_calls_per_pod_max": 1,
+            "launch_calls_per_pod": verdict(launch_per_pod <= 1),
+        },
+        "failed_pods": dict(list(failed.items())[:5]),
+        "processes_left_after_stop": [],
+    }
+
+
+REPORT_FIELDS = (
+    "pods",
+    "pods_running",
+    "all_running",
+    "creation_to_launch_s",
+    "creation_to_running_s",
+    "pods_running_per_second",
+    "aws_calls_per_pod_to_running",
+    "describe_instances",
+    "launch_calls_per_pod",
+    "history_events_per_pod_at_running",
+    "history_events_per_pod_complete",
+    "activities_per_pod_to_running",
+    "peak_rss_mib",
+    "baseline",
+    "throughput_ratio",
+    "targets",
+    "processes_left_after_stop",
+)
+"""Fields every report has (the smoke test checks them)."""
+
+
+# -- output ----------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    targets = report["targets"]
+    rows: list[tuple[str, str, str]] = []
+
+    def row(label: str, value: str, target: str = "") -> None:
+        rows.append((label, value, target))
+
+    def pcts(values: Mapping[str, Any]) -> str:
+        return " / ".join(_fmt(values.get(k)) for k in ("p50", "p95", "p99"))
+
+    row("pods Running / created", f"{report['pods_running']} / {report['pods']}")
+    row("creation spread (s)", _fmt(report["creation_spread_s"]))
+    row("creation → launch call, p50/p95/p99 (s)", pcts(report["creation_to_launch_s"]))
+    row("creation → Running, p50/p95/p99 (s)", pcts(report["creation_to_running_s"]))
+    row("pods Running per second", _fmt(report["pods_running_per_second"]))
+    baseline = report["baseline"]
+    if baseline:
+        row(
+            f"baseline workflows/s ({baseline['activities_per_workflow']} no-op activities)",
+            _fmt(baseline["workflows_per_second"]),
+        )
+    ratio = report["throughput_ratio"]
+    row(
+        "throughput vs baseline",
+        "-" if ratio is None else f"{ratio:.0%}",
+        f">= {targets['throughput_ratio_min']:.0%}  {targets['throughput']}",
+    )
+    describe = report["describe_instances"]
+    row(
+        "DescribeInstances per interval, max (burst)",
+        _fmt(describe["max_per_interval_to_running"]),
+        f"<= {describe['target_per_interval']}  {targets['describe_instances_per_interval']}",
+    )
+    row(
+        "DescribeInstances per interval, mean (burst)",
+        _fmt(describe["mean_per_interval_to_running"]),
+    )
+    row(
+        "DescribeInstances per interval (all Running)",
+        _fmt(describe["per_interval_steady"]),
+        f"<= {describe['target_per_interval']}  "
+        f"{targets['describe_instances_per_interval_steady']}",
+    )
+    row(
+        "RunInstances + CreateFleet per pod",
+        _fmt(report["launch_calls_per_pod"]),
+        f"<= 1  {targets['launch_calls_per_pod']}",
+    )
+    for key, value in report["aws_calls_per_pod_to_running"].items():
+        row(f"  {key} per pod", _fmt(value))
+    row(
+        "history events per pod at Running, p50/max",
+        _pair(report["history_events_per_pod_at_running"]),
+    )
+    row(
+        "history events per pod, whole run, p50/max",
+        _pair(report["history_events_per_pod_complete"]),
+    )
+    row(
+        "activities per pod to Running / whole run",
+        f"{report['activities_per_pod_to_running']} / {report['activities_per_pod_complete']}",
+    )
+    for name, mib in report["peak_rss_mib"].items():
+        row(f"peak RSS {name} (MiB)", _fmt(mib))
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:>{value_width}}  {c}".rstrip() for a, b, c in rows)
+
+
+def _pair(values: Mapping[str, Any]) -> str:
+    return f"{_fmt(values.get('p50'))} / {_fmt(values.get('max'))}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.burst", description=__doc__)
+    parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="also write the JSON report to this file")
+    parser.add_argument("--instance-type", default="m5.large")
+    parser.add_argument("--launch-delay", type=float, default=1.0, help="emulated pending time")
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="worker poll intervals")
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        help="worker.maxConcurrentActivities (default: ORCA's default)",
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to reach Running")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    options = BurstOptions(
+        pods=args.pods,
+        instance_type=args.instance_type,
+        launch_delay_s=args.launch_delay,
+        poll_interval_s=args.poll_interval,
+        max_concurrent_activities=args.max_concurrent_activities,
+        running_timeout_s=args.timeout,
+        baseline=not args.no_baseline,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    report = run_burst(options)
+    print(format_table(report))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
