@@ -147,8 +147,8 @@ def run_instances_params(
             }
         ],
         "TagSpecifications": [
-            {"ResourceType": "instance", "Tags": tag_list},
-            {"ResourceType": "volume", "Tags": tag_list},
+            {"ResourceType": kind, "Tags": tag_list}
+            for kind in ("instance", "volume", "network-interface")
         ],
         "DisableApiTermination": spec.termination_protection,
         "InstanceInitiatedShutdownBehavior": "terminate",
@@ -173,6 +173,9 @@ def run_instances_params(
         if candidate.max_spot_price is not None:
             spot_options["MaxPrice"] = str(candidate.max_spot_price)
         params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot_options}
+        params["TagSpecifications"].append(
+            {"ResourceType": "spot-instances-request", "Tags": tag_list}
+        )
     if spec.capacity_reservation_id and not spec.capacity_block_id:
         params["CapacityReservationSpecification"] = {
             "CapacityReservationTarget": {"CapacityReservationId": spec.capacity_reservation_id}

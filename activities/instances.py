@@ -101,7 +101,7 @@ class InstanceActivities:
                 if kind is AwsErrorKind.ACCESS_DENIED:
                     raise ApplicationError(
                         f"AWS refused RunInstances ({code}): {error_message(error)}; check the "
-                        "credentials and the IAM policy in deploy/iam-policy.json",
+                        "credentials and deploy/iam/orca-controller-policy.json",
                         type=FailureType.AWS_ACCESS_DENIED,
                         non_retryable=True,
                     ) from None

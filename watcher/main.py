@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 
 from orca.aws_clients import AwsClients
+from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
@@ -261,6 +262,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     kube.core  # noqa: B018 - load the configuration now: a KubeConfigError belongs to startup
     aws = AwsClients(settings.aws)
     aws.check_credentials()
+    instrument(aws)
     temporal = await connect(settings.temporal)
     if stop is None:
         stop = asyncio.Event()
