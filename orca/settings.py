@@ -211,6 +211,10 @@ class NodeSettings(_Section):
     address: str = "127.0.0.1"
     """InternalIP advertised for the node: where the API server reaches the kubelet endpoint."""
     kubelet_port: int = Field(default=10250, ge=1, le=65535)
+    kubelet_tls_cert_file: Path | None = Field(default=None, alias="kubeletTLSCertFile")
+    kubelet_tls_key_file: Path | None = Field(default=None, alias="kubeletTLSKeyFile")
+    """Serve the kubelet endpoint over HTTPS with this certificate and key, as a real API server
+    expects (`kubectl logs`); unset serves plain HTTP, enough for the embedded stack."""
     lease_duration: Duration = timedelta(seconds=40)
     lease_renew_interval: Duration = timedelta(seconds=10)
     status_update_interval: Duration = timedelta(minutes=1)

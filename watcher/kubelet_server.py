@@ -19,12 +19,14 @@ The Kubernetes emulator of `orca dev` tries HTTPS then HTTP and so works with it
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client as k8s
@@ -84,6 +86,7 @@ class KubeletServer:
         log_group: str,
         node_name: str,
         pods: Callable[[], list[dict[str, Any]]],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.core = core
         self.logs = logs
@@ -93,6 +96,8 @@ class KubeletServer:
         self.started_at = datetime.now(UTC)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="kubelet-server", daemon=True
@@ -295,3 +300,11 @@ class KubeletServer:
                 pass  # the API server's log requests would drown the watcher's own lines
 
         return Handler
+
+
+def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The server-side TLS context for the kubelet endpoint (node.kubeletTLSCertFile/KeyFile)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import ssl
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,7 +32,7 @@ from orca.logging import get_logger
 from orca.settings import Settings
 from orca.temporal_client import connect
 from watcher.interruptions import InterruptionConsumer
-from watcher.kubelet_server import KubeletServer
+from watcher.kubelet_server import KubeletServer, tls_context
 from watcher.leader import LeaderElector
 from watcher.node_health import HealthCheck, NodeHealthProbe
 from watcher.node_heartbeat import NodeHeartbeat
@@ -197,6 +198,7 @@ class Watcher:
             log_group=settings.aws.log_group,
             node_name=settings.node.name,
             pods=lambda: list(self.watch.pods.values()) if self.watch else [],
+            tls=kubelet_tls(settings),
         ).start()
         metrics_on_health = settings.metrics.enabled and (
             settings.metrics.port == settings.watcher.health_port
@@ -273,3 +275,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
 
 def main(settings: Settings) -> None:
     asyncio.run(run(settings))
+
+
+def kubelet_tls(settings: Settings) -> ssl.SSLContext | None:
+    node = settings.node
+    if node.kubelet_tls_cert_file is None or node.kubelet_tls_key_file is None:
+        return None
+    return tls_context(node.kubelet_tls_cert_file, node.kubelet_tls_key_file)

@@ -77,3 +77,65 @@ async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(
 
         missing = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1", "-c", "nope")
         assert missing.returncode != 0
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "kubelet.crt", folder / "kubelet.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]  # noqa: RUF005
+        + ["-subj", "/CN=orca-kubelet", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+async def test_kubectl_logs_over_https_when_the_kubelet_endpoint_has_a_certificate(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws: AwsEmulator,
+    tmp_path: Path,
+) -> None:
+    # A real API server reaches kubelets over HTTPS; a self-signed certificate is what most
+    # clusters accept (no --kubelet-certificate-authority).
+    cert, key = self_signed_certificate(tmp_path)
+    base = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws
+    )
+    node = base.node.model_copy(update={"kubelet_tls_cert_file": cert, "kubelet_tls_key_file": key})
+    settings = base.model_copy(update={"node": node})
+    ref = create_pod(core, "logs-tls", settings.node.name)
+    logs = AwsClients(settings.aws).logs
+    stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
+    logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
+    logs.put_log_events(
+        logGroupName=settings.aws.log_group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": "over tls"}],
+    )
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        port = watcher.watcher.kubelet.port  # type: ignore[union-attr]
+        plain = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                f"http://127.0.0.1:{port}/healthz",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert plain.stdout != "200"  # the endpoint speaks TLS only
+        result = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-tls")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == ["over tls"]
