@@ -67,17 +67,20 @@ def run(args: argparse.Namespace) -> int:
     pod, added = with_virtual_node_scheduling(pod, settings.node)
 
     spec = validate(pod, settings)
+    core = None if args.dry_run else connections.kube_core(settings)
+    if core is not None:
+        _refuse_existing(core, pod)  # before the catalog: fail fast on the common mistake
     catalog, subnets = asyncio.run(connections.instance_catalog(settings))
     plan, waiting = decide(spec, settings, catalog, subnets)
     out = sys.stdout
-    if args.dry_run:
+    if core is None:
         print("# orca submit --dry-run: nothing was created", file=out)
         print(yaml.safe_dump(pod, sort_keys=False).rstrip(), file=out)
         print(file=out)
         render_decision(spec, plan, waiting, out, limit=SHOWN_CANDIDATES)
         return EXIT_OK
 
-    created = _create(connections.kube_core(settings), pod)
+    created = _create(core, pod)
     ref = PodRef(
         namespace=created.metadata.namespace,
         name=created.metadata.name,
@@ -102,6 +105,29 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"Follow it:    orca status {ref.name} -n {ref.namespace}", file=out)
     return EXIT_OK
+
+
+def _refuse_existing(core: k8s.CoreV1Api, pod: dict[str, Any]) -> None:
+    metadata = pod["metadata"]
+    name, namespace = metadata.get("name"), metadata["namespace"]
+    if not name:
+        return  # generateName: the server picks a fresh name
+    try:
+        connections.kube_call(
+            core,
+            f"look up pod {namespace}/{name}",
+            lambda: core.read_namespaced_pod(name, namespace),
+        )
+    except k8s.ApiException as error:
+        if error.status == 404:
+            return
+        raise CommandError(
+            f"cannot look up pod {namespace}/{name}: {connections.api_message(error)}"
+        ) from None
+    raise CommandError(
+        f"pod {namespace}/{name} already exists; delete it first or choose another name",
+        EXIT_USAGE,
+    )
 
 
 def _create(core: k8s.CoreV1Api, pod: dict[str, Any]) -> Any:

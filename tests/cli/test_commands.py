@@ -1,0 +1,237 @@
+"""The operator commands against the whole local stack (`orca dev` on free ports).
+
+Each command runs in-process through `orca.cli.main.main`, as a user runs it with the stack's
+generated config: submit and explain make the worker's decision from the AWS emulator's catalog,
+status and retry talk to the Temporal dev server and the Kubernetes API emulator, logs come
+through the API server from ORCA's kubelet endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from orca.cli.main import main
+from tests.fixtures.dev_stack import DevStack, eventually
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "orca" / "examples"
+
+
+def orca(stack: DevStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["--config", stack.config_path, *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def pod_manifest(name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    """A plain pod: no nodeSelector or toleration; `orca submit` adds them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 5,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "public.ecr.aws/docker/library/busybox:1.36",
+                    "command": ["sh", "-c", "echo hello"],
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                }
+            ],
+        },
+    }
+
+
+def write(tmp_path: Path, manifest: dict[str, Any]) -> Path:
+    path = tmp_path / f"{manifest['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    return path
+
+
+def phase(core: client.CoreV1Api, name: str) -> str | None:
+    try:
+        return str(core.read_namespaced_pod(name, "default").status.phase)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def control_aws(stack: DevStack, route: str, body: dict[str, Any]) -> None:
+    """Steer the AWS emulator through its control API."""
+    request = urllib.request.Request(
+        f"{stack.endpoints['aws_endpoint_url']}/_orca/{route}",
+        data=json.dumps(body).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def finish_containers(stack: DevStack, pod_uid: str) -> None:
+    control_aws(stack, "containers/finish", {"pod_uid": pod_uid})
+
+
+@pytest.fixture(scope="module")
+def core(dev_stack: DevStack) -> client.CoreV1Api:
+    # Instances run as soon as they are launched: these tests are about the commands.
+    control_aws(dev_stack, "launch-delay", {"seconds": 0})
+    return dev_stack.core()
+
+
+def test_explain_shows_the_decision_in_fallback_order(
+    dev_stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = orca(dev_stack, capsys, "explain", str(EXAMPLES / "gpu-finetune.yaml"))
+    assert code == 0, err
+    assert "Chosen:       g5.xlarge spot in us-west-2" in out
+    order = re.findall(r"^ +\d+\. (\S+) ", out, flags=re.MULTILINE)
+    first_fallback = order.index("g5.2xlarge")
+    assert set(order[:first_fallback]) == {"g5.xlarge"}
+    assert "/h" in out  # estimated hourly prices
+    assert "on-demand fallback for spot" in out or "... and" in out
+    assert err == ""
+
+
+def test_explain_unknown_instance_type_names_what_is_offered(
+    dev_stack: DevStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = pod_manifest("typo", {"orca.research/instance-type": "g9.xlarge"})
+    code, out, err = orca(dev_stack, capsys, "explain", str(write(tmp_path, manifest)))
+    assert code == 2
+    assert "orca.research/instance-type" in err
+    assert "unknown instance type 'g9.xlarge'" in err
+    assert "g5" in err.split("offered here:")[1]
+    assert out == ""
+
+
+def test_submit_completes_the_pod_and_status_follows_the_launch(
+    dev_stack: DevStack,
+    core: client.CoreV1Api,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = pod_manifest(
+        "cli-ok",
+        {
+            "orca.research/instance-type": "m5.large",
+            "emulator.orca.research/run-seconds": "inf",
+            "emulator.orca.research/log-lines": "loading data\nstep 1 done",
+        },
+    )
+    code, out, err = orca(dev_stack, capsys, "submit", str(write(tmp_path, manifest)))
+    assert code == 0, err
+    created = core.read_namespaced_pod("cli-ok", "default")
+    assert created.spec.node_selector == {"orca.research/provider": "aws"}
+    assert any(t.key == "orca.research/burst-node" for t in created.spec.tolerations)
+    assert "added nodeSelector orca.research/provider=aws" in out
+    assert "Chosen:       m5.large on-demand" in out
+    assert f"Workflow:     pod/default/cli-ok/{created.metadata.uid}" in out
+
+    eventually(lambda: phase(core, "cli-ok") == "Running", "cli-ok to run", within=150)
+
+    code, out, err = orca(dev_stack, capsys, "status")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:4] == ["NAMESPACE", "NAME", "PHASE", "STAGE"]
+    [row] = [r for r in rows if r.split()[1] == "cli-ok"]
+    assert row.split()[2] == "Running"
+    assert "m5.large" in row
+
+    code, out, err = orca(dev_stack, capsys, "status", "cli-ok")
+    assert code == 0, err
+    assert f"Workflow:     pod/default/cli-ok/{created.metadata.uid}" in out
+    assert "Launch attempts:" in out
+    assert "launched i-" in out
+
+    code, out, err = orca(dev_stack, capsys, "logs", "cli-ok")
+    assert code == 0, err
+    assert "loading data\nstep 1 done" in out
+
+    code, out, err = orca(dev_stack, capsys, "logs", "cli-ok", "--tail", "1")
+    assert code == 0, err
+    assert out.strip() == "step 1 done"
+
+    code, _, err = orca(dev_stack, capsys, "logs", "cli-ok", "-c", "sidecar")
+    assert code == 2
+    assert "no container 'sidecar'; containers: main" in err
+
+    code, _, err = orca(dev_stack, capsys, "retry", "cli-ok")
+    assert code == 2
+    assert "still running under workflow pod/default/cli-ok/" in err
+
+    code, _, err = orca(dev_stack, capsys, "submit", str(write(tmp_path, manifest)))
+    assert code == 2
+    assert "already exists" in err
+
+    code, out, err = orca(
+        dev_stack, capsys, "replay", "--workflow-id", f"pod/default/cli-ok/{created.metadata.uid}"
+    )
+    assert code == 0, err
+    assert "1 replayed, 1 OK, 0 failed" in out
+
+    # The container ends (the emulator's control API); a followed log ends with it.
+    finish_containers(dev_stack, created.metadata.uid)
+    code, out, err = orca(dev_stack, capsys, "logs", "cli-ok", "-f")
+    assert code == 0, err
+    assert "loading data\nstep 1 done" in out
+
+
+def test_retry_runs_a_failed_launch_again(
+    dev_stack: DevStack, core: client.CoreV1Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Created behind `orca submit`'s back (it refuses such pods): the launch fails.
+    manifest = pod_manifest(
+        "cli-retry",
+        {"orca.research/instance-type": "m5.large", "orca.research/launch-type": "spotty"},
+    )
+    manifest["spec"]["nodeSelector"] = {"orca.research/provider": "aws"}
+    manifest["spec"]["tolerations"] = [{"key": "orca.research/burst-node", "operator": "Exists"}]
+    core.create_namespaced_pod("default", manifest)
+    eventually(lambda: phase(core, "cli-retry") == "Failed", "cli-retry to fail")
+
+    code, out, err = orca(dev_stack, capsys, "status", "cli-retry")
+    assert code == 0, err
+    assert "Reason:       InvalidPodSpec" in out
+
+    core.patch_namespaced_pod(
+        "cli-retry", "default", {"metadata": {"annotations": {"orca.research/launch-type": "spot"}}}
+    )
+    code, out, err = orca(dev_stack, capsys, "retry", "cli-retry")
+    assert code == 0, err
+    assert "status reset to Pending" in out
+    new_run = out.split("New run:")[1].split()[0]
+
+    eventually(lambda: phase(core, "cli-retry") == "Running", "the retried pod to run", within=150)
+    code, out, err = orca(dev_stack, capsys, "status", "cli-retry")
+    assert code == 0, err
+    assert f"Run:          {new_run} (running)" in out
+    assert "spot" in out
+
+
+def test_commands_name_a_missing_pod(
+    dev_stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["status", "nosuch"], ["logs", "nosuch"], ["retry", "nosuch"]):
+        code, _, err = orca(dev_stack, capsys, *argv)
+        assert code == 2, argv
+        assert "pod default/nosuch not found" in err
+
+
+def test_temporal_setup_finds_the_attributes_orca_dev_registered(
+    dev_stack: DevStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = orca(dev_stack, capsys, "temporal", "setup")
+    assert code == 0, err
+    assert "All 8 ORCA search attributes already exist on namespace default." in out
