@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from activities.bootstrap_script import choose_ami_parameter
+from activities.instance_inventory import LiveInstance
 from activities.models import InstanceState, InstanceStatus, LaunchRequest
 from orca import instance_tags
 from orca.aws_clients import AwsClients
@@ -30,6 +31,7 @@ class Ec2Instances:
     def __init__(self, aws: AwsClients, settings: Settings) -> None:
         self._aws = aws
         self._settings = settings
+        self._cluster = settings.kubernetes.cluster_name
         self._ami_by_parameter: dict[str, str] = {}
         self._root_device_by_ami: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -47,6 +49,33 @@ class Ec2Instances:
             for reservation in response["Reservations"]
             for item in reservation["Instances"]
         ]
+
+    def list_live(self) -> list[LiveInstance]:
+        """Every live ORCA instance of this cluster (for instance limits)."""
+        paginator = self._aws.ec2.get_paginator("describe_instances")
+        pages = paginator.paginate(
+            Filters=[
+                {"Name": f"tag:{instance_tags.CLUSTER}", "Values": [self._cluster]},
+                {
+                    "Name": f"tag:{instance_tags.MANAGED_BY}",
+                    "Values": [instance_tags.MANAGED_BY_VALUE],
+                },
+                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+            ]
+        )
+        live = []
+        for page in pages:
+            for reservation in page["Reservations"]:
+                for item in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                    live.append(
+                        LiveInstance(
+                            instance_id=item["InstanceId"],
+                            namespace=tags.get(instance_tags.POD_NAMESPACE, ""),
+                            instance_type=item["InstanceType"],
+                        )
+                    )
+        return live
 
     def describe(self, instance_ids: Sequence[str]) -> dict[str, InstanceStatus]:
         """Statuses of up to 1000 instances in one call. IDs go in an `instance-id` *filter*,

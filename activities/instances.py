@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.batched_poller import BatchedPoller
 from activities.ec2_instances import Ec2Instances
 from activities.instance_catalog import InstanceCatalog
+from activities.instance_inventory import InstanceInventory
 from activities.models import (
     InstanceState,
     InstanceStatus,
@@ -45,11 +46,13 @@ class InstanceActivities:
         catalog: InstanceCatalog,
         instance_states: BatchedPoller[InstanceStatus],
         unavailable: UnavailableOfferings,
+        inventory: InstanceInventory,
     ) -> None:
         self._ec2 = ec2
         self._catalog = catalog
         self._instance_states = instance_states
         self._unavailable = unavailable
+        self._inventory = inventory
 
     @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
@@ -81,6 +84,15 @@ class InstanceActivities:
                     type=FailureType.INVALID_POD_SPEC,
                     non_retryable=True,
                 )
+            types = catalog.instance_types
+            violation = await self._inventory.admit(
+                pod.namespace,
+                candidate.instance_type,
+                lambda name: types[name].gpus if name in types else 0,
+            )
+            if violation is not None:
+                activity.logger.info("launch held by an instance limit", extra={"limit": violation})
+                return LaunchOutcome(limit_reached=violation, message=violation)
             labels = {
                 "instance_type": candidate.instance_type,
                 "zone": candidate.zone,
@@ -92,6 +104,7 @@ class InstanceActivities:
                 )
                 instance_id = await asyncio.to_thread(self._ec2.run, request, ami, root)
             except Exception as error:
+                self._inventory.release(pod.namespace, candidate.instance_type)
                 kind = classify(error)
                 code = error_code(error) or type(error).__name__
                 LAUNCH_FAILURES.labels(**labels, reason=code).inc()

@@ -59,6 +59,8 @@ class LaunchOutcome(_Model):
     capacity_error: str | None = None
     """An EC2 capacity-class error code: this offering is out, try the next one."""
     message: str = ""
+    limit_reached: str | None = None
+    """A configured instance limit forbids launching now; the workflow waits and retries."""
     reused_existing: bool = False
     """True when an instance tagged with this pod was already there (a retried launch)."""
 

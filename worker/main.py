@@ -21,6 +21,7 @@ from activities.container_status_feed import ContainerStatusFeed
 from activities.containers import ContainerActivities, agents_online
 from activities.ec2_instances import Ec2Instances, missing_instance
 from activities.instance_catalog import InstanceCatalog
+from activities.instance_inventory import InstanceInventory
 from activities.instances import InstanceActivities
 from activities.planning import PlanningActivities
 from activities.pod_status import PodStatusActivities
@@ -60,7 +61,8 @@ def build_activities(
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     planning = PlanningActivities(settings, catalog, unavailable)
-    instances = InstanceActivities(ec2, catalog, instance_states, unavailable)
+    inventory = InstanceInventory(ec2.list_live, settings.limits)
+    instances = InstanceActivities(ec2, catalog, instance_states, unavailable, inventory)
     containers = ContainerActivities(
         settings, aws, kube.core, instance_states, agents, feed, pod_status
     )

@@ -80,6 +80,8 @@ class LifecycleState(BaseModel):
     deletion: PodDeleted | None = None
     gone: bool = False
     interruption: InterruptionNotice | None = None
+    limit_reason: str | None = None
+    """Set while a configured instance limit holds the launch."""
     final_reason: str | None = None
     final_message: str | None = None
     monitor_rounds: int = 0

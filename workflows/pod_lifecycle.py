@@ -196,23 +196,35 @@ class PodLifecycle:
                 await self._event(EventType.NORMAL, "DryRun", "Dry run: nothing launched.")
                 self._fail("DryRun", "ORCA runs in dry-run mode; nothing was launched.")
                 return
+            state.limit_reason = None
             if await self._launch_first_available(plan):
                 return
-            # Every candidate was out of capacity (or timed out): wait and re-plan.
+            # Every candidate was out of capacity (or timed out), or a limit holds the launch:
+            # wait and re-plan.
+            waiting_for = (
+                FailureType.BUDGET_EXCEEDED
+                if state.limit_reason
+                else FailureType.INSUFFICIENT_CAPACITY
+            )
             backoff = plan.capacity_retry_interval if backoff is None else backoff * 2
             backoff = min(backoff, MAX_CAPACITY_BACKOFF)
             if waited >= plan.capacity_give_up_after:
                 self._fail(
-                    FailureType.INSUFFICIENT_CAPACITY,
-                    f"No capacity for any candidate after waiting {waited}; tried "
+                    waiting_for,
+                    state.limit_reason
+                    or f"No capacity for any candidate after waiting {waited}; tried "
                     f"{len(state.attempts)} launches.",
                 )
                 await self._report(phase="Failed", event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
-            why = plan.waiting_reason or "Every candidate offering is out of capacity"
+            why = (
+                state.limit_reason
+                or plan.waiting_reason
+                or "Every candidate offering is out of capacity"
+            )
             message = f"{why}; retrying in {int(backoff.total_seconds())} s."
-            await self._report_pending(FailureType.INSUFFICIENT_CAPACITY, message)
+            await self._report_pending(waiting_for, message)
             if await self._sleep_unless_stopped(backoff):
                 raise _StopRequestedError
             waited += backoff
@@ -264,6 +276,10 @@ class PodLifecycle:
             self._check_stop()
             self._set_stage(Stage.LAUNCHING)
             outcome = await self._launch(plan, candidate)
+            if outcome.limit_reached is not None:
+                self._attempt(candidate, f"held: {outcome.limit_reached}")
+                state.limit_reason = outcome.limit_reached
+                return False
             if outcome.instance_id is None:
                 self._attempt(candidate, f"{outcome.capacity_error}: {outcome.message}")
                 await self._event(
@@ -491,6 +507,7 @@ class PodLifecycle:
         if state.stage is Stage.FAILED and state.final_reason in (
             FailureType.INVALID_POD_SPEC,
             FailureType.INSUFFICIENT_CAPACITY,
+            FailureType.BUDGET_EXCEEDED,
             FailureType.CONFIGURATION,
             FailureType.AWS_ACCESS_DENIED,
             FailureType.INSTANCE_LOST,

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.batched_poller import BatchedPoller
 from activities.ec2_instances import Ec2Instances, missing_instance
 from activities.instance_catalog import InstanceCatalog
+from activities.instance_inventory import InstanceInventory
 from activities.instances import InstanceActivities
 from activities.models import (
     DeletePodInput,
@@ -42,7 +43,13 @@ from orca.aws_clients import AwsClients
 from orca.emulators.aws import AwsEmulator
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
-from orca.settings import AwsSettings, InstancesSettings, Settings, WorkerSettings
+from orca.settings import (
+    AwsSettings,
+    InstancesSettings,
+    LimitsSettings,
+    Settings,
+    WorkerSettings,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -53,7 +60,9 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-def settings_for(emulator: AwsEmulator, **instances: Any) -> Settings:
+def settings_for(
+    emulator: AwsEmulator, limits: LimitsSettings | None = None, **instances: Any
+) -> Settings:
     defaults = emulator.defaults
     return Settings(
         aws=AwsSettings(
@@ -63,13 +72,16 @@ def settings_for(emulator: AwsEmulator, **instances: Any) -> Settings:
             security_group_ids=(defaults.security_group_id,),
         ),
         instances=InstancesSettings(**instances),
+        limits=limits or LimitsSettings(),
         worker=WorkerSettings(instance_poll_interval=0.2),  # type: ignore[arg-type]
     )
 
 
 class Wiring:
-    def __init__(self, emulator: AwsEmulator, **instances: Any) -> None:
-        self.settings = settings_for(emulator, **instances)
+    def __init__(
+        self, emulator: AwsEmulator, limits: LimitsSettings | None = None, **instances: Any
+    ) -> None:
+        self.settings = settings_for(emulator, limits, **instances)
         self.aws = AwsClients(self.settings.aws)
         self.unavailable = UnavailableOfferings(180)
         self.catalog = InstanceCatalog(self.aws, self.settings.aws)
@@ -78,7 +90,10 @@ class Wiring:
             self.ec2.describe, missing_instance, interval_seconds=0.2, batch_size=1000, name="ec2"
         )
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
-        self.instances = InstanceActivities(self.ec2, self.catalog, self.states, self.unavailable)
+        self.inventory = InstanceInventory(self.ec2.list_live, self.settings.limits, 0)
+        self.instances = InstanceActivities(
+            self.ec2, self.catalog, self.states, self.unavailable, self.inventory
+        )
 
     async def plan(self, pod: dict[str, Any]) -> LaunchPlan:
         plan: LaunchPlan = await ActivityEnvironment().run(
@@ -252,6 +267,29 @@ async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
         "shutting-down",
         "terminated",
     )
+
+
+async def test_instance_limits_hold_launches_and_count_live_instances(aws: AwsEmulator) -> None:
+    limits = LimitsSettings(max_concurrent_instances=0, max_instances_per_namespace=1)
+    wiring = Wiring(aws, limits)
+    pods = [pod_manifest({"orca.research/instance-type": "m5.large"}) for _ in range(2)]
+    plan = await wiring.plan(pods[0])
+    outcomes = []
+    for i, pod in enumerate(pods):
+        request = LaunchRequest(
+            pod=pod,
+            spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
+            candidate=plan.candidates[0],
+            client_token=f"t-limit-{i}",
+            requested_at=NOW,
+        )
+        outcomes.append(await ActivityEnvironment().run(wiring.instances.launch_instance, request))
+    assert outcomes[0].instance_id is not None
+    assert outcomes[1].instance_id is None
+    assert outcomes[1].limit_reached is not None
+    assert "maxInstancesPerNamespace (1)" in outcomes[1].limit_reached
+    # The count comes from EC2 (by ORCA's tags), not only from this process's memory.
+    assert [i.namespace for i in wiring.ec2.list_live()] == ["research"]
 
 
 def _ref(pod: dict[str, Any]) -> dict[str, str]:

@@ -85,6 +85,8 @@ class FakeCloud:
     """Instance types that answer InsufficientInstanceCapacity."""
     capacity_returns_after_calls: int | None = None
     never_running: set[str] = field(default_factory=set)
+    held_by_limit_calls: int = 0
+    """The first calls answer that an instance limit holds the launch."""
     invalid_spec: str | None = None
     exit_code: int | None = 0
     """None: containers run until stopped."""
@@ -127,6 +129,9 @@ class FakeCloud:
         @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
         async def launch_instance(request: LaunchRequest) -> LaunchOutcome:
             self.launches.append(request)
+            if len(self.launches) <= self.held_by_limit_calls:
+                limit = "limits.maxConcurrentInstances (1) reached: 1 ORCA instances are running"
+                return LaunchOutcome(limit_reached=limit, message=limit)
             allowed = (
                 self.capacity_returns_after_calls is not None
                 and len(self.launches) > self.capacity_returns_after_calls
@@ -536,3 +541,19 @@ async def test_long_running_pod_continues_as_new(time_skipping_env: WorkflowEnvi
     assert description.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
     assert len(h.cloud.launches) == 1  # the carried state remembers the instance
     assert h.cloud.terminated == ["i-00000001"]
+
+
+async def test_instance_limit_keeps_the_pod_pending_until_a_slot_frees(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, held_by_limit_calls=2)
+    async with h.worker():
+        handle = await h.start()
+        result = await handle.result()
+    assert result.stage is Stage.SUCCEEDED
+    pending = [s for s in h.cloud.statuses if s.phase == "Pending"]
+    assert [s.reason for s in pending] == [FailureType.BUDGET_EXCEEDED] * 2
+    assert pending[0].message is not None
+    assert "maxConcurrentInstances" in pending[0].message
+    # A held launch does not walk the other candidates: the limit applies to all of them.
+    assert [r.candidate.instance_type for r in h.cloud.launches] == ["g5.xlarge"] * 3
