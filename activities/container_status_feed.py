@@ -3,8 +3,10 @@
 The instance's bootstrap script writes each container state change as a JSON event to the status
 log group, one stream per pod UID (docs/instance-contract.md). Monitoring N pods must cost O(1)
 calls per poll interval, so one loop reads the whole group since its last position (paginated)
-and files the events by pod UID. A pod that starts being monitored (a new pod, or a retried
-monitor activity after a worker restart) is backfilled once from its own stream.
+and files the events by pod UID — for every pod, kept a while, so that a pod that starts being
+monitored finds the events written since its containers started without another call. Only a
+pod whose containers started before this feed was reading (a worker restart) is backfilled once
+from its own stream.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -27,6 +30,9 @@ log = structlog.get_logger(__name__)
 
 OVERLAP_MS = 5_000
 """Re-read this much before the last position: CloudWatch Logs ingests slightly out of order."""
+COVERAGE_MARGIN_MS = 60_000
+KEEP_UNWATCHED_MS = 15 * 60_000
+"""How long events of a pod nobody monitors are kept for a monitor that may still come."""
 
 
 class ContainerStatusFeed:
@@ -35,25 +41,38 @@ class ContainerStatusFeed:
         self._log_group = log_group
         self._interval = interval_seconds
         self._events: dict[str, dict[str, ContainerStateEvent]] = {}
+        self._last_event_ms: dict[str, int] = {}
         self._subscribers: dict[str, int] = {}
         self._position_ms = int(time.time() * 1000) - OVERLAP_MS
+        self._covered_since_ms: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.calls = 0
 
-    async def subscribe(self, pod_uid: str) -> None:
+    def ensure_running(self) -> None:
+        """Start reading (call before any container can start, e.g. before SendCommand)."""
+        if self._task is None or self._task.done():
+            if self._covered_since_ms is None:
+                self._covered_since_ms = self._position_ms
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def subscribe(self, pod_uid: str, containers_started_at: datetime | None) -> None:
+        """Follow a pod; backfill from its stream only if the feed may have missed events."""
+        self.ensure_running()
         self._subscribers[pod_uid] = self._subscribers.get(pod_uid, 0) + 1
-        if pod_uid not in self._events:
-            self._events[pod_uid] = {}
+        covered = self._covered_since_ms
+        started_ms = (
+            int(containers_started_at.timestamp() * 1000) - COVERAGE_MARGIN_MS
+            if containers_started_at is not None
+            else None
+        )
+        if covered is None or started_ms is None or started_ms < covered:
             backfill = await asyncio.to_thread(self._read, [pod_uid], None)
             self._file(backfill)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def unsubscribe(self, pod_uid: str) -> None:
         left = self._subscribers.get(pod_uid, 0) - 1
         if left <= 0:
             self._subscribers.pop(pod_uid, None)
-            self._events.pop(pod_uid, None)
         else:
             self._subscribers[pod_uid] = left
 
@@ -63,13 +82,21 @@ class ContainerStatusFeed:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            if self._subscribers:
-                start = self._position_ms - OVERLAP_MS
-                self._position_ms = int(time.time() * 1000)
-                try:
-                    self._file(await asyncio.to_thread(self._read, None, start))
-                except Exception as error:
-                    log.warning("reading container status events failed", error=str(error))
+            start = self._position_ms - OVERLAP_MS
+            now_ms = int(time.time() * 1000)
+            try:
+                self._file(await asyncio.to_thread(self._read, None, start))
+            except Exception as error:
+                log.warning("reading container status events failed", error=str(error))
+                continue
+            self._position_ms = now_ms
+            self._forget_unwatched(now_ms)
+
+    def _forget_unwatched(self, now_ms: int) -> None:
+        for pod_uid, last in list(self._last_event_ms.items()):
+            if pod_uid not in self._subscribers and now_ms - last > KEEP_UNWATCHED_MS:
+                self._events.pop(pod_uid, None)
+                self._last_event_ms.pop(pod_uid, None)
 
     def _read(self, streams: list[str] | None, start_ms: int | None) -> list[tuple[str, str]]:
         kwargs: dict[str, Any] = {"logGroupName": self._log_group}
@@ -95,6 +122,6 @@ class ContainerStatusFeed:
         for event_id, message in raw:
             with contextlib.suppress(ValueError, ValidationError):
                 event = ContainerStateEvent.model_validate(json.loads(message))
-                if event.pod_uid in self._events:
-                    key = event_id or f"{event.container}/{event.state}/{event.at.isoformat()}"
-                    self._events[event.pod_uid][key] = event
+                key = event_id or f"{event.container}/{event.state}/{event.at.isoformat()}"
+                self._events.setdefault(event.pod_uid, {})[key] = event
+                self._last_event_ms[event.pod_uid] = int(time.time() * 1000)

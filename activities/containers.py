@@ -108,9 +108,11 @@ class ContainerActivities:
         with bind_work_context(
             pod=pod.key, workflow_id=activity.info().workflow_id, instance_id=instance_id
         ):
-            existing = await asyncio.to_thread(self._find_start_command, pod, instance_id)
-            if existing is not None:
-                return StartContainersOutcome(command_id=existing)
+            if activity.info().attempt > 1:  # the first try may have sent it and lost the answer
+                existing = await asyncio.to_thread(self._find_start_command, pod, instance_id)
+                if existing is not None:
+                    return StartContainersOutcome(command_id=existing)
+            self._feed.ensure_running()
             await self._wait_for_agent(instance_id, input.agent_timeout.total_seconds())
             config_maps, secrets = await asyncio.to_thread(self._referenced_data, input.pod)
             aws = self._settings.aws
@@ -212,7 +214,7 @@ class ContainerActivities:
         with bind_work_context(
             pod=pod.key, workflow_id=activity.info().workflow_id, instance_id=input.instance_id
         ):
-            await self._feed.subscribe(pod.uid)
+            await self._feed.subscribe(pod.uid, input.containers_started_at)
             try:
                 while True:
                     instance = await self._instance_states.next(input.instance_id)

@@ -69,7 +69,7 @@ class InstanceInventory:
         self,
         list_live: Callable[[], list[LiveInstance]],
         limits: LimitsSettings,
-        refresh_seconds: float = 10.0,
+        refresh_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._list_live = list_live

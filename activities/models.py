@@ -130,6 +130,7 @@ class MonitorInput(_Model):
     pod: dict[str, Any]
     instance_id: str
     round_duration: timedelta
+    containers_started_at: datetime | None = None
 
 
 class MonitorOutcome(_Model):

@@ -358,7 +358,8 @@ class WorkerSettings(_Section):
     instance_poll_interval: Duration = timedelta(seconds=5)
     """One batched DescribeInstances per interval for every instance the worker waits on."""
     status_poll_interval: Duration = timedelta(seconds=5)
-    max_concurrent_activities: int = Field(default=200, ge=1)
+    max_concurrent_activities: int = Field(default=2000, ge=1)
+    """Every running pod holds one (its monitor round): size it above the pods per worker."""
 
 
 class Settings(BaseSettings):

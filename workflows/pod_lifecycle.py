@@ -447,6 +447,7 @@ class PodLifecycle:
                     pod=state.manifest,
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
+                    containers_started_at=state.started_running_at,
                 ),
                 result_type=MonitorOutcome,
                 start_to_close_timeout=round_duration + timedelta(minutes=5),

@@ -85,6 +85,7 @@ class FakeCloud:
     """Instance types that answer InsufficientInstanceCapacity."""
     capacity_returns_after_calls: int | None = None
     never_running: set[str] = field(default_factory=set)
+    retry_interval: timedelta = timedelta(minutes=2)
     held_by_limit_calls: int = 0
     """The first calls answer that an instance limit holds the launch."""
     invalid_spec: str | None = None
@@ -122,7 +123,7 @@ class FakeCloud:
                 ),
                 candidates=tuple(self.candidates),
                 launch_timeout=timedelta(minutes=5),
-                capacity_retry_interval=timedelta(minutes=2),
+                capacity_retry_interval=self.retry_interval,
                 capacity_give_up_after=timedelta(hours=1),
             )
 
@@ -546,7 +547,9 @@ async def test_long_running_pod_continues_as_new(time_skipping_env: WorkflowEnvi
 async def test_instance_limit_keeps_the_pod_pending_until_a_slot_frees(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    h = harness(time_skipping_env, held_by_limit_calls=2)
+    # Short real waits: a cancelled activity in an earlier test can keep the test server from
+    # skipping time for a while, and this test must not depend on test order.
+    h = harness(time_skipping_env, held_by_limit_calls=2, retry_interval=timedelta(seconds=1))
     async with h.worker():
         handle = await h.start()
         result = await handle.result()
