@@ -86,6 +86,10 @@ class FakeCloud:
     capacity_returns_after_calls: int | None = None
     never_running: set[str] = field(default_factory=set)
     retry_interval: timedelta = timedelta(minutes=2)
+    slow_steps: set[str] = field(default_factory=set)
+    """Steps ("plan", "start") that block until cancelled or until `release` is set."""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: set[str] = field(default_factory=set)
     held_by_limit_calls: int = 0
     """The first calls answer that an instance limit holds the launch."""
     invalid_spec: str | None = None
@@ -107,6 +111,7 @@ class FakeCloud:
     def activities(self) -> list[Any]:
         @activity.defn(name=ActivityName.PLAN_LAUNCH)
         async def plan_launch(input: PlanLaunchInput) -> LaunchPlan:
+            await self.maybe_block("plan")
             if self.invalid_spec:
                 raise ApplicationError(
                     self.invalid_spec, type=FailureType.INVALID_POD_SPEC, non_retryable=True
@@ -175,6 +180,7 @@ class FakeCloud:
 
         @activity.defn(name=ActivityName.START_CONTAINERS)
         async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
+            await self.maybe_block("start")
             return StartContainersOutcome(command_id=f"cmd-{input.instance.instance_id}")
 
         @activity.defn(name=ActivityName.MONITOR_POD)
@@ -228,6 +234,14 @@ class FakeCloud:
             record_pod_event,
             delete_pod_object,
         ]
+
+    async def maybe_block(self, step: str) -> None:
+        self.entered.add(step)
+        if step not in self.slow_steps:
+            return
+        while not self.release.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.05)
 
     def event_reasons(self) -> list[str]:
         return [e.reason for e in self.events]
@@ -560,3 +574,33 @@ async def test_instance_limit_keeps_the_pod_pending_until_a_slot_frees(
     assert "maxConcurrentInstances" in pending[0].message
     # A held launch does not walk the other candidates: the limit applies to all of them.
     assert [r.candidate.instance_type for r in h.cloud.launches] == ["g5.xlarge"] * 3
+
+
+async def test_deletion_during_planning_launches_nothing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, slow_steps={"plan"})
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(lambda: "plan" in h.cloud.entered, "planning to start")
+        await handle.signal(PodLifecycle.pod_deleted, PodDeleted(grace_period_seconds=5))
+        h.cloud.release.set()
+        result = await handle.result()
+    assert result.stage is Stage.DELETED
+    assert not h.cloud.launches
+    assert h.cloud.deleted == [h.cloud.pod]
+
+
+async def test_deletion_while_starting_containers_terminates_the_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, slow_steps={"start"})
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(lambda: "start" in h.cloud.entered, "the containers to be starting")
+        await handle.signal(PodLifecycle.pod_deleted, PodDeleted(grace_period_seconds=5))
+        result = await handle.result()
+    assert result.stage is Stage.DELETED
+    assert h.cloud.terminated == ["i-00000001"]
+    assert h.cloud.deleted == [h.cloud.pod]
+    assert h.cloud.monitor_rounds == 0
