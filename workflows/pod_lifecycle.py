@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from orca import search_attributes
     from orca.failure_types import FailureType
     from orca.selection import CandidateOffering
+    from orca.units import format_duration
     from orca.workflow_ids import pod_ref_from_manifest
     from workflows.models import (
         InterruptionKind,
@@ -212,8 +213,8 @@ class PodLifecycle:
                 self._fail(
                     waiting_for,
                     state.limit_reason
-                    or f"No capacity for any candidate after waiting {waited}; tried "
-                    f"{len(state.attempts)} launches.",
+                    or f"No capacity for any candidate after waiting "
+                    f"{format_duration(waited)}; tried {len(state.attempts)} launches.",
                 )
                 await self._report(phase="Failed", event_type=EventType.WARNING)
                 return
@@ -367,7 +368,8 @@ class PodLifecycle:
             start_to_close_timeout=plan.launch_timeout + timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
-            summary=f"Wait until {instance_id} is running (timeout {plan.launch_timeout})",
+            summary=f"Wait until {instance_id} is running "
+            f"(timeout {format_duration(plan.launch_timeout)})",
         )
         if not await self._race(handle, lambda: self._stop_requested() or self._interrupted()):
             if state.interruption is not None:
@@ -383,7 +385,7 @@ class PodLifecycle:
         outcome: WaitForInstanceOutcome = handle.result()
         if outcome.timed_out or outcome.status.state is not InstanceState.RUNNING:
             why = (
-                f"not running after {plan.launch_timeout}"
+                f"not running after {format_duration(plan.launch_timeout)}"
                 if outcome.timed_out
                 else f"went {outcome.status.state} ({outcome.status.state_reason})"
             )
@@ -569,7 +571,8 @@ class PodLifecycle:
         elif state.deletion is None and self._lifetime_over():
             self._fail(
                 "DeadlineExceeded",
-                f"The pod reached its max lifetime ({self._max_lifetime()}) and was stopped.",
+                f"The pod reached its max lifetime "
+                f"({format_duration(self._max_lifetime() or timedelta())}) and was stopped.",
             )
         else:
             await self._event(
