@@ -14,7 +14,7 @@ SQS redelivers it after its visibility timeout: at-least-once, and the workflow 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import TYPE_CHECKING, Any
 
 from orca import aws_errors, instance_tags
@@ -52,35 +52,29 @@ class InterruptionConsumer:
         self.cluster = cluster
         self.wait_seconds = wait_seconds
         self.error_backoff = error_backoff
-        # Its own threads: a 20 s long poll must not hold a slot of the default executor, and
-        # shutdown must not wait for it.
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="interruptions")
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        try:
-            while True:
-                try:
-                    messages = await self._call(
-                        self.sqs.receive_message,
-                        QueueUrl=self.queue_url,
-                        MaxNumberOfMessages=10,
-                        WaitTimeSeconds=self.wait_seconds,
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    log.warning(
-                        "interruption queue receive failed",
-                        error=aws_errors.error_message(error),
-                        kind=str(aws_errors.classify(error)),
-                    )
-                    await asyncio.sleep(self.error_backoff)
-                    continue
-                for message in messages.get("Messages", []):
-                    await self.handle(message)
-        finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        while True:
+            try:
+                messages = await self._call(
+                    self.sqs.receive_message,
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=self.wait_seconds,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning(
+                    "interruption queue receive failed",
+                    error=aws_errors.error_message(error),
+                    kind=str(aws_errors.classify(error)),
+                )
+                await asyncio.sleep(self.error_backoff)
+                continue
+            for message in messages.get("Messages", []):
+                await self.handle(message)
 
     async def handle(self, message: dict[str, Any]) -> bool:
         """Deliver one message; True when it was deleted from the queue."""
@@ -165,5 +159,27 @@ class InterruptionConsumer:
             log.warning("interruption message not deleted", error=aws_errors.error_message(error))
 
     async def _call(self, function: Any, **kwargs: Any) -> Any:
+        """Run a blocking SQS/EC2 call in a daemon thread of its own: a 20 s long poll must not
+        hold a slot of the default executor, and process exit must not wait for it (executor
+        threads are joined at exit, which kept a stopping watcher alive for up to 20 s)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: function(**kwargs))
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def target() -> None:
+            try:
+                result = function(**kwargs)
+            except BaseException as error:
+                loop.call_soon_threadsafe(settle, None, error)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        threading.Thread(target=target, name="interruptions", daemon=True).start()
+        return await future
