@@ -26,10 +26,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.batched_poller import BatchedPoller
-from activities.bootstrap_script import render_bootstrap, render_stop_command
+from activities.bootstrap_script import (
+    render_bootstrap,
+    render_stop_command,
+    start_comment,
+    stop_comment,
+)
 from activities.container_status_feed import ContainerStatusFeed
 from activities.models import (
-    InstanceState,
+    LOST_INSTANCE_STATES,
     InstanceStatus,
     MonitorEnd,
     MonitorInput,
@@ -44,28 +49,16 @@ from activities.status_mapping import pod_is_finished, pod_status_from_events, t
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType
-from orca.launch_spec import InvalidPodSpec, PodRef
+from orca.launch_spec import InvalidPodSpec, PodRef, pod_ref_from_pod
 from orca.logging import bind_work_context
 from orca.metrics import POD_STARTUP_SECONDS
 from orca.settings import Settings
-from orca.workflow_ids import pod_ref_from_manifest
 
 SECRET_PREFIX = "/orca/pods"
-LOST_STATES = {
-    InstanceState.STOPPING,
-    InstanceState.STOPPED,
-    InstanceState.SHUTTING_DOWN,
-    InstanceState.TERMINATED,
-    InstanceState.MISSING,
-}
 
 
 def secret_parameter_prefix(pod_uid: str) -> str:
     return f"{SECRET_PREFIX}/{pod_uid}/"
-
-
-def start_comment(pod: PodRef) -> str:
-    return f"orca start {pod.key}"[:100]
 
 
 def agents_online(aws: AwsClients, instance_ids: Sequence[str]) -> dict[str, bool]:
@@ -207,7 +200,7 @@ class ContainerActivities:
     # -- monitor ----------------------------------------------------------------------------
     @activity.defn(name=ActivityName.MONITOR_POD)
     async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
-        pod = pod_ref_from_manifest(input.pod)
+        pod = pod_ref_from_pod(input.pod)
         restart_policy = input.pod.get("spec", {}).get("restartPolicy", "Always")
         round_ends = time.monotonic() + input.round_duration.total_seconds()
         last_patch: dict[str, Any] | None = None
@@ -219,7 +212,7 @@ class ContainerActivities:
                 while True:
                     instance = await self._instance_states.next(input.instance_id)
                     activity.heartbeat(instance.state)
-                    if instance.state in LOST_STATES:
+                    if instance.state in LOST_INSTANCE_STATES:
                         return MonitorOutcome(
                             end=MonitorEnd.INSTANCE_LOST,
                             phase="Failed",
@@ -287,7 +280,7 @@ class ContainerActivities:
             response = self._aws.ssm.send_command(
                 InstanceIds=[input.instance_id],
                 DocumentName="AWS-RunShellScript",
-                Comment=f"orca stop {input.pod.key}"[:100],
+                Comment=stop_comment(input.pod),
                 Parameters={"commands": [script]},
             )
         except Exception as error:

@@ -76,6 +76,18 @@ class InstanceState(StrEnum):
     """DescribeInstances no longer knows the instance."""
 
 
+LOST_INSTANCE_STATES = frozenset(
+    {
+        InstanceState.STOPPING,
+        InstanceState.STOPPED,
+        InstanceState.SHUTTING_DOWN,
+        InstanceState.TERMINATED,
+        InstanceState.MISSING,
+    }
+)
+"""States in which an instance can no longer run the pod."""
+
+
 class InstanceStatus(_Model):
     instance_id: str
     state: InstanceState

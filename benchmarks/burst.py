@@ -46,7 +46,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from benchmarks.baseline_workflow import BASELINE_WORKFLOW, BurstBaseline, noop
-from orca.devstack.processes import ChildProcess, free_port, http_answers
+from orca.devstack.processes import free_port
 from orca.devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
 from orca.settings import WorkerSettings
 
@@ -98,29 +98,11 @@ class BurstStack(DevStack):
                 watcher_metrics_port=free_port(),
                 worker_health_port=free_port(),
                 watcher_health_port=free_port(),
+                aws_launch_delay=options.launch_delay_s,
             ),
             say=lambda line: options.say(line) if line.startswith("!!") else None,
         )
         self.burst = options
-
-    def _start_aws_emulator(self) -> str | None:
-        # DevStack's own method starts the emulator with its default (5 s) launch delay.
-        o = self.options
-        url = f"http://{o.host}:{o.aws_port}"
-        command = [sys.executable, "-m", "orca.emulators.aws", "--host", o.host]
-        command += ["--port", str(o.aws_port), "--region", o.region]
-        command += ["--launch-delay", str(self.burst.launch_delay_s)]
-        self._launch(
-            ChildProcess(
-                "aws-emulator",
-                command,
-                self.state_dir / "logs/aws-emulator.log",
-                http_answers(f"{url}/_orca/defaults"),
-            )
-        )
-        with urllib.request.urlopen(f"{url}/_orca/defaults", timeout=5) as response:
-            self.aws_defaults = json.loads(response.read())
-        return url
 
     def _write_config(self, aws_url: str | None, kubeconfig: Path | None) -> Path:
         import yaml

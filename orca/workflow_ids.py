@@ -21,14 +21,3 @@ def pod_ref_from_workflow_id(workflow_id: str) -> PodRef | None:
     if len(parts) != 3 or not all(parts):
         return None
     return PodRef(namespace=parts[0], name=parts[1], uid=parts[2])
-
-
-def pod_ref_from_manifest(pod: dict[str, object]) -> PodRef:
-    metadata = pod.get("metadata")
-    if not isinstance(metadata, dict):
-        raise ValueError("pod manifest has no metadata")
-    return PodRef(
-        namespace=str(metadata.get("namespace") or "default"),
-        name=str(metadata["name"]),
-        uid=str(metadata["uid"]),
-    )

@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orca.launch_spec import PodRef
+from orca.launch_spec import PodRef, pod_ref_from_pod
 from orca.logging import bind_work_context, get_logger
-from orca.workflow_ids import pod_ref_from_manifest, pod_workflow_id
+from orca.workflow_ids import pod_workflow_id
 
 log = get_logger(__name__)
 
@@ -39,7 +39,7 @@ class PodEvent:
 
     @property
     def ref(self) -> PodRef:
-        return pod_ref_from_manifest(self.pod)
+        return pod_ref_from_pod(self.pod)
 
 
 PodEventHandler = Callable[[PodEvent], Awaitable[None]]

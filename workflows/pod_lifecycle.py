@@ -31,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        LOST_INSTANCE_STATES,
         DeletePodInput,
         EventType,
         InstanceState,
@@ -56,9 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.names import ActivityName
     from orca import search_attributes
     from orca.failure_types import FailureType
+    from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
     from orca.units import format_duration
-    from orca.workflow_ids import pod_ref_from_manifest
     from workflows.models import (
         InterruptionKind,
         InterruptionNotice,
@@ -79,15 +80,6 @@ MAX_MONITOR_ROUNDS_PER_RUN = 48
 MAX_CAPACITY_BACKOFF = timedelta(minutes=30)
 SPOT_NOTICE_MARGIN = timedelta(seconds=15)
 """Leave this much of the two-minute spot notice for terminating the instance."""
-LOST_STATES = frozenset(
-    {
-        InstanceState.STOPPING,
-        InstanceState.STOPPED,
-        InstanceState.SHUTTING_DOWN,
-        InstanceState.TERMINATED,
-        InstanceState.MISSING,
-    }
-)
 
 _QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 _AWS = RetryPolicy(
@@ -112,7 +104,7 @@ class PodLifecycle:
     @workflow.init
     def __init__(self, input: PodLifecycleInput) -> None:
         self.state = input.carried or LifecycleState(
-            pod=pod_ref_from_manifest(input.pod), manifest=input.pod
+            pod=pod_ref_from_pod(input.pod), manifest=input.pod
         )
 
     # -- messages ---------------------------------------------------------------------------
@@ -135,7 +127,7 @@ class PodLifecycle:
             )
             return
         if notice.kind is InterruptionKind.STATE_CHANGE and notice.state not in {
-            s.value for s in LOST_STATES
+            s.value for s in LOST_INSTANCE_STATES
         }:
             return
         if self.state.interruption is None:

@@ -10,6 +10,19 @@ from orca.devstack.examples import submit_examples
 from orca.devstack.processes import StackError
 from orca.devstack.stack import DevStack, DevStackOptions
 
+PORT_OPTIONS = (
+    ("--temporal-port", "temporal_port"),
+    ("--temporal-ui-port", "temporal_ui_port"),
+    ("--aws-port", "aws_port"),
+    ("--kube-port", "kube_port"),
+    ("--kubelet-port", "kubelet_port"),
+    ("--worker-metrics-port", "worker_metrics_port"),
+    ("--watcher-metrics-port", "watcher_metrics_port"),
+    ("--worker-health-port", "worker_health_port"),
+    ("--watcher-health-port", "watcher_health_port"),
+)
+"""Every port `orca dev` binds: command-line option and `DevStackOptions` field."""
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = DevStackOptions()
@@ -28,17 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--example-pods", action="store_true", help="submit the example pods once ready"
     )
-    for option, field in (
-        ("--temporal-port", "temporal_port"),
-        ("--temporal-ui-port", "temporal_ui_port"),
-        ("--aws-port", "aws_port"),
-        ("--kube-port", "kube_port"),
-        ("--kubelet-port", "kubelet_port"),
-        ("--worker-metrics-port", "worker_metrics_port"),
-        ("--watcher-metrics-port", "watcher_metrics_port"),
-        ("--worker-health-port", "worker_health_port"),
-        ("--watcher-health-port", "watcher_health_port"),
-    ):
+    for option, field in PORT_OPTIONS:
         parser.add_argument(option, dest=field, type=int, default=getattr(defaults, field))
     parser.set_defaults(handler=run)
 

@@ -58,6 +58,8 @@ class DevStackOptions(BaseModel):
     headless: bool = False
     example_pods: bool = False
     region: str = "us-west-2"
+    aws_launch_delay: float | None = None
+    """Seconds the emulated instances stay pending (None: the emulator's default)."""
     node_name: str = "orca-dev-node"
     temporal_namespace: str = "default"
     task_queue: str = "orca-pods"
@@ -212,6 +214,8 @@ class DevStack:
         url = f"http://{o.host}:{o.aws_port}"
         command = [sys.executable, "-m", "orca.emulators.aws", "--host", o.host]
         command += ["--port", str(o.aws_port), "--region", o.region]
+        if o.aws_launch_delay is not None:
+            command += ["--launch-delay", str(o.aws_launch_delay)]
         self._launch(
             ChildProcess(
                 "aws-emulator",

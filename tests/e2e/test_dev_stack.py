@@ -18,7 +18,7 @@ import boto3
 import pytest
 from kubernetes import client
 
-from tests.fixtures.dev_stack import DevStack, eventually
+from tests.fixtures.dev_stack import DevStack, burst_pod, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -37,35 +37,6 @@ def ec2(dev_stack: DevStack) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-
-
-def burst_pod(name: str, annotations: dict[str, str], restart: str = "Never") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
-        "spec": {
-            "nodeSelector": {"orca.research/provider": "aws"},
-            "tolerations": [
-                {
-                    "key": "orca.research/burst-node",
-                    "operator": "Equal",
-                    "value": "true",
-                    "effect": "NoSchedule",
-                }
-            ],
-            "restartPolicy": restart,
-            "terminationGracePeriodSeconds": 5,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "public.ecr.aws/docker/library/busybox:1.36",
-                    "command": ["sh", "-c", "echo hello"],
-                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                }
-            ],
-        },
-    }
 
 
 def instances_of(ec2: Any, pod_uid: str) -> list[dict[str, Any]]:

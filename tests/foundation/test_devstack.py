@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orca.cli.dev import PORT_OPTIONS
 from orca.cli.main import main
 from orca.devstack.processes import ChildProcess, StackError, ensure_port_free, free_port
 from orca.devstack.stack import DevStack, DevStackOptions, render_dev_config
@@ -138,18 +139,8 @@ def test_generated_dev_config_is_a_valid_orca_config(tmp_path: Path) -> None:
 
 
 def test_sigterm_to_orca_dev_during_start_leaves_nothing(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(9)]
-    names = [
-        "--temporal-port",
-        "--aws-port",
-        "--kube-port",
-        "--kubelet-port",
-        "--worker-metrics-port",
-        "--watcher-metrics-port",
-        "--worker-health-port",
-        "--watcher-health-port",
-        "--temporal-ui-port",
-    ]
+    ports = [free_port() for _ in PORT_OPTIONS]
+    names = [option for option, _ in PORT_OPTIONS]
     command = [sys.executable, "-m", "orca.cli.main", "dev", "--state-dir", str(tmp_path)]
     for name, port in zip(names, ports, strict=True):
         command += [name, str(port)]

@@ -24,7 +24,6 @@ import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -32,38 +31,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orca.launch_spec import PodRef
 from orca.workflow_ids import pod_workflow_id
-from tests.fixtures.dev_stack import DevStack, eventually, running_dev_stack
+from tests.fixtures.dev_stack import DevStack, burst_pod, eventually, running_dev_stack
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-
-
-def burst_pod(name: str, annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
-        "spec": {
-            "nodeSelector": {"orca.research/provider": "aws"},
-            "tolerations": [
-                {
-                    "key": "orca.research/burst-node",
-                    "operator": "Equal",
-                    "value": "true",
-                    "effect": "NoSchedule",
-                }
-            ],
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 5,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "public.ecr.aws/docker/library/busybox:1.36",
-                    "command": ["sh", "-c", "echo hello"],
-                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                }
-            ],
-        },
-    }
 
 
 SCENARIOS: dict[str, dict[str, str]] = {

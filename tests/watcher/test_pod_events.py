@@ -12,7 +12,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from orca.emulators.aws import AwsEmulator
 from orca.emulators.kube import KubeEmulator
 from orca.emulators.kube.registry import PODS, DeleteOptions
-from orca.workflow_ids import pod_ref_from_manifest, pod_workflow_id
+from orca.launch_spec import pod_ref_from_pod
+from orca.workflow_ids import pod_workflow_id
 from tests.watcher.conftest import (
     create_pod,
     eventually,
@@ -159,7 +160,7 @@ async def test_410_expired_and_dropped_connections_converge_without_duplicate_st
             kube.registry.delete(
                 PODS, "default", "after-drop", DeleteOptions(grace_period_seconds=0)
             )
-        expired = pod_ref_from_manifest(created)
+        expired = pod_ref_from_pod(created)
         await eventually(lambda: running(recorder, expired))
         await eventually(lambda: received(recorder, dropped, "pod_gone"), within=20)
         assert watcher.watcher.watch is not None
