@@ -1,11 +1,15 @@
-"""One Describe call per poll interval for every resource the worker is waiting on.
+"""One poll round per interval for every resource the worker is waiting on.
 
 EC2's and SSM's Describe calls share per-account token buckets (EC2: about 100 tokens refilled at
 20 per second), so 1000 pods each polling their own instance would throttle the whole account.
-Every waiting activity in the worker asks `next(resource_id)`; one loop collects the IDs, makes
-one call per `batch_size` of them per interval, and hands each waiter its resource's state, or
-`missing(id)` when the call did not return it. N waiters cost ceil(N / batch_size) calls per
-interval.
+Every waiting activity in the worker asks `next(resource_id)`; one loop collects the IDs once per
+interval, hands all of them to one `describe` call, and gives each waiter its resource's state, or
+`missing(id)` when the round did not return it.
+
+How many API calls a round costs is the describe function's business: the EC2 poller lists the
+cluster's ORCA instances (one paginated DescribeInstances, 1000 per page, so ceil(N/1000) calls
+for N instances; see `activities.ec2_instances.Ec2Instances.describe_cluster`), the SSM agent
+poller asks 50 IDs per call. Rounds are counted in `orca_poll_rounds_total{poller}`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 import structlog
+
+from orca.metrics import POLL_ROUNDS, POLL_WAITERS
 
 log = structlog.get_logger(__name__)
 
@@ -29,18 +35,16 @@ class BatchedPoller(Generic[T]):
         missing: Callable[[str], T],
         *,
         interval_seconds: float,
-        batch_size: int,
         name: str,
     ) -> None:
         self._describe = describe
         self._missing = missing
         self._interval = interval_seconds
-        self._batch_size = batch_size
         self._name = name
         self._waiters: dict[str, list[asyncio.Future[T]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.calls = 0
-        """Describe calls made so far (tests and benchmarks read it)."""
+        self.rounds = 0
+        """Poll rounds made so far (tests read it; `orca_poll_rounds_total` exports it)."""
 
     async def next(self, resource_id: str) -> T:
         """The resource's state from the next poll round."""
@@ -58,13 +62,11 @@ class BatchedPoller(Generic[T]):
                 await self._poll(waiters)
 
     async def _poll(self, waiters: dict[str, list[asyncio.Future[T]]]) -> None:
-        ids = sorted(waiters)
-        found: dict[str, T] = {}
+        self.rounds += 1
+        POLL_ROUNDS.labels(self._name).inc()
+        POLL_WAITERS.labels(self._name).set(len(waiters))
         try:
-            for start in range(0, len(ids), self._batch_size):
-                self.calls += 1
-                chunk = ids[start : start + self._batch_size]
-                found.update(await asyncio.to_thread(self._describe, chunk))
+            found = await asyncio.to_thread(self._describe, sorted(waiters))
         except Exception as error:
             log.warning(
                 "batched describe failed; waiters retry", poller=self._name, error=str(error)

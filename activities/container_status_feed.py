@@ -4,9 +4,10 @@ The instance's bootstrap script writes each container state change as a JSON eve
 log group, one stream per pod UID (docs/instance-contract.md). Monitoring N pods must cost O(1)
 calls per poll interval, so one loop reads the whole group since its last position (paginated)
 and files the events by pod UID — for every pod, kept a while, so that a pod that starts being
-monitored finds the events written since its containers started without another call. Only a
-pod whose containers started before this feed was reading (a worker restart) is backfilled once
-from its own stream.
+monitored finds the events written since its containers started without another call. A pod
+whose start command this worker sent (`expect`) is covered by construction; any other pod is
+covered when its containers started after this feed began reading. Only a pod that is neither
+(its containers started before a worker restart) is backfilled once from its own stream.
 """
 
 from __future__ import annotations
@@ -43,13 +44,19 @@ class ContainerStatusFeed:
         self._events: dict[str, dict[str, ContainerStateEvent]] = {}
         self._last_event_ms: dict[str, int] = {}
         self._subscribers: dict[str, int] = {}
+        self._expected: set[str] = set()
         self._position_ms = int(time.time() * 1000) - OVERLAP_MS
         self._covered_since_ms: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.calls = 0
 
-    def ensure_running(self) -> None:
-        """Start reading (call before any container can start, e.g. before SendCommand)."""
+    def expect(self, pod_uid: str) -> None:
+        """Start reading before the pod's containers can start (call before SendCommand): the
+        feed then sees every event they write, and monitoring the pod needs no backfill."""
+        self._ensure_running()
+        self._expected.add(pod_uid)
+
+    def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
             if self._covered_since_ms is None:
                 self._covered_since_ms = self._position_ms
@@ -57,8 +64,10 @@ class ContainerStatusFeed:
 
     async def subscribe(self, pod_uid: str, containers_started_at: datetime | None) -> None:
         """Follow a pod; backfill from its stream only if the feed may have missed events."""
-        self.ensure_running()
+        self._ensure_running()
         self._subscribers[pod_uid] = self._subscribers.get(pod_uid, 0) + 1
+        if pod_uid in self._expected:
+            return
         covered = self._covered_since_ms
         started_ms = (
             int(containers_started_at.timestamp() * 1000) - COVERAGE_MARGIN_MS
@@ -95,6 +104,7 @@ class ContainerStatusFeed:
     def _forget_unwatched(self, now_ms: int) -> None:
         for pod_uid, last in list(self._last_event_ms.items()):
             if pod_uid not in self._subscribers and now_ms - last > KEEP_UNWATCHED_MS:
+                self._expected.discard(pod_uid)
                 self._events.pop(pod_uid, None)
                 self._last_event_ms.pop(pod_uid, None)
 
@@ -125,3 +135,9 @@ class ContainerStatusFeed:
                 key = event_id or f"{event.container}/{event.state}/{event.at.isoformat()}"
                 self._events.setdefault(event.pod_uid, {})[key] = event
                 self._last_event_ms[event.pod_uid] = int(time.time() * 1000)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -61,15 +61,21 @@ def secret_parameter_prefix(pod_uid: str) -> str:
     return f"{SECRET_PREFIX}/{pod_uid}/"
 
 
+AGENT_IDS_PER_CALL = 50
+"""DescribeInstanceInformation's `InstanceIds` filter and page size take at most 50."""
+
+
 def agents_online(aws: AwsClients, instance_ids: Sequence[str]) -> dict[str, bool]:
-    """SSM agent ping status for up to 50 instances in one DescribeInstanceInformation call."""
-    response = aws.ssm.describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": list(instance_ids)}]
-    )
-    return {
-        item["InstanceId"]: item.get("PingStatus") == "Online"
-        for item in response.get("InstanceInformationList", [])
-    }
+    """SSM agent ping status: one DescribeInstanceInformation per 50 instances."""
+    online: dict[str, bool] = {}
+    for start in range(0, len(instance_ids), AGENT_IDS_PER_CALL):
+        chunk = list(instance_ids[start : start + AGENT_IDS_PER_CALL])
+        response = aws.ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": chunk}], MaxResults=AGENT_IDS_PER_CALL
+        )
+        for item in response.get("InstanceInformationList", []):
+            online[item["InstanceId"]] = item.get("PingStatus") == "Online"
+    return online
 
 
 class ContainerActivities:
@@ -105,7 +111,7 @@ class ContainerActivities:
                 existing = await asyncio.to_thread(self._find_start_command, pod, instance_id)
                 if existing is not None:
                     return StartContainersOutcome(command_id=existing)
-            self._feed.ensure_running()
+            self._feed.expect(pod.uid)
             await self._wait_for_agent(instance_id, input.agent_timeout.total_seconds())
             config_maps, secrets = await asyncio.to_thread(self._referenced_data, input.pod)
             aws = self._settings.aws

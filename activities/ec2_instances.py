@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from activities.bootstrap_script import choose_ami_parameter
@@ -50,45 +50,43 @@ class Ec2Instances:
             for item in reservation["Instances"]
         ]
 
+    def _cluster_instances(self, states: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every instance tagged with this cluster and `managed-by`, 1000 per page.
+
+        Tags, not instance IDs: a filter takes at most 200 values (`FilterLimitExceeded`), and
+        `InstanceIds` fails the whole call when one ID is not visible yet (EC2 is eventually
+        consistent right after RunInstances). An instance launched a moment ago is simply absent
+        until EC2 lists it. Terminated instances stay listed for about an hour unless `states`
+        leaves them out."""
+        filters: list[Any] = [
+            {"Name": f"tag:{instance_tags.CLUSTER}", "Values": [self._cluster]},
+            {"Name": f"tag:{instance_tags.MANAGED_BY}", "Values": [instance_tags.MANAGED_BY_VALUE]},
+        ]
+        if states is not None:
+            filters.append({"Name": "instance-state-name", "Values": list(states)})
+        paginator = self._aws.ec2.get_paginator("describe_instances")
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}):
+            for reservation in page["Reservations"]:
+                yield from (dict(item) for item in reservation["Instances"])
+
     def list_live(self) -> list[LiveInstance]:
         """Every live ORCA instance of this cluster (for instance limits)."""
-        paginator = self._aws.ec2.get_paginator("describe_instances")
-        pages = paginator.paginate(
-            Filters=[
-                {"Name": f"tag:{instance_tags.CLUSTER}", "Values": [self._cluster]},
-                {
-                    "Name": f"tag:{instance_tags.MANAGED_BY}",
-                    "Values": [instance_tags.MANAGED_BY_VALUE],
-                },
-                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-            ]
-        )
         live = []
-        for page in pages:
-            for reservation in page["Reservations"]:
-                for item in reservation["Instances"]:
-                    tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-                    live.append(
-                        LiveInstance(
-                            instance_id=item["InstanceId"],
-                            namespace=tags.get(instance_tags.POD_NAMESPACE, ""),
-                            instance_type=item["InstanceType"],
-                        )
-                    )
+        for item in self._cluster_instances(LIVE_STATES):
+            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+            live.append(
+                LiveInstance(
+                    instance_id=item["InstanceId"],
+                    namespace=tags.get(instance_tags.POD_NAMESPACE, ""),
+                    instance_type=item["InstanceType"],
+                )
+            )
         return live
 
-    def describe(self, instance_ids: Sequence[str]) -> dict[str, InstanceStatus]:
-        """Statuses of up to 1000 instances in one call. IDs go in an `instance-id` *filter*,
-        not `InstanceIds`, so an instance EC2 does not know yet (eventual consistency right
-        after RunInstances) is simply absent instead of failing the whole batch."""
-        paginator = self._aws.ec2.get_paginator("describe_instances")
-        pages = paginator.paginate(Filters=[{"Name": "instance-id", "Values": list(instance_ids)}])
-        statuses = (
-            instance_status_from_api(dict(item))
-            for page in pages
-            for reservation in page["Reservations"]
-            for item in reservation["Instances"]
-        )
+    def describe_cluster(self) -> dict[str, InstanceStatus]:
+        """The status of every ORCA instance of this cluster, terminated ones included: one
+        DescribeInstances per 1000 instances (the batched poller's round)."""
+        statuses = (instance_status_from_api(item) for item in self._cluster_instances())
         return {status.instance_id: status for status in statuses}
 
     def resolve_image(self, info: InstanceTypeInfo, pinned_ami: str | None) -> tuple[str, str]:

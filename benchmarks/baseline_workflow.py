@@ -2,7 +2,9 @@
 
 Kept in a module of its own that imports nothing but temporalio, so the workflow sandbox can
 re-import it cheaply. K is the number of activities a real PodLifecycle run schedules before its
-pod is Running, counted from a real history by the benchmark.
+pod is Running, counted from a real history by the benchmark. With `local` > 0 that many of them
+(every second one) run as local activities, the same split as PodLifecycle's (its pod status
+writes and events are local activities): the "same shape" baseline.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ async def noop(step: int) -> int:
 @workflow.defn(name=BASELINE_WORKFLOW)
 class BurstBaseline:
     @workflow.run
-    async def run(self, activities: int) -> int:
+    async def run(self, activities: int, local: int = 0) -> int:
         for step in range(activities):
-            await workflow.execute_activity(
-                NOOP_ACTIVITY, step, start_to_close_timeout=timedelta(seconds=60)
-            )
+            if step % 2 == 1 and step // 2 < local:
+                await workflow.execute_local_activity(
+                    NOOP_ACTIVITY, step, start_to_close_timeout=timedelta(seconds=60)
+                )
+            else:
+                await workflow.execute_activity(
+                    NOOP_ACTIVITY, step, start_to_close_timeout=timedelta(seconds=60)
+                )
         return activities

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -166,16 +167,25 @@ def cpu_by_process(pids: Mapping[str, int]) -> dict[str, float | None]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-def parse_api_calls(text: str) -> dict[str, float]:
-    """`service:Operation` → count, from `orca_aws_api_calls_total` in a Prometheus page."""
+EC2_POLL_ROUNDS = "poll-rounds:ec2"
+"""The key of `orca_poll_rounds_total{poller="ec2"}` in `parse_counters`' result."""
+
+
+def parse_counters(text: str) -> dict[str, float]:
+    """From a Prometheus page: `service:Operation` → `orca_aws_api_calls_total`, and
+    `poll-rounds:<poller>` → `orca_poll_rounds_total`."""
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "orca_aws_api_calls":
-            continue
         for sample in family.samples:
-            if sample.name.endswith("_total"):
+            if not sample.name.endswith("_total"):
+                continue
+            if family.name == "orca_aws_api_calls":
                 key = f"{sample.labels['service']}:{sample.labels['operation']}"
-                counts[key] = counts.get(key, 0.0) + sample.value
+            elif family.name == "orca_poll_rounds":
+                key = f"poll-rounds:{sample.labels['poller']}"
+            else:
+                continue
+            counts[key] = counts.get(key, 0.0) + sample.value
     return counts
 
 
@@ -195,7 +205,7 @@ class MetricsSampler:
 
     def read(self) -> dict[str, float]:
         with urllib.request.urlopen(self.url, timeout=5) as response:
-            return parse_api_calls(response.read().decode())
+            return parse_counters(response.read().decode())
 
     def snapshot(self) -> dict[str, float]:
         counts = self.read()
@@ -214,19 +224,20 @@ class MetricsSampler:
             with contextlib.suppress(OSError):
                 self.snapshot()
 
-    def max_in_window(self, key: str, window: float, start: float, end: float) -> float:
-        """Most calls of `key` provably made within `window` seconds between start and end: the
-        increase between two samples at most `window` apart (a lower bound of the true maximum;
-        it never counts two polls a little more than one interval apart as one interval)."""
-        points = sorted((t, c.get(key, 0.0)) for t, c in self.samples if start <= t <= end)
-        best = 0.0
-        j = 0
-        for i, (t_i, c_i) in enumerate(points):
-            j = max(j, i)
-            while j + 1 < len(points) and points[j + 1][0] - t_i <= window:
-                j += 1
-            best = max(best, points[j][1] - c_i)
-        return best
+    def per_round(self, key: str, start: float, end: float) -> list[float]:
+        """Calls of `key` in each EC2 poll round between start and end, all callers counted.
+
+        The timeline is cut at the samples where `orca_poll_rounds_total{poller="ec2"}` grew
+        (rounds are one poll interval apart, samples a quarter of a second), and each piece
+        gets the calls made in it: one number per poll interval, anchored to the poller's own
+        rounds rather than to the sampler's clock."""
+        points = sorted(
+            (t, c.get(key, 0.0), c.get(EC2_POLL_ROUNDS, 0.0))
+            for t, c in self.samples
+            if start <= t <= end
+        )
+        boundaries = [i for i in range(1, len(points)) if points[i][2] > points[i - 1][2]]
+        return [points[b][1] - points[a][1] for a, b in itertools.pairwise(boundaries)]
 
 
 class PodPhaseWatch:
@@ -356,28 +367,42 @@ def _event_seconds(event: HistoryEvent) -> float:
 class HistoryFacts:
     events: int
     activities_to_running: int
-    """Activities scheduled up to and including the first monitor_pod (which reports Running)."""
+    """Activities up to and including the first monitor_pod (which reports Running), local
+    activities (pod status writes and events, one marker each) included."""
+    local_activities_to_running: int
     activities_total: int
     launch_activities: int
     launch_returned_at: float | None
     """When the launch activity that produced the instance completed (RunInstances returned)."""
 
 
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+"""The marker Temporal's SDK core records for each completed local activity."""
+
+
 def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
     scheduled_names: dict[int, str] = {}
+    local = 0
     count = 0
     to_running: int | None = None
+    local_to_running = 0
     launch_returned_at: float | None = None
     waiting = False
     for event in events:
         count += 1
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if (
+            event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        ):
+            local += 1
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             scheduled_names[event.event_id] = name
             if name == "wait_until_running":
                 waiting = True
             if name == "monitor_pod" and to_running is None:
-                to_running = len(scheduled_names)
+                to_running = len(scheduled_names) + local
+                local_to_running = local
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and not waiting:
             attributes = event.activity_task_completed_event_attributes
             if scheduled_names.get(attributes.scheduled_event_id) == "launch_instance":
@@ -386,7 +411,8 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
     return HistoryFacts(
         events=count,
         activities_to_running=to_running or 0,
-        activities_total=len(names),
+        local_activities_to_running=local_to_running,
+        activities_total=len(names) + local,
         launch_activities=names.count("launch_instance"),
         launch_returned_at=launch_returned_at,
     )
@@ -427,6 +453,7 @@ async def running_pod_workflows(address: str, namespace: str) -> int:
 class BaselineResult:
     workflows: int
     activities_per_workflow: int
+    local_activities_per_workflow: int
     completed: int
     elapsed_s: float
     per_second: float
@@ -435,9 +462,15 @@ class BaselineResult:
 
 
 async def run_baseline(
-    address: str, namespace: str, workflows: int, activities: int, max_concurrent: int
+    address: str,
+    namespace: str,
+    workflows: int,
+    activities: int,
+    max_concurrent: int,
+    local: int = 0,
 ) -> BaselineResult:
-    """N bare workflows of `activities` no-op activities each, started at once."""
+    """N bare workflows of `activities` no-op activities each (`local` of them local
+    activities), started at once."""
     temporal = await Client.connect(address, namespace=namespace)
     task_queue = f"burst-baseline-{uuid.uuid4().hex[:8]}"
     worker = Worker(
@@ -454,7 +487,7 @@ async def run_baseline(
         async def one(index: int) -> None:
             handle = await temporal.start_workflow(
                 BASELINE_WORKFLOW,
-                activities,
+                args=[activities, local],
                 id=f"{task_queue}-{index}",
                 task_queue=task_queue,
             )
@@ -467,6 +500,7 @@ async def run_baseline(
     return BaselineResult(
         workflows=workflows,
         activities_per_workflow=activities,
+        local_activities_per_workflow=local,
         completed=len(done_at),
         errors=len(errors),
         elapsed_s=elapsed,
@@ -579,8 +613,8 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
     time.sleep(interval * options.steady_intervals)
     steady_after = sampler.snapshot()
     steady_elapsed = time.time() - steady_start
-    steady_max = sampler.max_in_window(
-        "ec2:DescribeInstances", interval, steady_start, steady_start + steady_elapsed
+    steady_rounds = sampler.per_round(
+        "ec2:DescribeInstances", steady_start, steady_start + steady_elapsed
     )
     sampler.stop()
     memory = {
@@ -614,7 +648,14 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
             [f.activities_to_running for f in by_uid.values() if f.activities_to_running] or [0]
         )
     )
+    local_to_running = int(
+        statistics.median(
+            [f.local_activities_to_running for f in by_uid.values() if f.activities_to_running]
+            or [0]
+        )
+    )
     baseline: BaselineResult | None = None
+    same_shape: BaselineResult | None = None
     if options.baseline and activities_to_running > 0:
         say(f"baseline: {n} workflows x {activities_to_running} no-op activities …")
         baseline = asyncio.run(
@@ -626,6 +667,18 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
                 options.effective_max_concurrent_activities,
             )
         )
+        if local_to_running:
+            say(f"same-shape baseline: {local_to_running} of them local activities …")
+            same_shape = asyncio.run(
+                run_baseline(
+                    address,
+                    namespace,
+                    n,
+                    activities_to_running,
+                    options.effective_max_concurrent_activities,
+                    local=local_to_running,
+                )
+            )
 
     return build_report(
         options=options,
@@ -638,11 +691,8 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
         api_to_running=diff(at_running, before),
         api_steady=diff(steady_after, steady_before),
         steady_elapsed=steady_elapsed,
-        describe_max_per_interval_steady=steady_max,
-        describe_max_per_interval=sampler.max_in_window(
-            "ec2:DescribeInstances", interval, first_created, burst_end
-        ),
-        burst_end=burst_end,
+        describe_per_round_steady=steady_rounds,
+        describe_per_round=sampler.per_round("ec2:DescribeInstances", first_created, burst_end),
         memory=memory,
         cpu={
             name: (cpu_after[name] or 0.0) - (cpu_before.get(name) or 0.0)
@@ -650,6 +700,7 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
             if cpu_after[name] is not None
         },
         baseline=baseline,
+        same_shape=same_shape,
         failed=dict(phases.failed),
     )
 
@@ -667,6 +718,20 @@ def _rounded(values: Mapping[str, float | None], digits: int = 3) -> dict[str, f
     return {k: _round(v, digits) for k, v in values.items()}
 
 
+def _baseline_report(baseline: BaselineResult | None) -> dict[str, Any] | None:
+    if baseline is None:
+        return None
+    return {
+        "workflows": baseline.workflows,
+        "activities_per_workflow": baseline.activities_per_workflow,
+        "local_activities_per_workflow": baseline.local_activities_per_workflow,
+        "completed": baseline.completed,
+        "elapsed_s": _round(baseline.elapsed_s),
+        "workflows_per_second": _round(baseline.per_second),
+        "completion_s": _rounded(baseline.latency_s),
+    }
+
+
 def build_report(
     *,
     options: BurstOptions,
@@ -679,12 +744,12 @@ def build_report(
     api_to_running: Mapping[str, float],
     api_steady: Mapping[str, float],
     steady_elapsed: float,
-    describe_max_per_interval_steady: float,
-    describe_max_per_interval: float,
-    burst_end: float,
+    describe_per_round_steady: Sequence[float],
+    describe_per_round: Sequence[float],
     memory: Mapping[str, float | None],
     cpu: Mapping[str, float],
     baseline: BaselineResult | None,
+    same_shape: BaselineResult | None,
     failed: Mapping[str, str],
 ) -> dict[str, Any]:
     n = options.pods
@@ -699,16 +764,20 @@ def build_report(
     makespan = (max(running.values()) - first_created) if running else None
     per_second = len(running) / makespan if makespan else 0.0
 
-    burst_elapsed = burst_end - first_created
     describe_burst = api_to_running.get("ec2:DescribeInstances", 0.0)
-    intervals_burst = max(burst_elapsed / interval, 1.0)
+    rounds_burst = api_to_running.get(EC2_POLL_ROUNDS, 0.0)
     describe_steady = api_steady.get("ec2:DescribeInstances", 0.0)
-    intervals_steady = max(steady_elapsed / interval, 1.0)
+    rounds_steady = api_steady.get(EC2_POLL_ROUNDS, 0.0)
     describe_target = math.ceil(n / 1000)
+    describe_max = max(describe_per_round, default=None)
+    describe_max_steady = max(describe_per_round_steady, default=None)
     launch_calls = sum(api_to_running.get(f"ec2:{op}", 0.0) for op in LAUNCH_OPERATIONS)
     launch_per_pod = launch_calls / n
 
     ratio = per_second / baseline.per_second if baseline and baseline.per_second else None
+    same_shape_ratio = (
+        per_second / same_shape.per_second if same_shape and same_shape.per_second else None
+    )
 
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("PASS" if ok else "MISS")
@@ -729,17 +798,27 @@ def build_report(
         "makespan_s": _round(makespan),
         "pods_running_per_second": _round(per_second),
         "aws_calls_per_pod_to_running": {
-            k: round(v / n, 3) for k, v in sorted(api_to_running.items())
+            k: round(v / n, 3)
+            for k, v in sorted(api_to_running.items())
+            if ":" in k and not k.startswith("poll-rounds:")
         },
         "aws_calls_per_second_steady": {
-            k: round(v / steady_elapsed, 3) for k, v in sorted(api_steady.items())
+            k: round(v / steady_elapsed, 3)
+            for k, v in sorted(api_steady.items())
+            if not k.startswith("poll-rounds:")
         },
         "describe_instances": {
             "calls_to_running": describe_burst,
-            "mean_per_interval_to_running": _round(describe_burst / intervals_burst),
-            "max_per_interval_to_running": describe_max_per_interval,
-            "per_interval_steady": _round(describe_steady / intervals_steady),
-            "max_per_interval_steady": describe_max_per_interval_steady,
+            "poll_rounds_to_running": rounds_burst,
+            "mean_per_interval_to_running": _round(describe_burst / rounds_burst)
+            if rounds_burst
+            else None,
+            "max_per_interval_to_running": describe_max,
+            "poll_rounds_steady": rounds_steady,
+            "per_interval_steady": _round(describe_steady / rounds_steady)
+            if rounds_steady
+            else None,
+            "max_per_interval_steady": describe_max_steady,
             "target_per_interval": describe_target,
         },
         "launch_calls_per_pod": _round(launch_per_pod),
@@ -758,31 +837,30 @@ def build_report(
                 [f.activities_to_running for f in by_uid.values() if f.activities_to_running] or [0]
             )
         ),
+        "local_activities_per_pod_to_running": int(
+            statistics.median(
+                [f.local_activities_to_running for f in by_uid.values() if f.activities_to_running]
+                or [0]
+            )
+        ),
         "activities_per_pod_complete": int(
             statistics.median([f.activities_total for f in complete] or [0])
         ),
         "peak_rss_mib": _rounded(memory, 1),
         "cpu_seconds_to_running": _rounded(cpu, 1),
-        "baseline": None
-        if baseline is None
-        else {
-            "workflows": baseline.workflows,
-            "activities_per_workflow": baseline.activities_per_workflow,
-            "completed": baseline.completed,
-            "elapsed_s": _round(baseline.elapsed_s),
-            "workflows_per_second": _round(baseline.per_second),
-            "completion_s": _rounded(baseline.latency_s),
-        },
+        "baseline": _baseline_report(baseline),
         "throughput_ratio": _round(ratio),
+        "baseline_same_shape": _baseline_report(same_shape),
+        "throughput_ratio_same_shape": _round(same_shape_ratio),
         "targets": {
             "throughput_ratio_min": THROUGHPUT_TARGET,
             "throughput": verdict(None if ratio is None else ratio >= THROUGHPUT_TARGET),
             "describe_instances_per_interval_max": describe_target,
             "describe_instances_per_interval": verdict(
-                describe_max_per_interval <= describe_target
+                None if describe_max is None else describe_max <= describe_target
             ),
             "describe_instances_per_interval_steady": verdict(
-                describe_max_per_interval_steady <= describe_target
+                None if describe_max_steady is None else describe_max_steady <= describe_target
             ),
             "launch_calls_per_pod_max": 1,
             "launch_calls_per_pod": verdict(launch_per_pod <= 1),
@@ -809,6 +887,8 @@ REPORT_FIELDS = (
     "cpu_seconds_to_running",
     "baseline",
     "throughput_ratio",
+    "baseline_same_shape",
+    "throughput_ratio_same_shape",
     "targets",
     "processes_left_after_stop",
 )
@@ -851,6 +931,18 @@ def format_table(report: Mapping[str, Any]) -> str:
         "-" if ratio is None else f"{ratio:.0%}",
         f">= {targets['throughput_ratio_min']:.0%}  {targets['throughput']}",
     )
+    same_shape = report["baseline_same_shape"]
+    if same_shape:
+        row(
+            f"same-shape baseline workflows/s ({same_shape['local_activities_per_workflow']} "
+            "of them local)",
+            _fmt(same_shape["workflows_per_second"]),
+        )
+        same_ratio = report["throughput_ratio_same_shape"]
+        row(
+            "throughput vs same-shape baseline",
+            "-" if same_ratio is None else f"{same_ratio:.0%}",
+        )
     describe = report["describe_instances"]
     row(
         "DescribeInstances per interval, max (burst)",
@@ -883,8 +975,10 @@ def format_table(report: Mapping[str, Any]) -> str:
         _pair(report["history_events_per_pod_complete"]),
     )
     row(
-        "activities per pod to Running / whole run",
-        f"{report['activities_per_pod_to_running']} / {report['activities_per_pod_complete']}",
+        "activities per pod to Running (local) / whole run",
+        f"{report['activities_per_pod_to_running']} "
+        f"({report['local_activities_per_pod_to_running']}) / "
+        f"{report['activities_per_pod_complete']}",
     )
     for name, mib in report["peak_rss_mib"].items():
         row(f"peak RSS {name} (MiB)", _fmt(mib))

@@ -47,6 +47,16 @@ AWS_API_LATENCY = Histogram(
     ["service", "operation"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+POLL_ROUNDS = Counter(
+    "orca_poll_rounds_total",
+    "Poll rounds of the worker's batched pollers (one per interval while anything waits).",
+    ["poller"],
+)
+POLL_WAITERS = Gauge(
+    "orca_poll_waiters",
+    "Resources (instances) the batched poller's last round answered for.",
+    ["poller"],
+)
 INTERRUPTIONS = Counter(
     "orca_interruptions_total", "EC2 interruption events received, by kind.", ["kind"]
 )

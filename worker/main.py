@@ -1,7 +1,8 @@
 """The ORCA worker: hosts the PodLifecycle workflow and every activity, with real clients.
 
 It builds the AWS and Kubernetes clients once, the shared pollers (one batched
-DescribeInstances and one DescribeInstanceInformation per interval for all pods), the container
+DescribeInstances per 1000 instances and one DescribeInstanceInformation per 50 agents per
+interval for all pods), the container
 status feed and the catalog cache, and registers each activity class's methods. Health
 (`/healthz`) and Prometheus metrics are served on their own ports.
 """
@@ -47,13 +48,12 @@ def build_activities(
     ec2 = Ec2Instances(aws, settings)
     poll = settings.worker.instance_poll_interval.total_seconds()
     instance_states = BatchedPoller(
-        ec2.describe, missing_instance, interval_seconds=poll, batch_size=1000, name="ec2"
+        lambda _ids: ec2.describe_cluster(), missing_instance, interval_seconds=poll, name="ec2"
     )
     agents: BatchedPoller[bool] = BatchedPoller(
         lambda ids: agents_online(aws, ids),
         lambda _id: False,
         interval_seconds=poll,
-        batch_size=50,
         name="ssm-agents",
     )
     feed = ContainerStatusFeed(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -39,10 +40,13 @@ from activities.models import (
 from activities.planning import PlanningActivities
 from activities.pod_status import PodStatusActivities
 from activities.unavailable_offerings import UnavailableOfferings
+from orca import instance_tags
 from orca.aws_clients import AwsClients
+from orca.aws_metrics import instrument
 from orca.emulators.aws import AwsEmulator
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
+from orca.metrics import AWS_API_CALLS
 from orca.settings import (
     AwsSettings,
     InstancesSettings,
@@ -85,9 +89,13 @@ class Wiring:
         self.aws = AwsClients(self.settings.aws)
         self.unavailable = UnavailableOfferings(180)
         self.catalog = InstanceCatalog(self.aws, self.settings.aws)
+        instrument(self.aws)
         self.ec2 = Ec2Instances(self.aws, self.settings)
         self.states = BatchedPoller(
-            self.ec2.describe, missing_instance, interval_seconds=0.2, batch_size=1000, name="ec2"
+            lambda _ids: self.ec2.describe_cluster(),
+            missing_instance,
+            interval_seconds=0.2,
+            name="ec2",
         )
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
         self.inventory = InstanceInventory(self.ec2.list_live, self.settings.limits, 0)
@@ -233,13 +241,56 @@ async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEm
         )
         for i in ids
     ]
+    describes_before = describe_instances_calls()
     results = await asyncio.gather(*waits)
     assert all(r.status.state is InstanceState.RUNNING for r in results)
     assert all(r.status.private_ip for r in results)
-    rounds = wiring.states.calls
-    # Six waiters, each polled every round until running: one call per round, not six.
-    assert rounds < len(ids) * 2
+    # Six waiters, each answered every round until running: one call per round, not six.
+    assert wiring.states.rounds >= 1
+    assert describe_instances_calls() - describes_before == wiring.states.rounds
     await wiring.states.close()
+
+
+def describe_instances_calls() -> float:
+    """DescribeInstances calls made so far by instrumented clients (the worker's real counter)."""
+    return float(AWS_API_CALLS.labels("ec2", "DescribeInstances")._value.get())
+
+
+async def test_one_describe_call_covers_hundreds_of_instances(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    """250 instances: more than a filter may list (200 values), answered by one call."""
+    wiring = Wiring(aws)
+    cluster = f"burst-{uuid.uuid4().hex[:6]}"  # only this test's instances carry it
+    settings = wiring.settings.model_copy(
+        update={
+            "kubernetes": wiring.settings.kubernetes.model_copy(update={"cluster_name": cluster})
+        }
+    )
+    tags = [
+        {"Key": instance_tags.CLUSTER, "Value": cluster},
+        {"Key": instance_tags.MANAGED_BY, "Value": instance_tags.MANAGED_BY_VALUE},
+    ]
+    ec2 = aws_client("ec2")
+    launched = ec2.run_instances(
+        ImageId=aws.defaults.ami_ids["al2023-x86_64"],
+        InstanceType="t3.micro",
+        MinCount=250,
+        MaxCount=250,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )
+    ec2.run_instances(
+        ImageId=aws.defaults.ami_ids["al2023-x86_64"],
+        InstanceType="t3.micro",
+        MinCount=3,
+        MaxCount=3,
+    )
+    before = describe_instances_calls()
+    statuses = await asyncio.to_thread(Ec2Instances(wiring.aws, settings).describe_cluster)
+    assert describe_instances_calls() - before == 1
+    assert set(statuses) == {i["InstanceId"] for i in launched["Instances"]}
+    with pytest.raises(ClientError, match="FilterLimitExceeded"):
+        ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(statuses)}])
 
 
 async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.timeout(120)
 def test_burst_with_three_pods_reports_every_field() -> None:
-    report = run_burst(BurstOptions(pods=3, steady_intervals=1, say=lambda _line: None))
+    report = run_burst(BurstOptions(pods=3, steady_intervals=3, say=lambda _line: None))
 
     missing = [name for name in REPORT_FIELDS if name not in report]
     assert missing == []
@@ -31,11 +31,23 @@ def test_burst_with_three_pods_reports_every_field() -> None:
         "target_per_interval",
     }
     assert report["activities_per_pod_to_running"] > 0
+    # Pod status writes and events are local activities, counted from their markers.
+    assert (
+        0 < report["local_activities_per_pod_to_running"] < report["activities_per_pod_to_running"]
+    )
+    assert report["describe_instances"]["poll_rounds_to_running"] > 0
     assert report["history_events_per_pod_at_running"]["p50"] is not None
     assert set(report["peak_rss_mib"]) == {"worker", "watcher"}
     assert report["baseline"] is not None
     assert report["baseline"]["completed"] == 3
     assert report["throughput_ratio"] is not None
+    same_shape = report["baseline_same_shape"]
+    assert same_shape is not None
+    assert same_shape["completed"] == 3
+    assert (
+        same_shape["local_activities_per_workflow"] == report["local_activities_per_pod_to_running"]
+    )
+    assert report["throughput_ratio_same_shape"] is not None
     assert set(report["targets"].values()) - {"PASS", "MISS"} <= {0.8, 1}
     assert report["processes_left_after_stop"] == []
     assert "throughput vs baseline" in format_table(report)

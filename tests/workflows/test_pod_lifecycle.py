@@ -312,6 +312,21 @@ async def test_happy_path_launches_first_candidate_and_succeeds(
     assert "OfferingsSelected" in h.cloud.event_reasons()
     assert "ContainersFinished" in h.cloud.event_reasons()
     assert not h.cloud.deleted  # a finished pod stays in Kubernetes until the user deletes it
+    # Pod status writes and events are local activities: a marker each, nothing scheduled.
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert ActivityName.PLAN_LAUNCH in scheduled
+    assert not {ActivityName.REPORT_POD_STATUS, ActivityName.RECORD_POD_EVENT} & set(scheduled)
+    assert markers.count("core_local_activity") == len(h.cloud.statuses) + len(h.cloud.events)
 
 
 async def test_capacity_error_falls_back_to_next_offering(

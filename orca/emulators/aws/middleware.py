@@ -67,6 +67,7 @@ from orca.emulators.aws.errors import AwsError
 from orca.emulators.aws.faults import Ec2Throttle, FaultInjector
 from orca.emulators.aws.interruptions import InterruptionKind
 from orca.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
+from orca.emulators.aws.request_limits import check_ec2_request
 from orca.emulators.aws.reservations import ReservationBook
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class TrackedInstance:
     capacity_type: CapacityType
     running_at: float | None = None
     online_once: bool = False
+    model: Any = None
+    """moto's Instance object, looked up once (moto's own lookup scans every instance)."""
 
 
 @dataclass
@@ -313,14 +316,24 @@ class EmulatorMiddleware:
             instance_type, zone, capacity_type, self.in_use(instance_type, zone, capacity_type)
         )
 
+    def _instance(self, instance_id: str) -> Any:
+        """moto's Instance; raises moto's InvalidInstanceIdError for an unknown ID."""
+        tracked = self.instances.get(instance_id)
+        if tracked is not None and tracked.model is not None:
+            return tracked.model
+        instance = self.ec2.get_instance(instance_id)
+        if tracked is not None:
+            tracked.model = instance
+        return instance
+
     def _state(self, instance_id: str) -> str | None:
         try:
-            return str(self.ec2.get_instance(instance_id).state)
+            return str(self._instance(instance_id).state)
         except Exception:
             return None
 
     def _set_state(self, instance_id: str, state: str) -> None:
-        instance = self.ec2.get_instance(instance_id)
+        instance = self._instance(instance_id)
         instance._state.name = state
         instance._state.code = STATE_CODES[state]
 
@@ -344,6 +357,8 @@ class EmulatorMiddleware:
         instance_types = self._instance_types_of(call)
         if call.action and not (call.service == "ec2" and call.action == "CreateFleet"):
             self._inject_faults(call.action, instance_types)
+        if call.service == "ec2":
+            check_ec2_request(call.action, call.form)
         if call.service == "ec2" and self.config.throttling:
             resources = int(call.form.get("MaxCount", "1") or 1)
             if call.action == "TerminateInstances":
@@ -665,7 +680,7 @@ class EmulatorMiddleware:
                         continue
                     ids = _INSTANCE_ID.findall(text)
                     for instance_id in ids:
-                        self.ec2.get_instance(instance_id).add_tags({"aws:ec2:fleet-id": fleet_id})
+                        self._instance(instance_id).add_tags({"aws:ec2:fleet-id": fleet_id})
                     instance_type = override.get("InstanceType") or self._template_data(
                         MultiDict({f"LaunchTemplate.{k}": v for k, v in template_spec.items()})
                     ).get("InstanceType", "")
@@ -789,7 +804,7 @@ class EmulatorMiddleware:
             return
         self._set_state(instance_id, "shutting-down")
         if reason is not None:
-            instance = self.ec2.get_instance(instance_id)
+            instance = self._instance(instance_id)
             instance.state_reason = reason
             instance._reason = reason.message
         if previous == "shutting-down":
@@ -832,7 +847,7 @@ class EmulatorMiddleware:
 
     def interrupt(self, instance_id: str, kind: InterruptionKind, notice_seconds: float) -> None:
         with self.lock:
-            instance = self.ec2.get_instance(instance_id)
+            instance = self._instance(instance_id)
             if instance.state not in ("pending", "running"):
                 raise ValueError(f"instance {instance_id} is {instance.state}, not running")
             zone = str(instance.placement.zone)
