@@ -1006,6 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
         help="worker.maxConcurrentActivities (default: ORCA's default)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to reach Running")
+    parser.add_argument(
+        "--teardown-timeout",
+        type=float,
+        default=180.0,
+        help="seconds for the deleted pods' workflows to close",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args(argv)
     options = BurstOptions(
@@ -1015,6 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_interval_s=args.poll_interval,
         max_concurrent_activities=args.max_concurrent_activities,
         running_timeout_s=args.timeout,
+        teardown_timeout_s=args.teardown_timeout,
         baseline=not args.no_baseline,
         say=lambda line: print(line, file=sys.stderr, flush=True),
     )

@@ -42,6 +42,7 @@ from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYP
 from moto.ec2.models.instances import StateReason
 from moto.logs.models import logs_backends
 from moto.sqs.models import sqs_backends
+from moto.ssm.exceptions import SSMException
 from moto.ssm.models import ssm_backends
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
@@ -1232,7 +1233,10 @@ class EmulatorMiddleware:
         instance_id = payload.get("InstanceId")
         details = bool(payload.get("Details"))
         with self.lock:
-            commands = self.ssm.list_commands(command_id, instance_id)
+            try:
+                commands = self.ssm.list_commands(command_id, instance_id)
+            except SSMException as error:
+                raise AwsError.of(error.code, error.message) from None
             items = []
             for command in commands:
                 for invocation in command.invocations:

@@ -21,7 +21,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from orca.emulators.aws import moto_speedups
+from orca.emulators.aws import moto_patches
 from orca.emulators.aws.config import EmulatorConfig, EmulatorDefaults
 from orca.emulators.aws.control import EmulatorControl
 from orca.emulators.aws.defaults import seed_defaults
@@ -46,7 +46,7 @@ class AwsEmulator:
         self.region = region
         self.config = config or EmulatorConfig()
         self.account_id = DEFAULT_ACCOUNT_ID
-        moto_speedups.install()
+        moto_patches.install()
         self.middleware = EmulatorMiddleware(
             DomainDispatcherApplication(create_backend_app),
             account_id=self.account_id,

@@ -1,12 +1,9 @@
-"""EC2 request limits moto does not enforce, and the moto speedup that must not change answers."""
+"""EC2 request limits moto does not enforce (`orca.emulators.aws.request_limits`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from botocore.exceptions import ClientError
-from moto.ec2.models.tags import TagBackend
 from werkzeug.datastructures import MultiDict
 
 from orca.emulators.aws import AwsEmulator
@@ -59,33 +56,3 @@ def test_the_limits_hold_over_http(aws: AwsEmulator, aws_client: AwsClientFactor
     with pytest.raises(ClientError, match="InvalidParameterCombination"):
         ec2.describe_instances(InstanceIds=["i-00000000000000001"], MaxResults=5)
     assert ec2.describe_instances(MaxResults=1000)["Reservations"] is not None
-
-
-def test_instance_tags_read_as_moto_would_read_them(
-    aws: AwsEmulator, aws_client: AwsClientFactory
-) -> None:
-    """moto_speedups answers an instance's tags from its own entry instead of a scan of every
-    tag; the answer must equal moto's own describe_tags for that resource."""
-    ec2 = aws_client("ec2")
-    tags = [{"Key": "team", "Value": "vision"}, {"Key": "Name", "Value": "job-1"}]
-    launched = ec2.run_instances(
-        ImageId=aws.defaults.ami_ids["al2023-x86_64"],
-        InstanceType="t3.micro",
-        MinCount=2,
-        MaxCount=2,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-    )
-    backend = aws.middleware.ec2
-    for item in launched["Instances"]:
-        instance: Any = backend.get_instance(item["InstanceId"])
-        scanned = TagBackend.describe_tags(backend, filters={"resource-id": [instance.id]})
-        assert instance.get_tags() == scanned
-        assert {t["key"]: t["value"] for t in instance.get_tags()} == {
-            "team": "vision",
-            "Name": "job-1",
-        }
-    described = ec2.describe_instances(InstanceIds=[launched["Instances"][0]["InstanceId"]])
-    [instance_item] = described["Reservations"][0]["Instances"]
-    assert sorted((t["Key"], t["Value"]) for t in instance_item["Tags"]) == sorted(
-        (t["Key"], t["Value"]) for t in tags
-    )

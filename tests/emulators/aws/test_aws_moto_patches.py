@@ -1,0 +1,81 @@
+"""The emulator's patches to moto (`orca.emulators.aws.moto_patches`): answers as AWS gives them,
+and the same answers moto gave where the patch is only about speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.ec2.models.tags import TagBackend
+
+from orca.emulators.aws import AwsEmulator
+from tests.emulators.aws.test_aws_ssm import running_instance
+from tests.fixtures.aws import AwsClientFactory
+
+
+def test_a_command_runs_on_the_instances_it_names_only(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    ssm = aws_client("ssm")
+    target, bystander = running_instance(aws, aws_client), running_instance(aws, aws_client)
+    command = ssm.send_command(
+        InstanceIds=[target],
+        DocumentName="AWS-RunShellScript",
+        Parameters={"commands": ["echo hi"]},
+    )["Command"]
+    assert command["InstanceIds"] == [target]
+    invocations = ssm.list_command_invocations(CommandId=command["CommandId"])
+    assert [i["InstanceId"] for i in invocations["CommandInvocations"]] == [target]
+    assert bystander not in str(invocations)
+
+
+def test_commands_are_found_by_id_among_many(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    ssm = aws_client("ssm")
+    instance_id = running_instance(aws, aws_client)
+    sent = [
+        ssm.send_command(
+            InstanceIds=[instance_id],
+            DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [f"echo {n}"]},
+            Comment=f"command {n}",
+        )["Command"]["CommandId"]
+        for n in range(5)
+    ]
+    for n, command_id in enumerate(sent):
+        [found] = ssm.list_commands(CommandId=command_id)["Commands"]
+        assert found["Comment"] == f"command {n}"
+    with pytest.raises(ClientError, match="InvalidCommandId"):
+        ssm.list_command_invocations(CommandId="00000000-0000-0000-0000-000000000000")
+
+
+def test_instance_tags_read_as_moto_would_read_them(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    """moto_patches answers an instance's tags from its own entry instead of a scan of every
+    tag; the answer must equal moto's own describe_tags for that resource."""
+    ec2 = aws_client("ec2")
+    tags = [{"Key": "team", "Value": "vision"}, {"Key": "Name", "Value": "job-1"}]
+    launched = ec2.run_instances(
+        ImageId=aws.defaults.ami_ids["al2023-x86_64"],
+        InstanceType="t3.micro",
+        MinCount=2,
+        MaxCount=2,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )
+    backend = aws.middleware.ec2
+    for item in launched["Instances"]:
+        instance: Any = backend.get_instance(item["InstanceId"])
+        scanned = TagBackend.describe_tags(backend, filters={"resource-id": [instance.id]})
+        assert instance.get_tags() == scanned
+        assert {t["key"]: t["value"] for t in instance.get_tags()} == {
+            "team": "vision",
+            "Name": "job-1",
+        }
+    described = ec2.describe_instances(InstanceIds=[launched["Instances"][0]["InstanceId"]])
+    [instance_item] = described["Reservations"][0]["Instances"]
+    assert sorted((t["Key"], t["Value"]) for t in instance_item["Tags"]) == sorted(
+        (t["Key"], t["Value"]) for t in tags
+    )
