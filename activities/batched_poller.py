@@ -42,26 +42,43 @@ class BatchedPoller(Generic[T]):
         self._interval = interval_seconds
         self._name = name
         self._waiters: dict[str, list[asyncio.Future[T]]] = {}
+        self._round_waiters: list[asyncio.Future[Mapping[str, T]]] = []
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
         """Poll rounds made so far (tests read it; `orca_poll_rounds_total` exports it)."""
 
     async def next(self, resource_id: str) -> T:
         """The resource's state from the next poll round."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._ensure_running()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(resource_id, []).append(future)
         return await future
 
+    async def next_round(self) -> Mapping[str, T]:
+        """Everything the next poll round's describe call returned (for lookups by something
+        other than the resource ID, e.g. a tag)."""
+        self._ensure_running()
+        future: asyncio.Future[Mapping[str, T]] = asyncio.get_running_loop().create_future()
+        self._round_waiters.append(future)
+        return await future
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            if self._waiters:
+            if self._waiters or self._round_waiters:
                 waiters, self._waiters = self._waiters, {}
-                await self._poll(waiters)
+                round_waiters, self._round_waiters = self._round_waiters, []
+                await self._poll(waiters, round_waiters)
 
-    async def _poll(self, waiters: dict[str, list[asyncio.Future[T]]]) -> None:
+    async def _poll(
+        self,
+        waiters: dict[str, list[asyncio.Future[T]]],
+        round_waiters: list[asyncio.Future[Mapping[str, T]]],
+    ) -> None:
         self.rounds += 1
         POLL_ROUNDS.labels(self._name).inc()
         POLL_WAITERS.labels(self._name).set(len(waiters))
@@ -71,10 +88,14 @@ class BatchedPoller(Generic[T]):
             log.warning(
                 "batched describe failed; waiters retry", poller=self._name, error=str(error)
             )
-            for future in (f for futures in waiters.values() for f in futures):
+            everyone = [f for futures in waiters.values() for f in futures] + round_waiters
+            for future in everyone:
                 if not future.done():
                     future.set_exception(error)
             return
+        for round_waiter in round_waiters:
+            if not round_waiter.done():
+                round_waiter.set_result(found)
         for resource_id, futures in waiters.items():
             state = found[resource_id] if resource_id in found else self._missing(resource_id)
             for future in futures:

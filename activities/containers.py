@@ -32,10 +32,10 @@ from activities.bootstrap_script import (
     start_comment,
     stop_comment,
 )
+from activities.cluster_instances import ClusterInstances
 from activities.container_status_feed import ContainerStatusFeed
 from activities.models import (
     LOST_INSTANCE_STATES,
-    InstanceStatus,
     MonitorEnd,
     MonitorInput,
     MonitorOutcome,
@@ -84,7 +84,7 @@ class ContainerActivities:
         settings: Settings,
         aws: AwsClients,
         core: client.CoreV1Api,
-        instance_states: BatchedPoller[InstanceStatus],
+        cluster: ClusterInstances,
         agents: BatchedPoller[bool],
         feed: ContainerStatusFeed,
         pod_status: PodStatusActivities,
@@ -92,7 +92,7 @@ class ContainerActivities:
         self._settings = settings
         self._aws = aws
         self._core = core
-        self._instance_states = instance_states
+        self._cluster = cluster
         self._agents = agents
         self._feed = feed
         self._pod_status = pod_status
@@ -216,7 +216,7 @@ class ContainerActivities:
             await self._feed.subscribe(pod.uid, input.containers_started_at)
             try:
                 while True:
-                    instance = await self._instance_states.next(input.instance_id)
+                    instance = await self._cluster.status(input.instance_id)
                     activity.heartbeat(instance.state)
                     if instance.state in LOST_INSTANCE_STATES:
                         return MonitorOutcome(

@@ -2,20 +2,21 @@
 
 Every launched instance requires IMDSv2, has an encrypted gp3 root volume, carries ORCA's tags
 (`orca.instance_tags`) on the instance and its volumes, and is launched with a ClientToken the
-workflow derives from its ID and attempt number. Before launching, instances already tagged with
-the pod's UID are looked up: a retried activity whose first try launched an instance (and then
-lost the answer) finds it instead of creating a second one.
+workflow derives from its ID and attempt number. A retried launch first looks for an instance
+already tagged with the pod's UID in the cluster listing (`activities.cluster_instances`): an
+activity whose first try launched an instance (and then lost the answer) finds it instead of
+creating a second one.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from activities.bootstrap_script import choose_ami_parameter
-from activities.instance_inventory import LiveInstance
 from activities.models import InstanceState, InstanceStatus, LaunchRequest
 from orca import instance_tags
 from orca.aws_clients import AwsClients
@@ -27,6 +28,15 @@ from orca.settings import LaunchType, Settings
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 
+@dataclass(frozen=True)
+class ListedInstance:
+    """One instance as the cluster listing shows it: its status and the pod it was launched for."""
+
+    status: InstanceStatus
+    pod_uid: str | None = None
+    pod_namespace: str | None = None
+
+
 class Ec2Instances:
     def __init__(self, aws: AwsClients, settings: Settings) -> None:
         self._aws = aws
@@ -36,58 +46,32 @@ class Ec2Instances:
         self._root_device_by_ami: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    # -- lookups ----------------------------------------------------------------------------
-    def find_by_pod_uid(self, pod_uid: str) -> list[InstanceStatus]:
-        response = self._aws.ec2.describe_instances(
-            Filters=[
-                {"Name": f"tag:{instance_tags.POD_UID}", "Values": [pod_uid]},
-                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-            ]
-        )
-        return [
-            instance_status_from_api(dict(item))
-            for reservation in response["Reservations"]
-            for item in reservation["Instances"]
-        ]
-
-    def _cluster_instances(self, states: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every instance tagged with this cluster and `managed-by`, 1000 per page.
+    # -- the cluster's instances ---------------------------------------------------------
+    def describe_cluster(self) -> dict[str, ListedInstance]:
+        """Every ORCA instance of this cluster, terminated ones included, by instance ID: one
+        DescribeInstances per 1000 instances (see `activities.cluster_instances`).
 
         Tags, not instance IDs: a filter takes at most 200 values (`FilterLimitExceeded`), and
         `InstanceIds` fails the whole call when one ID is not visible yet (EC2 is eventually
         consistent right after RunInstances). An instance launched a moment ago is simply absent
-        until EC2 lists it. Terminated instances stay listed for about an hour unless `states`
-        leaves them out."""
+        until EC2 lists it. Terminated instances stay listed for about an hour."""
         filters: list[Any] = [
             {"Name": f"tag:{instance_tags.CLUSTER}", "Values": [self._cluster]},
             {"Name": f"tag:{instance_tags.MANAGED_BY}", "Values": [instance_tags.MANAGED_BY_VALUE]},
         ]
-        if states is not None:
-            filters.append({"Name": "instance-state-name", "Values": list(states)})
         paginator = self._aws.ec2.get_paginator("describe_instances")
+        listed: dict[str, ListedInstance] = {}
         for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}):
             for reservation in page["Reservations"]:
-                yield from (dict(item) for item in reservation["Instances"])
-
-    def list_live(self) -> list[LiveInstance]:
-        """Every live ORCA instance of this cluster (for instance limits)."""
-        live = []
-        for item in self._cluster_instances(LIVE_STATES):
-            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-            live.append(
-                LiveInstance(
-                    instance_id=item["InstanceId"],
-                    namespace=tags.get(instance_tags.POD_NAMESPACE, ""),
-                    instance_type=item["InstanceType"],
-                )
-            )
-        return live
-
-    def describe_cluster(self) -> dict[str, InstanceStatus]:
-        """The status of every ORCA instance of this cluster, terminated ones included: one
-        DescribeInstances per 1000 instances (the batched poller's round)."""
-        statuses = (instance_status_from_api(item) for item in self._cluster_instances())
-        return {status.instance_id: status for status in statuses}
+                for item in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                    status = instance_status_from_api(dict(item))
+                    listed[status.instance_id] = ListedInstance(
+                        status=status,
+                        pod_uid=tags.get(instance_tags.POD_UID),
+                        pod_namespace=tags.get(instance_tags.POD_NAMESPACE),
+                    )
+        return listed
 
     def resolve_image(self, info: InstanceTypeInfo, pinned_ami: str | None) -> tuple[str, str]:
         """(AMI ID, root device name): the pod's or the settings' AMI, else AWS's public SSM
@@ -215,10 +199,6 @@ def run_instances_params(
         }[spec.capacity_reservation_preference]
         params["CapacityReservationSpecification"] = {"CapacityReservationPreference": preference}
     return params
-
-
-def missing_instance(instance_id: str) -> InstanceStatus:
-    return InstanceStatus(instance_id=instance_id, state=InstanceState.MISSING)
 
 
 def instance_status_from_api(item: dict[str, Any]) -> InstanceStatus:

@@ -1,19 +1,20 @@
 """Instance limits: `limits.maxConcurrentInstances`, `maxInstancesPerNamespace` and
 `namespaceQuotas.<ns>.maxInstances` / `maxGPUs`, checked before every launch.
 
-The count of live ORCA instances in this cluster comes from one paginated DescribeInstances
-(filtered by ORCA's cluster and managed-by tags) at most every `refresh_seconds`, shared by every
-launch in the worker; launches admitted since the last refresh are added locally, so a burst
-cannot overshoot between refreshes. A pod over a limit is not failed: the workflow keeps it
-Pending and retries, as for missing capacity. Limits are per worker process and eventually
-consistent across replicas; budgets in dollars are not enforced (docs say so).
+The count of live ORCA instances in this cluster comes from the worker's cluster listing
+(`activities.cluster_instances`, the same DescribeInstances round that watches every instance)
+at most every `refresh_seconds`, shared by every launch in the worker; launches admitted since
+the last refresh are added locally, so a burst cannot overshoot between refreshes. A pod over a
+limit is not failed: the workflow keeps it Pending and retries, as for missing capacity. Limits
+are per worker process and eventually consistent across replicas; budgets in dollars are not
+enforced (docs say so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from orca.settings import LimitsSettings
@@ -67,7 +68,7 @@ def limit_violation(
 class InstanceInventory:
     def __init__(
         self,
-        list_live: Callable[[], list[LiveInstance]],
+        list_live: Callable[[], Awaitable[list[LiveInstance]]],
         limits: LimitsSettings,
         refresh_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -99,7 +100,7 @@ class InstanceInventory:
         async with self._lock:
             now = self._clock()
             if self._fetched_at is None or now - self._fetched_at > self._refresh_seconds:
-                self._live = await asyncio.to_thread(self._list_live)
+                self._live = await self._list_live()
                 self._admitted = []
                 self._fetched_at = now
             known = {i.instance_id for i in self._live}

@@ -14,13 +14,12 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.batched_poller import BatchedPoller
+from activities.cluster_instances import ClusterInstances
 from activities.ec2_instances import Ec2Instances
 from activities.instance_catalog import InstanceCatalog
 from activities.instance_inventory import InstanceInventory
 from activities.models import (
     InstanceState,
-    InstanceStatus,
     LaunchOutcome,
     LaunchRequest,
     TerminateInput,
@@ -44,13 +43,13 @@ class InstanceActivities:
         self,
         ec2: Ec2Instances,
         catalog: InstanceCatalog,
-        instance_states: BatchedPoller[InstanceStatus],
+        cluster: ClusterInstances,
         unavailable: UnavailableOfferings,
         inventory: InstanceInventory,
     ) -> None:
         self._ec2 = ec2
         self._catalog = catalog
-        self._instance_states = instance_states
+        self._cluster = cluster
         self._unavailable = unavailable
         self._inventory = inventory
 
@@ -62,9 +61,7 @@ class InstanceActivities:
             # A first attempt relies on the ClientToken; a retry may follow a launch whose answer
             # was lost (or a token EC2 no longer remembers), so it looks for the pod's tag first.
             retried = activity.info().attempt > 1
-            existing = (
-                await asyncio.to_thread(self._ec2.find_by_pod_uid, pod.uid) if retried else []
-            )
+            existing = await self._cluster.of_pod(pod.uid) if retried else []
             if existing:
                 instance = existing[0]
                 activity.logger.info(
@@ -139,7 +136,7 @@ class InstanceActivities:
             workflow_id=activity.info().workflow_id, instance_id=input.instance_id
         ):
             while True:
-                status = await self._instance_states.next(input.instance_id)
+                status = await self._cluster.status(input.instance_id)
                 activity.heartbeat(status.state)
                 if status.state is InstanceState.RUNNING:
                     return WaitForInstanceOutcome(status=status)
@@ -157,7 +154,7 @@ class InstanceActivities:
     @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
         with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
-            tagged = await asyncio.to_thread(self._ec2.find_by_pod_uid, input.pod.uid)
+            tagged = await self._cluster.of_pod(input.pod.uid)
             ids = list(dict.fromkeys([*input.instance_ids, *(s.instance_id for s in tagged)]))
             terminated = await asyncio.to_thread(self._ec2.terminate, ids)
             if terminated:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 from orca.aws_clients import AwsClients
 from orca.metrics import AWS_API_CALLS, AWS_API_ERRORS, AWS_API_LATENCY
 
-_instrumented: set[int] = set()
+_instrumented: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The sessions' event emitters already hooked (weak: an `id()` can be reused after a session
+is garbage-collected, which would leave a new session uncounted)."""
 
 
 def instrument(aws: AwsClients) -> None:
     """Register the hooks once per session; every client made from it is then counted."""
     events = aws.session.events
-    if id(events) in _instrumented:
+    if events in _instrumented:
         return
-    _instrumented.add(id(events))
+    _instrumented.add(events)
     started: dict[int, float] = {}
 
     def before(model: Any, context: dict[str, Any], **_: Any) -> None:

@@ -1,10 +1,10 @@
 """The ORCA worker: hosts the PodLifecycle workflow and every activity, with real clients.
 
-It builds the AWS and Kubernetes clients once, the shared pollers (one batched
-DescribeInstances per 1000 instances and one DescribeInstanceInformation per 50 agents per
-interval for all pods), the container
-status feed and the catalog cache, and registers each activity class's methods. Health
-(`/healthz`) and Prometheus metrics are served on their own ports.
+It builds the AWS and Kubernetes clients once, the shared pollers (the cluster listing: one
+DescribeInstances per 1000 instances per interval for every instance read in the worker; one
+DescribeInstanceInformation per 50 agents per interval), the container status feed and the
+catalog cache, and registers each activity class's methods. Health (`/healthz`) and Prometheus
+metrics are served on their own ports.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import structlog
 from temporalio.worker import Worker
 
 from activities.batched_poller import BatchedPoller
+from activities.cluster_instances import ClusterInstances, listed_missing
 from activities.container_status_feed import ContainerStatusFeed
 from activities.containers import ContainerActivities, agents_online
-from activities.ec2_instances import Ec2Instances, missing_instance
+from activities.ec2_instances import Ec2Instances
 from activities.instance_catalog import InstanceCatalog
 from activities.instance_inventory import InstanceInventory
 from activities.instances import InstanceActivities
@@ -47,8 +48,10 @@ def build_activities(
     catalog = InstanceCatalog(aws, settings.aws)
     ec2 = Ec2Instances(aws, settings)
     poll = settings.worker.instance_poll_interval.total_seconds()
-    instance_states = BatchedPoller(
-        lambda _ids: ec2.describe_cluster(), missing_instance, interval_seconds=poll, name="ec2"
+    cluster = ClusterInstances(
+        BatchedPoller(
+            lambda _ids: ec2.describe_cluster(), listed_missing, interval_seconds=poll, name="ec2"
+        )
     )
     agents: BatchedPoller[bool] = BatchedPoller(
         lambda ids: agents_online(aws, ids),
@@ -61,11 +64,9 @@ def build_activities(
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     planning = PlanningActivities(settings, catalog, unavailable)
-    inventory = InstanceInventory(ec2.list_live, settings.limits)
-    instances = InstanceActivities(ec2, catalog, instance_states, unavailable, inventory)
-    containers = ContainerActivities(
-        settings, aws, kube.core, instance_states, agents, feed, pod_status
-    )
+    inventory = InstanceInventory(cluster.live, settings.limits)
+    instances = InstanceActivities(ec2, catalog, cluster, unavailable, inventory)
+    containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
     return [
         planning.plan_launch,
         instances.launch_instance,

@@ -20,7 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.batched_poller import BatchedPoller
-from activities.ec2_instances import Ec2Instances, missing_instance
+from activities.cluster_instances import ClusterInstances, listed_missing
+from activities.ec2_instances import Ec2Instances
 from activities.instance_catalog import InstanceCatalog
 from activities.instance_inventory import InstanceInventory
 from activities.instances import InstanceActivities
@@ -93,14 +94,15 @@ class Wiring:
         self.ec2 = Ec2Instances(self.aws, self.settings)
         self.states = BatchedPoller(
             lambda _ids: self.ec2.describe_cluster(),
-            missing_instance,
+            listed_missing,
             interval_seconds=0.2,
             name="ec2",
         )
+        self.cluster = ClusterInstances(self.states)
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
-        self.inventory = InstanceInventory(self.ec2.list_live, self.settings.limits, 0)
+        self.inventory = InstanceInventory(self.cluster.live, self.settings.limits, 0)
         self.instances = InstanceActivities(
-            self.ec2, self.catalog, self.states, self.unavailable, self.inventory
+            self.ec2, self.catalog, self.cluster, self.unavailable, self.inventory
         )
 
     async def plan(self, pod: dict[str, Any]) -> LaunchPlan:
@@ -241,19 +243,48 @@ async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEm
         )
         for i in ids
     ]
-    describes_before = describe_instances_calls()
+    describes_before, rounds_before = describe_instances_calls(), wiring.states.rounds
     results = await asyncio.gather(*waits)
     assert all(r.status.state is InstanceState.RUNNING for r in results)
     assert all(r.status.private_ip for r in results)
     # Six waiters, each answered every round until running: one call per round, not six.
-    assert wiring.states.rounds >= 1
-    assert describe_instances_calls() - describes_before == wiring.states.rounds
+    rounds = wiring.states.rounds - rounds_before
+    assert rounds >= 1
+    assert describe_instances_calls() - describes_before == rounds
     await wiring.states.close()
 
 
 def describe_instances_calls() -> float:
     """DescribeInstances calls made so far by instrumented clients (the worker's real counter)."""
     return float(AWS_API_CALLS.labels("ec2", "DescribeInstances")._value.get())
+
+
+async def test_status_pod_lookup_and_live_count_share_one_round(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    """Waiting on an instance, finding a pod's instance by tag and counting live instances
+    for limits are all answered by the same DescribeInstances call."""
+    wiring = Wiring(aws)
+    pod = pod_manifest({"orca.research/instance-type": "m5.large"})
+    plan = await wiring.plan(pod)
+    request = LaunchRequest(
+        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="t-r", requested_at=NOW
+    )
+    launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+    assert launched.instance_id is not None
+    await wiring.cluster.status(launched.instance_id)  # EC2 lists it from now on
+    rounds_before, calls_before = wiring.states.rounds, describe_instances_calls()
+    status, of_pod, live = await asyncio.gather(
+        wiring.cluster.status(launched.instance_id),
+        wiring.cluster.of_pod(plan.spec.pod.uid),
+        wiring.cluster.live(),
+    )
+    assert wiring.states.rounds - rounds_before == 1
+    assert describe_instances_calls() - calls_before == 1
+    assert status.instance_id == launched.instance_id
+    assert [s.instance_id for s in of_pod] == [launched.instance_id]
+    assert launched.instance_id in {i.instance_id for i in live}
+    await wiring.cluster.close()
 
 
 async def test_one_describe_call_covers_hundreds_of_instances(
@@ -286,11 +317,12 @@ async def test_one_describe_call_covers_hundreds_of_instances(
         MaxCount=3,
     )
     before = describe_instances_calls()
-    statuses = await asyncio.to_thread(Ec2Instances(wiring.aws, settings).describe_cluster)
+    listed = await asyncio.to_thread(Ec2Instances(wiring.aws, settings).describe_cluster)
     assert describe_instances_calls() - before == 1
-    assert set(statuses) == {i["InstanceId"] for i in launched["Instances"]}
+    assert set(listed) == {i["InstanceId"] for i in launched["Instances"]}
+    assert {item.status.instance_type for item in listed.values()} == {"t3.micro"}
     with pytest.raises(ClientError, match="FilterLimitExceeded"):
-        ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(statuses)}])
+        ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(listed)}])
 
 
 async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
@@ -340,7 +372,8 @@ async def test_instance_limits_hold_launches_and_count_live_instances(aws: AwsEm
     assert outcomes[1].limit_reached is not None
     assert "maxInstancesPerNamespace (1)" in outcomes[1].limit_reached
     # The count comes from EC2 (by ORCA's tags), not only from this process's memory.
-    assert [i.namespace for i in wiring.ec2.list_live()] == ["research"]
+    assert [i.namespace for i in await wiring.cluster.live()] == ["research"]
+    await wiring.cluster.close()
 
 
 def _ref(pod: dict[str, Any]) -> dict[str, str]:
