@@ -45,7 +45,7 @@ class BatchedPoller(Generic[T]):
         self._round_waiters: list[asyncio.Future[Mapping[str, T]]] = []
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
-        """Poll rounds made so far (tests read it; `orca_poll_rounds_total` exports it)."""
+        """Poll rounds completed so far (tests read it; `orca_poll_rounds_total` exports it)."""
 
     async def next(self, resource_id: str) -> T:
         """The resource's state from the next poll round."""
@@ -79,12 +79,11 @@ class BatchedPoller(Generic[T]):
         waiters: dict[str, list[asyncio.Future[T]]],
         round_waiters: list[asyncio.Future[Mapping[str, T]]],
     ) -> None:
-        self.rounds += 1
-        POLL_ROUNDS.labels(self._name).inc()
         POLL_WAITERS.labels(self._name).set(len(waiters))
         try:
             found = await asyncio.to_thread(self._describe, sorted(waiters))
         except Exception as error:
+            self._count_round()
             log.warning(
                 "batched describe failed; waiters retry", poller=self._name, error=str(error)
             )
@@ -93,6 +92,7 @@ class BatchedPoller(Generic[T]):
                 if not future.done():
                     future.set_exception(error)
             return
+        self._count_round()
         for round_waiter in round_waiters:
             if not round_waiter.done():
                 round_waiter.set_result(found)
@@ -101,6 +101,12 @@ class BatchedPoller(Generic[T]):
             for future in futures:
                 if not future.done():
                     future.set_result(state)
+
+    def _count_round(self) -> None:
+        """Counted when the round's calls are done, so that a reader of the metrics sees a
+        round's API calls and the round itself together."""
+        self.rounds += 1
+        POLL_ROUNDS.labels(self._name).inc()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -49,7 +49,7 @@ AWS_API_LATENCY = Histogram(
 )
 POLL_ROUNDS = Counter(
     "orca_poll_rounds_total",
-    "Poll rounds of the worker's batched pollers (one per interval while anything waits).",
+    "Poll rounds the worker's batched pollers completed (one per interval while anything waits).",
     ["poller"],
 )
 POLL_WAITERS = Gauge(
