@@ -84,14 +84,19 @@ class PodWorkflows:
                 running[ref.uid] = ref
         return running
 
-    async def running_workflow_for_instance(self, instance_id: str) -> str | None:
-        """The running workflow that recorded `instance_id` as its instance, if any."""
-        query = (
-            f'{search_attributes.INSTANCE_ID.name} = "{instance_id}" AND ExecutionStatus="Running"'
-        )
-        async for execution in self.client.list_workflows(query, limit=1):
-            return execution.id
-        return None
+    async def running_workflows_for_instances(self, instance_ids: list[str]) -> dict[str, str]:
+        """Instance ID → the running workflow that recorded it as its instance, for those that
+        have one: one visibility query for all of them."""
+        if not instance_ids:
+            return {}
+        quoted = ", ".join(f'"{instance_id}"' for instance_id in sorted(set(instance_ids)))
+        query = f'{search_attributes.INSTANCE_ID.name} IN ({quoted}) AND ExecutionStatus="Running"'
+        found: dict[str, str] = {}
+        async for execution in self.client.list_workflows(query):
+            instance_id = execution.typed_search_attributes.get(search_attributes.INSTANCE_ID)
+            if instance_id is not None:
+                found[instance_id] = execution.id
+        return found
 
     def _handle(self, ref: PodRef) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(pod_workflow_id(ref))

@@ -12,9 +12,11 @@ from temporalio.client import Client
 
 from orca import instance_tags
 from orca.aws_clients import AwsClients
+from orca.aws_metrics import instrument
 from orca.emulators.aws import AwsEmulator
 from orca.emulators.kube import KubeEmulator
 from orca.launch_spec import PodRef
+from orca.metrics import AWS_API_CALLS
 from tests.watcher.conftest import (
     create_pod,
     eventually,
@@ -123,8 +125,8 @@ async def test_interruptions_reach_the_workflow_by_search_attribute_or_by_instan
 
 
 class _FailingWorkflows(PodWorkflows):
-    async def running_workflow_for_instance(self, instance_id: str) -> str | None:
-        return "pod/default/x/uid-1"
+    async def running_workflows_for_instances(self, instance_ids: list[str]) -> dict[str, str]:
+        return dict.fromkeys(instance_ids, "pod/default/x/uid-1")
 
     async def interruption(self, workflow_id: str, notice: InterruptionNotice) -> bool:
         raise RuntimeError("Temporal is unreachable")
@@ -159,3 +161,75 @@ async def test_a_message_stays_in_the_queue_until_its_signal_is_accepted(
     message = clients.sqs.receive_message(QueueUrl=queue_url)["Messages"][0]
     assert await delivering.handle(dict(message)) is True  # no workflow runs for it: delete
     assert queue_depth(aws) == 0
+
+
+def state_change(aws: AwsEmulator, instance_id: str, state: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": f"{instance_id}-{state}",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": aws.defaults.account_id,
+        "time": "2024-05-01T12:00:00Z",
+        "region": aws.region,
+        "resources": [],
+        "detail": {"instance-id": instance_id, "state": state},
+    }
+
+
+async def test_a_receive_of_notices_is_looked_up_together(
+    recorder: Client, aws: AwsEmulator
+) -> None:
+    """Ten notices for instances whose workflows have ended (a teardown): one DescribeInstances
+    finds their pods by tag, every signal reports a finished workflow, every message is deleted;
+    the one notice whose signal fails stays for redelivery."""
+    clients = AwsClients(_aws_settings(aws))
+    instrument(clients)
+    queue_url = aws.defaults.interruption_queue_url
+    pods = [PodRef(namespace="ml", name=f"done-{n}", uid=f"uid-done-{n}") for n in range(10)]
+    instances = [launch(aws, pod_tags(pod, "orca")) for pod in pods]
+    for instance_id in instances:
+        body = json.dumps(state_change(aws, instance_id, "terminated"))
+        clients.sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(instances):  # the emulator's own pending/running notices: drop
+        received_now = clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        for message in received_now.get("Messages", []):
+            if json.loads(message["Body"])["detail"]["state"] == "terminated":
+                messages.append(message)
+            else:
+                clients.sqs.delete_message(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+    unlucky = instances[3]
+
+    class OneSignalFails(PodWorkflows):
+        async def interruption(self, workflow_id: str, notice: InterruptionNotice) -> bool:
+            if notice.instance_id == unlucky:
+                raise RuntimeError("Temporal is unreachable")
+            return await super().interruption(workflow_id, notice)
+
+    consumer = InterruptionConsumer(
+        clients.sqs, clients.ec2, OneSignalFails(recorder, "q"), queue_url, cluster="orca"
+    )
+    describes = AWS_API_CALLS.labels("ec2", "DescribeInstances")
+    before = describes._value.get()
+    deleted = await consumer.handle_batch(messages)
+    assert describes._value.get() - before == 1
+    by_instance = {
+        json.loads(m["Body"])["detail"]["instance-id"]: ok
+        for m, ok in zip(messages, deleted, strict=True)
+    }
+    assert by_instance == {i: i != unlucky for i in instances}
+    # Only the unlucky message is still in the queue: make it visible again and look.
+    [kept] = [m for m, ok in zip(messages, deleted, strict=True) if not ok]
+    clients.sqs.change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=kept["ReceiptHandle"], VisibilityTimeout=0
+    )
+    left = clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    terminated_left = [
+        json.loads(m["Body"])["detail"]["instance-id"]
+        for m in left.get("Messages", [])
+        if json.loads(m["Body"])["detail"]["state"] == "terminated"
+    ]
+    assert terminated_left == [unlucky]
