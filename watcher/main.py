@@ -162,23 +162,26 @@ class Watcher:
             log.info("no aws.interruptionQueueURL: interruption events are not consumed")
         stopped = asyncio.create_task(stop.wait())
         lost = asyncio.create_task(self.elector.lost.wait())
-        done, _ = await asyncio.wait([*parts, stopped, lost], return_when=asyncio.FIRST_COMPLETED)
         failed = False
-        for task in parts:
-            if task in done and not task.cancelled() and task.exception() is not None:
-                failed = True
-                log.error(
-                    "watcher part failed; restarting",
-                    part=task.get_name(),
-                    exc_info=task.exception(),
-                )
-        for part in parts:
-            part.cancel()
-        stopped.cancel()
-        lost.cancel()
-        await asyncio.gather(*parts, stopped, lost, return_exceptions=True)
-        await queues.close()
-        watch.live = False
+        try:
+            done, _ = await asyncio.wait(
+                [*parts, stopped, lost], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in parts:
+                if task in done and not task.cancelled() and task.exception() is not None:
+                    failed = True
+                    log.error(
+                        "watcher part failed; restarting",
+                        part=task.get_name(),
+                        exc_info=task.exception(),
+                    )
+        finally:
+            # Also when this task is cancelled: no part may outlive the leadership it serves.
+            for pending in (*parts, stopped, lost):
+                pending.cancel()
+            await asyncio.gather(*parts, stopped, lost, return_exceptions=True)
+            await queues.close()
+            watch.live = False
         if stop.is_set() and heartbeat.registered:
             try:
                 await heartbeat.shutdown()

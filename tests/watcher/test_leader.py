@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -67,3 +68,32 @@ async def test_the_follower_takes_over_within_one_lease_duration(
         after = create_pod(core, "after-failover", settings.node.name)
         await eventually(lambda: running(recorder, after))
         assert len(await executions(recorder, before)) == 1
+
+
+LEADER_PARTS = {"node-heartbeat", "pod-watch", "reconcile", "interruptions"}
+
+
+def live_leader_parts() -> list[str]:
+    return sorted(
+        t.get_name() for t in asyncio.all_tasks() if t.get_name() in LEADER_PARTS and not t.done()
+    )
+
+
+async def test_a_cancelled_watcher_leaves_no_part_running(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    """Cancelling the watcher's task (as a crash test does, or a caller that owns it) stops its
+    heartbeat, pod watch, resync and interruption consumer with it."""
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    before = live_leader_parts()
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(lambda: len(live_leader_parts()) > len(before))
+        await watcher.crash()
+        assert live_leader_parts() == before
