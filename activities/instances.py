@@ -154,9 +154,13 @@ class InstanceActivities:
     @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
         with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
+            # The instances the workflow knows go first; then the pod-UID tag finds any other
+            # (a launch whose answer was lost), which costs a wait for the next listing round.
+            terminated = await asyncio.to_thread(self._ec2.terminate, input.instance_ids)
             tagged = await self._cluster.of_pod(input.pod.uid)
-            ids = list(dict.fromkeys([*input.instance_ids, *(s.instance_id for s in tagged)]))
-            terminated = await asyncio.to_thread(self._ec2.terminate, ids)
+            others = [s.instance_id for s in tagged if s.instance_id not in input.instance_ids]
+            if others:
+                terminated += await asyncio.to_thread(self._ec2.terminate, others)
             if terminated:
                 activity.logger.info("terminated instances", extra={"instance_ids": terminated})
             return TerminateOutcome(terminated=tuple(terminated))

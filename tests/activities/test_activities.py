@@ -352,6 +352,32 @@ async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
     )
 
 
+async def test_terminate_ends_the_known_instance_and_any_other_the_pod_tag_finds(
+    aws: AwsEmulator,
+) -> None:
+    wiring = Wiring(aws, LimitsSettings(max_concurrent_instances=0, max_instances_per_namespace=0))
+    pod = pod_manifest({"orca.research/instance-type": "m5.large"})
+    plan = await wiring.plan(pod)
+    launched = []
+    for token in ("known", "lost-answer"):
+        request = LaunchRequest(
+            pod=pod,
+            spec=plan.spec,
+            candidate=plan.candidates[0],
+            client_token=f"t-{token}",
+            requested_at=NOW,
+        )
+        outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+        assert outcome.instance_id is not None
+        launched.append(outcome.instance_id)
+    gone = await ActivityEnvironment().run(
+        wiring.instances.terminate_instances,
+        TerminateInput(pod=plan.spec.pod, instance_ids=(launched[0],)),
+    )
+    assert gone.terminated == tuple(launched)
+    await wiring.cluster.close()
+
+
 async def test_instance_limits_hold_launches_and_count_live_instances(aws: AwsEmulator) -> None:
     limits = LimitsSettings(max_concurrent_instances=0, max_instances_per_namespace=1)
     wiring = Wiring(aws, limits)
