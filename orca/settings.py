@@ -282,6 +282,24 @@ class LimitsSettings(_Section):
     max_instance_lifetime: Duration | None = None
     namespace_quotas: dict[str, NamespaceQuota] = Field(default_factory=dict)
 
+    def unenforced_budgets(self) -> list[str]:
+        """The dollar budgets that are set: accepted for compatibility with the Go ORCA's
+        config files, but not enforced yet (the worker warns at start)."""
+        budgets = [
+            f"limits.{name}"
+            for name, value in (
+                ("dailyBudget", self.daily_budget),
+                ("monthlyBudget", self.monthly_budget),
+            )
+            if value
+        ]
+        budgets += [
+            f"limits.namespaceQuotas.{namespace}.dailyBudget"
+            for namespace, quota in sorted(self.namespace_quotas.items())
+            if quota.daily_budget
+        ]
+        return budgets
+
 
 class LoggingSettings(_Section):
     level: LogLevel = LogLevel.INFO

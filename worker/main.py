@@ -105,6 +105,14 @@ async def run(settings: Settings) -> None:
         activities=build_activities(settings, aws, kube),
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
+    unenforced = settings.limits.unenforced_budgets()
+    if unenforced:
+        log.warning(
+            "dollar budgets are not enforced yet; launches are held only by instance counts "
+            "and GPU quotas (limits.maxConcurrentInstances, maxInstancesPerNamespace, "
+            "namespaceQuotas.*.maxInstances/maxGPUs)",
+            budgets=unenforced,
+        )
     log.info(
         "worker started",
         task_queue=settings.temporal.task_queue,

@@ -49,3 +49,18 @@ def test_namespace_quota_on_gpus() -> None:
     assert "maxGPUs (8)" in reason
     assert limit_violation(running, "ml", "g5.xlarge", gpus, limits) is None
     assert limit_violation(running, "ml", "m5.large", gpus, limits) is None  # no GPU asked
+
+
+def test_dollar_budgets_that_are_set_are_named_as_unenforced() -> None:
+    assert LimitsSettings().unenforced_budgets() == []
+    limits = LimitsSettings.model_validate(
+        {
+            "dailyBudget": 50,
+            "monthlyBudget": 0,
+            "namespaceQuotas": {"ml": {"dailyBudget": 20}, "vision": {"maxInstances": 2}},
+        }
+    )
+    assert limits.unenforced_budgets() == [
+        "limits.dailyBudget",
+        "limits.namespaceQuotas.ml.dailyBudget",
+    ]
