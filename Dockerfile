@@ -10,7 +10,10 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 COPY watcher ./watcher
-RUN python -m venv /opt/orca && /opt/orca/bin/pip install .
+# pip compiles bytecode at install (kept explicit): Temporal's workflow sandbox re-imports the
+# workflow module for every workflow run, and PYTHONDONTWRITEBYTECODE below (with a read-only
+# root filesystem) means nothing would be cached at run time.
+RUN python -m venv /opt/orca && /opt/orca/bin/pip install --compile .
 
 FROM python:3.11-slim
 ENV PATH=/opt/orca/bin:$PATH \

@@ -269,8 +269,15 @@ class DevStack:
                 "ORCA_METRICS__PORT": str(
                     o.worker_metrics_port if name == "worker" else o.watcher_metrics_port
                 ),
+                # Temporal's workflow sandbox re-imports the workflow module for every workflow
+                # run; without bytecode (PYTHONDONTWRITEBYTECODE and an editable install) that
+                # is a compile of workflows/pod_lifecycle.py each time, about a tenth of the
+                # worker's CPU in a burst. Bytecode goes to the state directory, not the tree.
+                # (The image needs none of this: pip compiles it at install.)
+                "PYTHONPYCACHEPREFIX": str(self.state_dir / "pycache"),
             }
         )
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def _start_orca(self, name: str, config_path: Path) -> None:

@@ -91,6 +91,9 @@ def test_pod_runs_to_completion_on_its_own_instance(
     # The user deletes the finished pod; ORCA (as kubelet) releases it.
     core.delete_namespaced_pod(name, "default")
     eventually(lambda: phase(core, name) is None, f"{name} to be removed")
+    # The worker's bytecode lives in the state directory (the workflow sandbox re-imports the
+    # workflow module for each run, which must not mean compiling it each time).
+    assert list((dev_stack.state_dir / "pycache").rglob("pod_lifecycle.*.pyc"))
 
 
 def test_deleting_a_running_pod_stops_it_and_terminates_the_instance(
