@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from kubernetes import client as k8s
@@ -136,6 +137,16 @@ async def test_410_expired_and_dropped_connections_converge_without_duplicate_st
 ) -> None:
     settings = make_settings(
         kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    # The cut below also drops the leader election's connection and holds the API server's
+    # store; with the tests' 2 s lease a loaded machine can lose leadership there, and the new
+    # leader relists instead of meeting the 410 this test is about. A long lease keeps it on
+    # the watch's own path.
+    election = settings.watcher.leader_election.model_copy(
+        update={"lease_duration": timedelta(seconds=60), "renew_interval": timedelta(seconds=1)}
+    )
+    settings = settings.model_copy(
+        update={"watcher": settings.watcher.model_copy(update={"leader_election": election})}
     )
     node = settings.node.name
     async with running_watcher(settings, recorder) as watcher:
