@@ -48,9 +48,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from benchmarks.baseline_workflow import BASELINE_WORKFLOW, BurstBaseline, noop
+from orca.devstack.examples import burst_pod
 from orca.devstack.processes import free_port
 from orca.devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
 from orca.settings import WorkerSettings
+from orca.workflow_ids import POD_LIFECYCLE_QUERY
 
 NAMESPACE = "default"
 LABEL = "orca-benchmark/run"
@@ -315,44 +317,6 @@ class PodPhaseWatch:
                     return
 
 
-def burst_pod(name: str, run_id: str, instance_type: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {LABEL: run_id},
-            "annotations": {
-                "orca.research/instance-type": instance_type,
-                "orca.research/launch-type": "on-demand",
-                "emulator.orca.research/run-seconds": "inf",
-            },
-        },
-        "spec": {
-            "nodeSelector": {"orca.research/provider": "aws"},
-            "tolerations": [
-                {
-                    "key": "orca.research/burst-node",
-                    "operator": "Equal",
-                    "value": "true",
-                    "effect": "NoSchedule",
-                }
-            ],
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 2,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "public.ecr.aws/docker/library/busybox:1.36",
-                    "command": ["sleep", "infinity"],
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                }
-            ],
-        },
-    }
-
-
 def creation_time(server_stamp: dt.datetime | None, sent: float, answered: float) -> float:
     """When the API server created the pod. creationTimestamp has one-second resolution, so the
     midpoint of the create call is used, kept within the second the server stamped."""
@@ -459,7 +423,7 @@ async def pod_workflow_ids(address: str, namespace: str, uids: set[str]) -> dict
     """Pod UID → PodLifecycle workflow ID, for the given pods (from the visibility store)."""
     temporal = await Client.connect(address, namespace=namespace)
     found: dict[str, str] = {}
-    async for execution in temporal.list_workflows('WorkflowType="PodLifecycle"'):
+    async for execution in temporal.list_workflows(POD_LIFECYCLE_QUERY):
         uid = execution.id.rsplit("/", 1)[-1]
         if uid in uids:
             found[uid] = execution.id
@@ -468,7 +432,7 @@ async def pod_workflow_ids(address: str, namespace: str, uids: set[str]) -> dict
 
 async def running_pod_workflows(address: str, namespace: str) -> int:
     temporal = await Client.connect(address, namespace=namespace)
-    query = 'WorkflowType="PodLifecycle" AND ExecutionStatus="Running"'
+    query = f'{POD_LIFECYCLE_QUERY} AND ExecutionStatus="Running"'
     return (await temporal.count_workflows(query)).count
 
 
@@ -604,7 +568,14 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
     def create(index: int) -> None:
         name = f"burst-{run_id}-{index:05d}"
         sent = time.time()
-        body: Any = burst_pod(name, run_id, options.instance_type)
+        annotations = {
+            "orca.research/instance-type": options.instance_type,
+            "orca.research/launch-type": "on-demand",
+            "emulator.orca.research/run-seconds": "inf",
+        }
+        body: Any = burst_pod(
+            name, annotations, namespace=NAMESPACE, labels={LABEL: run_id}, grace_seconds=2
+        )
         metadata = core.create_namespaced_pod(NAMESPACE, body).metadata
         assert metadata is not None
         assert metadata.uid is not None

@@ -20,13 +20,17 @@ from orca import search_attributes
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
 from orca.metrics import WORKFLOW_SIGNALS
-from orca.workflow_ids import pod_ref_from_workflow_id, pod_workflow_id
-from watcher import POD_LIFECYCLE_WORKFLOW
+from orca.workflow_ids import (
+    POD_LIFECYCLE_QUERY,
+    POD_LIFECYCLE_WORKFLOW,
+    pod_ref_from_workflow_id,
+    pod_workflow_id,
+)
 from workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
 
 log = get_logger(__name__)
 
-RUNNING_QUERY = f'WorkflowType="{POD_LIFECYCLE_WORKFLOW}" AND ExecutionStatus="Running"'
+RUNNING_QUERY = f'{POD_LIFECYCLE_QUERY} AND ExecutionStatus="Running"'
 
 
 class StartOutcome:

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
     from orca.units import format_duration
+    from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
     from workflows.models import (
         InterruptionKind,
         InterruptionNotice,
@@ -104,7 +105,7 @@ class _StopRequestedError(Exception):
     """Raised inside the run loop when a signal asks the pod to stop before it is running."""
 
 
-@workflow.defn(name="PodLifecycle")
+@workflow.defn(name=POD_LIFECYCLE_WORKFLOW)
 class PodLifecycle:
     @workflow.init
     def __init__(self, input: PodLifecycleInput) -> None:
@@ -750,22 +751,18 @@ class PodLifecycle:
         each, without a task-queue round trip or their own workflow task, which more than
         halves what the Temporal server does per pod. They still retry (`_QUICK`, with timers
         beyond a minute) and show in the UI with their summaries."""
-        if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES):
-            await workflow.execute_local_activity(
-                name,
-                report,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_QUICK,
-                summary=summary,
-            )
-        else:
-            await workflow.execute_activity(
-                name,
-                report,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_QUICK,
-                summary=summary,
-            )
+        execute = (
+            workflow.execute_local_activity
+            if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
+            else workflow.execute_activity
+        )
+        await execute(
+            name,
+            report,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+            summary=summary,
+        )
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:

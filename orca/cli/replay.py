@@ -30,8 +30,8 @@ from temporalio.worker import Replayer
 from orca.cli import connections
 from orca.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from orca.settings import Settings
+from orca.workflow_ids import POD_LIFECYCLE_QUERY
 
-POD_LIFECYCLE_QUERY = 'WorkflowType="PodLifecycle"'
 ID_SEPARATOR = "__"
 
 

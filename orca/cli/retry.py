@@ -27,10 +27,9 @@ from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.cli.status import read_pod
 from orca.launch_spec import PodRef
 from orca.settings import Settings
-from orca.workflow_ids import pod_workflow_id
+from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW, pod_workflow_id
 from workflows.models import PodLifecycleInput, PodLifecycleResult, Stage
 
-POD_LIFECYCLE_WORKFLOW = "PodLifecycle"
 LAUNCHED_CONDITION_PREFIX = "orca.research/"
 RESULT_TIMEOUT = timedelta(seconds=10)
 

@@ -28,10 +28,9 @@ from orca.cli import connections
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.launch_spec import PodRef
 from orca.settings import Settings
-from orca.workflow_ids import pod_ref_from_workflow_id, pod_workflow_id
+from orca.workflow_ids import POD_LIFECYCLE_QUERY, pod_ref_from_workflow_id, pod_workflow_id
 from workflows.models import LifecycleView
 
-POD_LIFECYCLE_WORKFLOW = "PodLifecycle"
 QUERY_TIMEOUT = timedelta(seconds=10)
 NONE = "-"
 
@@ -110,7 +109,7 @@ async def list_workflow_summaries(
     client: Client, namespace: str | None
 ) -> dict[str, WorkflowSummary]:
     """Latest run per workflow ID of every PodLifecycle workflow (optionally of one namespace)."""
-    query = f'WorkflowType="{POD_LIFECYCLE_WORKFLOW}"'
+    query = POD_LIFECYCLE_QUERY
     if namespace:
         query += f' AND {search_attributes.POD_NAMESPACE.name}="{namespace}"'
     latest: dict[str, WorkflowSummary] = {}

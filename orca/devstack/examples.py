@@ -15,6 +15,49 @@ import yaml
 from kubernetes import client, config
 
 
+def burst_pod(
+    name: str,
+    annotations: dict[str, str],
+    *,
+    namespace: str = "default",
+    labels: dict[str, str] | None = None,
+    restart_policy: str = "Never",
+    grace_seconds: int = 5,
+) -> dict[str, Any]:
+    """A pod for the dev stack's virtual node: its nodeSelector and toleration (the defaults of
+    `node.labels` and `node.taints`), one small container; `annotations` choose the launch.
+    Used by the end-to-end tests and the burst benchmark."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": annotations}
+    if labels:
+        metadata["labels"] = labels
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "nodeSelector": {"orca.research/provider": "aws"},
+            "tolerations": [
+                {
+                    "key": "orca.research/burst-node",
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "restartPolicy": restart_policy,
+            "terminationGracePeriodSeconds": grace_seconds,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "public.ecr.aws/docker/library/busybox:1.36",
+                    "command": ["sh", "-c", "echo hello"],
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                }
+            ],
+        },
+    }
+
+
 def example_manifests() -> list[dict[str, Any]]:
     folder = resources.files("orca") / "examples"
     manifests = []

@@ -47,7 +47,6 @@ from orca.aws_metrics import instrument
 from orca.emulators.aws import AwsEmulator
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
-from orca.metrics import AWS_API_CALLS
 from orca.settings import (
     AwsSettings,
     InstancesSettings,
@@ -55,6 +54,7 @@ from orca.settings import (
     Settings,
     WorkerSettings,
 )
+from tests.fixtures.aws import describe_instances_calls
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -252,11 +252,6 @@ async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEm
     assert rounds >= 1
     assert describe_instances_calls() - describes_before == rounds
     await wiring.states.close()
-
-
-def describe_instances_calls() -> float:
-    """DescribeInstances calls made so far by instrumented clients (the worker's real counter)."""
-    return float(AWS_API_CALLS.labels("ec2", "DescribeInstances")._value.get())
 
 
 async def test_status_pod_lookup_and_live_count_share_one_round(

@@ -18,7 +18,8 @@ import boto3
 import pytest
 from kubernetes import client
 
-from tests.fixtures.dev_stack import DevStack, burst_pod, eventually
+from orca.devstack.examples import burst_pod
+from tests.fixtures.dev_stack import DevStack, eventually
 
 pytestmark = pytest.mark.slow
 

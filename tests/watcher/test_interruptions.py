@@ -17,7 +17,7 @@ from orca.aws_metrics import instrument
 from orca.emulators.aws import AwsEmulator
 from orca.emulators.kube import KubeEmulator
 from orca.launch_spec import PodRef
-from orca.metrics import AWS_API_CALLS
+from tests.fixtures.aws import describe_instances_calls
 from tests.watcher.conftest import (
     create_pod,
     eventually,
@@ -214,10 +214,9 @@ async def test_a_receive_of_notices_is_looked_up_together(
     consumer = InterruptionConsumer(
         clients.sqs, clients.ec2, OneSignalFails(recorder, "q"), queue_url, cluster="orca"
     )
-    describes = AWS_API_CALLS.labels("ec2", "DescribeInstances")
-    before = describes._value.get()
+    before = describe_instances_calls()
     deleted = await consumer.handle_batch(messages)
-    assert describes._value.get() - before == 1
+    assert describe_instances_calls() - before == 1
     by_instance = {
         json.loads(m["Body"])["detail"]["instance-id"]: ok
         for m, ok in zip(messages, deleted, strict=True)
