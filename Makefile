@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv run test lint format typecheck pytest benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devstack/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test]' -e ./devstack
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,7 +8,7 @@ interval, hands all of them to one `describe` call, and gives each waiter its re
 
 How many API calls a round costs is the describe function's business: the EC2 poller lists the
 cluster's ORCA instances (one paginated DescribeInstances, 1000 per page, so ceil(N/1000) calls
-for N instances; see `activities.ec2_instances.Ec2Instances.describe_cluster`), the SSM agent
+for N instances; see `orca.activities.ec2_instances.Ec2Instances.describe_cluster`), the SSM agent
 poller asks 50 IDs per call. Rounds are counted in `orca_poll_rounds_total{poller}`.
 """
 

@@ -16,10 +16,10 @@ moment ago may be absent for a few seconds, which `wait_until_running` tolerates
 
 from __future__ import annotations
 
-from activities.batched_poller import BatchedPoller
-from activities.ec2_instances import LIVE_STATES, ListedInstance
-from activities.instance_inventory import LiveInstance
-from activities.models import InstanceState, InstanceStatus
+from orca.activities.batched_poller import BatchedPoller
+from orca.activities.ec2_instances import LIVE_STATES, ListedInstance
+from orca.activities.instance_inventory import LiveInstance
+from orca.activities.models import InstanceState, InstanceStatus
 
 
 def listed_missing(instance_id: str) -> ListedInstance:

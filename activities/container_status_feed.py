@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from activities.status_mapping import ContainerStateEvent
+from orca.activities.status_mapping import ContainerStateEvent
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 

@@ -2,7 +2,7 @@
 
 `start_containers` waits for the SSM agent (batched DescribeInstanceInformation), reads the
 ConfigMaps and Secrets the pod references, renders the bootstrap script
-(`activities.bootstrap_script`), stores secret values as SecureString parameters under
+(`orca.activities.bootstrap_script`), stores secret values as SecureString parameters under
 `/orca/pods/<uid>/` (never in the script), and sends one `AWS-RunShellScript` command. A retried
 start finds the command it already sent (by its comment) instead of starting the containers twice.
 
@@ -25,16 +25,16 @@ from kubernetes import client
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.batched_poller import BatchedPoller
-from activities.bootstrap_script import (
+from orca.activities.batched_poller import BatchedPoller
+from orca.activities.bootstrap_script import (
     render_bootstrap,
     render_stop_command,
     start_comment,
     stop_comment,
 )
-from activities.cluster_instances import ClusterInstances
-from activities.container_status_feed import ContainerStatusFeed
-from activities.models import (
+from orca.activities.cluster_instances import ClusterInstances
+from orca.activities.container_status_feed import ContainerStatusFeed
+from orca.activities.models import (
     LOST_INSTANCE_STATES,
     MonitorEnd,
     MonitorInput,
@@ -43,9 +43,9 @@ from activities.models import (
     StartContainersOutcome,
     StopContainersInput,
 )
-from activities.names import ActivityName
-from activities.pod_status import PodStatusActivities
-from activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
+from orca.activities.names import ActivityName
+from orca.activities.pod_status import PodStatusActivities
+from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType

@@ -3,7 +3,7 @@
 Every launched instance requires IMDSv2, has an encrypted gp3 root volume, carries ORCA's tags
 (`orca.instance_tags`) on the instance and its volumes, and is launched with a ClientToken the
 workflow derives from its ID and attempt number. A retried launch first looks for an instance
-already tagged with the pod's UID in the cluster listing (`activities.cluster_instances`): an
+already tagged with the pod's UID in the cluster listing (`orca.activities.cluster_instances`): an
 activity whose first try launched an instance (and then lost the answer) finds it instead of
 creating a second one.
 """
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from activities.bootstrap_script import choose_ami_parameter
-from activities.models import InstanceState, InstanceStatus, LaunchRequest
 from orca import instance_tags
+from orca.activities.bootstrap_script import choose_ami_parameter
+from orca.activities.models import InstanceState, InstanceStatus, LaunchRequest
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.launch_spec import CapacityReservationPreference
@@ -49,7 +49,7 @@ class Ec2Instances:
     # -- the cluster's instances ---------------------------------------------------------
     def describe_cluster(self) -> dict[str, ListedInstance]:
         """Every ORCA instance of this cluster, terminated ones included, by instance ID: one
-        DescribeInstances per 1000 instances (see `activities.cluster_instances`).
+        DescribeInstances per 1000 instances (see `orca.activities.cluster_instances`).
 
         Tags, not instance IDs: a filter takes at most 200 values (`FilterLimitExceeded`), and
         `InstanceIds` fails the whole call when one ID is not visible yet (EC2 is eventually

@@ -2,7 +2,7 @@
 `namespaceQuotas.<ns>.maxInstances` / `maxGPUs`, checked before every launch.
 
 The count of live ORCA instances in this cluster comes from the worker's cluster listing
-(`activities.cluster_instances`, the same DescribeInstances round that watches every instance)
+(`orca.activities.cluster_instances`, the same DescribeInstances round that watches every instance)
 at most every `refresh_seconds`, shared by every launch in the worker; launches admitted since
 the last refresh are added locally, so a burst cannot overshoot between refreshes. A pod over a
 limit is not failed: the workflow keeps it Pending and retries, as for missing capacity. Limits

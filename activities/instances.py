@@ -14,11 +14,11 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.cluster_instances import ClusterInstances
-from activities.ec2_instances import Ec2Instances
-from activities.instance_catalog import InstanceCatalog
-from activities.instance_inventory import InstanceInventory
-from activities.models import (
+from orca.activities.cluster_instances import ClusterInstances
+from orca.activities.ec2_instances import Ec2Instances
+from orca.activities.instance_catalog import InstanceCatalog
+from orca.activities.instance_inventory import InstanceInventory
+from orca.activities.models import (
     InstanceState,
     LaunchOutcome,
     LaunchRequest,
@@ -27,8 +27,8 @@ from activities.models import (
     WaitForInstanceInput,
     WaitForInstanceOutcome,
 )
-from activities.names import ActivityName
-from activities.unavailable_offerings import UnavailableOfferings
+from orca.activities.names import ActivityName
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
 from orca.failure_types import FailureType
 from orca.logging import bind_work_context

@@ -10,10 +10,10 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.instance_catalog import InstanceCatalog
-from activities.models import LaunchPlan, PlanLaunchInput
-from activities.names import ActivityName
-from activities.unavailable_offerings import UnavailableOfferings
+from orca.activities.instance_catalog import InstanceCatalog
+from orca.activities.models import LaunchPlan, PlanLaunchInput
+from orca.activities.names import ActivityName
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
 from orca.launch_spec import InvalidPodSpec, parse_launch_spec
 from orca.logging import bind_work_context

@@ -17,8 +17,8 @@ from typing import Any, cast
 from kubernetes import client
 from temporalio import activity
 
-from activities.models import DeletePodInput, PodEventReport, PodStatusReport
-from activities.names import ActivityName
+from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
+from orca.activities.names import ActivityName
 from orca.launch_spec import PodRef
 from orca.logging import bind_work_context
 

@@ -1,7 +1,7 @@
 """Burst benchmark: N annotated pods at once through ORCA's real worker and watcher.
 
 Run: `python -m benchmarks.burst [--pods 200] [--json PATH]` (or `make benchmark`). It starts the
-embedded stack (`orca.devstack.stack.DevStack`: Temporal dev server, AWS and Kubernetes API
+embedded stack (`orca_devstack.stack.DevStack`: Temporal dev server, AWS and Kubernetes API
 emulators, ORCA's worker and watcher as child processes) on free ports with short emulator delays,
 creates N pods at once, and prints a table and a JSON report. It measures and asserts nothing;
 the targets from issue 5 are printed next to the figures as PASS or MISS. See benchmarks/README.md
@@ -48,11 +48,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from benchmarks.baseline_workflow import BASELINE_WORKFLOW, BurstBaseline, noop
-from orca.devstack.examples import burst_pod
-from orca.devstack.processes import free_port
-from orca.devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
 from orca.settings import WorkerSettings
 from orca.workflow_ids import POD_LIFECYCLE_QUERY
+from orca_devstack.examples import burst_pod
+from orca_devstack.processes import free_port
+from orca_devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
 
 NAMESPACE = "default"
 LABEL = "orca-benchmark/run"

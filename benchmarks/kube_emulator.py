@@ -19,8 +19,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from orca.emulators.kube import KubeEmulator
-from orca.emulators.kube.registry import PODS
+from orca_devstack.emulators.kube import KubeEmulator
+from orca_devstack.emulators.kube.registry import PODS
 
 
 def _pod(index: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from orca.launch_spec import PodRef
 
 WORKFLOW_ID_PREFIX = "pod/"
 POD_LIFECYCLE_WORKFLOW = "PodLifecycle"
-"""The registered name of the workflow type (`workflows.pod_lifecycle.PodLifecycle`)."""
+"""The registered name of the workflow type (`orca.workflows.pod_lifecycle.PodLifecycle`)."""
 POD_LIFECYCLE_QUERY = f'WorkflowType="{POD_LIFECYCLE_WORKFLOW}"'
 """The visibility query for every PodLifecycle run."""
 

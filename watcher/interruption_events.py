@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from workflows.models import InterruptionKind, InterruptionNotice
+from orca.workflows.models import InterruptionKind, InterruptionNotice
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 REBALANCE = "EC2 Instance Rebalance Recommendation"

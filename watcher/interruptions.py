@@ -22,10 +22,10 @@ from orca import aws_errors, instance_tags
 from orca.launch_spec import PodRef
 from orca.logging import bind_work_context, get_logger
 from orca.metrics import INTERRUPTIONS
+from orca.watcher.interruption_events import parse_interruption_message
+from orca.watcher.pod_workflows import PodWorkflows
 from orca.workflow_ids import pod_workflow_id
-from watcher.interruption_events import parse_interruption_message
-from watcher.pod_workflows import PodWorkflows
-from workflows.models import InterruptionNotice
+from orca.workflows.models import InterruptionNotice
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

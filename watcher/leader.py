@@ -27,8 +27,8 @@ from kubernetes import client as k8s
 
 from orca.logging import get_logger
 from orca.settings import LeaderElectionSettings
-from watcher.kube_json import read_json_or_none
-from watcher.node_heartbeat import micro_time
+from orca.watcher.kube_json import read_json_or_none
+from orca.watcher.node_heartbeat import micro_time
 
 log = get_logger(__name__)
 

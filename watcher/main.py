@@ -31,16 +31,16 @@ from orca.kube_clients import KubeClients
 from orca.logging import get_logger
 from orca.settings import Settings
 from orca.temporal_client import connect
-from watcher.interruptions import InterruptionConsumer
-from watcher.kubelet_server import KubeletServer, tls_context
-from watcher.leader import LeaderElector
-from watcher.node_health import HealthCheck, NodeHealthProbe
-from watcher.node_heartbeat import NodeHeartbeat
-from watcher.pod_queues import PodQueues
-from watcher.pod_reactions import PodReactions
-from watcher.pod_watch import PodWatch
-from watcher.pod_workflows import PodWorkflows
-from watcher.reconcile import Reconciler
+from orca.watcher.interruptions import InterruptionConsumer
+from orca.watcher.kubelet_server import KubeletServer, tls_context
+from orca.watcher.leader import LeaderElector
+from orca.watcher.node_health import HealthCheck, NodeHealthProbe
+from orca.watcher.node_heartbeat import NodeHeartbeat
+from orca.watcher.pod_queues import PodQueues
+from orca.watcher.pod_reactions import PodReactions
+from orca.watcher.pod_watch import PodWatch
+from orca.watcher.pod_workflows import PodWorkflows
+from orca.watcher.reconcile import Reconciler
 
 log = get_logger(__name__)
 

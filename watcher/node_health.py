@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 
 from orca import aws_errors
 from orca.aws_clients import AwsClients, AwsCredentialsError
-from watcher.node import READY, NodeHealth
+from orca.watcher.node import READY, NodeHealth
 
 HealthCheck = Callable[[], Awaitable[NodeHealth]]
 

@@ -18,9 +18,9 @@ from kubernetes import client as k8s
 
 from orca.logging import get_logger
 from orca.settings import NodeSettings
-from watcher.kube_json import read_json_or_none
-from watcher.node import NodeHealth, build_node, node_status
-from watcher.node_health import HealthCheck
+from orca.watcher.kube_json import read_json_or_none
+from orca.watcher.node import NodeHealth, build_node, node_status
+from orca.watcher.node_health import HealthCheck
 
 log = get_logger(__name__)
 

@@ -17,9 +17,9 @@ from kubernetes import client as k8s
 
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
-from watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
-from watcher.pod_queues import PodEvent
-from watcher.pod_workflows import PodWorkflows
+from orca.watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
+from orca.watcher.pod_queues import PodEvent
+from orca.watcher.pod_workflows import PodWorkflows
 
 log = get_logger(__name__)
 

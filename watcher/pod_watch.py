@@ -25,8 +25,8 @@ from kubernetes import client as k8s
 
 from orca.logging import get_logger
 from orca.metrics import PODS_BY_PHASE, WATCH_RESTARTS
-from watcher.kube_json import read_json
-from watcher.pod_queues import RELIST, PodEvent, PodQueues
+from orca.watcher.kube_json import read_json
+from orca.watcher.pod_queues import RELIST, PodEvent, PodQueues
 
 log = get_logger(__name__)
 

@@ -26,7 +26,7 @@ from orca.workflow_ids import (
     pod_ref_from_workflow_id,
     pod_workflow_id,
 )
-from workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
+from orca.workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
 
 log = get_logger(__name__)
 

@@ -21,11 +21,11 @@ from kubernetes import client as k8s
 
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
-from watcher.kube_json import read_json_or_none
-from watcher.pod_queues import PodEvent, PodQueues
-from watcher.pod_reactions import PodReactions
-from watcher.pod_watch import list_node_pods
-from watcher.pod_workflows import PodWorkflows
+from orca.watcher.kube_json import read_json_or_none
+from orca.watcher.pod_queues import PodEvent, PodQueues
+from orca.watcher.pod_reactions import PodReactions
+from orca.watcher.pod_watch import list_node_pods
+from orca.watcher.pod_workflows import PodWorkflows
 
 log = get_logger(__name__)
 

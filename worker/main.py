@@ -17,24 +17,24 @@ from typing import Any
 import structlog
 from temporalio.worker import Worker
 
-from activities.batched_poller import BatchedPoller
-from activities.cluster_instances import ClusterInstances, listed_missing
-from activities.container_status_feed import ContainerStatusFeed
-from activities.containers import ContainerActivities, agents_online
-from activities.ec2_instances import Ec2Instances
-from activities.instance_catalog import InstanceCatalog
-from activities.instance_inventory import InstanceInventory
-from activities.instances import InstanceActivities
-from activities.planning import PlanningActivities
-from activities.pod_status import PodStatusActivities
-from activities.unavailable_offerings import UnavailableOfferings
+from orca.activities.batched_poller import BatchedPoller
+from orca.activities.cluster_instances import ClusterInstances, listed_missing
+from orca.activities.container_status_feed import ContainerStatusFeed
+from orca.activities.containers import ContainerActivities, agents_online
+from orca.activities.ec2_instances import Ec2Instances
+from orca.activities.instance_catalog import InstanceCatalog
+from orca.activities.instance_inventory import InstanceInventory
+from orca.activities.instances import InstanceActivities
+from orca.activities.planning import PlanningActivities
+from orca.activities.pod_status import PodStatusActivities
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings
 from orca.temporal_client import connect
-from workflows.pod_lifecycle import PodLifecycle
+from orca.workflows.pod_lifecycle import PodLifecycle
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.models import InstanceStatus, LaunchPlan
+from orca.activities.models import InstanceStatus, LaunchPlan
 from orca.launch_spec import PodRef
 
 

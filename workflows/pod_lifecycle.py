@@ -32,7 +32,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
+    from orca import search_attributes
+    from orca.activities.models import (
         LOST_INSTANCE_STATES,
         DeletePodInput,
         EventType,
@@ -56,14 +57,13 @@ with workflow.unsafe.imports_passed_through():
         WaitForInstanceInput,
         WaitForInstanceOutcome,
     )
-    from activities.names import ActivityName
-    from orca import search_attributes
+    from orca.activities.names import ActivityName
     from orca.failure_types import FailureType
     from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
-    from workflows.models import (
+    from orca.workflows.models import (
         InterruptionKind,
         InterruptionNotice,
         LaunchAttempt,

@@ -86,7 +86,7 @@ def api_message(error: k8s.ApiException) -> str:
 
 async def instance_catalog(settings: Settings) -> tuple[CatalogSnapshot, dict[str, str]]:
     """The region's catalog and `zone -> subnet`, fetched exactly as the worker fetches them."""
-    from activities.instance_catalog import InstanceCatalog
+    from orca.activities.instance_catalog import InstanceCatalog
 
     try:
         return await InstanceCatalog(AwsClients(settings.aws), settings.aws).snapshot()

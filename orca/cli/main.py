@@ -13,9 +13,9 @@ from pathlib import Path
 
 from orca import __version__
 from orca.cli import (
-    dev,
     explain,
     logs,
+    plugins,
     replay,
     retry,
     status,
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.add_parser(subparsers)
     worker_command.add_parser(subparsers)
     watcher_command.add_parser(subparsers)
-    dev.add_parser(subparsers)
+    plugins.add_parsers(subparsers)
     submit.add_parser(subparsers)
     explain.add_parser(subparsers)
     status.add_parser(subparsers)

@@ -173,7 +173,7 @@ class ReplayOutcome:
 
 def pod_lifecycle_replayer() -> Replayer:
     """A Replayer for the workflow code in this checkout, with the workers' data converter."""
-    from workflows.pod_lifecycle import PodLifecycle
+    from orca.workflows.pod_lifecycle import PodLifecycle
 
     return Replayer(workflows=[PodLifecycle], data_converter=pydantic_data_converter)
 

@@ -28,7 +28,7 @@ from orca.cli.status import read_pod
 from orca.launch_spec import PodRef
 from orca.settings import Settings
 from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW, pod_workflow_id
-from workflows.models import PodLifecycleInput, PodLifecycleResult, Stage
+from orca.workflows.models import PodLifecycleInput, PodLifecycleResult, Stage
 
 LAUNCHED_CONDITION_PREFIX = "orca.research/"
 RESULT_TIMEOUT = timedelta(seconds=10)

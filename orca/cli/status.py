@@ -29,7 +29,7 @@ from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.launch_spec import PodRef
 from orca.settings import Settings
 from orca.workflow_ids import POD_LIFECYCLE_QUERY, pod_ref_from_workflow_id, pod_workflow_id
-from workflows.models import LifecycleView
+from orca.workflows.models import LifecycleView
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 NONE = "-"

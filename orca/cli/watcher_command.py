@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(settings.logging, component="watcher")
-    from watcher.main import main  # the watcher's imports are only paid by this command
+    from orca.watcher.main import main  # the watcher's imports are only paid by this command
 
     try:
         main(settings)

@@ -1,7 +1,7 @@
 """ORCA's activities against the AWS emulator and the Kubernetes API emulator, over real HTTP.
 
 Each activity runs in Temporal's `ActivityEnvironment` (heartbeats and cancellation work as in a
-worker) with the same wiring the worker uses (`worker.main.build_activities`).
+worker) with the same wiring the worker uses (`orca.worker.main.build_activities`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.batched_poller import BatchedPoller
-from activities.cluster_instances import ClusterInstances, listed_missing
-from activities.ec2_instances import Ec2Instances
-from activities.instance_catalog import InstanceCatalog
-from activities.instance_inventory import InstanceInventory
-from activities.instances import InstanceActivities
-from activities.models import (
+from orca import instance_tags
+from orca.activities.batched_poller import BatchedPoller
+from orca.activities.cluster_instances import ClusterInstances, listed_missing
+from orca.activities.ec2_instances import Ec2Instances
+from orca.activities.instance_catalog import InstanceCatalog
+from orca.activities.instance_inventory import InstanceInventory
+from orca.activities.instances import InstanceActivities
+from orca.activities.models import (
     DeletePodInput,
     EventType,
     InstanceState,
@@ -38,13 +39,11 @@ from activities.models import (
     TerminateInput,
     WaitForInstanceInput,
 )
-from activities.planning import PlanningActivities
-from activities.pod_status import PodStatusActivities
-from activities.unavailable_offerings import UnavailableOfferings
-from orca import instance_tags
+from orca.activities.planning import PlanningActivities
+from orca.activities.pod_status import PodStatusActivities
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
-from orca.emulators.aws import AwsEmulator
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
 from orca.settings import (
@@ -54,6 +53,7 @@ from orca.settings import (
     Settings,
     WorkerSettings,
 )
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import describe_instances_calls
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from activities.container_status_feed import ContainerStatusFeed
+from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.aws_clients import AwsClients
-from orca.emulators.aws import AwsEmulator
 from orca.settings import AwsSettings
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import AwsClientFactory
 
 INTERVAL = 0.2

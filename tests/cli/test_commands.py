@@ -23,7 +23,7 @@ from tests.fixtures.dev_stack import DevStack, eventually
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "orca" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "devstack" / "orca_devstack" / "example_pods"
 
 
 def orca(stack: DevStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

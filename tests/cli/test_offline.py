@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from orca.cli.main import main
-from orca.devstack.processes import free_port
+from orca_devstack.processes import free_port
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "orca" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "devstack" / "orca_devstack" / "example_pods"
 
 
 @pytest.fixture

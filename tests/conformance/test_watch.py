@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from orca.emulators.kube import KubeEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.conformance.manifests import node_manifest, pod_manifest, unique
 from tests.fixtures.kube import KubeBackend, api_client_for
 

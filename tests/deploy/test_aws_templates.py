@@ -14,11 +14,11 @@ import boto3
 import pytest
 import yaml
 
-from activities.containers import SECRET_PREFIX
 from orca import instance_tags
+from orca.activities.containers import SECRET_PREFIX
 from orca.settings import AwsSettings, load_settings
+from orca.watcher import interruption_events
 from tests.deploy.conftest import DEPLOY, REPO
-from watcher import interruption_events
 
 IAM = DEPLOY / "iam"
 CFN = DEPLOY / "aws" / "interruption-queue.cfn.yaml"

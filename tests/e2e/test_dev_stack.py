@@ -18,7 +18,7 @@ import boto3
 import pytest
 from kubernetes import client
 
-from orca.devstack.examples import burst_pod
+from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually
 
 pytestmark = pytest.mark.slow

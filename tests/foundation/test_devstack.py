@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from orca.cli.dev import PORT_OPTIONS
 from orca.cli.main import main
-from orca.devstack.processes import ChildProcess, StackError, ensure_port_free, free_port
-from orca.devstack.stack import DevStack, DevStackOptions, render_dev_config
 from orca.settings import load_settings
+from orca_devstack.cli import PORT_OPTIONS
+from orca_devstack.processes import ChildProcess, StackError, ensure_port_free, free_port
+from orca_devstack.stack import DevStack, DevStackOptions, render_dev_config
 
 
 def test_taken_port_is_a_clear_error() -> None:

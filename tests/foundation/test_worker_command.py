@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from orca.devstack.processes import free_port
+from orca_devstack.processes import free_port
 
 
 def run_worker(tmp_path: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -29,9 +29,9 @@ from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from orca.devstack.examples import burst_pod
 from orca.launch_spec import PodRef
 from orca.workflow_ids import pod_workflow_id
+from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually, running_dev_stack
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from activities.bootstrap_script import (
+from orca.activities.bootstrap_script import (
     BootstrapPlan,
     choose_ami_parameter,
     render_bootstrap,
     render_stop_command,
 )
-from activities.status_mapping import ContainerStateEvent
+from orca.activities.status_mapping import ContainerStateEvent
 from orca.launch_spec import InvalidPodSpec, PodRef, parse_launch_spec
 from orca.selection import InstanceTypeInfo
 from orca.settings import InstancesSettings, LimitsSettings

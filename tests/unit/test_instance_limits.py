@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activities.instance_inventory import LiveInstance, limit_violation
+from orca.activities.instance_inventory import LiveInstance, limit_violation
 from orca.settings import LimitsSettings, NamespaceQuota
 
 GPUS = {"p5.48xlarge": 8, "g5.xlarge": 1, "m5.large": 0}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.status_mapping import (
+from orca.activities.status_mapping import (
     ContainerStateEvent,
     PodPhase,
     PodStatusView,

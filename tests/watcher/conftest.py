@@ -23,8 +23,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from orca.aws_clients import AwsClients
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
 from orca.kube_clients import KubeClients
 from orca.launch_spec import PodRef
 from orca.settings import (
@@ -38,12 +36,14 @@ from orca.settings import (
     TemporalSettings,
     WatcherSettings,
 )
+from orca.watcher.kube_json import read_json
+from orca.watcher.main import Watcher
+from orca.watcher.node_health import always_ready
 from orca.workflow_ids import pod_workflow_id
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.fixtures.aws import aws, aws_emulator
 from tests.watcher.recording_workflow import RecordingPodLifecycle
-from watcher.kube_json import read_json
-from watcher.main import Watcher
-from watcher.node_health import always_ready
 
 __all__ = ["aws", "aws_emulator"]
 

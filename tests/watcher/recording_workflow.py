@@ -11,7 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from orca import search_attributes
-    from workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
+    from orca.workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
 
 INSTANCE_ANNOTATION = "test.orca/instance-id"
 

@@ -14,9 +14,12 @@ from temporalio.client import Client
 from orca import instance_tags
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
 from orca.launch_spec import PodRef
+from orca.watcher.interruptions import InterruptionConsumer
+from orca.watcher.pod_workflows import PodWorkflows
+from orca.workflows.models import InterruptionNotice
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.fixtures.aws import describe_instances_calls
 from tests.watcher.conftest import (
     create_pod,
@@ -27,9 +30,6 @@ from tests.watcher.conftest import (
     running_watcher,
 )
 from tests.watcher.recording_workflow import INSTANCE_ANNOTATION
-from watcher.interruptions import InterruptionConsumer
-from watcher.pod_workflows import PodWorkflows
-from workflows.models import InterruptionNotice
 
 
 def launch(aws: AwsEmulator, tags: dict[str, str]) -> str:

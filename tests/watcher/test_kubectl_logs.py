@@ -13,10 +13,10 @@ from kubernetes import client as k8s
 from temporalio.client import Client
 
 from orca.aws_clients import AwsClients
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
+from orca.watcher.kubelet_server import log_stream_name
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.watcher.conftest import create_pod, eventually, make_settings, running_watcher
-from watcher.kubelet_server import log_stream_name
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 

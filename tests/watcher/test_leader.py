@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client as k8s
 from temporalio.client import Client
 
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.watcher.conftest import (
     create_pod,
     eventually,

@@ -11,11 +11,11 @@ from typing import Any
 from kubernetes import client as k8s
 from temporalio.client import Client
 
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
+from orca.watcher.kube_json import read_json, read_json_or_none
+from orca.watcher.main import run
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.watcher.conftest import eventually, make_settings
-from watcher.kube_json import read_json, read_json_or_none
-from watcher.main import run
 
 
 def node_json(core: k8s.CoreV1Api, name: str) -> dict[str, Any] | None:

@@ -10,11 +10,11 @@ from kubernetes import client as k8s
 from prometheus_client import REGISTRY
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.kube import KubeEmulator
-from orca.emulators.kube.registry import PODS, DeleteOptions
 from orca.launch_spec import pod_ref_from_pod
 from orca.workflow_ids import pod_workflow_id
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.kube import KubeEmulator
+from orca_devstack.emulators.kube.registry import PODS, DeleteOptions
 from tests.watcher.conftest import (
     create_pod,
     eventually,

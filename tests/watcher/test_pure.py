@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from orca.settings import NodeSettings
-from watcher.interruption_events import parse_interruption_message
-from watcher.kubelet_server import LogQuery, format_log_line, log_stream_name
-from watcher.node import NodeHealth, build_node, node_conditions
-from watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
-from watcher.pod_queues import PodEvent, PodQueues
-from workflows.models import InterruptionKind
+from orca.watcher.interruption_events import parse_interruption_message
+from orca.watcher.kubelet_server import LogQuery, format_log_line, log_stream_name
+from orca.watcher.node import NodeHealth, build_node, node_conditions
+from orca.watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
+from orca.watcher.pod_queues import PodEvent, PodQueues
+from orca.workflows.models import InterruptionKind
 
 EVENTS = Path(__file__).parent / "events"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

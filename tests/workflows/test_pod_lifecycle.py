@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.models import (
+from orca.activities.models import (
     DeletePodInput,
     InstanceState,
     InstanceStatus,
@@ -42,13 +42,13 @@ from activities.models import (
     WaitForInstanceInput,
     WaitForInstanceOutcome,
 )
-from activities.names import ActivityName
+from orca.activities.names import ActivityName
 from orca.failure_types import FailureType
 from orca.launch_spec import LaunchSpec, PodRef, SelectionMethod
 from orca.selection import CandidateOffering
 from orca.settings import LaunchType
 from orca.workflow_ids import pod_workflow_id
-from workflows.models import (
+from orca.workflows.models import (
     InterruptionKind,
     InterruptionNotice,
     LifecycleView,
@@ -57,7 +57,7 @@ from workflows.models import (
     PodLifecycleResult,
     Stage,
 )
-from workflows.pod_lifecycle import MAX_MONITOR_ROUNDS_PER_RUN, PodLifecycle
+from orca.workflows.pod_lifecycle import MAX_MONITOR_ROUNDS_PER_RUN, PodLifecycle
 
 
 def candidate(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from orca.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import AwsClientFactory, wait_until
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from orca.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import AwsClientFactory, wait_until
 
 

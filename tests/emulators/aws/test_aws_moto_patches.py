@@ -1,5 +1,5 @@
-"""The emulator's patches to moto (`orca.emulators.aws.moto_patches`): answers as AWS gives them,
-and the same answers moto gave where the patch is only about speed."""
+"""The emulator's patches to moto (`orca_devstack.emulators.aws.moto_patches`): answers as AWS
+gives them, and the same answers moto gave where the patch is only about speed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.ec2.models.tags import TagBackend
 
-from orca.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.emulators.aws.test_aws_ssm import running_instance
 from tests.fixtures.aws import AwsClientFactory
 

@@ -6,16 +6,16 @@ import json
 import random
 from datetime import UTC, datetime
 
-from orca.emulators.aws import interruptions, prices
-from orca.emulators.aws.capacity import CapacityModel, CapacityRule, CapacityType
-from orca.emulators.aws.containers import (
+from orca_devstack.emulators.aws import interruptions, prices
+from orca_devstack.emulators.aws.capacity import CapacityModel, CapacityRule, CapacityType
+from orca_devstack.emulators.aws.containers import (
     PodBehaviour,
     extract_pod_manifest,
     parse_comment,
     parse_stop_grace,
 )
-from orca.emulators.aws.faults import Ec2Throttle, FaultInjector, FaultRule, TokenBucket
-from orca.emulators.aws.reservations import ReservationBook
+from orca_devstack.emulators.aws.faults import Ec2Throttle, FaultInjector, FaultRule, TokenBucket
+from orca_devstack.emulators.aws.reservations import ReservationBook
 
 
 def test_capacity_defaults_are_scarce_for_p5_and_generous_elsewhere() -> None:

@@ -1,4 +1,4 @@
-"""EC2 request limits moto does not enforce (`orca.emulators.aws.request_limits`)."""
+"""EC2 request limits moto does not enforce (`orca_devstack.emulators.aws.request_limits`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from botocore.exceptions import ClientError
 from werkzeug.datastructures import MultiDict
 
-from orca.emulators.aws import AwsEmulator
-from orca.emulators.aws.errors import AwsError
-from orca.emulators.aws.request_limits import MAX_FILTER_VALUES, check_ec2_request
+from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws.errors import AwsError
+from orca_devstack.emulators.aws.request_limits import MAX_FILTER_VALUES, check_ec2_request
 from tests.fixtures.aws import AwsClientFactory
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from orca.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import AwsClientFactory, wait_until
 
 
@@ -59,7 +59,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         with pytest.raises(OSError, match=f"port {port} on 127.0.0.1 is already in use"):
             AwsEmulator(port=port).start()
         result = subprocess.run(
-            [sys.executable, "-m", "orca.emulators.aws", "--port", str(port)],
+            [sys.executable, "-m", "orca_devstack.emulators.aws", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -76,7 +76,15 @@ def test_standalone_serves_until_sigterm() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "orca.emulators.aws", "--port", str(port), "--launch-delay", "0"],
+        [
+            sys.executable,
+            "-m",
+            "orca_devstack.emulators.aws",
+            "--port",
+            str(port),
+            "--launch-delay",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

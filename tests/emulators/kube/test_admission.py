@@ -1,11 +1,11 @@
-from orca.emulators.kube.admission import (
+from orca_devstack.emulators.kube.admission import (
     default_image_pull_policy,
     default_pod_spec,
     pod_qos_class,
     pod_spec_update_forbidden,
     validate,
 )
-from orca.emulators.kube.registry import PODS
+from orca_devstack.emulators.kube.registry import PODS
 
 
 def test_image_pull_policy() -> None:

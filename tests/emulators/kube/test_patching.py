@@ -1,6 +1,6 @@
 import pytest
 
-from orca.emulators.kube.patching import (
+from orca_devstack.emulators.kube.patching import (
     PatchError,
     PatchTestFailedError,
     json_merge_patch,

@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from orca.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 from typing import Any
 
-from orca.emulators.kube.quantity import parse_quantity
-from orca.emulators.kube.scheduler import (
+from orca_devstack.emulators.kube.quantity import parse_quantity
+from orca_devstack.emulators.kube.scheduler import (
     choose_node,
     fit_failures,
     node_selector_matches,

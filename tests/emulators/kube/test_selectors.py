@@ -1,6 +1,6 @@
 import pytest
 
-from orca.emulators.kube.selectors import (
+from orca_devstack.emulators.kube.selectors import (
     InvalidSelectorError,
     check_supported_fields,
     field_value,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orca.emulators.kube import KubeEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 
 
 def fetch(

@@ -1,4 +1,4 @@
-"""`python -m orca.emulators.kube` as `orca dev` runs it, and the in-process lifecycle."""
+"""`python -m orca_devstack.emulators.kube` as `orca dev` runs it, and the in-process lifecycle."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from orca.emulators.kube import KubeEmulator
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.fixtures.kube import api_client_for
 
 
@@ -29,7 +29,7 @@ def test_serves_until_sigterm_and_writes_a_kubeconfig(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "orca.emulators.kube",
+            "orca_devstack.emulators.kube",
             "--port",
             str(port),
             "--kubeconfig",
@@ -65,7 +65,7 @@ def test_port_in_use_exits_2_with_one_clear_line() -> None:
     with KubeEmulator(port=0, scheduler=False) as emulator:
         port = int(emulator.url.rsplit(":", 1)[1])
         result = subprocess.run(
-            [sys.executable, "-m", "orca.emulators.kube", "--port", str(port)],
+            [sys.executable, "-m", "orca_devstack.emulators.kube", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=30,

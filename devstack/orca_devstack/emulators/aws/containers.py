@@ -1,0 +1,367 @@
+"""The container lifecycle behind SSM Run Command, as docs/instance-contract.md describes it.
+
+ORCA sends one ``AWS-RunShellScript`` command per pod, commented ``orca start <ns>/<name>``, whose
+script holds the pod manifest in an ``ORCA_POD_JSON`` heredoc. The emulator plays that script:
+
+* init containers run one after another (``waiting/PullingImage`` → ``running/Started`` →
+  ``terminated/Completed``), then all main containers together;
+* main containers run ``emulator.orca.research/run-seconds`` (default 30; ``inf`` runs until
+  stopped) and exit with ``emulator.orca.research/exit-code`` (default 0; 137 is reported as
+  ``OOMKilled``);
+  ``emulator.orca.research/log-lines`` (``\\n``-separated) go to each main container's stream in
+  ``/orca/pods`` when it starts;
+* every state change is one JSON event in ``/orca/container-status``, stream ``<pod-uid>``;
+* the start command's invocation is ``InProgress`` until the containers end, then ``Success``
+  (all exited 0) or ``Failed`` with ``ResponseCode`` = the exit code;
+* an ``orca stop <ns>/<name>`` command (``ORCA_STOP_GRACE_SECONDS=<n>``) stops them: they end as
+  ``terminated/Killed`` with exit code 143 after ``min(stop delay, grace)``;
+* the control API's ``finish_containers(pod_uid, exit_code)`` ends them at once.
+
+If the instance goes away first, nothing more is reported (a lost instance cannot write logs) and
+the invocation ends ``Failed`` with ``ResponseCode`` -1.
+
+The parsing helpers are pure; ``ContainerRuntime`` drives runs through a ``ContainerHost`` (the
+middleware's adapter to moto's SSM and CloudWatch Logs backends) and the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from orca_devstack.emulators.aws.lifecycle import Scheduler, Timer
+
+ANNOTATION_PREFIX = "emulator.orca.research/"
+RUN_SECONDS = ANNOTATION_PREFIX + "run-seconds"
+EXIT_CODE = ANNOTATION_PREFIX + "exit-code"
+LOG_LINES = ANNOTATION_PREFIX + "log-lines"
+INIT_SECONDS = ANNOTATION_PREFIX + "init-seconds"
+
+STOPPED_EXIT_CODE = 143  # 128 + SIGTERM
+OOM_EXIT_CODE = 137  # 128 + SIGKILL, what the kernel OOM killer leaves behind
+LOST_RESPONSE_CODE = -1
+
+_HEREDOC = re.compile(
+    r"<<-?\s*['\"]?ORCA_POD_JSON['\"]?[^\n]*\n(?P<body>.*?)\n[ \t]*ORCA_POD_JSON[ \t]*(?:\n|$)",
+    re.DOTALL,
+)
+_COMMENT = re.compile(r"^orca (?P<verb>start|stop) (?P<namespace>[^/\s]+)/(?P<name>\S+)")
+_GRACE = re.compile(r"ORCA_STOP_GRACE_SECONDS=['\"]?(?P<seconds>\d+(?:\.\d+)?)")
+
+
+class ContainerState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
+class ContainerReason(StrEnum):
+    PULLING_IMAGE = "PullingImage"
+    STARTED = "Started"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    OOM_KILLED = "OOMKilled"
+    KILLED = "Killed"
+
+
+@dataclass(frozen=True)
+class OrcaCommand:
+    verb: str
+    namespace: str
+    name: str
+
+
+def parse_comment(comment: str) -> OrcaCommand | None:
+    """``orca start ns/name`` / ``orca stop ns/name`` → the command, else None."""
+    match = _COMMENT.match(comment.strip())
+    if match is None:
+        return None
+    return OrcaCommand(match["verb"], match["namespace"], match["name"])
+
+
+def extract_pod_manifest(script: str) -> dict[str, Any] | None:
+    """The JSON between ``<<'ORCA_POD_JSON'`` and the closing ``ORCA_POD_JSON`` line."""
+    match = _HEREDOC.search(script)
+    if match is None:
+        return None
+    try:
+        manifest = json.loads(match["body"])
+    except json.JSONDecodeError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def parse_stop_grace(script: str) -> float | None:
+    match = _GRACE.search(script)
+    return float(match["seconds"]) if match else None
+
+
+def exit_reason(exit_code: int) -> ContainerReason:
+    if exit_code == 0:
+        return ContainerReason.COMPLETED
+    if exit_code == OOM_EXIT_CODE:
+        return ContainerReason.OOM_KILLED
+    return ContainerReason.ERROR
+
+
+@dataclass(frozen=True)
+class PodBehaviour:
+    """What the emulated containers do, from the emulator-only annotations."""
+
+    run_seconds: float = 30.0
+    exit_code: int = 0
+    log_lines: tuple[str, ...] = ()
+    init_seconds: float = 1.0
+
+    @classmethod
+    def from_annotations(
+        cls, annotations: dict[str, Any], defaults: PodBehaviour | None = None
+    ) -> PodBehaviour:
+        base = defaults or cls()
+
+        def number(key: str, fallback: float) -> float:
+            try:
+                value = float(str(annotations[key]).strip())
+            except (KeyError, ValueError):
+                return fallback
+            return value if value >= 0 or math.isinf(value) else fallback
+
+        try:
+            exit_code = int(str(annotations.get(EXIT_CODE, base.exit_code)).strip())
+        except ValueError:
+            exit_code = base.exit_code
+        raw_lines = annotations.get(LOG_LINES)
+        lines = tuple(str(raw_lines).split("\n")) if raw_lines else base.log_lines
+        return cls(
+            run_seconds=number(RUN_SECONDS, base.run_seconds),
+            exit_code=exit_code,
+            log_lines=lines,
+            init_seconds=number(INIT_SECONDS, base.init_seconds),
+        )
+
+
+def status_event(
+    pod_uid: str,
+    container: str,
+    *,
+    init: bool,
+    state: ContainerState,
+    reason: ContainerReason,
+    exit_code: int | None,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "podUID": pod_uid,
+        "container": container,
+        "init": init,
+        "state": state.value,
+        "reason": reason.value,
+        "exitCode": exit_code,
+        "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def container_log_stream(namespace: str, name: str, uid: str, container: str) -> str:
+    return f"{namespace}/{name}/{uid}/{container}"
+
+
+class ContainerHost(Protocol):
+    """Where a run's effects land (moto's logs and SSM backends, in the emulator)."""
+
+    def write_status(self, pod_uid: str, events: list[dict[str, Any]]) -> None: ...
+
+    def write_output(self, stream: str, lines: list[str]) -> None: ...
+
+    def finish_invocation(
+        self, command_id: str, instance_id: str, response_code: int, output: str
+    ) -> None: ...
+
+
+@dataclass
+class ContainerRun:
+    """One pod's containers on one instance: groups run in order, the last group is the main
+    containers."""
+
+    namespace: str
+    name: str
+    uid: str
+    instance_id: str
+    command_id: str
+    behaviour: PodBehaviour
+    groups: list[tuple[bool, list[str]]]
+    group_index: int = 0
+    group_started: bool = False
+    finished: bool = False
+    timer: Timer | None = None
+    stop_command: tuple[str, str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> tuple[bool, list[str]]:
+        return self.groups[self.group_index]
+
+
+class ContainerRuntime:
+    def __init__(
+        self,
+        host: ContainerHost,
+        scheduler: Scheduler,
+        *,
+        pull_seconds: Callable[[], float],
+        stop_seconds: Callable[[], float],
+        defaults: PodBehaviour,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._host = host
+        self._scheduler = scheduler
+        self._pull_seconds = pull_seconds
+        self._stop_seconds = stop_seconds
+        self._defaults = defaults
+        self._now = now
+        self.runs: dict[str, ContainerRun] = {}
+
+    def reset(self) -> None:
+        self.runs.clear()
+
+    def start(self, command_id: str, instance_id: str, manifest: dict[str, Any]) -> ContainerRun:
+        annotations = manifest.get("annotations") or {}
+        init = [str(c.get("name")) for c in manifest.get("initContainers") or []]
+        main = [str(c.get("name")) for c in manifest.get("containers") or []]
+        groups: list[tuple[bool, list[str]]] = [(True, [name]) for name in init]
+        groups.append((False, main))
+        run = ContainerRun(
+            namespace=str(manifest.get("namespace", "")),
+            name=str(manifest.get("name", "")),
+            uid=str(manifest.get("uid", "")),
+            instance_id=instance_id,
+            command_id=command_id,
+            behaviour=PodBehaviour.from_annotations(annotations, self._defaults),
+            groups=groups,
+        )
+        previous = self.runs.get(run.uid)
+        if previous is not None and not previous.finished:
+            self._cancel(previous)
+        self.runs[run.uid] = run
+        self._begin_group(run)
+        return run
+
+    def stop(
+        self,
+        namespace: str,
+        name: str,
+        instance_id: str,
+        grace_seconds: float | None,
+        stop_command: tuple[str, str],
+    ) -> bool:
+        """Stop the pod's containers; False when nothing of it is running on the instance."""
+        for run in self.runs.values():
+            if (
+                not run.finished
+                and run.namespace == namespace
+                and run.name == name
+                and run.instance_id == instance_id
+            ):
+                delay = self._stop_seconds()
+                if grace_seconds is not None:
+                    delay = min(delay, grace_seconds)
+                if run.timer is not None:
+                    run.timer.cancel()
+                run.stop_command = stop_command
+                run.timer = self._scheduler.after(delay, functools.partial(self._killed, run))
+                return True
+        return False
+
+    def _killed(self, run: ContainerRun) -> None:
+        self._end(run, STOPPED_EXIT_CODE, ContainerReason.KILLED)
+
+    def finish(self, pod_uid: str, exit_code: int) -> None:
+        run = self.runs.get(pod_uid)
+        if run is None or run.finished:
+            raise KeyError(f"no running containers for pod {pod_uid}")
+        if run.timer is not None:
+            run.timer.cancel()
+        self._end(run, exit_code, exit_reason(exit_code))
+
+    def instance_lost(self, instance_id: str) -> None:
+        for run in self.runs.values():
+            if run.instance_id == instance_id and not run.finished:
+                self._cancel(run)
+                self._host.finish_invocation(
+                    run.command_id, instance_id, LOST_RESPONSE_CODE, "instance terminated"
+                )
+                if run.stop_command is not None:
+                    self._host.finish_invocation(*run.stop_command, LOST_RESPONSE_CODE, "")
+
+    def _cancel(self, run: ContainerRun) -> None:
+        run.finished = True
+        if run.timer is not None:
+            run.timer.cancel()
+
+    def _events(
+        self, run: ContainerRun, state: ContainerState, reason: ContainerReason, code: int | None
+    ) -> None:
+        init, names = run.current
+        at = self._now()
+        self._host.write_status(
+            run.uid,
+            [
+                status_event(
+                    run.uid, n, init=init, state=state, reason=reason, exit_code=code, at=at
+                )
+                for n in names
+            ],
+        )
+
+    def _begin_group(self, run: ContainerRun) -> None:
+        run.group_started = False
+        self._events(run, ContainerState.WAITING, ContainerReason.PULLING_IMAGE, None)
+        run.timer = self._scheduler.after(self._pull_seconds(), lambda: self._group_running(run))
+
+    def _group_running(self, run: ContainerRun) -> None:
+        if run.finished:
+            return
+        run.group_started = True
+        self._events(run, ContainerState.RUNNING, ContainerReason.STARTED, None)
+        init, names = run.current
+        if init:
+            run.timer = self._scheduler.after(
+                run.behaviour.init_seconds, lambda: self._group_done(run, 0)
+            )
+            return
+        if run.behaviour.log_lines:
+            for name in names:
+                stream = container_log_stream(run.namespace, run.name, run.uid, name)
+                self._host.write_output(stream, list(run.behaviour.log_lines))
+        if not math.isinf(run.behaviour.run_seconds):
+            run.timer = self._scheduler.after(
+                run.behaviour.run_seconds, lambda: self._group_done(run, run.behaviour.exit_code)
+            )
+
+    def _group_done(self, run: ContainerRun, exit_code: int) -> None:
+        if run.finished:
+            return
+        init, _ = run.current
+        if init and exit_code == 0:
+            self._events(run, ContainerState.TERMINATED, ContainerReason.COMPLETED, 0)
+            run.group_index += 1
+            self._begin_group(run)
+            return
+        self._end(run, exit_code, exit_reason(exit_code))
+
+    def _end(self, run: ContainerRun, exit_code: int, reason: ContainerReason) -> None:
+        if run.finished:
+            return
+        run.finished = True
+        self._events(run, ContainerState.TERMINATED, reason, exit_code)
+        _, names = run.current
+        summary = f"containers {', '.join(names)} exited with {exit_code} ({reason.value})"
+        self._host.finish_invocation(run.command_id, run.instance_id, exit_code, summary)
+        if run.stop_command is not None:
+            self._host.finish_invocation(*run.stop_command, 0, "stopped")

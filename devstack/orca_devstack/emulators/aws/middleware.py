@@ -1,0 +1,1345 @@
+"""The WSGI middleware in front of moto's server app.
+
+Every request is parsed once (service from the SigV4 credential scope; action from the query form
+for EC2, from ``X-Amz-Target`` for the JSON services). Most go straight to moto. The calls that
+moto cannot answer realistically are intercepted here:
+
+* EC2 ``RunInstances`` — faults, throttling, catalog and zone checks, capacity, capacity
+  reservations, spot max price, ClientToken idempotency; then moto launches and the instances
+  are put back to ``pending`` until their launch delay has passed.
+* EC2 ``CreateFleet`` ``Type=instant`` — answered here on top of ``RunInstances``, with capacity
+  errors in ``Errors[]`` of a 200 response, as AWS does (moto's own instant fleets ignore
+  capacity).
+* EC2 ``TerminateInstances`` — instances pass through ``shutting-down``.
+* EC2 ``DescribeSpotPriceHistory``, ``Create/Describe/CancelCapacityReservation(s)``.
+* SSM ``DescribeInstanceInformation``, ``ListCommandInvocations`` (moto lacks both) and
+  ``SendCommand`` (only to Online instances; ``orca start/stop`` commands drive the container
+  lifecycle).
+* Pricing ``GetProducts`` (moto has no Pricing API).
+
+State changes go through moto's backends in-process, under one lock shared with the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from io import BytesIO
+from typing import Any
+from xml.sax.saxutils import escape
+
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+from moto.ec2.models.instances import StateReason
+from moto.logs.models import logs_backends
+from moto.sqs.models import sqs_backends
+from moto.ssm.exceptions import SSMException
+from moto.ssm.models import ssm_backends
+from werkzeug.datastructures import MultiDict
+from werkzeug.test import run_wsgi_app
+from werkzeug.wrappers import Request, Response
+
+from orca_devstack.emulators.aws import interruptions, prices
+from orca_devstack.emulators.aws.capacity import (
+    CapacityModel,
+    CapacityRule,
+    CapacityType,
+    insufficient_capacity_message,
+    unsupported_zone_message,
+)
+from orca_devstack.emulators.aws.config import EmulatorConfig, EmulatorDefaults
+from orca_devstack.emulators.aws.containers import (
+    ContainerRuntime,
+    PodBehaviour,
+    extract_pod_manifest,
+    parse_comment,
+    parse_stop_grace,
+)
+from orca_devstack.emulators.aws.errors import AwsError
+from orca_devstack.emulators.aws.faults import Ec2Throttle, FaultInjector
+from orca_devstack.emulators.aws.interruptions import InterruptionKind
+from orca_devstack.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
+from orca_devstack.emulators.aws.request_limits import check_ec2_request
+from orca_devstack.emulators.aws.reservations import ReservationBook
+
+logger = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+CONTROL_PREFIX = "/_orca/"
+CAPACITY_ERRORS = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InstanceLimitExceeded",
+        "Unsupported",
+        "MaxSpotInstanceCountExceeded",
+        "SpotMaxPriceTooLow",
+        "InsufficientFreeAddressesInSubnet",
+        "VcpuLimitExceeded",
+        "ReservationCapacityExceeded",
+    }
+)
+_SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_INSTANCE_ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
+_RUNNING_STATE = re.compile(r"(<instanceState>\s*<code>)16(</code>\s*<name>)running(</name>)")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class AwsCall:
+    """One parsed AWS API request."""
+
+    environ: dict[str, Any]
+    service: str
+    action: str
+    body: bytes
+    form: MultiDict[str, str] = field(default_factory=MultiDict)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_json(self) -> bool:
+        return bool(self.environ.get("HTTP_X_AMZ_TARGET"))
+
+
+@dataclass
+class TrackedInstance:
+    instance_id: str
+    instance_type: str
+    zone: str
+    capacity_type: CapacityType
+    running_at: float | None = None
+    online_once: bool = False
+    model: Any = None
+    """moto's Instance object, looked up once (moto's own lookup scans every instance)."""
+
+
+@dataclass
+class IdempotentLaunch:
+    fingerprint: str
+    status: int
+    body: bytes
+
+
+def parse_call(environ: dict[str, Any], body: bytes) -> AwsCall:
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = scope["service"] if scope else ""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = {}
+        return AwsCall(environ, service, target.rsplit(".", 1)[-1], body, payload=payload)
+    form: MultiDict[str, str] = MultiDict()
+    content_type = environ.get("CONTENT_TYPE", "")
+    if body and "x-www-form-urlencoded" in content_type:
+        form = Request(dict(environ, **{"wsgi.input": BytesIO(body)})).form.copy()
+    query = Request(environ).args
+    for key, value in query.items(multi=True):
+        form.add(key, value)
+    return AwsCall(environ, service, form.get("Action", ""), body, form=form)
+
+
+def indexed(form: MultiDict[str, str], prefix: str) -> list[str]:
+    """``Prefix.1``, ``Prefix.2``, ... in order."""
+    values = []
+    index = 1
+    while f"{prefix}.{index}" in form:
+        values.append(form[f"{prefix}.{index}"])
+        index += 1
+    return values
+
+
+def indexed_groups(form: MultiDict[str, str], prefix: str) -> list[dict[str, str]]:
+    """``Prefix.N.Field=value`` → one dict per N (fields keep their dotted sub-paths)."""
+    groups: dict[int, dict[str, str]] = {}
+    head = prefix + "."
+    for key, value in form.items(multi=True):
+        if not key.startswith(head):
+            continue
+        number, _, rest = key[len(head) :].partition(".")
+        if number.isdigit():
+            groups.setdefault(int(number), {})[rest] = value
+    return [groups[n] for n in sorted(groups)]
+
+
+def ec2_response(action: str, inner: str) -> Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{action}Response xmlns="{EC2_NS}"><requestId>{uuid.uuid4()}</requestId>'
+        f"{inner}</{action}Response>"
+    )
+    return Response(body, 200, content_type="text/xml")
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(payload, default=str), 200, content_type="application/x-amz-json-1.1"
+    )
+
+
+def error_response(call: AwsCall, error: AwsError) -> Response:
+    if call.is_json:
+        return Response(
+            error.json_body(),
+            error.http_status,
+            headers={"x-amzn-ErrorType": error.code},
+            content_type="application/x-amz-json-1.1",
+        )
+    return Response(error.query_xml(), error.http_status, content_type="text/xml")
+
+
+class EmulatorMiddleware:
+    """The emulator's behaviour; ``__call__`` is the WSGI entry point."""
+
+    def __init__(
+        self,
+        moto_app: WsgiApp,
+        *,
+        account_id: str,
+        region: str,
+        config: EmulatorConfig,
+        control_app: Callable[[Request], Response] | None = None,
+    ) -> None:
+        self.moto_app = moto_app
+        self.account_id = account_id
+        self.region = region
+        self.config = config
+        self.control_app = control_app
+        self.lock = threading.RLock()
+        self.scheduler = Scheduler(self.lock)
+        self.defaults: EmulatorDefaults | None = None
+        self.faults = FaultInjector()
+        self.capacity = CapacityModel()
+        self.reservations = ReservationBook(account_id, region)
+        self.throttle = Ec2Throttle(time.monotonic)
+        self.launch_delays: dict[str | None, float] = {}
+        self.instances: dict[str, TrackedInstance] = {}
+        self.client_tokens: dict[str, IdempotentLaunch] = {}
+        self.containers = ContainerRuntime(
+            MotoContainerHost(self),
+            self.scheduler,
+            pull_seconds=lambda: self.config.pull_seconds,
+            stop_seconds=lambda: self.config.stop_seconds,
+            defaults=PodBehaviour(
+                run_seconds=config.run_seconds,
+                exit_code=config.exit_code,
+                init_seconds=config.init_seconds,
+            ),
+        )
+        self.reset_controls()
+
+    # ------------------------------------------------------------------ state
+    def reset_controls(self) -> None:
+        import random
+
+        self.faults = FaultInjector(rng=random.Random(self.config.fault_seed))
+        rules = (
+            None
+            if self.config.capacity is None
+            else [
+                CapacityRule(c.instance_type, c.count, c.zone, c.capacity_type)
+                for c in self.config.capacity
+            ]
+        )
+        self.capacity = CapacityModel(rules)
+        self.reservations = ReservationBook(self.account_id, self.region)
+        self.throttle = Ec2Throttle(time.monotonic)
+        self.launch_delays = {k: v for k, v in self.config.launch_delays.items()}
+        self.instances.clear()
+        self.client_tokens.clear()
+        self.containers.reset()
+
+    @property
+    def ec2(self) -> Any:
+        return ec2_backends[self.account_id][self.region]
+
+    @property
+    def ssm(self) -> Any:
+        return ssm_backends[self.account_id][self.region]
+
+    @property
+    def logs(self) -> Any:
+        return logs_backends[self.account_id][self.region]
+
+    @property
+    def sqs(self) -> Any:
+        return sqs_backends[self.account_id][self.region]
+
+    def launch_delay(self, instance_type: str) -> float:
+        return self.launch_delays.get(
+            instance_type, self.launch_delays.get(None, self.config.launch_delay_s)
+        )
+
+    def subnet_zones(self) -> dict[str, str]:
+        assert self.defaults is not None
+        return dict(self.defaults.subnet_ids)
+
+    @staticmethod
+    def offered_zones(instance_type: str, region: str) -> set[str]:
+        return {
+            o["Location"]
+            for o in INSTANCE_TYPE_OFFERINGS["availability-zone"].get(region, [])
+            if o["InstanceType"] == instance_type
+        }
+
+    def in_use(self, instance_type: str, zone: str, capacity_type: CapacityType) -> int:
+        count = 0
+        for tracked in self.instances.values():
+            if (
+                tracked.instance_type == instance_type
+                and tracked.zone == zone
+                and tracked.capacity_type == capacity_type
+                and self.reservations.reservation_of(tracked.instance_id) is None
+                and self._state(tracked.instance_id) in LIVE_STATES
+            ):
+                count += 1
+        return count
+
+    def available(self, instance_type: str, zone: str, capacity_type: CapacityType) -> int:
+        return self.capacity.available(
+            instance_type, zone, capacity_type, self.in_use(instance_type, zone, capacity_type)
+        )
+
+    def _instance(self, instance_id: str) -> Any:
+        """moto's Instance; raises moto's InvalidInstanceIdError for an unknown ID."""
+        tracked = self.instances.get(instance_id)
+        if tracked is not None and tracked.model is not None:
+            return tracked.model
+        instance = self.ec2.get_instance(instance_id)
+        if tracked is not None:
+            tracked.model = instance
+        return instance
+
+    def _state(self, instance_id: str) -> str | None:
+        try:
+            return str(self._instance(instance_id).state)
+        except Exception:
+            return None
+
+    def _set_state(self, instance_id: str, state: str) -> None:
+        instance = self._instance(instance_id)
+        instance._state.name = state
+        instance._state.code = STATE_CODES[state]
+
+    # ------------------------------------------------------------------- WSGI
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX) and self.control_app is not None:
+            return self.control_app(Request(environ))(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = BytesIO(body)
+        call = parse_call(environ, body)
+        try:
+            response = self.dispatch(call)
+        except AwsError as error:
+            response = error_response(call, error)
+        return response(environ, start_response)
+
+    def dispatch(self, call: AwsCall) -> Response:
+        handler = self._handlers().get((call.service, call.action))
+        instance_types = self._instance_types_of(call)
+        if call.action and not (call.service == "ec2" and call.action == "CreateFleet"):
+            self._inject_faults(call.action, instance_types)
+        if call.service == "ec2":
+            check_ec2_request(call.action, call.form)
+        if call.service == "ec2" and self.config.throttling:
+            resources = int(call.form.get("MaxCount", "1") or 1)
+            if call.action == "TerminateInstances":
+                resources = len(indexed(call.form, "InstanceId")) or 1
+            if not self.throttle.admit(call.action, resources):
+                raise AwsError.of("RequestLimitExceeded")
+        if handler is not None:
+            return handler(call)
+        with self.lock:
+            return self.forward(call)
+
+    def _handlers(self) -> dict[tuple[str, str], Callable[[AwsCall], Response]]:
+        return {
+            ("ec2", "RunInstances"): self.run_instances,
+            ("ec2", "CreateFleet"): self.create_fleet,
+            ("ec2", "TerminateInstances"): self.terminate_instances,
+            ("ec2", "DescribeSpotPriceHistory"): self.describe_spot_price_history,
+            ("ec2", "CreateCapacityReservation"): self.create_capacity_reservation,
+            ("ec2", "DescribeCapacityReservations"): self.describe_capacity_reservations,
+            ("ec2", "CancelCapacityReservation"): self.cancel_capacity_reservation,
+            ("ssm", "DescribeInstanceInformation"): self.describe_instance_information,
+            ("ssm", "SendCommand"): self.send_command,
+            ("ssm", "ListCommandInvocations"): self.list_command_invocations,
+            ("pricing", "GetProducts"): self.get_products,
+            ("api.pricing", "GetProducts"): self.get_products,
+            ("sqs", "ReceiveMessage"): self.receive_message,
+        }
+
+    def _instance_types_of(self, call: AwsCall) -> list[str]:
+        if call.service != "ec2":
+            return []
+        types = [call.form["InstanceType"]] if "InstanceType" in call.form else []
+        return types + [v for k, v in call.form.items(multi=True) if k.endswith(".InstanceType")]
+
+    def _inject_faults(self, operation: str, instance_types: list[str]) -> None:
+        with self.lock:
+            decision = self.faults.decide(operation, instance_types)
+        if decision.latency_s > 0:
+            time.sleep(decision.latency_s)
+        if decision.error is not None:
+            raise decision.error
+
+    def forward(self, call: AwsCall, form: MultiDict[str, str] | None = None) -> Response:
+        """Let moto answer (``form`` replaces a query request's body)."""
+        environ = dict(call.environ)
+        body = call.body
+        if form is not None:
+            body = _urlencode(form)
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
+            environ["QUERY_STRING"] = ""
+        environ["wsgi.input"] = BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        app_iter, status, headers = run_wsgi_app(self.moto_app, environ, buffered=True)
+        try:
+            data = b"".join(app_iter)
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+        kept = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
+        return Response(data, int(status.split()[0]), headers=kept)
+
+    def receive_message(self, call: AwsCall) -> Response:
+        """SQS long polling without holding the emulator's lock: moto would sleep inside the
+        request for up to WaitTimeSeconds, and every other call would wait behind it."""
+        if call.is_json:
+            wait = float(call.payload.get("WaitTimeSeconds") or 0)
+            short = {**call.payload, "WaitTimeSeconds": 0}
+            call = replace(call, body=json.dumps(short).encode(), payload=short)
+        else:
+            wait = float(call.form.get("WaitTimeSeconds") or 0)
+            form = MultiDict(call.form)
+            form["WaitTimeSeconds"] = "0"
+            call = replace(call, form=form, body=_urlencode(form))
+        deadline = time.monotonic() + wait
+        while True:
+            with self.lock:
+                response = self.forward(call)
+            if response.status_code != 200 or time.monotonic() >= deadline:
+                return response
+            if b"MessageId" in response.get_data():
+                return response
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------- launching
+    def run_instances(self, call: AwsCall) -> Response:
+        with self.lock:
+            token = call.form.get("ClientToken")
+            fingerprint = ""
+            if token:
+                fingerprint = _fingerprint(call.form)
+                previous = self.client_tokens.get(token)
+                if previous is not None:
+                    if previous.fingerprint != fingerprint:
+                        raise AwsError.of(
+                            "IdempotentParameterMismatch",
+                            "Arguments on this idempotent request are inconsistent with "
+                            "arguments used in previous request(s).",
+                        )
+                    return Response(previous.body, previous.status, content_type="text/xml")
+            response = self.launch(call, call.form)
+            if token and response.status_code == 200:
+                self.client_tokens[token] = IdempotentLaunch(
+                    fingerprint, response.status_code, response.get_data()
+                )
+            return response
+
+    def _template_data(self, form: MultiDict[str, str]) -> dict[str, Any]:
+        template_id = form.get("LaunchTemplate.LaunchTemplateId")
+        template_name = form.get("LaunchTemplate.LaunchTemplateName")
+        if not template_id and not template_name:
+            return {}
+        args = {"LaunchTemplateId": template_id, "LaunchTemplateName": template_name}
+        args["Version"] = form.get("LaunchTemplate.Version", "$Default")
+        try:
+            return dict(self.ec2._get_template_from_args({k: v for k, v in args.items() if v}).data)
+        except Exception:
+            return {}
+
+    def launch(self, call: AwsCall, form: MultiDict[str, str]) -> Response:
+        """RunInstances with capacity, reservations and the pending state (lock held)."""
+        form = form.copy()
+        template = self._template_data(form)
+        instance_type = form.get("InstanceType") or template.get("InstanceType") or "m1.small"
+        if instance_type not in INSTANCE_TYPES:
+            raise AwsError.of(
+                "InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType."
+            )
+        market = form.get("InstanceMarketOptions.MarketType") or (
+            (template.get("InstanceMarketOptions") or {}).get("MarketType")
+        )
+        capacity_type = CapacityType.SPOT if market == "spot" else CapacityType.ON_DEMAND
+        min_count = int(form.get("MinCount", "1") or 1)
+        max_count = int(form.get("MaxCount", str(min_count)) or min_count)
+        subnet_id = (
+            form.get("SubnetId")
+            or form.get("NetworkInterface.1.SubnetId")
+            or template.get("SubnetId")
+            or next(
+                (n.get("SubnetId") for n in template.get("NetworkInterfaces") or [] if n),
+                None,
+            )
+        )
+        zone = form.get("Placement.AvailabilityZone") or (
+            (template.get("Placement") or {}).get("AvailabilityZone")
+        )
+        if subnet_id:
+            zone = str(self.ec2.get_subnet(subnet_id).availability_zone)
+        target = form.get(
+            "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId"
+        )
+        preference = form.get("CapacityReservationSpecification.CapacityReservationPreference")
+        offered = self.offered_zones(instance_type, self.region)
+        reservation = None
+        if capacity_type is CapacityType.ON_DEMAND:
+            reservation = self.reservations.choose(
+                instance_type=instance_type,
+                zone=zone,
+                count=min_count,
+                target_id=target,
+                preference=preference,
+            )
+            if reservation is not None:
+                zone = reservation.availability_zone
+        subnets = self.subnet_zones()
+        if zone is None:
+            candidates = [z for z in subnets if z in offered]
+            if not candidates:
+                raise AwsError.of(
+                    "Unsupported",
+                    f"Your requested instance type ({instance_type}) is not supported in any "
+                    f"Availability Zone of the default subnets ({', '.join(sorted(subnets))}).",
+                )
+            zone = max(candidates, key=lambda z: self.available(instance_type, z, capacity_type))
+        if zone not in offered:
+            raise AwsError.of("Unsupported", unsupported_zone_message(instance_type, zone, offered))
+        if not subnet_id and "NetworkInterface.1.DeviceIndex" not in form and zone in subnets:
+            form["SubnetId"] = subnets[zone]
+            form.pop("Placement.AvailabilityZone", None)
+        if capacity_type is CapacityType.SPOT:
+            self._check_spot_price(
+                instance_type, zone, form.get("InstanceMarketOptions.SpotOptions.MaxPrice")
+            )
+        if reservation is not None:
+            available = reservation.available_instance_count
+        else:
+            available = self.available(instance_type, zone, capacity_type)
+        if available < min_count:
+            others = [
+                z
+                for z in sorted(offered)
+                if z != zone and self.available(instance_type, z, capacity_type) >= min_count
+            ]
+            raise AwsError.of(
+                "InsufficientInstanceCapacity",
+                insufficient_capacity_message(instance_type, zone, others),
+            )
+        count = min(max_count, available)
+        form["MinCount"] = str(count)
+        form["MaxCount"] = str(count)
+        if "InstanceType" not in form and template.get("InstanceType") is None:
+            form["InstanceType"] = instance_type
+        response = self.forward(call, form)
+        if response.status_code != 200:
+            return response
+        text = response.get_data(as_text=True)
+        instance_ids = _INSTANCE_ID.findall(text)
+        for instance_id in instance_ids:
+            self.instances[instance_id] = TrackedInstance(
+                instance_id, instance_type, zone, capacity_type
+            )
+            if reservation is not None:
+                self.reservations.occupy(reservation, instance_id)
+            self._set_state(instance_id, "pending")
+            self._emit_state(instance_id, "pending")
+            self.scheduler.after(
+                self.launch_delay(instance_type),
+                functools.partial(self._became_running, instance_id),
+            )
+        response.set_data(_RUNNING_STATE.sub(r"\g<1>0\g<2>pending\g<3>", text))
+        return response
+
+    def _check_spot_price(self, instance_type: str, zone: str, max_price: str | None) -> None:
+        if not max_price:
+            return
+        current = self.spot_price(instance_type, zone)
+        if current is not None and float(max_price) < current:
+            raise AwsError.of(
+                "SpotMaxPriceTooLow",
+                f"Your Spot request price of {max_price} is lower than the minimum required "
+                f"Spot request fulfillment price of {current:.4f}.",
+            )
+
+    def _became_running(self, instance_id: str) -> None:
+        if self._state(instance_id) != "pending":
+            return
+        self._set_state(instance_id, "running")
+        tracked = self.instances.get(instance_id)
+        if tracked is not None:
+            tracked.running_at = time.monotonic()
+        self._emit_state(instance_id, "running")
+
+    # ------------------------------------------------------------ CreateFleet
+    def create_fleet(self, call: AwsCall) -> Response:
+        form = call.form
+        if form.get("Type", "maintain") != "instant":
+            self._inject_faults("CreateFleet", self._instance_types_of(call))
+            with self.lock:
+                return self.forward(call)
+        configs = indexed_groups(form, "LaunchTemplateConfigs")
+        specs: list[tuple[dict[str, str], dict[str, str]]] = []
+        for config in configs:
+            template_spec = {
+                k.split(".", 1)[1]: v
+                for k, v in config.items()
+                if k.startswith("LaunchTemplateSpecification.")
+            }
+            overrides = indexed_groups(MultiDict(config), "Overrides") or [{}]
+            specs.extend((template_spec, override) for override in overrides)
+        top_level_types = [o.get("InstanceType", "") for _, o in specs]
+        with self.lock:
+            decision = self.faults.decide("CreateFleet", top_level_types)
+        if decision.latency_s:
+            time.sleep(decision.latency_s)
+        if decision.error is not None and decision.error.code not in CAPACITY_ERRORS:
+            raise decision.error
+        total = int(form.get("TargetCapacitySpecification.TotalTargetCapacity", "1"))
+        default_type = form.get(
+            "TargetCapacitySpecification.DefaultTargetCapacityType", "on-demand"
+        )
+        spot_n = int(form.get("TargetCapacitySpecification.SpotTargetCapacity", "0") or 0)
+        od_n = int(form.get("TargetCapacitySpecification.OnDemandTargetCapacity", "0") or 0)
+        remaining = max(0, total - spot_n - od_n)
+        if default_type == "spot":
+            spot_n += remaining
+        else:
+            od_n += remaining
+        fleet_id = f"fleet-{uuid.uuid4()}"
+        fleet_tags = [
+            g
+            for g in indexed_groups(form, "TagSpecification")
+            if g.get("ResourceType") == "instance"
+        ]
+        launched: list[tuple[dict[str, str], dict[str, str], str, list[str], str]] = []
+        errors: list[tuple[dict[str, str], dict[str, str], str, AwsError]] = []
+        with self.lock:
+            for lifecycle, wanted in (("spot", spot_n), ("on-demand", od_n)):
+                if wanted <= 0:
+                    continue
+                for template_spec, override in self._fleet_order(form, specs, lifecycle):
+                    if wanted <= 0:
+                        break
+                    if decision.error is not None and decision.error.code in CAPACITY_ERRORS:
+                        errors.append((template_spec, override, lifecycle, decision.error))
+                        continue
+                    sub = self._fleet_run_form(
+                        template_spec, override, lifecycle, wanted, fleet_tags
+                    )
+                    try:
+                        response = self.launch(call, sub)
+                    except AwsError as error:
+                        errors.append((template_spec, override, lifecycle, error))
+                        continue
+                    text = response.get_data(as_text=True)
+                    if response.status_code != 200:
+                        code = re.search(r"<Code>([^<]+)</Code>", text)
+                        message = re.search(r"<Message>([^<]*)</Message>", text)
+                        errors.append(
+                            (
+                                template_spec,
+                                override,
+                                lifecycle,
+                                AwsError.of(
+                                    code[1] if code else "InternalError",
+                                    message[1] if message else None,
+                                ),
+                            )
+                        )
+                        continue
+                    ids = _INSTANCE_ID.findall(text)
+                    for instance_id in ids:
+                        self._instance(instance_id).add_tags({"aws:ec2:fleet-id": fleet_id})
+                    instance_type = override.get("InstanceType") or self._template_data(
+                        MultiDict({f"LaunchTemplate.{k}": v for k, v in template_spec.items()})
+                    ).get("InstanceType", "")
+                    launched.append((template_spec, override, lifecycle, ids, instance_type))
+                    wanted -= len(ids)
+        inner = f"<fleetId>{fleet_id}</fleetId><errorSet>"
+        for template_spec, override, lifecycle, failure in errors:
+            inner += (
+                "<item>"
+                + _lt_and_overrides_xml(template_spec, override)
+                + f"<lifecycle>{lifecycle}</lifecycle><errorCode>{escape(failure.code)}</errorCode>"
+                f"<errorMessage>{escape(failure.message)}</errorMessage></item>"
+            )
+        inner += "</errorSet><fleetInstanceSet>"
+        for template_spec, override, lifecycle, ids, instance_type in launched:
+            items = "".join(f"<item>{i}</item>" for i in ids)
+            inner += (
+                "<item>"
+                + _lt_and_overrides_xml(template_spec, override)
+                + f"<lifecycle>{lifecycle}</lifecycle><instanceIds>{items}</instanceIds>"
+                f"<instanceType>{escape(instance_type)}</instanceType><platform>Linux/UNIX</platform>"
+                "</item>"
+            )
+        inner += "</fleetInstanceSet>"
+        return ec2_response("CreateFleet", inner)
+
+    def _fleet_order(
+        self,
+        form: MultiDict[str, str],
+        specs: list[tuple[dict[str, str], dict[str, str]]],
+        lifecycle: str,
+    ) -> list[tuple[dict[str, str], dict[str, str]]]:
+        if lifecycle == "spot":
+            strategy = form.get("SpotOptions.AllocationStrategy", "lowest-price")
+        else:
+            strategy = form.get("OnDemandOptions.AllocationStrategy", "lowest-price")
+        if "prioritized" in strategy:
+            return sorted(specs, key=lambda s: float(s[1].get("Priority", "1e9")))
+
+        def price(spec: tuple[dict[str, str], dict[str, str]]) -> float:
+            override = spec[1]
+            instance_type = override.get("InstanceType", "")
+            zone = override.get("AvailabilityZone")
+            if override.get("SubnetId"):
+                try:
+                    zone = str(self.ec2.get_subnet(override["SubnetId"]).availability_zone)
+                except Exception:
+                    zone = None
+            if lifecycle == "spot" and zone:
+                value = self.spot_price(instance_type, zone)
+            else:
+                value = self.on_demand_price(instance_type)
+            return value if value is not None else float("inf")
+
+        return sorted(specs, key=price)
+
+    @staticmethod
+    def _fleet_run_form(
+        template_spec: dict[str, str],
+        override: dict[str, str],
+        lifecycle: str,
+        count: int,
+        instance_tags: list[dict[str, str]],
+    ) -> MultiDict[str, str]:
+        form: MultiDict[str, str] = MultiDict(
+            {
+                "Action": "RunInstances",
+                "Version": "2016-11-15",
+                "MinCount": "1",
+                "MaxCount": str(count),
+            }
+        )
+        for key, value in template_spec.items():
+            form[f"LaunchTemplate.{key}"] = value
+        if override.get("InstanceType"):
+            form["InstanceType"] = override["InstanceType"]
+        if override.get("SubnetId"):
+            form["SubnetId"] = override["SubnetId"]
+        elif override.get("AvailabilityZone"):
+            form["Placement.AvailabilityZone"] = override["AvailabilityZone"]
+        if override.get("ImageId"):
+            form["ImageId"] = override["ImageId"]
+        if lifecycle == "spot":
+            form["InstanceMarketOptions.MarketType"] = "spot"
+            if override.get("MaxPrice"):
+                form["InstanceMarketOptions.SpotOptions.MaxPrice"] = override["MaxPrice"]
+        for index, group in enumerate(instance_tags, start=1):
+            for key, value in group.items():
+                form[f"TagSpecification.{index}.{key}"] = value
+        return form
+
+    # ------------------------------------------------------------ terminating
+    def terminate_instances(self, call: AwsCall) -> Response:
+        ids = indexed(call.form, "InstanceId")
+        with self.lock:
+            before = {i: self._state(i) for i in ids}
+            response = self.forward(call)
+            if response.status_code != 200:
+                return response
+            for instance_id in ids:
+                self._after_terminate(instance_id, before.get(instance_id), reason=None)
+            text = response.get_data(as_text=True)
+            for instance_id, state in before.items():
+                if state == "terminated":
+                    text = re.sub(
+                        rf"(<instanceId>{instance_id}</instanceId>\s*<currentState>\s*<code>)32"
+                        r"(</code>\s*<name>)shutting-down",
+                        r"\g<1>48\g<2>terminated",
+                        text,
+                    )
+            response.set_data(text)
+            return response
+
+    def _after_terminate(
+        self, instance_id: str, previous: str | None, reason: StateReason | None
+    ) -> None:
+        """moto has just marked the instance terminated; make it pass through shutting-down."""
+        if previous == "terminated" or previous is None:
+            if previous == "terminated":
+                self._set_state(instance_id, "terminated")
+            return
+        self._set_state(instance_id, "shutting-down")
+        if reason is not None:
+            instance = self._instance(instance_id)
+            instance.state_reason = reason
+            instance._reason = reason.message
+        if previous == "shutting-down":
+            return
+        self._emit_state(instance_id, "shutting-down")
+        self.scheduler.after(
+            self.config.terminate_delay_s, lambda: self._became_terminated(instance_id)
+        )
+
+    def _became_terminated(self, instance_id: str) -> None:
+        if self._state(instance_id) != "shutting-down":
+            return
+        self._set_state(instance_id, "terminated")
+        self.reservations.release(instance_id)
+        self.containers.instance_lost(instance_id)
+        self._emit_state(instance_id, "terminated")
+
+    def terminate_by_aws(self, instance_id: str, reason: StateReason) -> None:
+        previous = self._state(instance_id)
+        if previous in (None, "terminated", "shutting-down"):
+            return
+        self.ec2.terminate_instances([instance_id])
+        self._after_terminate(instance_id, previous, reason)
+
+    # ----------------------------------------------------------- interruptions
+    def send_event(self, event: dict[str, Any]) -> None:
+        assert self.defaults is not None
+        try:
+            self.sqs.send_message(self.defaults.interruption_queue_name, json.dumps(event))
+        except Exception:
+            logger.warning("interruption queue %s is gone", self.defaults.interruption_queue_name)
+
+    def _emit_state(self, instance_id: str, state: str) -> None:
+        if self.config.state_change_events:
+            self.send_event(
+                interruptions.state_change_notification(
+                    instance_id, state, account=self.account_id, region=self.region, at=_now()
+                )
+            )
+
+    def interrupt(self, instance_id: str, kind: InterruptionKind, notice_seconds: float) -> None:
+        with self.lock:
+            instance = self._instance(instance_id)
+            if instance.state not in ("pending", "running"):
+                raise ValueError(f"instance {instance_id} is {instance.state}, not running")
+            zone = str(instance.placement.zone)
+            if kind is InterruptionKind.REBALANCE:
+                self.send_event(
+                    interruptions.rebalance_recommendation(
+                        instance_id, account=self.account_id, region=self.region, at=_now()
+                    )
+                )
+                return
+            if kind is InterruptionKind.INSTANCE_LOST:
+                self.terminate_by_aws(
+                    instance_id,
+                    StateReason(
+                        "Server.InternalError: Internal error on launch", "Server.InternalError"
+                    ),
+                )
+                return
+            if instance.lifecycle != "spot":
+                raise ValueError(f"instance {instance_id} is not a spot instance")
+            self.send_event(
+                interruptions.spot_interruption_warning(
+                    instance_id, account=self.account_id, region=self.region, zone=zone, at=_now()
+                )
+            )
+            self.scheduler.after(
+                notice_seconds,
+                lambda: self.terminate_by_aws(
+                    instance_id,
+                    StateReason(
+                        "Server.SpotInstanceTermination: Spot instance termination",
+                        "Server.SpotInstanceTermination",
+                    ),
+                ),
+            )
+
+    # ------------------------------------------------------------------ prices
+    def on_demand_price(self, instance_type: str) -> float | None:
+        info = INSTANCE_TYPES.get(instance_type)
+        estimate = None
+        if info is not None:
+            estimate = prices.estimated_on_demand(
+                int(info.get("VCpuInfo", {}).get("DefaultVCpus", 0)),
+                int(info.get("MemoryInfo", {}).get("SizeInMiB", 0)),
+                gpus=sum(g.get("Count", 0) for g in (info.get("GpuInfo") or {}).get("Gpus", [])),
+                neuron_devices=sum(
+                    d.get("Count", 0)
+                    for d in (info.get("NeuronInfo") or {}).get("NeuronDevices", [])
+                ),
+                fpgas=sum(f.get("Count", 0) for f in (info.get("FpgaInfo") or {}).get("Fpgas", [])),
+            )
+        return prices.on_demand_price(instance_type, estimate)
+
+    def spot_price(self, instance_type: str, zone: str) -> float | None:
+        on_demand = self.on_demand_price(instance_type)
+        return None if on_demand is None else prices.spot_price(instance_type, zone, on_demand)
+
+    def describe_spot_price_history(self, call: AwsCall) -> Response:
+        form = call.form
+        types = indexed(form, "InstanceType")
+        zones_wanted = [form["AvailabilityZone"]] if form.get("AvailabilityZone") else []
+        descriptions = indexed(form, "ProductDescription")
+        for flt in indexed_groups(form, "Filter"):
+            values = [v for k, v in flt.items() if k.startswith("Value.")]
+            if flt.get("Name") == "instance-type":
+                types += values
+            elif flt.get("Name") == "availability-zone":
+                zones_wanted += values
+            elif flt.get("Name") == "product-description":
+                descriptions += values
+        if not types:
+            types = sorted(t for t in prices.ON_DEMAND_USD_PER_HOUR if t in INSTANCE_TYPES)
+        description = "Linux/UNIX"
+        if descriptions and not any(d.startswith("Linux/UNIX") for d in descriptions):
+            return ec2_response("DescribeSpotPriceHistory", "<spotPriceHistorySet/><nextToken/>")
+        if descriptions:
+            description = next(d for d in descriptions if d.startswith("Linux/UNIX"))
+        stamp = _iso(_now().replace(minute=0, second=0, microsecond=0))
+        items = []
+        for instance_type in types:
+            for zone in sorted(self.offered_zones(instance_type, self.region)):
+                if zones_wanted and zone not in zones_wanted:
+                    continue
+                price = self.spot_price(instance_type, zone)
+                if price is None:
+                    continue
+                items.append(
+                    f"<item><instanceType>{escape(instance_type)}</instanceType>"
+                    f"<productDescription>{escape(description)}</productDescription>"
+                    f"<spotPrice>{price:.6f}</spotPrice><timestamp>{stamp}</timestamp>"
+                    f"<availabilityZone>{zone}</availabilityZone></item>"
+                )
+        return ec2_response(
+            "DescribeSpotPriceHistory",
+            f"<spotPriceHistorySet>{''.join(items)}</spotPriceHistorySet><nextToken/>",
+        )
+
+    def get_products(self, call: AwsCall) -> Response:
+        payload = call.payload
+        if payload.get("ServiceCode") != "AmazonEC2":
+            return json_response({"FormatVersion": "aws_v1", "PriceList": []})
+        filters = payload.get("Filters") or []
+        region = next(
+            (f.get("Value") for f in filters if str(f.get("Field", "")).lower() == "regioncode"),
+            self.region,
+        )
+        types = [
+            f.get("Value") for f in filters if str(f.get("Field", "")).lower() == "instancetype"
+        ]
+        candidates = types or sorted(prices.ON_DEMAND_USD_PER_HOUR)
+        products = []
+        for instance_type in candidates:
+            if not isinstance(instance_type, str):
+                continue
+            price = self.on_demand_price(instance_type)
+            if price is None:
+                continue
+            product = prices.price_list_product(
+                instance_type, str(region), price, self._product_attributes(instance_type)
+            )
+            if prices.term_matches(product, filters):
+                products.append(json.dumps(product))
+        start = int(payload.get("NextToken") or 0)
+        size = int(payload.get("MaxResults") or 100)
+        page = products[start : start + size]
+        result: dict[str, Any] = {"FormatVersion": "aws_v1", "PriceList": page}
+        if start + size < len(products):
+            result["NextToken"] = str(start + size)
+        return json_response(result)
+
+    @staticmethod
+    def _product_attributes(instance_type: str) -> dict[str, str]:
+        info = INSTANCE_TYPES.get(instance_type) or {}
+        attributes = {
+            "vcpu": str(info.get("VCpuInfo", {}).get("DefaultVCpus", "")),
+            "memory": f"{int(info.get('MemoryInfo', {}).get('SizeInMiB', 0)) / 1024:g} GiB",
+        }
+        gpus = sum(g.get("Count", 0) for g in (info.get("GpuInfo") or {}).get("Gpus", []))
+        if gpus:
+            attributes["gpu"] = str(gpus)
+            attributes["instanceFamily"] = "GPU instance"
+        elif info.get("NeuronInfo") or info.get("FpgaInfo"):
+            attributes["instanceFamily"] = "Machine Learning ASIC Instances"
+            if info.get("FpgaInfo"):
+                attributes["instanceFamily"] = "FPGA Instances"
+        return attributes
+
+    # ------------------------------------------------------ capacity reservations
+    def create_capacity_reservation(self, call: AwsCall) -> Response:
+        form = call.form
+        instance_type = form.get("InstanceType", "")
+        zone = form.get("AvailabilityZone", "")
+        if instance_type not in INSTANCE_TYPES:
+            raise AwsError.of(
+                "InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType."
+            )
+        if zone not in self.offered_zones(instance_type, self.region):
+            raise AwsError.of(
+                "Unsupported",
+                unsupported_zone_message(
+                    instance_type, zone, self.offered_zones(instance_type, self.region)
+                ),
+            )
+        tags: dict[str, str] = {}
+        for group in indexed_groups(form, "TagSpecifications"):
+            for tag in indexed_groups(MultiDict(group), "Tag"):
+                tags[tag.get("Key", "")] = tag.get("Value", "")
+        with self.lock:
+            count = int(form.get("InstanceCount", "0") or 0)
+            if self.available(instance_type, zone, CapacityType.ON_DEMAND) < count:
+                raise AwsError.of(
+                    "InsufficientInstanceCapacity",
+                    insufficient_capacity_message(instance_type, zone, []),
+                )
+            reservation = self.reservations.create(
+                instance_type=instance_type,
+                instance_platform=form.get("InstancePlatform", "Linux/UNIX"),
+                availability_zone=zone,
+                instance_count=count,
+                instance_match_criteria=form.get("InstanceMatchCriteria", "open"),
+                tenancy=form.get("Tenancy", "default"),
+                ebs_optimized=form.get("EbsOptimized", "false").lower() == "true",
+                end_date_type=form.get("EndDateType", "unlimited"),
+                end_date=form.get("EndDate"),
+                tags=tags,
+            )
+            # Reserved capacity comes out of the zone's pool, as it does in AWS.
+            self.capacity.set(
+                CapacityRule(
+                    instance_type,
+                    max(
+                        0, self.capacity.limit(instance_type, zone, CapacityType.ON_DEMAND) - count
+                    ),
+                    zone,
+                    CapacityType.ON_DEMAND,
+                )
+            )
+            xml = reservation.to_xml()
+        return ec2_response(
+            "CreateCapacityReservation", f"<capacityReservation>{xml}</capacityReservation>"
+        )
+
+    def describe_capacity_reservations(self, call: AwsCall) -> Response:
+        ids = indexed(call.form, "CapacityReservationId")
+        filters = {
+            g.get("Name", ""): [v for k, v in g.items() if k.startswith("Value.")]
+            for g in indexed_groups(call.form, "Filter")
+        }
+        with self.lock:
+            if ids:
+                found = [self.reservations.get(i) for i in ids]
+            else:
+                found = list(self.reservations.reservations.values())
+            attribute = {
+                "instance-type": "instance_type",
+                "availability-zone": "availability_zone",
+                "state": "state",
+                "instance-match-criteria": "instance_match_criteria",
+                "instance-platform": "instance_platform",
+            }
+            for name, values in filters.items():
+                if name in attribute:
+                    found = [r for r in found if getattr(r, attribute[name]) in values]
+                elif name.startswith("tag:"):
+                    found = [r for r in found if r.tags.get(name[4:]) in values]
+            items = "".join(f"<item>{r.to_xml()}</item>" for r in found)
+        return ec2_response(
+            "DescribeCapacityReservations",
+            f"<capacityReservationSet>{items}</capacityReservationSet>",
+        )
+
+    def cancel_capacity_reservation(self, call: AwsCall) -> Response:
+        reservation_id = call.form.get("CapacityReservationId", "")
+        with self.lock:
+            reservation = self.reservations.get(reservation_id)
+            self.reservations.cancel(reservation_id)
+            unused = reservation.available_instance_count
+            zone, instance_type = reservation.availability_zone, reservation.instance_type
+            self.capacity.set(
+                CapacityRule(
+                    instance_type,
+                    self.capacity.limit(instance_type, zone, CapacityType.ON_DEMAND) + unused,
+                    zone,
+                    CapacityType.ON_DEMAND,
+                )
+            )
+        return ec2_response("CancelCapacityReservation", "<return>true</return>")
+
+    # --------------------------------------------------------------------- SSM
+    def agent_online(self, instance_id: str) -> bool:
+        if self._state(instance_id) != "running":
+            return False
+        tracked = self.instances.get(instance_id)
+        if tracked is None:
+            return True  # launched outside the emulator's path (e.g. a maintain fleet)
+        if tracked.running_at is None:
+            return False
+        online = time.monotonic() - tracked.running_at >= self.config.agent_delay_s
+        tracked.online_once = tracked.online_once or online
+        return online
+
+    def describe_instance_information(self, call: AwsCall) -> Response:
+        payload = call.payload
+        wanted: set[str] = set()
+        ping: set[str] = set()
+        for flt in (payload.get("Filters") or []) + (
+            payload.get("InstanceInformationFilterList") or []
+        ):
+            key = flt.get("Key") or flt.get("key")
+            values = flt.get("Values") or flt.get("valueSet") or []
+            if key in ("InstanceIds", "InstanceId"):
+                wanted.update(values)
+            elif key == "PingStatus":
+                ping.update(values)
+        items = []
+        with self.lock:
+            for instance in self.ec2.all_instances():
+                if wanted and instance.id not in wanted:
+                    continue
+                online = self.agent_online(instance.id)
+                tracked = self.instances.get(instance.id)
+                if online:
+                    status = "Online"
+                elif tracked is not None and tracked.online_once:
+                    status = "ConnectionLost"
+                else:
+                    continue
+                if ping and status not in ping:
+                    continue
+                items.append(_instance_information(instance, status))
+        start = int(payload.get("NextToken") or 0)
+        size = int(payload.get("MaxResults") or 50)
+        result: dict[str, Any] = {"InstanceInformationList": items[start : start + size]}
+        if start + size < len(items):
+            result["NextToken"] = str(start + size)
+        return json_response(result)
+
+    def send_command(self, call: AwsCall) -> Response:
+        payload = call.payload
+        instance_ids = list(payload.get("InstanceIds") or [])
+        with self.lock:
+            offline = [i for i in instance_ids if not self.agent_online(i)]
+            if offline:
+                raise AwsError.of(
+                    "InvalidInstanceId",
+                    f"Instances [[{', '.join(offline)}]] not in a valid state for account "
+                    f"{self.account_id}",
+                )
+            response = self.forward(call)
+            if response.status_code != 200:
+                return response
+            command = json.loads(response.get_data())["Command"]
+            command_id = command["CommandId"]
+            orca = parse_comment(str(payload.get("Comment") or ""))
+            script = "\n".join((payload.get("Parameters") or {}).get("commands") or [])
+            if orca is None:
+                return response
+            for instance_id in command.get("InstanceIds") or instance_ids:
+                if orca.verb == "start":
+                    manifest = extract_pod_manifest(script)
+                    if manifest is None:
+                        self._set_invocation(command_id, instance_id, 1, "no ORCA_POD_JSON heredoc")
+                        continue
+                    self._set_invocation(command_id, instance_id, None, "")
+                    self.containers.start(command_id, instance_id, manifest)
+                else:
+                    self._set_invocation(command_id, instance_id, None, "")
+                    stopping = self.containers.stop(
+                        orca.namespace,
+                        orca.name,
+                        instance_id,
+                        parse_stop_grace(script),
+                        (command_id, instance_id),
+                    )
+                    if not stopping:
+                        self._set_invocation(command_id, instance_id, 0, "nothing to stop")
+            command = self.ssm.get_command_by_id(command_id).response_object()
+            return json_response({"Command": command})
+
+    def _set_invocation(
+        self, command_id: str, instance_id: str, response_code: int | None, output: str
+    ) -> None:
+        """None → InProgress; otherwise finished with that code (0 → Success, else Failed)."""
+        command = self.ssm.get_command_by_id(command_id)
+        now = _now()
+        for invocation in command.invocations:
+            if invocation["InstanceId"] != instance_id:
+                continue
+            if response_code is None:
+                invocation.update(
+                    Status="InProgress",
+                    StatusDetails="InProgress",
+                    ResponseCode=-1,
+                    ExecutionStartDateTime=now.isoformat(),
+                    ExecutionEndDateTime="",
+                    ExecutionElapsedTime="PT0S",
+                )
+                invocation["_started"] = time.monotonic()
+            else:
+                status = "Success" if response_code == 0 else "Failed"
+                elapsed = time.monotonic() - float(invocation.get("_started", time.monotonic()))
+                invocation.update(
+                    Status=status,
+                    StatusDetails=status,
+                    ResponseCode=response_code,
+                    ExecutionEndDateTime=now.isoformat(),
+                    ExecutionElapsedTime=f"PT{elapsed:.3f}S",
+                    StandardOutputContent=output,
+                )
+        statuses = [i["Status"] for i in command.invocations]
+        command.completed_count = sum(s in ("Success", "Failed") for s in statuses)
+        command.error_count = statuses.count("Failed")
+        if "InProgress" in statuses:
+            command.status = "InProgress"
+        else:
+            command.status = "Failed" if "Failed" in statuses else "Success"
+        command.status_details = command.status
+
+    def list_command_invocations(self, call: AwsCall) -> Response:
+        payload = call.payload
+        command_id = payload.get("CommandId")
+        instance_id = payload.get("InstanceId")
+        details = bool(payload.get("Details"))
+        with self.lock:
+            try:
+                commands = self.ssm.list_commands(command_id, instance_id)
+            except SSMException as error:
+                raise AwsError.of(error.code, error.message) from None
+            items = []
+            for command in commands:
+                for invocation in command.invocations:
+                    if instance_id and invocation["InstanceId"] != instance_id:
+                        continue
+                    item = {
+                        "CommandId": command.command_id,
+                        "InstanceId": invocation["InstanceId"],
+                        "Comment": command.comment,
+                        "DocumentName": command.document_name,
+                        "DocumentVersion": "$DEFAULT",
+                        "RequestedDateTime": command.requested_date_time.timestamp(),
+                        "Status": invocation["Status"],
+                        "StatusDetails": invocation["StatusDetails"],
+                        "StandardOutputUrl": "",
+                        "StandardErrorUrl": "",
+                        "CommandPlugins": [],
+                    }
+                    if details:
+                        item["CommandPlugins"] = [
+                            {
+                                "Name": invocation["PluginName"],
+                                "Status": invocation["Status"],
+                                "StatusDetails": invocation["StatusDetails"],
+                                "ResponseCode": invocation["ResponseCode"],
+                                "Output": invocation.get("StandardOutputContent", ""),
+                            }
+                        ]
+                    items.append(item)
+        return json_response({"CommandInvocations": items})
+
+
+def _instance_information(instance: Any, status: str) -> dict[str, Any]:
+    return {
+        "InstanceId": instance.id,
+        "PingStatus": status,
+        "LastPingDateTime": time.time(),
+        "AgentVersion": "3.3.1957.0",
+        "IsLatestVersion": True,
+        "PlatformType": "Linux",
+        "PlatformName": "Amazon Linux",
+        "PlatformVersion": "2023",
+        "ResourceType": "EC2Instance",
+        "IPAddress": instance.private_ip,
+        "ComputerName": f"ip-{str(instance.private_ip).replace('.', '-')}.ec2.internal",
+        "SourceId": instance.id,
+        "SourceType": "AWS::EC2::Instance",
+    }
+
+
+def _lt_and_overrides_xml(template_spec: dict[str, str], override: dict[str, str]) -> str:
+    spec = "".join(
+        f"<{k[0].lower() + k[1:]}>{escape(v)}</{k[0].lower() + k[1:]}>"
+        for k, v in template_spec.items()
+    )
+    over = "".join(
+        f"<{k[0].lower() + k[1:]}>{escape(v)}</{k[0].lower() + k[1:]}>"
+        for k, v in override.items()
+        if "." not in k
+    )
+    return (
+        f"<launchTemplateAndOverrides><launchTemplateSpecification>{spec}"
+        f"</launchTemplateSpecification><overrides>{over}</overrides></launchTemplateAndOverrides>"
+    )
+
+
+def _fingerprint(form: MultiDict[str, str]) -> str:
+    items = sorted((k, v) for k, v in form.items(multi=True) if k not in ("Version",))
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def _urlencode(form: MultiDict[str, str]) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(list(form.items(multi=True))).encode()
+
+
+class MotoContainerHost:
+    """``ContainerHost`` over moto's CloudWatch Logs and SSM backends (lock held by callers)."""
+
+    def __init__(self, middleware: EmulatorMiddleware) -> None:
+        self._middleware = middleware
+
+    def _put(self, group: str, stream: str, messages: list[str]) -> None:
+        logs = self._middleware.logs
+        if group not in logs.groups:
+            logs.create_log_group(group, tags={})
+        if stream not in logs.groups[group].streams:
+            logs.create_log_stream(group, stream)
+        stamp = int(time.time() * 1000)
+        logs.put_log_events(group, stream, [{"timestamp": stamp, "message": m} for m in messages])
+
+    def write_status(self, pod_uid: str, events: list[dict[str, Any]]) -> None:
+        defaults = self._middleware.defaults
+        assert defaults is not None
+        self._put(defaults.status_log_group, pod_uid, [json.dumps(e) for e in events])
+
+    def write_output(self, stream: str, lines: list[str]) -> None:
+        defaults = self._middleware.defaults
+        assert defaults is not None
+        self._put(defaults.log_group, stream, lines)
+
+    def finish_invocation(
+        self, command_id: str, instance_id: str, response_code: int, output: str
+    ) -> None:
+        self._middleware._set_invocation(command_id, instance_id, response_code, output)

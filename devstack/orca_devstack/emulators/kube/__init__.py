@@ -1,0 +1,72 @@
+"""A Kubernetes API server emulator for `orca dev` and the tests, served over real HTTP.
+
+The official `kubernetes` Python client and kubectl 1.32 work against it unmodified. It covers the
+part of the API ORCA and kubectl use: core/v1 pods (subresources status, binding, eviction, log),
+nodes (status), namespaces (status), events, secrets, configmaps, services, serviceaccounts;
+coordination.k8s.io/v1 leases; events.k8s.io/v1 events. A minimal scheduler binds pending pods.
+The conformance suite in tests/conformance runs the same checks against a real k3s where Docker
+exists.
+
+Modules: `store` (objects, global resourceVersion, event log), `registry` (API semantics),
+`admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`, `tables`
+(server-side printing for kubectl), `server` (HTTP), `emulator` (`KubeEmulator`).
+
+Known differences from a real API server:
+
+* Plain HTTP only, no TLS; no authentication or authorization (any token is accepted), no RBAC,
+  no admission webhooks, no audit, no API priority and fairness.
+* JSON only: protobuf, YAML and CBOR request bodies get 415 UnsupportedMediaType; protobuf Accept
+  headers get JSON. kubectl's generator commands that send protobuf bodies through typed clients
+  (`kubectl create namespace|configmap|secret ...`) therefore fail; `kubectl create -f` and
+  `kubectl apply -f` (client-side apply) work. No server-side apply (`application/apply-patch+yaml`
+  is 415), no managedFields, no dryRun (a dryRun request is carried out), no OpenAPI documents
+  (/openapi/v2 and /v3 are 404, so kubectl needs `--validate=false`), no aggregated discovery (the
+  legacy discovery documents are served and kubectl falls back to them).
+* Strategic merge patch knows only these merge keys: spec.containers, spec.initContainers,
+  spec.ephemeralContainers, spec.volumes, spec.imagePullSecrets (name); spec.hostAliases (ip);
+  Service spec.ports (port); container ports (containerPort); env (name); volumeMounts
+  (mountPath); volumeDevices (devicePath); status.conditions (type); status.addresses (type);
+  metadata.ownerReferences (uid); metadata.finalizers merges as a set. Every other list
+  (tolerations, taints, containerStatuses, ...) is replaced, as for lists without a patch strategy.
+  Directives: `$patch: replace|delete`, `$deleteFromPrimitiveList`; `$setElementOrder` and
+  `$retainKeys` are ignored. Container ports merge by containerPort only, not (port, protocol).
+* A list is always served from the latest state: `resourceVersion`/`resourceVersionMatch` on a
+  list are ignored, and `continue` pages come from the current state (the token keeps the first
+  page's resourceVersion, and expires with it as on a real server).
+* Watch: bookmarks every 60 s by default (configurable) and one at the end of a stream that
+  ends by `timeoutSeconds`; no `sendInitialEvents`; watch with a Table Accept header streams plain
+  objects. A watch from a resourceVersion newer than the current one waits for it instead of
+  failing. The retained window counts events (`retained_events`), not time.
+* Field selectors: the real per-resource sets of supported fields, each matched as the string
+  value of a dotted path (e.g. `source` on events is not mapped to `source.component`).
+* Defaults: only those kubectl displays (restartPolicy, terminationGracePeriodSeconds, dnsPolicy,
+  schedulerName, securityContext, enableServiceLinks, priority, preemptionPolicy,
+  serviceAccountName, the not-ready/unreachable NoExecute tolerations, terminationMessagePath/
+  Policy, imagePullPolicy, requests from limits, port protocol, qosClass); no service-account
+  token volume, no LimitRange, no ResourceQuota. `metadata.generation` is set on every object
+  with a spec (a 1.32 server does not set it on pods) and bumped on spec changes and graceful
+  deletion. Validation covers names, labels/annotations, containers (name, image, duplicates,
+  quantities) and pod spec immutability; not the full Kubernetes validation.
+* Deletion: pods bound to a node are deleted gracefully (deletionTimestamp, kept until a delete with
+  grace period 0); other objects go at once unless they carry finalizers. propagationPolicy is
+  ignored: there is no garbage collector for ownerReferences. Deleting a namespace removes its
+  content and itself at once (no Terminating phase); default, kube-system and kube-public cannot
+  be deleted. Eviction ignores PodDisruptionBudgets.
+* core/v1 and events.k8s.io/v1 events are stored separately, not as two views of one object.
+* Services get no cluster IP, endpoints or load balancer; nodes get no controller (no not-ready
+  taints written, no pod eviction from lost nodes, no lease-based health).
+* Scheduler: filters only (unschedulable, taints with NoSchedule/NoExecute incl. an implied
+  not-ready taint on nodes without Ready=True, nodeSelector, required node affinity incl.
+  matchFields metadata.name, resources cpu/memory/pods/any extended resource); scoring is "fewest
+  pods, then name"; no preemption, pod (anti-)affinity, topology spread, ports or volumes; the
+  Unschedulable message omits the "preemption: ..." suffix; one FailedScheduling event per change
+  of message instead of repeated events with back-off.
+* Pod logs are proxied to `<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...` trying https
+  without verification, then http; no client certificate is presented.
+* Table printing (kubectl get) covers pods, nodes, namespaces and events; other resources print
+  Name and Created At.
+"""
+
+from orca_devstack.emulators.kube.emulator import KubeEmulator
+
+__all__ = ["KubeEmulator"]

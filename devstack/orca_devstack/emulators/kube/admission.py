@@ -1,0 +1,248 @@
+"""Defaulting and validation: what the API server's registry strategies do to an object on write.
+
+Pure functions on JSON objects. Only the defaults kubectl displays and ORCA reads are filled in;
+validation catches the mistakes a client is likely to make (missing name, no containers, duplicate
+container names, bad names), not the whole of Kubernetes validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube.store import JsonObject, ResourceType
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CONTAINER_LISTS = ("initContainers", "containers")
+
+DEFAULT_TOLERATIONS: tuple[JsonObject, ...] = (
+    {
+        "key": "node.kubernetes.io/not-ready",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    },
+    {
+        "key": "node.kubernetes.io/unreachable",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    },
+)
+
+
+def default_image_pull_policy(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    tag = last.rsplit(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _default_container(container: JsonObject) -> None:
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    if isinstance(container.get("image"), str):
+        container.setdefault("imagePullPolicy", default_image_pull_policy(container["image"]))
+    resources = container.setdefault("resources", {})
+    limits = resources.get("limits") or {}
+    if limits:
+        # The API server defaults requests to limits for resources only limited.
+        requests = resources.setdefault("requests", {})
+        for name, value in limits.items():
+            requests.setdefault(name, value)
+    for port in container.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+
+
+def default_pod_spec(spec: JsonObject) -> None:
+    """Fill in a pod spec's defaults in place."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    tolerations = spec.setdefault("tolerations", [])
+    for default in DEFAULT_TOLERATIONS:
+        if not any(
+            t.get("key") == default["key"] and t.get("effect") in (None, "", "NoExecute")
+            for t in tolerations
+        ):
+            tolerations.append(dict(default))
+    for list_name in _CONTAINER_LISTS:
+        for container in spec.get(list_name) or []:
+            if isinstance(container, dict):
+                _default_container(container)
+
+
+def pod_qos_class(spec: JsonObject) -> str:
+    containers = [
+        c for name in _CONTAINER_LISTS for c in spec.get(name) or [] if isinstance(c, dict)
+    ]
+    requests_any = False
+    guaranteed = True
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests = {
+            k: v for k, v in (resources.get("requests") or {}).items() if k in ("cpu", "memory")
+        }
+        limits = {
+            k: v for k, v in (resources.get("limits") or {}).items() if k in ("cpu", "memory")
+        }
+        if requests or limits:
+            requests_any = True
+        if set(limits) != {"cpu", "memory"}:
+            guaranteed = False
+            continue
+        for name, limit in limits.items():
+            try:
+                if name in requests and parse_quantity(requests[name]) != parse_quantity(limit):
+                    guaranteed = False
+            except InvalidQuantityError:
+                guaranteed = False
+    if not requests_any:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def prepare_for_create(resource: ResourceType, obj: JsonObject) -> None:
+    """Apply the defaults and resets a real API server applies when an object is created."""
+    if resource.key == "/pods":
+        spec = obj.setdefault("spec", {})
+        default_pod_spec(spec)
+        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(spec)}
+    elif resource.key == "/namespaces":
+        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+        obj["status"] = {"phase": "Active"}
+        labels = obj["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif resource.key == "/nodes":
+        obj.setdefault("spec", {})
+        obj.setdefault("status", {})
+    elif resource.key == "/services":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+        obj["status"] = {"loadBalancer": {}}
+    elif resource.key == "/secrets":
+        obj.setdefault("type", "Opaque")
+    elif resource.key == "coordination.k8s.io/leases":
+        obj.setdefault("spec", {})
+
+
+def prepare_for_update(resource: ResourceType, new: JsonObject) -> None:
+    """Defaults also apply to a replaced object (a PUT body may omit them)."""
+    if resource.key == "/pods":
+        default_pod_spec(new.setdefault("spec", {}))
+    elif resource.key == "/namespaces":
+        labels = new["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = new["metadata"]["name"]
+
+
+def _validate_name(name: Any, namespaced_kind: str) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "Required value: name or generateName is required"
+    pattern = _DNS_LABEL if namespaced_kind == "Namespace" else _DNS_SUBDOMAIN
+    if len(name) > 253 or not pattern.match(name):
+        return (
+            f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case "
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+            "character"
+        )
+    return None
+
+
+def validate(resource: ResourceType, obj: JsonObject) -> list[tuple[str, str]]:
+    """Return (field, message) causes; empty when the object is valid."""
+    causes: list[tuple[str, str]] = []
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return [("metadata", "Required value")]
+    problem = _validate_name(metadata.get("name"), resource.kind)
+    if problem:
+        causes.append(("metadata.name", problem))
+    for field_name in ("labels", "annotations"):
+        values = metadata.get(field_name)
+        if values is not None and (
+            not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
+        ):
+            causes.append((f"metadata.{field_name}", "Invalid value: values must be strings"))
+    if resource.key == "/pods":
+        causes.extend(_validate_pod_spec(obj.get("spec")))
+    return causes
+
+
+def _validate_pod_spec(spec: Any) -> list[tuple[str, str]]:
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    causes: list[tuple[str, str]] = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        causes.append(("spec.containers", "Required value"))
+        containers = []
+    seen: set[str] = set()
+    for list_name in _CONTAINER_LISTS:
+        items = spec.get(list_name) or []
+        if not isinstance(items, list):
+            causes.append((f"spec.{list_name}", "Invalid value: must be a list"))
+            continue
+        for index, container in enumerate(items):
+            path = f"spec.{list_name}[{index}]"
+            if not isinstance(container, dict):
+                causes.append((path, "Invalid value: must be an object"))
+                continue
+            name = container.get("name")
+            if not isinstance(name, str) or not name:
+                causes.append((f"{path}.name", "Required value"))
+            elif not _DNS_LABEL.match(name):
+                causes.append(
+                    (f"{path}.name", f"Invalid value: {name!r}: must be a DNS-1123 label")
+                )
+            elif name in seen:
+                causes.append((f"{path}.name", f"Duplicate value: {name!r}"))
+            else:
+                seen.add(name)
+            if not isinstance(container.get("image"), str) or not container.get("image"):
+                causes.append((f"{path}.image", "Required value"))
+            resources = container.get("resources") or {}
+            for kind in ("requests", "limits"):
+                for resource_name, value in (resources.get(kind) or {}).items():
+                    try:
+                        parse_quantity(value)
+                    except InvalidQuantityError as error:
+                        causes.append(
+                            (f"{path}.resources.{kind}[{resource_name}]", f"Invalid value: {error}")
+                        )
+    return causes
+
+
+_MUTABLE_POD_SPEC_FIELDS = ("activeDeadlineSeconds", "terminationGracePeriodSeconds")
+
+
+def pod_spec_update_forbidden(old_spec: JsonObject, new_spec: JsonObject) -> bool:
+    """Pod specs are immutable but for images, activeDeadlineSeconds and added tolerations."""
+    old, new = copy.deepcopy(old_spec), copy.deepcopy(new_spec)
+    for spec in (old, new):
+        for field_name in _MUTABLE_POD_SPEC_FIELDS:
+            spec.pop(field_name, None)
+        for list_name in _CONTAINER_LISTS:
+            for container in spec.get(list_name) or []:
+                if isinstance(container, dict):
+                    container.pop("image", None)
+    old_tolerations = old.pop("tolerations", None) or []
+    new_tolerations = new.pop("tolerations", None) or []
+    if any(toleration not in new_tolerations for toleration in old_tolerations):
+        return True
+    # spec.nodeName is set by the binding subresource only, never by an update.
+    return old != new

@@ -1,0 +1,558 @@
+"""API semantics on top of the store: what create, update, patch, delete, bind and evict mean.
+
+The HTTP layer parses requests into calls here; the scheduler calls here too. All read-modify-write
+sequences hold the store lock, so concurrent writers see resourceVersion conflicts exactly where a
+real API server would report them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orca_devstack.emulators.kube import admission, errors, patching
+from orca_devstack.emulators.kube.selectors import (
+    FieldRequirement,
+    LabelRequirement,
+    fields_match,
+    labels_match,
+)
+from orca_devstack.emulators.kube.store import ALL_RESOURCES, JsonObject, ObjectStore, ResourceType
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PatchType:
+    JSON = "application/json-patch+json"
+    MERGE = "application/merge-patch+json"
+    STRATEGIC = "application/strategic-merge-patch+json"
+    APPLY = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    precondition_uid: str | None = None
+    precondition_resource_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ListResult:
+    items: list[JsonObject]
+    resource_version: int
+    continue_token: str | None
+    remaining: int | None
+
+
+def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
+    for resource in ALL_RESOURCES:
+        if resource.group == group and resource.version == version and resource.plural == plural:
+            return resource
+    return None
+
+
+def _resource(group: str, plural: str) -> ResourceType:
+    for resource in ALL_RESOURCES:
+        if resource.group == group and resource.plural == plural:
+            return resource
+    raise KeyError(plural)
+
+
+PODS = _resource("", "pods")
+NODES = _resource("", "nodes")
+NAMESPACES = _resource("", "namespaces")
+EVENTS = _resource("", "events")
+
+
+def _strip_resource_version(obj: JsonObject) -> JsonObject:
+    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+
+
+def encode_continue(resource_version: int, after: tuple[str, str]) -> str:
+    raw = json.dumps({"rv": resource_version, "start": list(after)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise errors.bad_request(f"invalid continue token: {error}") from error
+
+
+class Registry:
+    """The resource semantics of one emulated API server."""
+
+    def __init__(self, store: ObjectStore, clock: Callable[[], dt.datetime] = now) -> None:
+        self.store = store
+        self.clock = clock
+        for name in INITIAL_NAMESPACES:
+            self.create(NAMESPACES, "", {"metadata": {"name": name}})
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, resource: ResourceType, namespace: str, name: str) -> JsonObject:
+        obj = self.store.get(resource, namespace if resource.namespaced else "", name)
+        if obj is None:
+            raise errors.not_found(resource.plural, name, resource.group)
+        return obj
+
+    def list(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        labels: tuple[LabelRequirement, ...] = (),
+        fields: tuple[FieldRequirement, ...] = (),
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult:
+        objects, resource_version = self.store.snapshot(
+            resource, namespace if resource.namespaced else None
+        )
+        list_rv = resource_version
+        if continue_token:
+            token_rv, after = decode_continue(continue_token)
+            try:
+                self.store.check_retained(token_rv)
+            except errors.ApiError as error:
+                raise errors.expired(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter."
+                ) from error
+            list_rv = token_rv
+            objects = [o for o in objects if self._key(resource, o) > after]
+        matching = [
+            o
+            for o in objects
+            if labels_match(labels, o["metadata"].get("labels")) and fields_match(fields, o)
+        ]
+        if limit and limit > 0 and len(matching) > limit:
+            page = matching[:limit]
+            token = encode_continue(list_rv, self._key(resource, page[-1]))
+            return ListResult(page, list_rv, token, len(matching) - limit)
+        return ListResult(matching, list_rv, None, None)
+
+    @staticmethod
+    def _key(resource: ResourceType, obj: JsonObject) -> tuple[str, str]:
+        namespace = obj["metadata"].get("namespace", "") if resource.namespaced else ""
+        return namespace, obj["metadata"]["name"]
+
+    # -- create --------------------------------------------------------------------------------
+
+    def create(self, resource: ResourceType, namespace: str, body: Any) -> JsonObject:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        obj = copy.deepcopy(body)
+        obj["apiVersion"] = resource.api_version
+        obj["kind"] = resource.kind
+        metadata = obj.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = obj["metadata"] = {}
+        if resource.namespaced:
+            if metadata.get("namespace") and namespace and metadata["namespace"] != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            metadata["namespace"] = namespace or metadata.get("namespace") or "default"
+        else:
+            metadata.pop("namespace", None)
+        if not metadata.get("name") and metadata.get("generateName"):
+            suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            metadata["name"] = f"{metadata['generateName']}{suffix}"
+        for managed in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            metadata.pop(managed, None)
+        metadata["uid"] = str(uuid.uuid4())
+        metadata["creationTimestamp"] = format_time(self.clock())
+        if "spec" in obj or resource.key in ("/pods", "/nodes"):
+            metadata["generation"] = 1
+        admission.prepare_for_create(resource, obj)
+        causes = admission.validate(resource, obj)
+        if causes:
+            raise errors.invalid(
+                resource.kind, str(metadata.get("name") or ""), causes, resource.group
+            )
+        with self.store.lock:
+            if (
+                resource.namespaced
+                and self.store.get(NAMESPACES, "", metadata["namespace"]) is None
+            ):
+                raise errors.not_found("namespaces", metadata["namespace"])
+            key_namespace = metadata["namespace"] if resource.namespaced else ""
+            if self.store.get(resource, key_namespace, metadata["name"]) is not None:
+                raise errors.already_exists(resource.plural, metadata["name"], resource.group)
+            return self.store.write(resource, obj, event_type="ADDED")
+
+    # -- update --------------------------------------------------------------------------------
+
+    def replace(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str | None = None,
+    ) -> JsonObject:
+        if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name and body_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        with self.store.lock:
+            current = self.get(resource, namespace, name)
+            return self._update(resource, current, copy.deepcopy(body), subresource)
+
+    def patch(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        patch_type: str,
+        patch: Any,
+        subresource: str | None = None,
+    ) -> JsonObject:
+        with self.store.lock:
+            current = self.get(resource, namespace, name)
+            try:
+                if patch_type == PatchType.JSON:
+                    patched = patching.json_patch(current, patch)
+                elif patch_type == PatchType.MERGE:
+                    patched = patching.json_merge_patch(current, patch)
+                elif patch_type == PatchType.STRATEGIC:
+                    patched = patching.strategic_merge_patch(current, patch)
+                else:
+                    raise errors.unsupported_media_type(patch_type)
+            except patching.PatchTestFailedError as error:
+                raise errors.ApiError(422, "Invalid", str(error)) from error
+            except patching.PatchError as error:
+                raise errors.ApiError(422, "Invalid", str(error)) from error
+            if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+                raise errors.ApiError(422, "Invalid", "the patch removed the object's metadata")
+            return self._update(resource, current, patched, subresource)
+
+    def mutate(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        change: Callable[[JsonObject], None],
+        subresource: str | None = None,
+    ) -> JsonObject:
+        """Read-modify-write for in-process callers (the scheduler): `change` edits a copy."""
+        with self.store.lock:
+            current = self.get(resource, namespace, name)
+            candidate = copy.deepcopy(current)
+            change(candidate)
+            return self._update(resource, current, candidate, subresource)
+
+    def _update(
+        self,
+        resource: ResourceType,
+        current: JsonObject,
+        new: JsonObject,
+        subresource: str | None,
+    ) -> JsonObject:
+        name = current["metadata"]["name"]
+        new_metadata = new.setdefault("metadata", {})
+        if (
+            new_metadata.get("resourceVersion")
+            and new_metadata["resourceVersion"] != current["metadata"]["resourceVersion"]
+        ):
+            raise errors.conflict(resource.plural, name, resource.group)
+        if new_metadata.get("uid") and new_metadata["uid"] != current["metadata"]["uid"]:
+            raise errors.conflict(
+                resource.plural,
+                name,
+                resource.group,
+                f"Precondition failed: UID in precondition: {new_metadata['uid']}, "
+                f"UID in object meta: {current['metadata']['uid']}",
+            )
+        if subresource == "status":
+            # Status writes change only status, whatever else the body says.
+            candidate = copy.deepcopy(current)
+            candidate["status"] = new.get("status", {})
+        else:
+            candidate = new
+            candidate["apiVersion"] = resource.api_version
+            candidate["kind"] = resource.kind
+            metadata = candidate["metadata"]
+            for immutable in (
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
+                if immutable in current["metadata"]:
+                    metadata[immutable] = current["metadata"][immutable]
+                else:
+                    metadata.pop(immutable, None)
+            if resource.has_status:
+                candidate["status"] = copy.deepcopy(current.get("status", {}))
+            admission.prepare_for_update(resource, candidate)
+            if resource.key == "/pods" and admission.pod_spec_update_forbidden(
+                current.get("spec", {}), candidate.get("spec", {})
+            ):
+                raise errors.invalid(
+                    "Pod",
+                    name,
+                    [
+                        (
+                            "spec",
+                            "Forbidden: pod updates may not change fields other than "
+                            "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                            "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
+                            "existing tolerations), `spec.terminationGracePeriodSeconds`",
+                        )
+                    ],
+                )
+            if "generation" in metadata and candidate.get("spec") != current.get("spec"):
+                metadata["generation"] = int(metadata["generation"]) + 1
+            causes = admission.validate(resource, candidate)
+            if causes:
+                raise errors.invalid(resource.kind, name, causes, resource.group)
+        candidate["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if candidate == current:
+            return current  # a no-op write does not take a resourceVersion
+        if (
+            candidate["metadata"].get("deletionTimestamp")
+            and not candidate["metadata"].get("finalizers")
+            and self._deletion_due(resource, candidate)
+        ):
+            namespace = candidate["metadata"].get("namespace", "") if resource.namespaced else ""
+            return self.store.remove(resource, namespace, name, final_state=candidate)
+        return self.store.write(resource, candidate, event_type="MODIFIED")
+
+    @staticmethod
+    def _deletion_due(resource: ResourceType, obj: JsonObject) -> bool:
+        """Removing the last finalizer ends a deletion, unless a kubelet owns a graceful one."""
+        grace = obj["metadata"].get("deletionGracePeriodSeconds", 0)
+        return not (resource.key == "/pods" and obj.get("spec", {}).get("nodeName") and grace)
+
+    # -- delete --------------------------------------------------------------------------------
+
+    def delete(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        options: DeleteOptions | None = None,
+    ) -> JsonObject:
+        options = options or DeleteOptions()
+        with self.store.lock:
+            current = self.get(resource, namespace, name)
+            metadata = current["metadata"]
+            if options.precondition_uid and options.precondition_uid != metadata["uid"]:
+                raise errors.conflict(
+                    resource.plural,
+                    name,
+                    resource.group,
+                    f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+                    f"UID in object meta: {metadata['uid']}",
+                )
+            if (
+                options.precondition_resource_version
+                and options.precondition_resource_version != metadata["resourceVersion"]
+            ):
+                raise errors.conflict(
+                    resource.plural,
+                    name,
+                    resource.group,
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{options.precondition_resource_version}, ResourceVersion in object meta: "
+                    f"{metadata['resourceVersion']}",
+                )
+            if resource.key == "/namespaces":
+                return self._delete_namespace(current)
+            grace = self._grace_period(resource, current, options)
+            key_namespace = metadata.get("namespace", "") if resource.namespaced else ""
+            if grace > 0 or metadata.get("finalizers"):
+                return self._mark_deleting(resource, current, grace)
+            return self.store.remove(resource, key_namespace, name)
+
+    def _grace_period(self, resource: ResourceType, pod: JsonObject, options: DeleteOptions) -> int:
+        if resource.key != "/pods":
+            return 0
+        spec = pod.get("spec", {})
+        if not spec.get("nodeName") or pod.get("status", {}).get("phase") in (
+            "Succeeded",
+            "Failed",
+        ):
+            return 0  # nothing runs it: the API server deletes it at once
+        if options.grace_period_seconds is not None:
+            return max(options.grace_period_seconds, 0)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def _mark_deleting(self, resource: ResourceType, current: JsonObject, grace: int) -> JsonObject:
+        metadata = current["metadata"]
+        existing_grace = metadata.get("deletionGracePeriodSeconds")
+        if metadata.get("deletionTimestamp") and (
+            existing_grace is None or grace >= existing_grace
+        ):
+            if grace == 0 and not metadata.get("finalizers"):
+                namespace = metadata.get("namespace", "") if resource.namespaced else ""
+                return self.store.remove(resource, namespace, metadata["name"])
+            return current  # already terminating; a longer grace period changes nothing
+        if grace == 0 and not metadata.get("finalizers"):
+            namespace = metadata.get("namespace", "") if resource.namespaced else ""
+            return self.store.remove(resource, namespace, metadata["name"])
+        candidate = copy.deepcopy(current)
+        candidate["metadata"]["deletionTimestamp"] = format_time(
+            self.clock() + dt.timedelta(seconds=grace)
+        )
+        candidate["metadata"]["deletionGracePeriodSeconds"] = grace
+        if "generation" in candidate["metadata"]:
+            candidate["metadata"]["generation"] = int(candidate["metadata"]["generation"]) + 1
+        return self.store.write(resource, candidate, event_type="MODIFIED")
+
+    def _delete_namespace(self, namespace_obj: JsonObject) -> JsonObject:
+        name = namespace_obj["metadata"]["name"]
+        if name in _UNDELETABLE_NAMESPACES:
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
+        # A real namespace goes through phase Terminating while its content is deleted; here the
+        # content goes at once, with DELETED events, and then the namespace.
+        for resource in ALL_RESOURCES:
+            if not resource.namespaced:
+                continue
+            objects, _ = self.store.snapshot(resource, name)
+            for obj in objects:
+                self.store.remove(resource, name, obj["metadata"]["name"])
+        return self.store.remove(NAMESPACES, "", name)
+
+    # -- pod subresources ----------------------------------------------------------------------
+
+    def bind(self, namespace: str, name: str, binding: Any) -> None:
+        target = (binding or {}).get("target") or {}
+        node_name = target.get("name")
+        if not node_name:
+            raise errors.invalid("Binding", name, [("target.name", "Required value")])
+        with self.store.lock:
+            pod = self.get(PODS, namespace, name)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(
+                    "pods", name, message="pod is being deleted, cannot be assigned to a host"
+                )
+            bound = pod.get("spec", {}).get("nodeName")
+            if bound:
+                raise errors.conflict(
+                    "pods", name, message=f'pod {name} is already assigned to node "{bound}"'
+                )
+            candidate = copy.deepcopy(pod)
+            candidate["spec"]["nodeName"] = node_name
+            set_condition(candidate, "PodScheduled", "True", self.clock())
+            self.store.write(PODS, candidate, event_type="MODIFIED")
+
+    def evict(self, namespace: str, name: str, eviction: Any) -> None:
+        options = (eviction or {}).get("deleteOptions") or {}
+        preconditions = options.get("preconditions") or {}
+        self.delete(
+            PODS,
+            namespace,
+            name,
+            DeleteOptions(
+                grace_period_seconds=options.get("gracePeriodSeconds"),
+                precondition_uid=preconditions.get("uid"),
+                precondition_resource_version=preconditions.get("resourceVersion"),
+            ),
+        )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        involved: JsonObject,
+        resource: ResourceType,
+        event_type: str,
+        reason: str,
+        message: str,
+        component: str,
+    ) -> JsonObject:
+        metadata = involved["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        moment = self.clock()
+        return self.create(
+            EVENTS,
+            namespace,
+            {
+                "metadata": {
+                    "name": f"{metadata['name']}.{uuid.uuid4().hex[:16]}",
+                    "namespace": namespace,
+                },
+                "involvedObject": {
+                    "kind": resource.kind,
+                    "namespace": metadata.get("namespace", ""),
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "apiVersion": resource.api_version,
+                    "resourceVersion": metadata["resourceVersion"],
+                },
+                "reason": reason,
+                "message": message,
+                "source": {"component": component},
+                "firstTimestamp": format_time(moment),
+                "lastTimestamp": format_time(moment),
+                "count": 1,
+                "type": event_type,
+                "eventTime": None,
+                "reportingComponent": component,
+                "reportingInstance": "",
+            },
+        )
+
+
+def set_condition(
+    obj: JsonObject,
+    condition_type: str,
+    status: str,
+    moment: dt.datetime,
+    reason: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Set a status condition in place, keeping lastTransitionTime when the status is unchanged."""
+    conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+    existing = next((c for c in conditions if c.get("type") == condition_type), None)
+    condition: JsonObject = {"type": condition_type, "status": status, "lastProbeTime": None}
+    condition["lastTransitionTime"] = (
+        existing["lastTransitionTime"]
+        if existing and existing.get("status") == status and existing.get("lastTransitionTime")
+        else format_time(moment)
+    )
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    if existing is None:
+        conditions.append(condition)
+    else:
+        conditions[conditions.index(existing)] = condition

@@ -1,0 +1,317 @@
+"""A minimal scheduler: filters as kube-scheduler's default plugins do, then binds.
+
+The fit logic is pure functions (`fit_failures`, `choose_node`) so it can be tested without a
+server. `Scheduler` is the background thread: it wakes on every pod or node write (and on a slow
+timer), binds each pending pod it can place, and marks the others `PodScheduled=False` with reason
+`Unschedulable`, a message in kube-scheduler's words and a `FailedScheduling` event. It does no
+scoring beyond "fewest pods bound", no preemption and no pod (anti-)affinity.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from typing import Any
+
+from orca_devstack.emulators.kube import errors
+from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube.registry import NODES, PODS, Registry, set_condition
+from orca_devstack.emulators.kube.store import JsonObject, WatchEvent
+
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+_SCHEDULING_EFFECTS = ("NoSchedule", "NoExecute")
+_TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def _quantities(resources: Mapping[str, Any] | None) -> dict[str, Fraction]:
+    amounts: dict[str, Fraction] = {}
+    for name, value in (resources or {}).items():
+        try:
+            amounts[name] = parse_quantity(value)
+        except InvalidQuantityError:
+            continue
+    return amounts
+
+
+def pod_requests(pod: Mapping[str, Any]) -> dict[str, Fraction]:
+    """Effective requests: the sum over containers, at least the largest init container's."""
+    spec = pod.get("spec") or {}
+    total: Counter[str] = Counter()
+    for container in spec.get("containers") or []:
+        total.update(_quantities((container.get("resources") or {}).get("requests")))
+    result: dict[str, Fraction] = {name: Fraction(value) for name, value in total.items()}
+    for container in spec.get("initContainers") or []:
+        for name, value in _quantities((container.get("resources") or {}).get("requests")).items():
+            result[name] = max(result.get(name, Fraction(0)), value)
+    for name, value in _quantities(spec.get("overhead")).items():
+        result[name] = result.get(name, Fraction(0)) + value
+    return result
+
+
+def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    for toleration in tolerations:
+        effect = toleration.get("effect") or ""
+        if effect and effect != taint.get("effect"):
+            continue
+        key = toleration.get("key") or ""
+        operator = toleration.get("operator") or "Equal"
+        if operator == "Exists":
+            if not key or key == taint.get("key"):
+                return True
+        elif key == taint.get("key") and (toleration.get("value") or "") == (
+            taint.get("value") or ""
+        ):
+            return True
+    return False
+
+
+def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key = expression.get("key", "")
+    operator = expression.get("operator")
+    values = expression.get("values") or []
+    present = key in labels
+    if operator == "In":
+        return present and labels[key] in values
+    if operator == "NotIn":
+        return not present or labels[key] not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt") and present and len(values) == 1:
+        try:
+            label_value, bound = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return label_value > bound if operator == "Gt" else label_value < bound
+    return False
+
+
+def _term_matches(term: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    expressions = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not expressions and not fields:
+        return False
+    field_values = {"metadata.name": (node.get("metadata") or {}).get("name", "")}
+    return all(_expression_matches(e, labels) for e in expressions) and all(
+        _expression_matches(f, field_values) for f in fields
+    )
+
+
+def node_selector_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """nodeSelector and requiredDuringSchedulingIgnoredDuringExecution node affinity."""
+    spec = pod.get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or None
+    if required is None:
+        return True
+    return any(_term_matches(term, node) for term in required.get("nodeSelectorTerms") or [])
+
+
+def node_is_ready(node: Mapping[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _taint_text(taint: Mapping[str, Any]) -> str:
+    return f"{{{taint.get('key', '')}: {taint.get('value', '')}}}"
+
+
+def fit_failures(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """Why `pod` cannot go to `node`, in kube-scheduler's words; empty when it fits.
+
+    As in kube-scheduler, filters run in order and the first failing one decides, except that the
+    resource filter reports every insufficient resource.
+    """
+    spec = pod.get("spec") or {}
+    tolerations = spec.get("tolerations") or []
+    node_spec = node.get("spec") or {}
+    if node_spec.get("unschedulable") and not tolerates(
+        tolerations, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+    ):
+        return ["node(s) were unschedulable"]
+    taints = list(node_spec.get("taints") or [])
+    if not node_is_ready(node):
+        # The node lifecycle controller taints a node that is not Ready.
+        taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
+    for taint in taints:
+        if taint.get("effect") in _SCHEDULING_EFFECTS and not tolerates(tolerations, taint):
+            return [f"node(s) had untolerated taint {_taint_text(taint)}"]
+    if not node_selector_matches(pod, node):
+        return ["node(s) didn't match Pod's node affinity/selector"]
+    allocatable = _quantities((node.get("status") or {}).get("allocatable"))
+    used: Counter[str] = Counter()
+    count = 0
+    for other in pods_on_node:
+        count += 1
+        used.update(pod_requests(other))
+    failures: list[str] = []
+    if count + 1 > allocatable.get("pods", Fraction(0)):
+        failures.append("Too many pods")
+    for name, amount in sorted(pod_requests(pod).items()):
+        if amount <= 0:
+            continue
+        if used.get(name, Fraction(0)) + amount > allocatable.get(name, Fraction(0)):
+            failures.append(f"Insufficient {name}")
+    return failures
+
+
+def unschedulable_message(node_count: int, failures: Mapping[str, list[str]]) -> str:
+    if node_count == 0:
+        return "no nodes available to schedule pods"
+    counts: Counter[str] = Counter(reason for reasons in failures.values() for reason in reasons)
+    parts = sorted(f"{count} {reason}" for reason, count in counts.items())
+    message = f"0/{node_count} nodes are available"
+    if parts:
+        message += ": " + ", ".join(parts)
+    return message + "."
+
+
+def choose_node(
+    pod: Mapping[str, Any],
+    nodes: Iterable[Mapping[str, Any]],
+    pods_by_node: Mapping[str, list[Mapping[str, Any]]],
+) -> tuple[str | None, str]:
+    """The node to bind to (fewest pods, then name) or None and the Unschedulable message."""
+    node_list = list(nodes)
+    failures: dict[str, list[str]] = {}
+    fitting: list[tuple[int, str]] = []
+    for node in node_list:
+        name = node["metadata"]["name"]
+        reasons = fit_failures(pod, node, pods_by_node.get(name, []))
+        if reasons:
+            failures[name] = reasons
+        else:
+            fitting.append((len(pods_by_node.get(name, [])), name))
+    if fitting:
+        return min(fitting)[1], ""
+    return None, unschedulable_message(len(node_list), failures)
+
+
+def _is_pending(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    return (
+        not spec.get("nodeName")
+        and (spec.get("schedulerName") or DEFAULT_SCHEDULER_NAME) == DEFAULT_SCHEDULER_NAME
+        and not pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
+    )
+
+
+class Scheduler:
+    """Background thread binding pending pods; woken by pod and node writes."""
+
+    def __init__(self, registry: Registry, resync_seconds: float = 5.0) -> None:
+        self._registry = registry
+        self._resync_seconds = resync_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="kube-emulator-scheduler", daemon=True
+        )
+        registry.store.add_listener(self._on_write)
+
+    def _on_write(self, event: WatchEvent) -> None:
+        if event.resource in (PODS, NODES):
+            self._wake.set()
+
+    def start(self) -> None:
+        self._wake.set()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._resync_seconds)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.schedule_pending()
+            except errors.ApiError:
+                self._wake.set()  # lost a race with a client write; look again
+
+    def schedule_pending(self) -> None:
+        """One scheduling pass over every pending pod."""
+        nodes = list(self._registry.store.iter_objects(NODES))
+        pods = list(self._registry.store.iter_objects(PODS))
+        pods_by_node: dict[str, list[Mapping[str, Any]]] = {}
+        for pod in pods:
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            if node_name and (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES:
+                pods_by_node.setdefault(node_name, []).append(pod)
+        pending = sorted(
+            (pod for pod in pods if _is_pending(pod)),
+            key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
+        )
+        for pod in pending:
+            if self._stopping.is_set():
+                return
+            node_name, message = choose_node(pod, nodes, pods_by_node)
+            if node_name is not None:
+                self._bind(pod, node_name)
+                pods_by_node.setdefault(node_name, []).append(pod)
+            else:
+                self._mark_unschedulable(pod, message)
+
+    def _bind(self, pod: JsonObject, node_name: str) -> None:
+        metadata = pod["metadata"]
+        try:
+            self._registry.bind(
+                metadata["namespace"], metadata["name"], {"target": {"name": node_name}}
+            )
+        except errors.ApiError:
+            return  # deleted or bound meanwhile
+        bound = self._registry.store.get(PODS, metadata["namespace"], metadata["name"])
+        if bound is not None:
+            self._registry.record_event(
+                bound,
+                PODS,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {metadata['namespace']}/{metadata['name']} to {node_name}",
+                DEFAULT_SCHEDULER_NAME,
+            )
+
+    def _mark_unschedulable(self, pod: JsonObject, message: str) -> None:
+        existing = next(
+            (
+                c
+                for c in (pod.get("status") or {}).get("conditions") or []
+                if c.get("type") == "PodScheduled"
+            ),
+            None,
+        )
+        if existing and existing.get("status") == "False" and existing.get("message") == message:
+            return  # already says so; a real scheduler would back off, not repeat the event
+
+        def mark(candidate: JsonObject) -> None:
+            set_condition(
+                candidate, "PodScheduled", "False", self._registry.clock(), "Unschedulable", message
+            )
+
+        metadata = pod["metadata"]
+        try:
+            updated = self._registry.mutate(
+                PODS, metadata["namespace"], metadata["name"], mark, subresource="status"
+            )
+        except errors.ApiError:
+            return
+        self._registry.record_event(
+            updated, PODS, "Warning", "FailedScheduling", message, DEFAULT_SCHEDULER_NAME
+        )

@@ -1,0 +1,244 @@
+"""Server-side printing: the `meta.k8s.io/v1 Table` responses kubectl asks for on `kubectl get`.
+
+Columns follow the real API server's printers for pods, nodes, namespaces and events; every other
+resource gets the generic Name / Created At table a real server gives custom resources.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from orca_devstack.emulators.kube.store import JsonObject, ResourceType
+
+Column = tuple[str, str, int, str]  # name, type, priority (1 = -o wide only), description
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """Durations as kubectl shows them: 45s, 3m12s, 5h, 2d3h."""
+    seconds = max(int(seconds), 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    return f"{days // 365}y"
+
+
+def age(obj: JsonObject, moment: dt.datetime) -> str:
+    created = _parse_time(obj.get("metadata", {}).get("creationTimestamp"))
+    return "<unknown>" if created is None else human_duration((moment - created).total_seconds())
+
+
+def _pod_row(pod: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    for container_status in statuses:
+        state = container_status.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated and terminated.get("reason"):
+            reason = terminated["reason"]
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    gates = spec.get("readinessGates") or []
+    return [
+        pod["metadata"]["name"],
+        f"{ready}/{len(spec.get('containers') or [])}",
+        reason,
+        restarts,
+        age(pod, moment),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        f"{len(gates)}" if gates else "<none>",
+    ]
+
+
+def _node_row(node: JsonObject, moment: dt.datetime) -> list[Any]:
+    status = node.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    state = "Ready" if conditions.get("Ready") == "True" else "NotReady"
+    if conditions.get("Ready") is None:
+        state = "Unknown"
+    if (node.get("spec") or {}).get("unschedulable"):
+        state += ",SchedulingDisabled"
+    labels = node["metadata"].get("labels") or {}
+    roles = sorted(
+        key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/")
+    )
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    info = status.get("nodeInfo") or {}
+    return [
+        node["metadata"]["name"],
+        state,
+        ",".join(roles) or "<none>",
+        age(node, moment),
+        info.get("kubeletVersion", ""),
+        addresses.get("InternalIP") or "<none>",
+        addresses.get("ExternalIP") or "<none>",
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _namespace_row(namespace: JsonObject, moment: dt.datetime) -> list[Any]:
+    phase = (namespace.get("status") or {}).get("phase", "")
+    return [namespace["metadata"]["name"], phase, age(namespace, moment)]
+
+
+def _event_row(event: JsonObject, moment: dt.datetime) -> list[Any]:
+    involved = event.get("involvedObject") or {}
+    last = _parse_time(event.get("lastTimestamp")) or _parse_time(
+        event["metadata"].get("creationTimestamp")
+    )
+    last_seen = "<unknown>" if last is None else human_duration((moment - last).total_seconds())
+    return [
+        last_seen,
+        event.get("type", ""),
+        event.get("reason", ""),
+        f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
+        event.get("message", ""),
+    ]
+
+
+def _generic_row(obj: JsonObject, moment: dt.datetime) -> list[Any]:
+    return [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")]
+
+
+_NAME: Column = ("Name", "string", 0, "Name must be unique within a namespace.")
+_AGE: Column = (
+    "Age",
+    "string",
+    0,
+    "CreationTimestamp is a timestamp representing the server time.",
+)
+_PRINTERS: dict[str, tuple[list[Column], Callable[[JsonObject, dt.datetime], list[Any]]]] = {
+    "/pods": (
+        [
+            _NAME,
+            (
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            ("Status", "string", 0, "The aggregate status of the containers in this pod."),
+            (
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been restarted.",
+            ),
+            _AGE,
+            ("IP", "string", 1, "IP address allocated to the pod."),
+            ("Node", "string", 1, "Name of the node the pod is assigned to."),
+            ("Nominated Node", "string", 1, "Name of the node nominated by the scheduler."),
+            ("Readiness Gates", "string", 1, "Pod readiness gates."),
+        ],
+        _pod_row,
+    ),
+    "/nodes": (
+        [
+            _NAME,
+            ("Status", "string", 0, "The status of the node"),
+            ("Roles", "string", 0, "The roles of the node"),
+            _AGE,
+            ("Version", "string", 0, "Kubelet Version reported by the node."),
+            ("Internal-IP", "string", 1, "List of internal IPs."),
+            ("External-IP", "string", 1, "List of external IPs."),
+            ("OS-Image", "string", 1, "OS Image reported by the node."),
+            ("Kernel-Version", "string", 1, "Kernel Version reported by the node."),
+            ("Container-Runtime", "string", 1, "Container Runtime Version reported by the node."),
+        ],
+        _node_row,
+    ),
+    "/namespaces": (
+        [_NAME, ("Status", "string", 0, "The status of the namespace"), _AGE],
+        _namespace_row,
+    ),
+    "/events": (
+        [
+            ("Last Seen", "string", 0, "Time of the last occurrence."),
+            ("Type", "string", 0, "Type of this event."),
+            ("Reason", "string", 0, "Reason is why the action was taken."),
+            ("Object", "string", 0, "The object this event is about."),
+            ("Message", "string", 0, "A human-readable description."),
+        ],
+        _event_row,
+    ),
+}
+_GENERIC = (
+    [
+        _NAME,
+        ("Created At", "date", 0, "CreationTimestamp is a timestamp representing the server time."),
+    ],
+    _generic_row,
+)
+
+
+def _partial_metadata(obj: JsonObject) -> JsonObject:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
+
+
+def build_table(
+    resource: ResourceType,
+    objects: list[JsonObject],
+    list_metadata: JsonObject,
+    include_object: str,
+    moment: dt.datetime,
+) -> JsonObject:
+    columns, row = _PRINTERS.get(resource.key, _GENERIC)
+    rows = []
+    for obj in objects:
+        entry: JsonObject = {"cells": row(obj, moment)}
+        if include_object == "Object":
+            entry["object"] = obj
+        elif include_object != "None":
+            entry["object"] = _partial_metadata(obj)
+        rows.append(entry)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_metadata,
+        "columnDefinitions": [
+            {
+                "name": name,
+                "type": kind,
+                "format": "name" if name == "Name" else "",
+                "description": text,
+                "priority": priority,
+            }
+            for name, kind, priority, text in columns
+        ],
+        "rows": rows,
+    }
