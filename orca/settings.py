@@ -277,8 +277,15 @@ class LimitsSettings(_Section):
 
     max_concurrent_instances: int = Field(default=50, ge=0)
     max_instances_per_namespace: int = Field(default=10, ge=0)
+    max_concurrent_gpus: int = Field(default=0, alias="maxConcurrentGPUs", ge=0)
+    max_hourly_cost: Decimal = Field(default=Decimal(0), ge=0)
+    """The sum of the hourly prices of the cluster's running instances, in dollars."""
     daily_budget: Decimal = Field(default=Decimal(0), ge=0)
     monthly_budget: Decimal = Field(default=Decimal(0), ge=0)
+    minimum_runtime: Duration = timedelta(hours=1)
+    """A dollar budget holds a launch when what is left cannot pay for this long of it."""
+    accrual_interval: Duration = timedelta(minutes=1)
+    """How often the budget ledger adds running instances' cost to the spend."""
     max_instance_lifetime: Duration | None = None
     namespace_quotas: dict[str, NamespaceQuota] = Field(default_factory=dict)
 
