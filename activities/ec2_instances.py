@@ -129,6 +129,7 @@ def run_instances_params(
         spec.pod,
         cluster=settings.kubernetes.cluster_name,
         budget_namespace=spec.budget_namespace,
+        team=spec.team,
         extra=dict(settings.aws.tags),
         now=request.requested_at,
     )

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
-from orca.activities.instance_inventory import InstanceInventory
+from orca.activities.launch_admission import LaunchAdmission
 from orca.activities.models import (
     InstanceState,
     LaunchOutcome,
@@ -30,9 +30,11 @@ from orca.activities.models import (
 from orca.activities.names import ActivityName
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
+from orca.budgets import Claim
 from orca.failure_types import FailureType
 from orca.logging import bind_work_context
 from orca.metrics import FALLBACKS, LAUNCH_FAILURES, LAUNCHES
+from orca.workflow_ids import pod_workflow_id
 
 EVENTUAL_CONSISTENCY_GRACE_SECONDS = 60.0
 """How long a just-launched instance may be unknown to DescribeInstances before it is lost."""
@@ -45,13 +47,13 @@ class InstanceActivities:
         catalog: InstanceCatalog,
         cluster: ClusterInstances,
         unavailable: UnavailableOfferings,
-        inventory: InstanceInventory,
+        admission: LaunchAdmission,
     ) -> None:
         self._ec2 = ec2
         self._catalog = catalog
         self._cluster = cluster
         self._unavailable = unavailable
-        self._inventory = inventory
+        self._admission = admission
 
     @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
@@ -81,15 +83,19 @@ class InstanceActivities:
                     type=FailureType.INVALID_POD_SPEC,
                     non_retryable=True,
                 )
-            types = catalog.instance_types
-            violation = await self._inventory.admit(
-                pod.namespace,
-                candidate.instance_type,
-                lambda name: types[name].gpus if name in types else 0,
+            workflow_id = pod_workflow_id(pod)
+            claim = Claim(
+                pod=workflow_id,
+                namespace=request.spec.budget_namespace,
+                team=request.spec.team,
+                instance_type=candidate.instance_type,
+                gpus=info.gpus,
+                hourly_price=candidate.hourly_price or 0,
             )
-            if violation is not None:
-                activity.logger.info("launch held by an instance limit", extra={"limit": violation})
-                return LaunchOutcome(limit_reached=violation, message=violation)
+            admission = await self._admission.admit(claim)
+            if not admission.admitted:
+                activity.logger.info("launch held by a budget", extra={"hold": admission.message})
+                return LaunchOutcome(limit_reached=admission.message, message=admission.message)
             labels = {
                 "instance_type": candidate.instance_type,
                 "zone": candidate.zone,
@@ -101,7 +107,7 @@ class InstanceActivities:
                 )
                 instance_id = await asyncio.to_thread(self._ec2.run, request, ami, root)
             except Exception as error:
-                self._inventory.release(pod.namespace, candidate.instance_type)
+                await self._admission.release(workflow_id)
                 kind = classify(error)
                 code = error_code(error) or type(error).__name__
                 LAUNCH_FAILURES.labels(**labels, reason=code).inc()
@@ -122,6 +128,7 @@ class InstanceActivities:
                         non_retryable=True,
                     ) from None
                 raise  # throttled or transient: Temporal retries with backoff
+            await self._admission.record_launch(workflow_id, instance_id)
             LAUNCHES.labels(**labels).inc()
             if request.fallback:
                 FALLBACKS.labels(candidate.instance_type, str(candidate.capacity_type)).inc()
@@ -163,4 +170,5 @@ class InstanceActivities:
                 terminated += await asyncio.to_thread(self._ec2.terminate, others)
             if terminated:
                 activity.logger.info("terminated instances", extra={"instance_ids": terminated})
-            return TerminateOutcome(terminated=tuple(terminated))
+            cost = await self._admission.release(pod_workflow_id(input.pod))
+            return TerminateOutcome(terminated=tuple(terminated), cost=cost)

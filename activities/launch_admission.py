@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -34,6 +35,7 @@ from orca.workflows.ledger_models import (
 )
 
 RUNNING_QUERY_CHUNK = 100
+LEDGER_RPC_TIMEOUT = timedelta(seconds=30)
 
 
 def rules_from_settings(settings: Settings) -> LedgerRules:
@@ -50,13 +52,37 @@ def rules_from_settings(settings: Settings) -> LedgerRules:
     )
 
 
+class LaunchAdmission(Protocol):
+    """What the launch and terminate activities ask before and after a launch."""
+
+    async def admit(self, claim: Claim) -> Admission: ...
+
+    async def record_launch(self, pod: str, instance_id: str) -> None: ...
+
+    async def release(self, pod: str) -> Decimal: ...
+
+
+class NoAdmission:
+    """`limits.ledger: false`: every launch is admitted and nothing is counted (the worker
+    warns at start when limits or budgets are set, since none of them is then enforced)."""
+
+    async def admit(self, claim: Claim) -> Admission:
+        return Admission(admitted=True)
+
+    async def record_launch(self, pod: str, instance_id: str) -> None:
+        return None
+
+    async def release(self, pod: str) -> Decimal:
+        return Decimal(0)
+
+
 class BudgetLedgerClient:
     def __init__(self, client: Client, cluster_name: str, rules: LedgerRules) -> None:
         self._client = client
         self._rules = rules
         self.workflow_id = ledger_workflow_id(cluster_name)
 
-    async def reserve(self, claim: Claim) -> Admission:
+    async def admit(self, claim: Claim) -> Admission:
         start = WithStartWorkflowOperation(
             BudgetLedger.run,
             LedgerState(rules=self._rules),
@@ -68,20 +94,25 @@ class BudgetLedgerClient:
             BudgetLedger.reserve,
             ReserveRequest(claim=claim, rules=self._rules),
             start_workflow_operation=start,
+            rpc_timeout=LEDGER_RPC_TIMEOUT,
         )
         return result
 
     async def record_launch(self, pod: str, instance_id: str) -> None:
         handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
         await handle.execute_update(
-            BudgetLedger.record_launch, LaunchRecord(pod=pod, instance_id=instance_id)
+            BudgetLedger.record_launch,
+            LaunchRecord(pod=pod, instance_id=instance_id),
+            rpc_timeout=LEDGER_RPC_TIMEOUT,
         )
 
     async def release(self, pod: str) -> Decimal:
         """Release the pod's claim; nothing to do when the cluster has no ledger yet."""
         handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
         try:
-            cost: Decimal = await handle.execute_update(BudgetLedger.release, pod)
+            cost: Decimal = await handle.execute_update(
+                BudgetLedger.release, pod, rpc_timeout=LEDGER_RPC_TIMEOUT
+            )
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 return Decimal(0)
@@ -107,6 +138,3 @@ class LedgerUpkeepActivities:
                 running.append(execution.id)
             activity.heartbeat(start)
         return running
-
-
-LEDGER_RPC_TIMEOUT = timedelta(seconds=30)

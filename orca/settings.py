@@ -286,24 +286,28 @@ class LimitsSettings(_Section):
     """A dollar budget holds a launch when what is left cannot pay for this long of it."""
     accrual_interval: Duration = timedelta(minutes=1)
     """How often the budget ledger adds running instances' cost to the spend."""
+    ledger: bool = True
+    """Admit every launch through the cluster's budget ledger workflow (`orca-ledger/<cluster>`).
+    False admits everything and enforces no limit or budget (benchmarks, throwaway clusters)."""
     max_instance_lifetime: Duration | None = None
     namespace_quotas: dict[str, NamespaceQuota] = Field(default_factory=dict)
 
     def unenforced_budgets(self) -> list[str]:
-        """The dollar budgets that are set: accepted for compatibility with the Go ORCA's
-        config files, but not enforced yet (the worker warns at start)."""
-        budgets = [
-            f"limits.{name}"
-            for name, value in (
-                ("dailyBudget", self.daily_budget),
-                ("monthlyBudget", self.monthly_budget),
-            )
-            if value
+        """The limits and budgets that are set although `ledger` is false (nothing then admits
+        launches, so none of them is enforced; the worker warns at start)."""
+        if self.ledger:
+            return []
+        named = [
+            ("maxConcurrentInstances", self.max_concurrent_instances),
+            ("maxInstancesPerNamespace", self.max_instances_per_namespace),
+            ("maxConcurrentGPUs", self.max_concurrent_gpus),
+            ("maxHourlyCost", self.max_hourly_cost),
+            ("dailyBudget", self.daily_budget),
+            ("monthlyBudget", self.monthly_budget),
         ]
+        budgets = [f"limits.{name}" for name, value in named if value]
         budgets += [
-            f"limits.namespaceQuotas.{namespace}.dailyBudget"
-            for namespace, quota in sorted(self.namespace_quotas.items())
-            if quota.daily_budget
+            f"limits.namespaceQuotas.{namespace}" for namespace in sorted(self.namespace_quotas)
         ]
         return budgets
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from orca.activities.batched_poller import BatchedPoller
@@ -23,8 +24,14 @@ from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.containers import ContainerActivities, agents_online
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
-from orca.activities.instance_inventory import InstanceInventory
 from orca.activities.instances import InstanceActivities
+from orca.activities.launch_admission import (
+    BudgetLedgerClient,
+    LaunchAdmission,
+    LedgerUpkeepActivities,
+    NoAdmission,
+    rules_from_settings,
+)
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
@@ -34,13 +41,23 @@ from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings
 from orca.temporal_client import connect
+from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.pod_lifecycle import PodLifecycle
 
 log = structlog.get_logger(__name__)
 
 
+def launch_admission(settings: Settings, client: Client) -> LaunchAdmission:
+    """The cluster's budget ledger, or no admission at all with `limits.ledger: false`."""
+    if not settings.limits.ledger:
+        return NoAdmission()
+    return BudgetLedgerClient(
+        client, settings.kubernetes.cluster_name, rules_from_settings(settings)
+    )
+
+
 def build_activities(
-    settings: Settings, aws: AwsClients, kube: KubeClients
+    settings: Settings, aws: AwsClients, kube: KubeClients, client: Client
 ) -> list[Callable[..., Any]]:
     """Every activity callable, wired to the given clients (tests pass emulator-backed ones)."""
     instrument(aws)
@@ -64,8 +81,8 @@ def build_activities(
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     planning = PlanningActivities(settings, catalog, unavailable)
-    inventory = InstanceInventory(cluster.live, settings.limits)
-    instances = InstanceActivities(ec2, catalog, cluster, unavailable, inventory)
+    admission = launch_admission(settings, client)
+    instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
     return [
         planning.plan_launch,
@@ -78,6 +95,7 @@ def build_activities(
         pod_status.report_pod_status,
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
+        LedgerUpkeepActivities(client).ledger_running_pods,
     ]
 
 
@@ -101,16 +119,15 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PodLifecycle],
-        activities=build_activities(settings, aws, kube),
+        workflows=[PodLifecycle, BudgetLedger],
+        activities=build_activities(settings, aws, kube, client),
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
     unenforced = settings.limits.unenforced_budgets()
     if unenforced:
         log.warning(
-            "dollar budgets are not enforced yet; launches are held only by instance counts "
-            "and GPU quotas (limits.maxConcurrentInstances, maxInstancesPerNamespace, "
-            "namespaceQuotas.*.maxInstances/maxGPUs)",
+            "limits.ledger is false: no launch is admitted through the budget ledger, so these "
+            "limits and budgets are not enforced",
             budgets=unenforced,
         )
     log.info(

@@ -17,6 +17,9 @@ Spend accrues from each launched claim's hourly price times its time since launc
 ledger asks (activity `ledger_running_pods`) which of its pods' workflows still run and
 releases the others (a workflow terminated from the UI, a pod that never came back).
 
+A waiting pod admitted because another pod's claim ended is signalled (`launch_admitted`) so
+its workflow asks again at once instead of at its next retry.
+
 The history stays bounded: the ledger continues as new, carrying `LedgerState`, when Temporal
 suggests it, once every update handler has finished.
 """
@@ -44,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         usage,
     )
     from orca.workflows.ledger_models import (
+        LAUNCH_ADMITTED_SIGNAL,
         LEDGER_WORKFLOW,
         Admission,
         AdmittedClaim,
@@ -66,6 +70,8 @@ class BudgetLedger:
     def __init__(self, state: LedgerState) -> None:
         self._state = state
         self._holds: dict[str, Hold] = {}
+        self._to_notify: list[str] = []
+        """Waiting pods admitted by another pod's call: signalled so they launch at once."""
 
     @workflow.run
     async def run(self, state: LedgerState) -> None:
@@ -73,14 +79,16 @@ class BudgetLedger:
         while not workflow.info().is_continue_as_new_suggested():
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: workflow.info().is_continue_as_new_suggested(),
+                    lambda: bool(self._to_notify) or workflow.info().is_continue_as_new_suggested(),
                     timeout=self._state.rules.accrual_interval,
                 )
+            await self._notify_admitted()
             self._accrue(workflow.now())
             if workflow.now() >= next_upkeep:
                 await self._release_stale()
                 next_upkeep = workflow.now() + self._state.rules.upkeep_interval
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._notify_admitted()
         self._accrue(workflow.now())
         workflow.continue_as_new(self._state)
 
@@ -104,7 +112,7 @@ class BudgetLedger:
             waiting.append(claim)
         else:
             waiting[position] = claim
-        self._admit_waiting()
+        self._admit_waiting(caller=claim.pod)
         if claim.pod in self._state.admitted:
             return Admission(admitted=True)
         order = [c.pod for c in self._state.waiting]
@@ -188,7 +196,7 @@ class BudgetLedger:
     def _admit(self, claim: Claim) -> None:
         self._state.admitted[claim.pod] = AdmittedClaim(claim=claim, admitted_at=workflow.now())
 
-    def _admit_waiting(self) -> None:
+    def _admit_waiting(self, caller: str | None = None) -> None:
         rules = self._state.rules
         newly, self._holds = admit_in_order(
             self._state.waiting,
@@ -200,6 +208,8 @@ class BudgetLedger:
         )
         for claim in newly:
             self._admit(claim)
+            if claim.pod != caller:
+                self._to_notify.append(claim.pod)
         admitted = {c.pod for c in newly}
         self._state.waiting = [c for c in self._state.waiting if c.pod not in admitted]
 
@@ -241,6 +251,16 @@ class BudgetLedger:
             self._state.spend.add(claim.namespace, claim.team, day, dollars)
             admitted.cost += dollars
         admitted.accrued_until = now
+
+    async def _notify_admitted(self) -> None:
+        pods, self._to_notify = self._to_notify, []
+        for pod in pods:
+            if pod not in self._state.admitted:
+                continue
+            try:
+                await workflow.get_external_workflow_handle(pod).signal(LAUNCH_ADMITTED_SIGNAL)
+            except Exception:  # a pod whose workflow ended: upkeep releases its claim
+                workflow.logger.info("could not tell %s it was admitted", pod)
 
     async def _release_stale(self) -> None:
         pods = sorted({*self._state.admitted, *(c.pod for c in self._state.waiting)})

@@ -12,6 +12,8 @@ from orca.budgets import Budget, Claim, Hold, SpendBook
 
 LEDGER_WORKFLOW = "BudgetLedger"
 LEDGER_ID_PREFIX = "orca-ledger/"
+LAUNCH_ADMITTED_SIGNAL = "launch_admitted"
+"""The ledger to a waiting pod's workflow: your claim is admitted now, ask again."""
 
 
 def ledger_workflow_id(cluster_name: str) -> str:

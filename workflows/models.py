@@ -21,6 +21,7 @@ class Stage(StrEnum):
     PLANNING = "Planning"
     LAUNCHING = "Launching"
     WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    WAITING_FOR_BUDGET = "WaitingForBudget"
     STARTING = "Starting"
     RUNNING = "Running"
     STOPPING = "Stopping"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -63,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
+    from orca.workflows.ledger_models import LAUNCH_ADMITTED_SIGNAL
     from orca.workflows.models import (
         InterruptionKind,
         InterruptionNotice,
@@ -112,12 +114,18 @@ class PodLifecycle:
         self.state = input.carried or LifecycleState(
             pod=pod_ref_from_pod(input.pod), manifest=input.pod
         )
+        self._admitted = False
 
     # -- messages ---------------------------------------------------------------------------
     @workflow.signal
     def pod_deleted(self, notice: PodDeleted) -> None:
         if self.state.deletion is None:
             self.state.deletion = notice
+
+    @workflow.signal(name=LAUNCH_ADMITTED_SIGNAL)
+    def launch_admitted(self) -> None:
+        """The budget ledger admitted this pod's held launch: ask again now."""
+        self._admitted = True
 
     @workflow.signal
     def pod_gone(self) -> None:
@@ -205,23 +213,32 @@ class PodLifecycle:
                 if state.limit_reason
                 else FailureType.INSUFFICIENT_CAPACITY
             )
+            if state.limit_reason:
+                # Held by a budget: the pod waits its turn for as long as it takes (the ledger
+                # signals when it is admitted; the retry interval is only a fallback).
+                self._set_stage(Stage.WAITING_FOR_BUDGET)
+                retry = plan.capacity_retry_interval
+                await self._report_pending(
+                    waiting_for,
+                    f"{state.limit_reason}; waiting for room (asking again within "
+                    f"{int(retry.total_seconds())} s).",
+                )
+                self._admitted = False
+                if await self._sleep_unless_stopped(retry, wake=lambda: self._admitted):
+                    raise _StopRequestedError
+                continue
             backoff = plan.capacity_retry_interval if backoff is None else backoff * 2
             backoff = min(backoff, MAX_CAPACITY_BACKOFF)
             if waited >= plan.capacity_give_up_after:
                 self._fail(
                     waiting_for,
-                    state.limit_reason
-                    or f"No capacity for any candidate after waiting "
+                    f"No capacity for any candidate after waiting "
                     f"{format_duration(waited)}; tried {len(state.attempts)} launches.",
                 )
                 await self._report(phase="Failed", event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
-            why = (
-                state.limit_reason
-                or plan.waiting_reason
-                or "Every candidate offering is out of capacity"
-            )
+            why = plan.waiting_reason or "Every candidate offering is out of capacity"
             message = f"{why}; retrying in {int(backoff.total_seconds())} s."
             await self._report_pending(waiting_for, message)
             if await self._sleep_unless_stopped(backoff):
@@ -658,13 +675,17 @@ class PodLifecycle:
             await handle
         return False
 
-    async def _sleep_unless_stopped(self, duration: timedelta) -> bool:
-        """Sleep; True if a stop was requested meanwhile."""
+    async def _sleep_unless_stopped(
+        self, duration: timedelta, wake: Callable[[], bool] | None = None
+    ) -> bool:
+        """Sleep (or until `wake()` holds); True if a stop was requested meanwhile."""
         try:
-            await workflow.wait_condition(self._stop_requested, timeout=duration)
+            await workflow.wait_condition(
+                lambda: self._stop_requested() or (wake is not None and wake()), timeout=duration
+            )
         except TimeoutError:
             return False
-        return True
+        return self._stop_requested()
 
     def _set_stage(self, stage: Stage) -> None:
         if self.state.stage is not stage:

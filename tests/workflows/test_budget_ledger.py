@@ -92,9 +92,7 @@ def ledger_for(worker: tuple[Client, str], ledger_rules: LedgerRules) -> Ledger:
 
 async def test_concurrent_reservations_never_exceed_the_limit(worker: tuple[Client, str]) -> None:
     ledger = ledger_for(worker, rules(worker[1], INSTANCES_3))
-    answers = await asyncio.gather(
-        *(ledger.ledger.reserve(gpu_claim(f"pod-{n}")) for n in range(12))
-    )
+    answers = await asyncio.gather(*(ledger.ledger.admit(gpu_claim(f"pod-{n}")) for n in range(12)))
     assert sum(a.admitted for a in answers) == 3
     held = [a for a in answers if not a.admitted]
     assert sorted(a.position for a in held if a.position) == list(range(1, 10))
@@ -107,13 +105,13 @@ async def test_concurrent_reservations_never_exceed_the_limit(worker: tuple[Clie
 async def test_room_freed_goes_to_the_first_waiting_pod(worker: tuple[Client, str]) -> None:
     ledger = ledger_for(worker, rules(worker[1], INSTANCES_3))
     for n in range(5):
-        await ledger.ledger.reserve(gpu_claim(f"pod-{n}"))
+        await ledger.ledger.admit(gpu_claim(f"pod-{n}"))
     # A retry of an admitted pod gets the same answer and takes no second slot.
-    assert (await ledger.ledger.reserve(gpu_claim("pod-0"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("pod-0"))).admitted
     await ledger.ledger.release("pod-1")
     # pod-3 was first in line: the freed slot is kept for it, pod-4 still waits.
-    assert not (await ledger.ledger.reserve(gpu_claim("pod-4"))).admitted
-    assert (await ledger.ledger.reserve(gpu_claim("pod-3"))).admitted
+    assert not (await ledger.ledger.admit(gpu_claim("pod-4"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("pod-3"))).admitted
     summary = await ledger.summary()
     assert summary.waiting == ["pod-4"]
     assert "pod-4" in summary.holds
@@ -122,11 +120,11 @@ async def test_room_freed_goes_to_the_first_waiting_pod(worker: tuple[Client, st
 async def test_a_fallback_offering_replaces_the_pods_claim(worker: tuple[Client, str]) -> None:
     gpus_8 = Budget(setting="limits.maxConcurrentGPUs", kind=BudgetKind.GPUS, limit=Decimal(8))
     ledger = ledger_for(worker, rules(worker[1], gpus_8))
-    assert (await ledger.ledger.reserve(gpu_claim("a", gpus=8))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("a", gpus=8))).admitted
     # Its fallback is a smaller instance: the claim shrinks, room opens for another pod.
-    assert (await ledger.ledger.reserve(gpu_claim("a", gpus=4))).admitted
-    assert (await ledger.ledger.reserve(gpu_claim("b", gpus=4))).admitted
-    assert not (await ledger.ledger.reserve(gpu_claim("c", gpus=1))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("a", gpus=4))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("b", gpus=4))).admitted
+    assert not (await ledger.ledger.admit(gpu_claim("c", gpus=1))).admitted
 
 
 async def test_claims_of_pods_whose_workflow_ended_are_released(worker: tuple[Client, str]) -> None:
@@ -143,14 +141,14 @@ async def test_claims_of_pods_whose_workflow_ended_are_released(worker: tuple[Cl
     live = await client.start_workflow(
         LedgerTestPod.run, id=f"pod/ml/live/{uuid.uuid4()}", task_queue=task_queue
     )
-    assert (await ledger.ledger.reserve(gpu_claim(live.id))).admitted
+    assert (await ledger.ledger.admit(gpu_claim(live.id))).admitted
     # Two claims whose pods' workflows never ran (or ended): upkeep releases them.
-    assert (await ledger.ledger.reserve(gpu_claim("pod/ml/gone-1/x"))).admitted
-    assert (await ledger.ledger.reserve(gpu_claim("pod/ml/gone-2/x"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("pod/ml/gone-1/x"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("pod/ml/gone-2/x"))).admitted
     waiting = await client.start_workflow(
         LedgerTestPod.run, id=f"pod/ml/waiting/{uuid.uuid4()}", task_queue=task_queue
     )
-    assert not (await ledger.ledger.reserve(gpu_claim(waiting.id))).admitted
+    assert not (await ledger.ledger.admit(gpu_claim(waiting.id))).admitted
     for _ in range(100):
         summary = await ledger.summary()
         if summary.admitted == 2 and not summary.waiting:
@@ -158,15 +156,15 @@ async def test_claims_of_pods_whose_workflow_ended_are_released(worker: tuple[Cl
         await asyncio.sleep(0.2)
     else:
         pytest.fail(f"stale claims were not released: {summary}")
-    assert (await ledger.ledger.reserve(gpu_claim(waiting.id))).admitted
+    assert (await ledger.ledger.admit(gpu_claim(waiting.id))).admitted
     await live.signal(LedgerTestPod.finish)
     await waiting.signal(LedgerTestPod.finish)
 
 
 async def test_spend_accrues_from_launch_at_the_hourly_price(worker: tuple[Client, str]) -> None:
     ledger = ledger_for(worker, rules(worker[1], accrual_interval=timedelta(milliseconds=300)))
-    assert (await ledger.ledger.reserve(gpu_claim("a", price="3600"))).admitted  # $1 a second
-    assert (await ledger.ledger.reserve(gpu_claim("b", price="3600"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("a", price="3600"))).admitted  # $1 a second
+    assert (await ledger.ledger.admit(gpu_claim("b", price="3600"))).admitted
     await ledger.ledger.record_launch("a", "i-0123")
     await asyncio.sleep(2)
     cost_a = await ledger.ledger.release("a")
@@ -185,10 +183,10 @@ async def test_spend_accrues_from_launch_at_the_hourly_price(worker: tuple[Clien
 async def test_a_dollar_budget_holds_what_it_cannot_pay(worker: tuple[Client, str]) -> None:
     daily = Budget(setting="limits.dailyBudget", kind=BudgetKind.DAILY_SPEND, limit=Decimal(100))
     ledger = ledger_for(worker, rules(worker[1], daily, minimum_runtime=timedelta(hours=1)))
-    held = await ledger.ledger.reserve(gpu_claim("big", price="120"))
+    held = await ledger.ledger.admit(gpu_claim("big", price="120"))
     assert not held.admitted
     assert "limits.dailyBudget ($100.00) is too small" in held.message
-    assert (await ledger.ledger.reserve(gpu_claim("small", namespace="nlp", price="40"))).admitted
+    assert (await ledger.ledger.admit(gpu_claim("small", namespace="nlp", price="40"))).admitted
 
 
 async def test_release_without_a_ledger_is_a_no_op(worker: tuple[Client, str]) -> None:
