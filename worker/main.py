@@ -25,6 +25,7 @@ from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.instance_inventory import InstanceInventory
 from orca.activities.instances import InstanceActivities
+from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
@@ -34,6 +35,8 @@ from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings
 from orca.temporal_client import connect
+from orca.worker.orphan_schedule import ensure_sweep_schedule
+from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
 
 log = structlog.get_logger(__name__)
@@ -67,6 +70,15 @@ def build_activities(
     inventory = InstanceInventory(cluster.live, settings.limits)
     instances = InstanceActivities(ec2, catalog, cluster, unavailable, inventory)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
+    orphans = OrphanActivities(
+        aws,
+        ec2,
+        cluster,
+        kube.core,
+        pod_status,
+        cluster_name=settings.kubernetes.cluster_name,
+        node_name=settings.node.name,
+    )
     return [
         planning.plan_launch,
         instances.launch_instance,
@@ -78,6 +90,8 @@ def build_activities(
         pod_status.report_pod_status,
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
+        orphans.find_orphans,
+        orphans.end_orphans,
     ]
 
 
@@ -101,7 +115,7 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PodLifecycle],
+        workflows=[PodLifecycle, OrphanSweep],
         activities=build_activities(settings, aws, kube),
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
@@ -113,6 +127,10 @@ async def run(settings: Settings) -> None:
             "namespaceQuotas.*.maxInstances/maxGPUs)",
             budgets=unenforced,
         )
+    try:
+        await ensure_sweep_schedule(client, settings)
+    except Exception as error:  # pods still run without the sweep; say why it is missing
+        log.error("cannot create or update the orphan sweep schedule", error=str(error))
     log.info(
         "worker started",
         task_queue=settings.temporal.task_queue,
