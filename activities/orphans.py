@@ -202,7 +202,7 @@ class OrphanActivities:
     def _secrets(self) -> tuple[SweptSecrets, ...]:
         by_uid: dict[str, list[tuple[str, datetime | None]]] = {}
         paginator = self._aws.ssm.get_paginator("get_parameters_by_path")
-        for page in paginator.paginate(Path=SECRET_PREFIX, Recursive=True):
+        for page in paginator.paginate(Path=f"{SECRET_PREFIX}/", Recursive=True):
             for parameter in page["Parameters"]:
                 name = str(parameter["Name"])
                 uid = name.removeprefix(f"{SECRET_PREFIX}/").split("/", 1)[0]
