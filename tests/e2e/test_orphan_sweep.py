@@ -117,6 +117,10 @@ def tagged_instance(ec2: Any, namespace: str, name: str, uid: str) -> str:
     return str(response["Instances"][0]["InstanceId"])
 
 
+def worker_log(stack: DevStack) -> str:
+    return (Path(stack.state_dir) / "logs/worker.log").read_text()
+
+
 def phase_and_reason(core: client.CoreV1Api, name: str) -> tuple[str | None, str | None]:
     status = core.read_namespaced_pod(name, "default").status
     return status.phase, status.reason
@@ -173,10 +177,9 @@ def test_a_pod_whose_workflow_is_terminated_loses_its_instance_and_fails(
     reasons = event_reasons(core, name)
     assert "WorkflowEnded" in reasons
     assert "OrphanInstanceTerminated" in reasons
-    worker_log = (Path(stack.state_dir) / "logs/worker.log").read_text()
     ended_lines = [
         line
-        for line in worker_log.splitlines()
+        for line in worker_log(stack).splitlines()
         if "orphan ended" in line and launched["InstanceId"] in line
     ]
     assert ended_lines, "a structured log line for the terminated instance"
@@ -248,3 +251,61 @@ def test_report_only_sweep_ends_nothing(stack: DevStack, ec2: Any) -> None:
         assert ended(state_of(ec2, orphan))
     finally:
         with_temporal(stack, lambda t: t.get_schedule_handle(SCHEDULE_ID).unpause(note="test over"))
+
+
+def test_spot_requests_and_secret_parameters_of_ended_pods_are_removed(
+    stack: DevStack, ec2: Any
+) -> None:
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=stack.endpoints["aws_endpoint_url"],
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    uid = str(uuid.uuid4())
+    tags = {
+        instance_tags.CLUSTER: CLUSTER,
+        instance_tags.MANAGED_BY: instance_tags.MANAGED_BY_VALUE,
+        instance_tags.POD_NAMESPACE: "default",
+        instance_tags.POD_NAME: "leaky",
+        instance_tags.POD_UID: uid,
+    }
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    request = ec2.request_spot_instances(
+        LaunchSpecification={"ImageId": image, "InstanceType": "m5.large"},
+        TagSpecifications=[
+            {
+                "ResourceType": "spot-instances-request",
+                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            }
+        ],
+    )["SpotInstanceRequests"][0]["SpotInstanceRequestId"]
+    secret = f"/orca/pods/{uid}/env-TOKEN"
+    ssm.put_parameter(Name=secret, Value="s3cret", Type="SecureString")
+    # The parameters of another cluster's pod (a UID this cluster never launched for) stay.
+    foreign = f"/orca/pods/{uuid.uuid4()}/env-TOKEN"
+    ssm.put_parameter(Name=foreign, Value="theirs", Type="SecureString")
+    instance = tagged_instance(ec2, "default", "leaky", uid)  # ties the UID to this cluster
+
+    def request_cancelled() -> bool:
+        # AWS lists a cancelled request as `cancelled` for a while; the emulator forgets it.
+        items = ec2.describe_spot_instance_requests(
+            Filters=[{"Name": "spot-instance-request-id", "Values": [request]}]
+        )["SpotInstanceRequests"]
+        return all(item["State"] == "cancelled" for item in items)
+
+    def parameter_exists(name: str) -> bool:
+        return bool(ssm.get_parameters(Names=[name])["Parameters"])
+
+    eventually(request_cancelled, "the sweep to cancel the spot request")
+    eventually(
+        lambda: any(
+            "orphan ended" in line and request in line for line in worker_log(stack).splitlines()
+        ),
+        "the cancellation in the worker's log",
+    )
+    eventually(lambda: not parameter_exists(secret), "the sweep to delete the pod's secrets")
+    eventually(lambda: ended(state_of(ec2, instance)), "the sweep to terminate the instance")
+    assert parameter_exists(foreign)
+    ssm.delete_parameter(Name=foreign)
