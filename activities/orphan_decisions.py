@@ -212,6 +212,7 @@ def find_orphans(
                     owner=state,
                     reason=_why(workflow_id, status),
                     deleting=pod.deleting,
+                    pod_finished=pod.phase in FINISHED_POD_PHASES,
                 )
             )
 

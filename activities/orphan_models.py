@@ -95,6 +95,8 @@ class Orphan(_Model):
     parameter_names: tuple[str, ...] = ()
     deleting: bool = False
     """A pod with a deletionTimestamp: ORCA, as its kubelet, removes the object too."""
+    pod_finished: bool = False
+    """A pod already Succeeded or Failed (being deleted): its status is left as it is."""
 
 
 class SweepFindings(_Model):

@@ -291,7 +291,7 @@ class OrphanActivities:
             for start in range(0, len(names), 10):  # DeleteParameters takes at most 10
                 self._aws.ssm.delete_parameters(Names=names[start : start + 10])
         elif orphan.kind is OrphanKind.POD and orphan.pod is not None:
-            self._fail_pod(orphan)
+            self._end_pod(orphan)
 
     def _pod_exists(self, pod: PodRef) -> bool:
         try:
@@ -302,18 +302,19 @@ class OrphanActivities:
             raise
         return current.metadata is not None and current.metadata.uid == pod.uid
 
-    def _fail_pod(self, orphan: Orphan) -> None:
+    def _end_pod(self, orphan: Orphan) -> None:
         pod = orphan.pod
         assert pod is not None
         message = (
             f"{orphan.reason}; nothing runs this pod any more, so ORCA's orphan sweep failed it "
-            "and terminated its instance"
+            "and terminates any instance it had"
         )
-        report = PodStatusReport(
-            pod=pod, phase="Failed", reason=WORKFLOW_ENDED_REASON, message=message
-        )
-        self._pod_status.patch_status(pod, status_patch(report, datetime.now(UTC)))
-        self._record_event(pod, WORKFLOW_ENDED_REASON, message)
+        if not orphan.pod_finished:
+            report = PodStatusReport(
+                pod=pod, phase="Failed", reason=WORKFLOW_ENDED_REASON, message=message
+            )
+            self._pod_status.patch_status(pod, status_patch(report, datetime.now(UTC)))
+            self._record_event(pod, WORKFLOW_ENDED_REASON, message)
         if orphan.deleting:
             try:
                 self._core.delete_namespaced_pod(

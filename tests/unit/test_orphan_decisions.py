@@ -126,6 +126,8 @@ def test_a_live_pod_whose_workflow_closed_is_an_orphan_but_not_one_never_started
         ClusterListing(pods=(deleting,)), {WID: "Completed"}, NOW, MIN_AGE
     ).orphans
     assert release.deleting
+    assert release.pod_finished  # released, but its Succeeded status is kept
+    assert not orphan.pod_finished
 
 
 def test_only_old_objects_not_listed_running_are_described() -> None:
