@@ -16,6 +16,7 @@ moment ago may be absent for a few seconds, which `wait_until_running` tolerates
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orca.activities.batched_poller import BatchedPoller
@@ -53,6 +54,11 @@ class ClusterInstances:
             for listed in listing.values()
             if listed.pod_uid == pod_uid and listed.status.state.value in LIVE_STATES
         ]
+
+    async def listing(self) -> Mapping[str, ListedInstance]:
+        """Every instance of the cluster by ID, terminated ones included, from the next round
+        (the orphan sweep's view)."""
+        return await self._poller.next_round()
 
     async def live(self) -> list[LiveInstance]:
         """Every live ORCA instance of the cluster, from the next round."""

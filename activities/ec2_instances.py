@@ -35,6 +35,7 @@ class ListedInstance:
     status: InstanceStatus
     pod_uid: str | None = None
     pod_namespace: str | None = None
+    pod_name: str | None = None
 
 
 class Ec2Instances:
@@ -70,6 +71,7 @@ class Ec2Instances:
                         status=status,
                         pod_uid=tags.get(instance_tags.POD_UID),
                         pod_namespace=tags.get(instance_tags.POD_NAMESPACE),
+                        pod_name=tags.get(instance_tags.POD_NAME),
                     )
         return listed
 

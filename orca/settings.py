@@ -391,6 +391,25 @@ class WorkerSettings(_Section):
     """Every running pod holds one (its monitor round): size it above the pods per worker."""
 
 
+class OrphansSettings(_Section):
+    """The orphan sweep (`orca.workflows.orphan_sweep`): ends AWS objects and pods whose
+    PodLifecycle workflow is no longer running."""
+
+    enabled: bool = True
+    sweep_interval: Duration = timedelta(minutes=5)
+    """How often the Temporal Schedule `orca-orphan-sweep/<clusterName>` starts a sweep."""
+    min_age: Duration = timedelta(minutes=10)
+    """Objects younger than this are never ended (a launch may still be on its way)."""
+    report_only: bool = False
+    """Log and count orphans, end nothing."""
+
+    @model_validator(mode="after")
+    def _interval_is_positive(self) -> OrphansSettings:
+        if self.sweep_interval.total_seconds() < 1:
+            raise ValueError("orphans.sweepInterval must be at least 1s")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything ORCA can be told. Sections mirror the Go ORCA's file, plus the new ones."""
 
@@ -415,6 +434,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = KubernetesSettings()
     watcher: WatcherSettings = WatcherSettings()
     worker: WorkerSettings = WorkerSettings()
+    orphans: OrphansSettings = OrphansSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -455,6 +475,17 @@ def load_settings(config_path: Path | None = None) -> Settings:
     except ValidationError as error:
         lines = "\n".join(f"  {_describe_error(item)}" for item in error.errors())
         raise ConfigError(f"invalid configuration {where}:\n{lines}") from None
+
+
+def read_config_document(path: Path) -> dict[str, Any]:
+    """The file's settings with field names as keys (`selectionMode` → `selection_mode`),
+    unknown keys refused: what `load_settings` merges the environment into. `orca dev` lays a
+    user's file over its own settings with it."""
+    try:
+        normalised: dict[str, Any] = _normalise_keys(Settings, _read_yaml(path), ())
+    except ConfigError as error:
+        raise ConfigError(f"invalid configuration in {path}:\n  {error}") from None
+    return normalised
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from orca.activities.launch_admission import (
     NoAdmission,
     rules_from_settings,
 )
+from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
@@ -41,7 +42,9 @@ from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings
 from orca.temporal_client import connect
+from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
 
 log = structlog.get_logger(__name__)
@@ -84,6 +87,15 @@ def build_activities(
     admission = launch_admission(settings, client)
     instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
+    orphans = OrphanActivities(
+        aws,
+        ec2,
+        cluster,
+        kube.core,
+        pod_status,
+        cluster_name=settings.kubernetes.cluster_name,
+        node_name=settings.node.name,
+    )
     return [
         planning.plan_launch,
         instances.launch_instance,
@@ -96,6 +108,8 @@ def build_activities(
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
         LedgerUpkeepActivities(client).ledger_running_pods,
+        orphans.find_orphans,
+        orphans.end_orphans,
     ]
 
 
@@ -119,7 +133,7 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PodLifecycle, BudgetLedger],
+        workflows=[PodLifecycle, BudgetLedger, OrphanSweep],
         activities=build_activities(settings, aws, kube, client),
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
@@ -130,6 +144,10 @@ async def run(settings: Settings) -> None:
             "limits and budgets are not enforced",
             budgets=unenforced,
         )
+    try:
+        await ensure_sweep_schedule(client, settings)
+    except Exception as error:  # pods still run without the sweep; say why it is missing
+        log.error("cannot create or update the orphan sweep schedule", error=str(error))
     log.info(
         "worker started",
         task_queue=settings.temporal.task_queue,
