@@ -29,7 +29,7 @@ from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
-from orca.settings import Settings
+from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_server import KubeletServer, tls_context
@@ -265,6 +265,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="watcher"))
     kube = KubeClients(settings.kubernetes)
     kube.core  # noqa: B018 - load the configuration now: a KubeConfigError belongs to startup
+    for ignored in ignored_settings(settings):
+        log.warning("configuration not applied", setting=ignored)
     aws = AwsClients(settings.aws)
     aws.check_credentials()
     instrument(aws)
