@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orca.activities.models import PodEventReport, PodStatusReport
+from orca.activities.models import (
+    PodEventReport,
+    PodStatusReport,
+    StartContainersInput,
+    StartContainersOutcome,
+)
 from orca.activities.names import ActivityName
 from orca.activities.planning import PlanningActivities
+from orca.failure_types import FailureType
 from orca.launch_spec import pod_ref_from_pod
 from orca.metrics import AWS_API_CALLS
 from orca.settings import DevelopmentSettings
@@ -51,6 +58,13 @@ async def test_mock_aws_config_launches_no_instance(
     async def record_pod_event(event: PodEventReport) -> None:
         events.append(event)
 
+    @activity.defn(name=ActivityName.START_CONTAINERS)
+    async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
+        # Reached only if an instance was launched: end the workflow instead of hanging.
+        raise ApplicationError(
+            "an instance was launched", type=FailureType.CONFIGURATION, non_retryable=True
+        )
+
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     run_instances_before = AWS_API_CALLS.labels("ec2", "RunInstances")._value.get()
     task_queue = f"tq-{uuid.uuid4()}"
@@ -65,6 +79,7 @@ async def test_mock_aws_config_launches_no_instance(
             wiring.instances.terminate_instances,
             report_pod_status,
             record_pod_event,
+            start_containers,
         ],
     ):
         handle = await time_skipping_env.client.start_workflow(
