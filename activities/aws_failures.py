@@ -75,8 +75,7 @@ def aws_failure(
                 non_retryable=True,
             )
         return ApplicationError(
-            f"{what} (unrecognised AWS error; attempt {attempt} of "
-            f"{UNCLASSIFIED_ERROR_ATTEMPTS})",
+            f"{what} (unrecognised AWS error; attempt {attempt} of {UNCLASSIFIED_ERROR_ATTEMPTS})",
             type=FailureType.AWS_TRANSIENT,
         )
     return ApplicationError(what, type=FailureType.AWS_TRANSIENT)

@@ -54,7 +54,10 @@ class NodeHealthProbe:
             reason = (
                 "AwsCredentialsRejected"
                 if kind
-                in (aws_errors.AwsErrorKind.CREDENTIALS_REJECTED, aws_errors.AwsErrorKind.ACCESS_DENIED)
+                in (
+                    aws_errors.AwsErrorKind.CREDENTIALS_REJECTED,
+                    aws_errors.AwsErrorKind.ACCESS_DENIED,
+                )
                 else "AwsUnreachable"
             )
             return NodeHealth(False, reason, aws_errors.error_message(error))

@@ -43,8 +43,10 @@ def test_mock_aws_means_launch_nothing_like_dry_run(tmp_path: Path) -> None:
     settings = load(tmp_path, "aws: {region: us-west-2}\ndevelopment: {mockAWS: true}")
     assert settings.development.launches_nothing
     assert not settings.development.dry_run
-    assert any("development.mockAWS" in line and "launches nothing" in line for line in
-               ignored_settings(settings))
+    assert any(
+        "development.mockAWS" in line and "launches nothing" in line
+        for line in ignored_settings(settings)
+    )
 
 
 def test_dry_run_launches_nothing_and_the_defaults_launch() -> None:

@@ -139,7 +139,8 @@ def test_unclassified_errors_are_retried_within_a_budget_then_fail_the_pod() -> 
     error = client_error("SomethingNobodyKnows", "SendCommand")
     for attempt in range(1, UNCLASSIFIED_ERROR_ATTEMPTS):
         failure = aws_failure(error, attempt=attempt)
-        assert failure is not None and not failure.non_retryable, attempt
+        assert failure is not None
+        assert not failure.non_retryable, attempt
     last = aws_failure(error, attempt=UNCLASSIFIED_ERROR_ATTEMPTS)
     assert last is not None
     assert last.non_retryable
