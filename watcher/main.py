@@ -260,13 +260,13 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     Raises `KubeConfigError`, `AwsCredentialsError` or `TemporalUnavailable` when a dependency
     cannot be used at all at start; once running, outages are retried, never fatal.
     """
+    for ignored in ignored_settings(settings):
+        log.warning("configuration not applied", setting=ignored)
     loop = asyncio.get_running_loop()
     # Kubernetes calls are blocking: give them more threads than the default executor's few.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="watcher"))
     kube = KubeClients(settings.kubernetes)
     kube.core  # noqa: B018 - load the configuration now: a KubeConfigError belongs to startup
-    for ignored in ignored_settings(settings):
-        log.warning("configuration not applied", setting=ignored)
     aws = AwsClients(settings.aws)
     aws.check_credentials()
     instrument(aws)
