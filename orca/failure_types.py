@@ -23,7 +23,7 @@ class FailureType(StrEnum):
     CONFIGURATION = "ConfigurationError"
     """ORCA's own settings cannot serve this pod (no subnets, missing AMI parameter, ...)."""
     AWS_ACCESS_DENIED = "AwsAccessDenied"
-    """AWS refused the call: credentials or IAM policy need fixing."""
+    """AWS refused the call: the IAM policy (or an SCP) needs fixing; the message names the call."""
     AWS_CALL_FAILED = "AwsCallFailed"
     """An AWS call kept failing with an error ORCA does not recognise; it gave up."""
     AWS_CREDENTIALS_REJECTED = "AwsCredentialsRejected"
