@@ -23,6 +23,7 @@ there would leave the instance running, so it retries everything and says why in
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -92,7 +93,10 @@ def fails_on_aws_errors(
             try:
                 return await run(*args, **kwargs)
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-                failure = aws_failure(error, activity.info().attempt, permanent=permanent)
+                # In a thread: naming the call loads botocore's service models once (~0.5 s).
+                failure = await asyncio.to_thread(
+                    aws_failure, error, activity.info().attempt, permanent=permanent
+                )
                 if failure is None:  # pragma: no cover - both types are AWS errors
                     raise
                 activity.logger.warning(
