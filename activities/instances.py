@@ -3,7 +3,9 @@
 `launch_instance` turns capacity-class errors into a *result* (the workflow moves on to the next
 offering) and remembers the offering as unavailable; throttling and transient errors are raised
 so Temporal retries the same call; IAM and configuration errors are non-retryable failures with a
-message a person can act on. `wait_until_running` heartbeats while the shared batcher polls.
+message a person can act on (every AWS error is classified by `fails_on_aws_errors`, see
+`orca.activities.aws_failures`; `terminate_instances` retries even those, since giving up would
+leave the instance running). `wait_until_running` heartbeats while the shared batcher polls.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
@@ -56,6 +59,7 @@ class InstanceActivities:
         self._admission = admission
 
     @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
+    @fails_on_aws_errors()
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
         candidate = request.candidate
         pod = request.spec.pod
@@ -114,20 +118,7 @@ class InstanceActivities:
                 if kind is AwsErrorKind.CAPACITY:
                     self._unavailable.mark(candidate.offering)
                     return LaunchOutcome(capacity_error=code, message=error_message(error))
-                if kind is AwsErrorKind.ACCESS_DENIED:
-                    raise ApplicationError(
-                        f"AWS refused RunInstances ({code}): {error_message(error)}; check the "
-                        "credentials and deploy/iam/orca-controller-policy.json",
-                        type=FailureType.AWS_ACCESS_DENIED,
-                        non_retryable=True,
-                    ) from None
-                if kind is AwsErrorKind.CONFIGURATION:
-                    raise ApplicationError(
-                        f"RunInstances rejected the request ({code}): {error_message(error)}",
-                        type=FailureType.CONFIGURATION,
-                        non_retryable=True,
-                    ) from None
-                raise  # throttled or transient: Temporal retries with backoff
+                raise  # classified at the activity boundary (`fails_on_aws_errors`)
             await self._admission.record_launch(workflow_id, instance_id)
             LAUNCHES.labels(**labels).inc()
             if request.fallback:
@@ -136,6 +127,7 @@ class InstanceActivities:
             return LaunchOutcome(instance_id=instance_id, message="launched")
 
     @activity.defn(name=ActivityName.WAIT_UNTIL_RUNNING)
+    @fails_on_aws_errors()
     async def wait_until_running(self, input: WaitForInstanceInput) -> WaitForInstanceOutcome:
         deadline = time.monotonic() + input.timeout.total_seconds()
         started = time.monotonic()
@@ -159,6 +151,7 @@ class InstanceActivities:
                     return WaitForInstanceOutcome(status=status, timed_out=True)
 
     @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
+    @fails_on_aws_errors(permanent=False)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
         with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
             # The instances the workflow knows go first; then the pod-UID tag finds any other

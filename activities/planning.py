@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
@@ -30,6 +31,7 @@ class PlanningActivities:
         self._unavailable = unavailable
 
     @activity.defn(name=ActivityName.PLAN_LAUNCH)
+    @fails_on_aws_errors()
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
         settings = self._settings
         try:
@@ -68,6 +70,6 @@ class PlanningActivities:
                 launch_timeout=instances.launch_timeout,
                 capacity_retry_interval=instances.capacity_retry_interval,
                 capacity_give_up_after=instances.capacity_give_up_after,
-                dry_run=settings.development.dry_run,
+                dry_run=settings.development.launches_nothing,
                 waiting_reason=waiting_reason,
             )

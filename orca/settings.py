@@ -152,6 +152,7 @@ class AwsSettings(_Section):
     region: NonEmptyStr
     """AWS region every client talks to, e.g. `us-west-2`. Required."""
     vpc_id: str | None = Field(default=None, alias="vpcID")
+    """Accepted and ignored: the subnets decide the VPC (named in a start-up warning)."""
     subnet_id: str | None = Field(default=None, alias="subnetID")
     """The Go ORCA's single subnet; kept for compatibility and merged into `subnetIDs`."""
     subnet_ids: tuple[str, ...] = Field(default=(), alias="subnetIDs")
@@ -177,6 +178,7 @@ class AwsSettings(_Section):
     status_log_group: str = "/orca/container-status"
     root_volume_gib: int = Field(default=200, ge=8)
     development_mode: bool = False
+    """Accepted for the Go ORCA's files and ignored (named in a start-up warning)."""
 
     @property
     def subnets(self) -> tuple[str, ...]:
@@ -320,6 +322,7 @@ class LoggingSettings(_Section):
 
 class PrometheusSettings(_Section):
     enabled: bool = True
+    """Accepted for the Go ORCA's files and ignored: `metrics.enabled` decides."""
 
 
 class MetricsSettings(_Section):
@@ -331,13 +334,26 @@ class MetricsSettings(_Section):
 
 
 class DevelopmentSettings(_Section):
-    """Accepted for compatibility with the Go ORCA's files. The embedded stack (`orca dev`)
-    replaces `mockAWS`; `dryRun` stops before RunInstances/CreateFleet."""
+    """Accepted for compatibility with the Go ORCA's files.
+
+    `dryRun` stops every pod before RunInstances/CreateFleet (the pod fails with `DryRun`).
+    `mockAWS: true` told the Go ORCA to fake AWS; this ORCA has no fake inside it (the embedded
+    stack, `orca dev`, is the fake), so a file written for the Go ORCA must not spend money
+    here: `mockAWS` means a dry run too, and the processes say so at start."""
 
     mock_aws: bool = Field(default=False, alias="mockAWS")
+    """Go ORCA compatibility: launch nothing (as `dryRun`); use `orca dev` for a fake AWS."""
     dry_run: bool = False
+    """Plan every pod but launch nothing; the pod fails with reason `DryRun`."""
     enable_fast_cleanup: bool = False
+    """Accepted and ignored (named in a start-up warning)."""
     cleanup_interval: Duration = timedelta(minutes=5)
+    """Accepted and ignored (named in a start-up warning)."""
+
+    @property
+    def launches_nothing(self) -> bool:
+        """True when no instance may be launched (`dryRun`, or the Go ORCA's `mockAWS`)."""
+        return self.dry_run or self.mock_aws
 
 
 class TemporalTls(_Section):
@@ -448,6 +464,42 @@ class Settings(BaseSettings):
         # The YAML file arrives as init kwargs (already read and normalised by load_settings),
         # so environment variables are placed first: they override the file.
         return (env_settings, init_settings)
+
+
+DEBUG_ANNOTATION_WARNING = (
+    "the pod annotation orca.research/debug is accepted but has no effect: a failed pod's "
+    "instance is terminated at once"
+)
+
+
+def ignored_settings(settings: Settings) -> list[str]:
+    """What the settings ask for that this ORCA does not do, one sentence each.
+
+    The worker and the watcher log these at start, so a file written for the Go ORCA never
+    silently means something else here. Each entry names its key. Only keys set to something
+    other than their default are listed, except the `debug` annotation, which pods set."""
+    development = settings.development
+    found: list[str] = []
+    if development.mock_aws:
+        found.append(
+            "development.mockAWS is true: ORCA launches nothing (a dry run, as development.dryRun);"
+            " for a fake AWS run `orca dev`"
+        )
+    if development.enable_fast_cleanup:
+        found.append("development.enableFastCleanup is ignored")
+    if "cleanup_interval" in development.model_fields_set:
+        found.append("development.cleanupInterval is ignored")
+    if settings.aws.vpc_id is not None:
+        found.append("aws.vpcID is ignored: the subnets (aws.subnetIDs) decide the VPC")
+    if settings.aws.development_mode:
+        found.append("aws.developmentMode is ignored")
+    if not settings.metrics.prometheus.enabled:
+        found.append(
+            "metrics.prometheus.enabled is ignored: metrics.enabled decides whether "
+            "metrics are served"
+        )
+    found.append(DEBUG_ANNOTATION_WARNING)
+    return found
 
 
 def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:

@@ -53,7 +53,11 @@ class NodeHealthProbe:
             kind = aws_errors.classify(error)
             reason = (
                 "AwsCredentialsRejected"
-                if kind is aws_errors.AwsErrorKind.ACCESS_DENIED
+                if kind
+                in (
+                    aws_errors.AwsErrorKind.CREDENTIALS_REJECTED,
+                    aws_errors.AwsErrorKind.ACCESS_DENIED,
+                )
                 else "AwsUnreachable"
             )
             return NodeHealth(False, reason, aws_errors.error_message(error))

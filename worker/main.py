@@ -40,7 +40,7 @@ from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
-from orca.settings import Settings
+from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
@@ -114,6 +114,8 @@ def build_activities(
 
 
 async def run(settings: Settings) -> None:
+    for ignored in ignored_settings(settings):
+        log.warning("configuration not applied", setting=ignored)
     aws = AwsClients(settings.aws)
     aws.check_credentials()
     kube = KubeClients(settings.kubernetes)

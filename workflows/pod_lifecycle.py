@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
         WaitForInstanceOutcome,
     )
     from orca.activities.names import ActivityName
-    from orca.failure_types import FailureType
+    from orca.failure_types import POD_FAILURES, FailureType
     from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
     from orca.units import format_duration
@@ -522,14 +522,7 @@ class PodLifecycle:
                 summary=f"Release {state.pod.key} (delete with grace period 0)",
             )
             self._set_stage(Stage.DELETED)
-        if state.stage is Stage.FAILED and state.final_reason in (
-            FailureType.INVALID_POD_SPEC,
-            FailureType.INSUFFICIENT_CAPACITY,
-            FailureType.BUDGET_EXCEEDED,
-            FailureType.CONFIGURATION,
-            FailureType.AWS_ACCESS_DENIED,
-            FailureType.INSTANCE_LOST,
-        ):
+        if state.stage is Stage.FAILED and state.final_reason in POD_FAILURES:
             raise ApplicationError(
                 state.final_message or state.final_reason or "failed",
                 type=state.final_reason,
@@ -787,8 +780,12 @@ class PodLifecycle:
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:
-    """The non-retryable ORCA failure behind an activity error, if that is what it is."""
+    """The ORCA failure that ends the pod behind an activity error, if that is what it is.
+
+    A permanent AWS error (`AwsAccessDenied`, `ConfigurationError`, `AwsCallFailed`, classified
+    in `orca.activities.aws_failures`) arrives here from any step; the caller marks the pod
+    Failed and `_finish` then terminates its instance by the pod's tag."""
     cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type in {f.value for f in FailureType}:
+    if isinstance(cause, ApplicationError) and cause.type in POD_FAILURES:
         return cause
     return None
