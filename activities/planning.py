@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
@@ -38,7 +39,7 @@ class PlanningActivities:
             raise ApplicationError(
                 str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
             ) from None
-        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid):
+        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid), heartbeating():
             catalog, subnets = await self._catalog.snapshot()
             if not subnets:
                 raise ApplicationError(
