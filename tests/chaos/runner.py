@@ -66,6 +66,10 @@ INVALID_REASON = "InvalidPodSpec"
 STALL_TARGET_S = 30.0
 STALLED_ACTIVITIES = ("plan_launch", "launch_instance")
 """The short activities whose heartbeat timeout bounds a stall after a worker kill."""
+WATCH_DROPPED_LINE = "pod watch dropped"
+WATCH_EXPIRED_LINE = "pod watch expired (410)"
+"""What the watcher logs (`orca.watcher.pod_watch`) when a watch breaks and when it resumes
+into 410 Gone; counted in its log, which survives its restarts."""
 ALIVE_STATES = ("pending", "running", "stopping", "stopped")
 CLOSE_EVENTS = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
@@ -131,19 +135,24 @@ def run_chaos(options: ChaosOptions) -> dict[str, Any]:
         launch_delay_s=options.launch_delay_s,
         say=say,
     )
-    ok = False
+    report: dict[str, Any] = {}
     try:
         say(f"starting the stack in {state_dir} …")
         stack.start()
         report = _run(options, stack)
-        ok = bool(report["ok"])
-        return report
     finally:
         stack.stop()
-        if own_dir and ok:
+        left = [c.name for c in stack.children if c.exit_code() is None]
+        if report:
+            report["processes_left_after_stop"] = left
+            if left:
+                report["ok"] = False
+                report["failures"].append(f"processes left after stop: {left}")
+        if own_dir and report.get("ok"):
             shutil.rmtree(state_dir, ignore_errors=True)
-        elif not ok:
+        else:
             say(f"state and logs kept in {state_dir}")
+    return report
 
 
 def _run(options: ChaosOptions, stack: ChaosStack) -> dict[str, Any]:
@@ -170,6 +179,7 @@ def _run(options: ChaosOptions, stack: ChaosStack) -> dict[str, Any]:
     label = {LABEL: run_id}
     pods = draw_pods(options.pods, options.seed, orca_settings, label)
     valid = [p for p in pods if p.valid]
+    started = time.time()
     say(f"{len(pods)} pods drawn (seed {options.seed}): {len(pods) - len(valid)} malformed")
 
     faults = _inject_faults(aws_url, stack.aws_defaults, len(valid), options)
@@ -225,7 +235,7 @@ def _run(options: ChaosOptions, stack: ChaosStack) -> dict[str, Any]:
         released, options.teardown_timeout_s, period=1.0, say=say, what="teardown"
     )
     after = _census(ec2, orca_settings.kubernetes.cluster_name)
-    watcher_log = (stack.state_dir / "logs/watcher.log").read_text(errors="replace")
+    watcher_log = stack.state_dir / "logs/watcher.log"
 
     return build_report(
         options=options,
@@ -240,11 +250,12 @@ def _run(options: ChaosOptions, stack: ChaosStack) -> dict[str, Any]:
         plan=plan,
         faults=faults,
         watch_restarts={
-            "dropped": watcher_log.count("pod watch dropped"),
-            "expired_410": watcher_log.count("pod watch expired (410)"),
+            "dropped": _count(watcher_log, WATCH_DROPPED_LINE),
+            "expired_410": _count(watcher_log, WATCH_EXPIRED_LINE),
         },
         unplanned_restarts=dict(stack.unplanned_restarts),
         proxy_connections_cut=stack.proxy.connections_cut if stack.proxy else 0,
+        elapsed_s=time.time() - started,
     )
 
 
@@ -327,10 +338,23 @@ def _drop_watches(stack: ChaosStack, core: client.CoreV1Api, retained_events: in
         body: Any = {"metadata": {"name": f"chaos-filler-{tag}-{index}", "labels": {LABEL: tag}}}
         core.create_namespaced_config_map(NAMESPACE, body)
 
+    log = stack.state_dir / "logs/watcher.log"
+    relists_before = _count(log, WATCH_EXPIRED_LINE)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(filler)))
     stack.proxy.drop(refuse_for=0)
-    return f"{cut} connections cut, {filler} writes while refusing"
+    # The next disruption waits until the watcher has resumed into the 410 and relisted (its
+    # backoff after refused connections is a few seconds), so a kill cannot hide it.
+    relisted = _wait(lambda: _count(log, WATCH_EXPIRED_LINE) > relists_before, 30)
+    outcome = "resumed into 410 Gone and relisted" if relisted else "no 410 within 30 s"
+    return f"{cut} connections cut, {filler} writes while refusing; {outcome}"
+
+
+def _count(path: Path, text: str) -> int:
+    try:
+        return path.read_text(errors="replace").count(text)
+    except OSError:
+        return 0
 
 
 # -- Kubernetes side -------------------------------------------------------------------------
@@ -476,6 +500,7 @@ def build_report(
     watch_restarts: Mapping[str, int],
     unplanned_restarts: Mapping[str, int],
     proxy_connections_cut: int,
+    elapsed_s: float,
 ) -> dict[str, Any]:
     valid = [p for p in pods if p.valid]
     invalid = [p for p in pods if not p.valid]
@@ -531,6 +556,7 @@ def build_report(
         "invalid_pods_told": len(told),
         "seconds_to_settle": None if converge_s is None else round(converge_s, 1),
         "teardown_complete": teardown_complete,
+        "elapsed_s": round(elapsed_s, 1),
         "stall_after_worker_kill_s": {
             "plan_launch+launch_instance": stats(stall_all),
             **{name: stats(values) for name, values in sorted(stalls.items())},

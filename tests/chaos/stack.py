@@ -81,6 +81,9 @@ class ChaosStack(DevStack):
             )
         )
         self.direct_kubeconfig = direct
+        deadline = time.monotonic() + 30  # the emulator writes it just after it answers
+        while not direct.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.proxy = DroppingProxy((o.host, o.kube_port), host=o.host)
         self.proxy.start()
         through_proxy = yaml.safe_load(direct.read_text())
