@@ -86,7 +86,7 @@ class ChaosOptions:
     kills_per_kind: int = 1
     """How many times each of the worker, the watcher and the Temporal server is killed."""
     watch_drops: int = 1
-    create_spread_s: float = 6.0
+    create_spread_s: float = 4.0
     """The pods are created evenly over this window; the disruptions fall in it (and a little
     after)."""
     launch_delay_s: float = 1.0
@@ -138,10 +138,16 @@ def run_chaos(options: ChaosOptions) -> dict[str, Any]:
     report: dict[str, Any] = {}
     try:
         say(f"starting the stack in {state_dir} …")
+        began = time.monotonic()
         stack.start()
+        started = time.monotonic() - began
         report = _run(options, stack)
+        report["stack_start_s"] = round(started, 1)
     finally:
+        began = time.monotonic()
         stack.stop()
+        if report:
+            report["stack_stop_s"] = round(time.monotonic() - began, 1)
         left = [c.name for c in stack.children if c.exit_code() is None]
         if report:
             report["processes_left_after_stop"] = left
@@ -638,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=None, help="seconds to create the pods")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to converge")
     parser.add_argument("--json", type=Path, help="also write the JSON report here")
+    parser.add_argument("--state-dir", type=Path, help="keep the stack's state and logs here")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # unwind: stop the stack
     scale = max(1, args.pods // 40)
@@ -646,8 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         kills_per_kind=args.kills if args.kills is not None else scale,
         watch_drops=args.watch_drops if args.watch_drops is not None else scale,
-        create_spread_s=args.spread if args.spread is not None else max(6.0, args.pods / 4),
+        create_spread_s=args.spread if args.spread is not None else max(4.0, args.pods / 4),
         converge_timeout_s=args.timeout if args.timeout is not None else 240.0 + args.pods * 2,
+        state_dir=args.state_dir,
         say=lambda line: print(line, file=sys.stderr, flush=True),
     )
     report = run_chaos(options)

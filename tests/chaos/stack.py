@@ -99,6 +99,9 @@ class ChaosStack(DevStack):
         settings["limits"]["maxConcurrentInstances"] = room
         settings["limits"]["maxInstancesPerNamespace"] = room
         settings["instances"]["capacityRetryInterval"] = "10s"
+        # A killed watcher's successor waits for the dead leader's lease to run out; a short
+        # lease keeps the small run short (the chaos is the same).
+        settings["watcher"]["leaderElection"] = {"leaseDuration": "6s", "renewInterval": "2s"}
         path = self.state_dir / "config.yaml"
         path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
         return path
