@@ -90,7 +90,7 @@ class ChaosOptions:
     """The pods are created evenly over this window; the disruptions fall in it (and a little
     after)."""
     launch_delay_s: float = 1.0
-    run_instances_latency_s: float = 1.5
+    run_instances_latency_s: float = 1.0
     retained_events: int = 300
     converge_timeout_s: float = 240.0
     teardown_timeout_s: float = 180.0
@@ -653,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         kills_per_kind=args.kills if args.kills is not None else scale,
         watch_drops=args.watch_drops if args.watch_drops is not None else scale,
+        retained_events=max(300, args.pods * 5),
         create_spread_s=args.spread if args.spread is not None else max(4.0, args.pods / 4),
         converge_timeout_s=args.timeout if args.timeout is not None else 240.0 + args.pods * 2,
         state_dir=args.state_dir,
