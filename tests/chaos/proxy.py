@@ -3,9 +3,11 @@
 A real API server's watch connections break: load balancers time them out, API servers restart
 or roll. The emulator never drops a connection on its own, so the chaos run puts this proxy
 between ORCA (worker and watcher) and the emulator and, at chosen moments, closes every open
-connection and refuses new ones for a while (`drop(refuse_for=...)`). The watcher must resume
-from its last resourceVersion, or relist when the server answers `410 Gone`; the worker's pod
-status writes must retry. It runs as threads in the chaos runner's process, on a free port.
+connection (`drop()`); with `hold=True` new connections are accepted but not forwarded until
+`release()`, so the clients' reconnects wait (rather than back off further and further) while
+the runner moves the emulator's event window on. The watcher must resume from its last
+resourceVersion, or relist when the server answers `410 Gone`; the worker's pod status writes
+must retry. It runs as threads in the chaos runner's process, on a free port.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 
 
 class DroppingProxy:
@@ -23,7 +24,8 @@ class DroppingProxy:
         self._listener.settimeout(0.2)
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._refuse_until = 0.0
+        self._released = threading.Event()
+        self._released.set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="kube-proxy", daemon=True)
         self.drops = 0
@@ -44,19 +46,23 @@ class DroppingProxy:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._released.set()
         self._thread.join(timeout=5)
         self._listener.close()
         self._cut_all()
 
-    def drop(self, refuse_for: float = 0.0) -> int:
-        """Close every proxied connection now; refuse new ones for `refuse_for` seconds.
-        Returns how many connections were cut."""
-        with self._lock:
-            self._refuse_until = time.monotonic() + refuse_for
+    def drop(self, hold: bool = False) -> int:
+        """Close every proxied connection now; with `hold`, keep new ones waiting until
+        `release()`. Returns how many connections were cut."""
+        if hold:
+            self._released.clear()
         cut = self._cut_all()
         self.drops += 1
         self.connections_cut += cut
         return cut
+
+    def release(self) -> None:
+        self._released.set()
 
     def _cut_all(self) -> int:
         with self._lock:
@@ -77,11 +83,10 @@ class DroppingProxy:
                 continue
             except OSError:
                 return
-            with self._lock:
-                refusing = time.monotonic() < self._refuse_until
-            if refusing:
-                downstream.close()
-                continue
+            while not self._released.wait(0.2):  # held: the client waits for an answer
+                if self._stopping.is_set():
+                    downstream.close()
+                    return
             try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
             except OSError:
