@@ -24,8 +24,9 @@ Figures printed: pods converged, duplicate instances, leaked instances, instance
 pods, invalid pods told, and how long `plan_launch` / `launch_instance` activities in flight at a
 worker kill stalled (kill → a live worker runs them again, from their histories; target ≤ 30 s,
 printed as PASS or MISS and never asserted: speed belongs in benchmarks). `kill_to_close_s`
-adds the retried attempt's own work, which throttling stretches. The run fails (exit 1, `ok: false`) on
-any duplicate, leak, unconverged pod, instance for an invalid pod or silent invalid pod.
+adds the retried attempt's own work, which throttling stretches. The run fails (exit 1,
+`ok: false`) on any duplicate, leak, unconverged pod, instance for an invalid pod or silent
+invalid pod, or a process left running after the stack stops.
 """
 
 from __future__ import annotations
