@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.ec2_instances import Ec2Instances
+from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.launch_admission import LaunchAdmission
 from orca.activities.models import (
@@ -63,7 +64,10 @@ class InstanceActivities:
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
         candidate = request.candidate
         pod = request.spec.pod
-        with bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id):
+        with (
+            bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id),
+            heartbeating(),
+        ):
             # A first attempt relies on the ClientToken; a retry may follow a launch whose answer
             # was lost (or a token EC2 no longer remembers), so it looks for the pod's tag first.
             retried = activity.info().attempt > 1

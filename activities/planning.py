@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orca.activities.aws_failures import fails_on_aws_errors
+from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
@@ -40,7 +41,7 @@ class PlanningActivities:
             raise ApplicationError(
                 str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
             ) from None
-        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid):
+        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid), heartbeating():
             catalog, subnets = await self._catalog.snapshot()
             if not subnets:
                 raise ApplicationError(

@@ -89,6 +89,12 @@ MAX_CAPACITY_BACKOFF = timedelta(minutes=30)
 SPOT_NOTICE_MARGIN = timedelta(seconds=15)
 """Leave this much of the two-minute spot notice for terminating the instance."""
 
+SHORT_WORK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""`plan_launch` and `launch_instance` heartbeat while they work (`orca.activities.heartbeats`):
+a worker killed in the middle of one is noticed after this long, not after the two-minute
+start-to-close timeout, so pods in flight stall seconds instead of minutes. Only an activity
+option, not a command: histories from before it replay unchanged (no `workflow.patched`)."""
+
 _QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 _AWS = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -253,6 +259,7 @@ class PodLifecycle:
                 PlanLaunchInput(pod=state.manifest),
                 result_type=LaunchPlan,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
                 summary=f"Choose instance offerings for {state.pod.key}",
             )
@@ -364,6 +371,7 @@ class PodLifecycle:
             ),
             result_type=LaunchOutcome,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
             summary=(
                 f"Launch {candidate.instance_type} {candidate.capacity_type} in {candidate.zone} "
