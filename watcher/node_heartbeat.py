@@ -91,8 +91,25 @@ class NodeHeartbeat:
         )
 
     async def run(self) -> None:
-        """Renew the Lease and patch the status until cancelled; API errors are retried."""
+        """Renew the Lease and, independently, probe and patch the status, until cancelled.
+
+        Two loops on purpose: a slow dependency probe (an AWS call taking its whole timeout) must
+        never delay the Lease, or the control plane would take the node for lost and evict its
+        pods, the very thing the dependency conditions exist to avoid. API errors are retried.
+        """
+        await asyncio.gather(self._renew_lease_forever(), self._update_status_forever())
+
+    async def _renew_lease_forever(self) -> None:
         renew = self.settings.lease_renew_interval.total_seconds()
+        while True:
+            try:
+                await asyncio.to_thread(self._renew_lease)
+            except Exception as error:
+                log.warning("node lease renewal failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(renew)
+
+    async def _update_status_forever(self) -> None:
+        probe_every = self.settings.lease_renew_interval.total_seconds()
         status_every = self.settings.status_update_interval.total_seconds()
         last_status = time.monotonic()
         while True:
@@ -100,7 +117,6 @@ class NodeHeartbeat:
                 if not self.registered:
                     await self.register()
                     last_status = time.monotonic()
-                await asyncio.to_thread(self._renew_lease)
                 health = await self.check()
                 if health != self.health or time.monotonic() - last_status >= status_every:
                     await asyncio.to_thread(self._patch_status, health)
@@ -115,11 +131,9 @@ class NodeHeartbeat:
                         )
                     self.health = health
                     last_status = time.monotonic()
-            except asyncio.CancelledError:
-                raise
             except Exception as error:
-                log.warning("node heartbeat failed", error=f"{type(error).__name__}: {error}")
-            await asyncio.sleep(renew)
+                log.warning("node status update failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(probe_every)
 
     async def shutdown(self) -> None:
         """Leave the node NotReady, or delete it when configured to."""
