@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 from pathlib import Path
@@ -194,3 +195,57 @@ def _status(port: int, path: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+async def test_the_lease_is_renewed_while_a_dependency_probe_hangs(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    from orca.aws_clients import AwsClients
+    from orca.kube_clients import KubeClients
+    from orca.watcher.main import Watcher
+    from orca.watcher.node_health import Dependencies, always_ready
+
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    name = settings.node.name
+    hang = asyncio.Event()
+    healthy = always_ready()
+
+    async def probe() -> Dependencies:
+        if hang.is_set():
+            await asyncio.sleep(3600)  # an AWS call that never answers
+        return await healthy()
+
+    watcher = Watcher(
+        settings,
+        kube=KubeClients(settings.kubernetes),
+        aws=AwsClients(settings.aws),
+        temporal=recorder,
+        health_check=probe,
+    )
+    coordination = k8s.CoordinationV1Api(core.api_client)
+
+    def renew_time() -> str | None:
+        lease = read_json_or_none(coordination.read_namespaced_lease, name, "kube-node-lease")
+        return lease["spec"]["renewTime"] if lease else None
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await eventually(lambda: watcher.heartbeat is not None and watcher.heartbeat.registered)
+        hang.set()
+        seen = {await eventually(renew_time)}
+        # Renewals keep coming although the probe (run every lease interval) never returns.
+        for _ in range(3):
+            seen.add(await eventually(lambda: (r := renew_time()) not in seen and r))
+        assert len(seen) == 4
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
