@@ -171,6 +171,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"leaseDuration": "2s", "leaseRenewInterval": "0.5s", "statusUpdateInterval": "1s"}
         )
         settings["watcher"]["workerPollerStaleAfter"] = "3s"
+        settings["worker"].update({"instancePollInterval": "0.5s", "statusPollInterval": "0.5s"})
         config_path = state / "config.yaml"
         config_path.write_text(yaml.safe_dump(settings))
         children["worker"] = orca_child("worker", config_path, state, ports["wh"])

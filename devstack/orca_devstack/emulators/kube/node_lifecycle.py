@@ -74,8 +74,8 @@ class LifecycleTimings:
     monitor_period: float = 5.0
     """`--node-monitor-period`: how often node health and taints are checked."""
     grace_period: float = 50.0
-    """`--node-monitor-grace-period` (50 s since Kubernetes 1.32): a node whose Lease and status
-    have not changed for this long is marked Unknown."""
+    """`--node-monitor-grace-period` (50 s in current releases, 40 s in older ones): a node whose
+    Lease and status have not changed for this long is marked Unknown."""
 
 
 DEFAULT_TIMINGS = LifecycleTimings()
