@@ -396,6 +396,9 @@ class WatcherSettings(_Section):
     resync_interval: Duration = timedelta(minutes=5)
     """How often pods and workflows are reconciled even when no event arrives."""
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    worker_poller_stale_after: Duration = timedelta(minutes=2)
+    """A worker whose last poll of the task queue is older than this counts as gone (condition
+    `orca.research/WorkerPolling=False`); an idle worker polls about once a minute."""
 
 
 class WorkerSettings(_Section):

@@ -70,7 +70,13 @@ class Watcher:
             kube.coordination, settings.watcher.leader_election, identity=identity
         )
         self.health_check = (
-            health_check or NodeHealthProbe(aws, temporal, settings.temporal.task_queue).check
+            health_check
+            or NodeHealthProbe(
+                aws,
+                temporal,
+                settings.temporal.task_queue,
+                poller_stale_after=settings.watcher.worker_poller_stale_after,
+            ).check
         )
         self.interruption_wait_seconds = interruption_wait_seconds
         self.heartbeat: NodeHeartbeat | None = None
