@@ -9,11 +9,14 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from orca.budgets import Budget, Claim, Hold, SpendBook
+from orca.settings import BudgetEnforcement
 
 LEDGER_WORKFLOW = "BudgetLedger"
 LEDGER_ID_PREFIX = "orca-ledger/"
 LAUNCH_ADMITTED_SIGNAL = "launch_admitted"
 """The ledger to a waiting pod's workflow: your claim is admitted now, ask again."""
+BUDGET_EXHAUSTED_SIGNAL = "budget_exhausted"
+"""The ledger to a running pod's workflow (`enforcement: stop`): stop, the budget is spent."""
 
 
 def ledger_workflow_id(cluster_name: str) -> str:
@@ -32,7 +35,9 @@ class LedgerRules(BaseModel):
     accrual_interval: timedelta = timedelta(minutes=1)
     upkeep_interval: timedelta = timedelta(minutes=2)
     task_queue: str = ""
-    """Where the ledger's own activities (the stale-claim check) run."""
+    """Where the ledger's own activities (the stale-claim check, pod events) run."""
+    enforcement: BudgetEnforcement = BudgetEnforcement.HOLD
+    warning_threshold: float = 0.8
 
 
 class ReserveRequest(BaseModel):
@@ -89,6 +94,8 @@ class LedgerState(BaseModel):
     waiting: list[Claim] = Field(default_factory=list)
     spend: SpendBook = Field(default_factory=SpendBook)
     released: list[PodCost] = Field(default_factory=list)
+    notified: dict[str, str] = Field(default_factory=dict)
+    """`<setting>|<scope>|<period>` → the last level announced (`warning`, `exhausted`)."""
 
 
 class BudgetUse(BaseModel):
