@@ -26,6 +26,10 @@ spent they get `BudgetExhausted` (new launches are held), or, with `enforcement:
 `budget_exhausted` signal that stops them with reason BudgetExceeded. Each level is announced
 once per budget, scope and period.
 
+The ledger also keeps the cluster's memory of offerings that just ran out of capacity
+(`offering_unavailable` signal, `unavailable_offerings` query), so one worker's
+InsufficientInstanceCapacity moves every worker's plans on (`orca.activities.shared_offerings`).
+
 The history stays bounded: the ledger continues as new, carrying `LedgerState`, when Temporal
 suggests it, once every update handler has finished.
 """
@@ -68,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         LaunchRecord,
         LedgerState,
         LedgerSummary,
+        OfferingMark,
         PodCost,
         ReserveRequest,
     )
@@ -149,6 +154,17 @@ class BudgetLedger:
         cost = self._drop(pod)
         self._admit_waiting()
         return cost
+
+    @workflow.signal
+    def offering_unavailable(self, mark: OfferingMark) -> None:
+        """A worker's launch met a capacity error: every worker's next plans put it last."""
+        kept = [m for m in self._state.unavailable if m.offering != mark.offering]
+        self._state.unavailable = [*kept, mark]
+
+    @workflow.query
+    def unavailable_offerings(self) -> list[OfferingMark]:
+        now = workflow.now()
+        return [m for m in self._state.unavailable if m.until > now]
 
     @workflow.query
     def summary(self) -> LedgerSummary:
@@ -252,6 +268,7 @@ class BudgetLedger:
     def _accrue(self, now: datetime) -> None:
         for admitted in self._state.admitted.values():
             self._accrue_one(admitted, now)
+        self._state.unavailable = [m for m in self._state.unavailable if m.until > now]
         keep_from = now - RELEASED_KEPT
         released = [p for p in self._state.released if p.ended >= keep_from]
         self._state.released = released[-MAX_RELEASED:]

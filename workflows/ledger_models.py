@@ -9,6 +9,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from orca.budgets import Budget, Claim, Hold, SpendBook
+from orca.selection import Offering
 from orca.settings import BudgetEnforcement
 
 LEDGER_WORKFLOW = "BudgetLedger"
@@ -64,6 +65,13 @@ class LaunchRecord(BaseModel):
     instance_id: str
 
 
+class OfferingMark(BaseModel):
+    """An offering that ran out of capacity in some worker, unavailable until `until`."""
+
+    offering: Offering
+    until: datetime
+
+
 class AdmittedClaim(BaseModel):
     claim: Claim
     admitted_at: datetime
@@ -94,6 +102,7 @@ class LedgerState(BaseModel):
     waiting: list[Claim] = Field(default_factory=list)
     spend: SpendBook = Field(default_factory=SpendBook)
     released: list[PodCost] = Field(default_factory=list)
+    unavailable: list[OfferingMark] = Field(default_factory=list)
     notified: dict[str, str] = Field(default_factory=dict)
     """`<setting>|<scope>|<period>` → the last level announced (`warning`, `exhausted`)."""
 

@@ -20,8 +20,11 @@ from temporalio.worker import Worker
 
 from orca.activities.launch_admission import BudgetLedgerClient, LedgerUpkeepActivities
 from orca.activities.models import PodEventReport
+from orca.activities.shared_offerings import share_unavailable_offerings
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.budgets import Budget, BudgetKind, Claim
-from orca.settings import BudgetEnforcement
+from orca.selection import Offering
+from orca.settings import BudgetEnforcement, LaunchType
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LedgerRules, LedgerSummary
 
@@ -260,3 +263,31 @@ async def test_a_spent_daily_budget_warns_then_holds_or_stops(
     held = await ledger.ledger.admit(gpu_claim("pod/ml/next/x", price="1"))
     assert not held.admitted
     assert "limits.dailyBudget ($4.00)" in held.message
+
+
+async def test_an_offering_one_worker_found_out_is_unavailable_in_every_worker(
+    worker: tuple[Client, str],
+) -> None:
+    ledger = ledger_for(worker, rules(worker[1]))
+    assert (await ledger.ledger.admit(gpu_claim("a"))).admitted  # the ledger exists from here
+    offering = Offering(
+        instance_type="p5.48xlarge", zone="us-west-2a", capacity_type=LaunchType.SPOT
+    )
+    await ledger.ledger.offering_unavailable(offering)
+    # Another worker: its own memory, filled by its sharing loop from the same ledger.
+    elsewhere = UnavailableOfferings(ttl_seconds=180)
+    other = BudgetLedgerClient(
+        ledger.client, ledger.ledger.workflow_id.split("/", 1)[1], rules(worker[1])
+    )
+    sharing = asyncio.create_task(share_unavailable_offerings(other, elsewhere, interval=0.1))
+    try:
+        for _ in range(100):
+            if offering in elsewhere.current():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the other worker never learnt of the unavailable offering")
+    finally:
+        sharing.cancel()
+    marks = await ledger.ledger.unavailable_offerings()
+    assert [m.offering for m in marks] == [offering]
