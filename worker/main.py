@@ -33,6 +33,7 @@ from orca.activities.launch_admission import (
     NoAdmission,
     rules_from_settings,
 )
+from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
@@ -95,7 +96,7 @@ def build_activities(
         aws, settings.aws.status_log_group, settings.worker.status_poll_interval.total_seconds()
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
-    planning = PlanningActivities(settings, catalog, unavailable)
+    planning = PlanningActivities(settings, catalog, unavailable, NamespaceTeams(kube.core))
     admission = launch_admission(settings, client)
     instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
