@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from kubernetes import client
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
 from orca.activities.names import ActivityName
@@ -23,6 +24,20 @@ from orca.launch_spec import PodRef
 from orca.logging import bind_work_context
 
 EVENT_SOURCE = "orca"
+REJECTED = "KubernetesRejected"
+"""Failure type of a write the API server refuses for good (400, 403, 422): retrying the same
+body cannot help, and the workflow carries on without it."""
+_REJECTING_STATUSES = (400, 403, 422)
+
+
+def _rejected(error: client.ApiException, what: str) -> ApplicationError | None:
+    if error.status not in _REJECTING_STATUSES:
+        return None
+    return ApplicationError(
+        f"The Kubernetes API refused the {what} ({error.status} {error.reason}): {error.body}",
+        type=REJECTED,
+        non_retryable=True,
+    )
 
 
 def status_patch(report: PodStatusReport, now: datetime) -> dict[str, Any]:
@@ -110,7 +125,10 @@ class PodStatusActivities:
             except client.ApiException as error:
                 if error.status == 404:
                     return False
-                raise
+                rejected = _rejected(error, "pod status write")
+                if rejected is None:
+                    raise
+                raise rejected from None
 
     @activity.defn(name=ActivityName.RECORD_POD_EVENT)
     async def record_pod_event(self, report: PodEventReport) -> None:
@@ -121,7 +139,10 @@ class PodStatusActivities:
                 self._core.create_namespaced_event(report.pod.namespace, cast(Any, body))
             except client.ApiException as error:
                 if error.status not in (404, 409):  # namespace gone, or a retried create
-                    raise
+                    rejected = _rejected(error, "pod event")
+                    if rejected is None:
+                        raise
+                    raise rejected from None
 
         await asyncio.to_thread(create)
 

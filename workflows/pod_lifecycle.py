@@ -80,6 +80,9 @@ LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
 POD_REPORTS_AS_LOCAL_ACTIVITIES = "pod-reports-as-local-activities"
 """Patch ID: pod status writes and pod events run as local activities (see `_pod_api`).
 Histories recorded before it replay with regular activities."""
+POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
+"""A pod status write or event that still fails after this long (all retries) is dropped, so a
+report the API server refuses can never keep the workflow, and the instance, from ending."""
 MONITOR_ROUND = timedelta(hours=1)
 MAX_MONITOR_ROUNDS_PER_RUN = 48
 """Continue as new at least every two days of monitoring, even if Temporal does not suggest it."""
@@ -756,13 +759,23 @@ class PodLifecycle:
             if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
             else workflow.execute_activity
         )
-        await execute(
-            name,
-            report,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_QUICK,
-            summary=summary,
-        )
+        try:
+            await execute(
+                name,
+                report,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=POD_REPORT_GIVE_UP_AFTER,
+                retry_policy=_QUICK,
+                summary=summary,
+            )
+        except (ActivityError, ApplicationError) as error:
+            # (A failed local activity can surface as its ApplicationError, unwrapped.)
+            # A report the API server keeps refusing must never hold the pod's instance: the
+            # status is the kubelet's courtesy, termination is the money. Carry on without it.
+            workflow.logger.warning(
+                "Kubernetes refused a pod report; continuing without it",
+                extra={"activity": str(name), "error": str(error.cause or error)},
+            )
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:

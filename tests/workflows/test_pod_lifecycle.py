@@ -98,6 +98,8 @@ class FakeCloud:
     monitor_ends_after_rounds: int = 1
     max_lifetime: timedelta | None = None
     spot: bool = False
+    status_writes_rejected: bool = False
+    """Every pod status write fails for good (the API server answers 422)."""
     launches: list[LaunchRequest] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     statuses: list[PodStatusReport] = field(default_factory=list)
@@ -212,6 +214,8 @@ class FakeCloud:
 
         @activity.defn(name=ActivityName.REPORT_POD_STATUS)
         async def report_pod_status(report: PodStatusReport) -> None:
+            if self.status_writes_rejected:
+                raise ApplicationError("422 Invalid", type="KubernetesRejected", non_retryable=True)
             self.statuses.append(report)
 
         @activity.defn(name=ActivityName.RECORD_POD_EVENT)
@@ -619,3 +623,18 @@ async def test_deletion_while_starting_containers_terminates_the_instance(
     assert h.cloud.terminated == ["i-00000001"]
     assert h.cloud.deleted == [h.cloud.pod]
     assert h.cloud.monitor_rounds == 0
+
+
+async def test_rejected_status_writes_never_keep_the_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, exit_code=None, status_writes_rejected=True)
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(h.cloud.started_monitor.is_set, "monitoring to start")
+        await handle.signal(PodLifecycle.pod_deleted, PodDeleted(grace_period_seconds=7))
+        result = await handle.result()
+    assert result.stage is Stage.DELETED
+    assert not h.cloud.statuses
+    assert h.cloud.terminated == ["i-00000001"]
+    assert h.cloud.deleted == [h.cloud.pod]

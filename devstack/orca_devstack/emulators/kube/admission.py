@@ -11,7 +11,11 @@ import copy
 import re
 from typing import Any
 
-from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube.quantity import (
+    InvalidQuantityError,
+    canonical_quantity,
+    parse_quantity,
+)
 from orca_devstack.emulators.kube.store import JsonObject, ResourceType
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -224,6 +228,56 @@ def _validate_pod_spec(spec: Any) -> list[tuple[str, str]]:
                         causes.append(
                             (f"{path}.resources.{kind}[{resource_name}]", f"Invalid value: {error}")
                         )
+    return causes
+
+
+def _resource_lists(path: str, resources: Any) -> list[tuple[str, Any]]:
+    if not isinstance(resources, dict):
+        return []
+    return [(f"{path}.{kind}", resources.get(kind)) for kind in ("requests", "limits")]
+
+
+def _quantity_maps(resource: ResourceType, obj: JsonObject) -> list[tuple[str, JsonObject]]:
+    """Every (field path, name → quantity map) of the object that the API server types as
+    resource quantities (an emptyDir's map holds only its `sizeLimit`)."""
+    maps: list[tuple[str, Any]] = []
+    status: JsonObject = obj["status"] if isinstance(obj.get("status"), dict) else {}
+    if resource.key == "/pods":
+        spec: JsonObject = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+        for list_name in (*_CONTAINER_LISTS, "ephemeralContainers"):
+            for index, container in enumerate(spec.get(list_name) or []):
+                if isinstance(container, dict):
+                    path = f"spec.{list_name}[{index}].resources"
+                    maps += _resource_lists(path, container.get("resources"))
+        maps += _resource_lists("spec.resources", spec.get("resources"))
+        maps.append(("spec.overhead", spec.get("overhead")))
+        for index, volume in enumerate(spec.get("volumes") or []):
+            empty_dir = volume.get("emptyDir") if isinstance(volume, dict) else None
+            if isinstance(empty_dir, dict) and "sizeLimit" in empty_dir:
+                maps.append((f"spec.volumes[{index}].emptyDir", empty_dir))
+        for list_name in ("initContainerStatuses", "containerStatuses"):
+            for index, container in enumerate(status.get(list_name) or []):
+                if isinstance(container, dict):
+                    path = f"status.{list_name}[{index}]"
+                    maps.append((f"{path}.allocatedResources", container.get("allocatedResources")))
+                    maps += _resource_lists(f"{path}.resources", container.get("resources"))
+    elif resource.key == "/nodes":
+        maps += [(f"status.{name}", status.get(name)) for name in ("capacity", "allocatable")]
+    return [(path, values) for path, values in maps if isinstance(values, dict)]
+
+
+def canonicalize_quantities(resource: ResourceType, obj: JsonObject) -> list[tuple[str, str]]:
+    """Rewrite every resource quantity in place as the API server stores it (a JSON number or
+    a non-canonical string comes back as the canonical string: `1` → "1", `"1000m"` → "1");
+    return (field, message) causes for the values that are not quantities."""
+    causes: list[tuple[str, str]] = []
+    for path, values in _quantity_maps(resource, obj):
+        names = ["sizeLimit"] if path.endswith(".emptyDir") else list(values)
+        for name in names:
+            try:
+                values[name] = canonical_quantity(values[name])
+            except InvalidQuantityError as error:
+                causes.append((f"{path}[{name}]", f"Invalid value: {error}"))
     return causes
 
 
