@@ -402,3 +402,34 @@ def test_quantities_come_back_canonical(kube_backend: KubeBackend, kube_namespac
     finally:
         kube_backend.core.delete_node(name)
 
+
+def test_secret_string_data_is_merged_into_data(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
+    """`stringData` is write-only: the API server merges it into `data` (base64, stringData
+    winning) and never returns it."""
+    core = kube_backend.core
+    core.create_namespaced_secret(
+        kube_namespace,
+        {
+            "metadata": {"name": "mixed"},
+            "data": {"kept": "a2VwdA==", "both": "b2xk"},
+            "stringData": {"both": "new", "plain": "text"},
+        },
+    )
+    raw = json.loads(
+        core.read_namespaced_secret("mixed", kube_namespace, _preload_content=False).data
+    )
+    assert "stringData" not in raw
+    assert raw["data"] == {"kept": "a2VwdA==", "both": "bmV3", "plain": "dGV4dA=="}
+    core.patch_namespaced_secret("mixed", kube_namespace, {"stringData": {"plain": "changed"}})
+    raw = json.loads(
+        core.read_namespaced_secret("mixed", kube_namespace, _preload_content=False).data
+    )
+    assert "stringData" not in raw
+    assert raw["data"]["plain"] == "Y2hhbmdlZA=="
+    with pytest.raises(client.ApiException) as invalid:
+        core.create_namespaced_secret(
+            kube_namespace, {"metadata": {"name": "bad"}, "data": {"k": "not base64!"}}
+        )
+    assert invalid.value.status == 400

@@ -7,10 +7,13 @@ container names, bad names), not the whole of Kubernetes validation.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import re
 from typing import Any
 
+from orca_devstack.emulators.kube import errors
 from orca_devstack.emulators.kube.quantity import (
     InvalidQuantityError,
     canonical_quantity,
@@ -141,12 +144,44 @@ def prepare_for_create(resource: ResourceType, obj: JsonObject) -> None:
         obj["status"] = {"loadBalancer": {}}
     elif resource.key == "/secrets":
         obj.setdefault("type", "Opaque")
+        merge_string_data(obj)
     elif resource.key == "coordination.k8s.io/leases":
         obj.setdefault("spec", {})
 
 
+def merge_string_data(secret: JsonObject) -> None:
+    """A Secret's `stringData` is write-only: the API server base64-encodes it into `data`
+    (its keys win over `data`'s) and never stores or returns it. `data` values must be base64;
+    a real server cannot even decode a body with other values (400 BadRequest)."""
+    data = secret.get("data") or {}
+    if not isinstance(data, dict):
+        raise errors.bad_request('Secret in version "v1" cannot be handled as a Secret: data')
+    for key, value in data.items():
+        try:
+            base64.b64decode(value if isinstance(value, str) else b"!", validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise errors.bad_request(
+                f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data '
+                f"in data[{key!r}]: {error}"
+            ) from None
+    string_data = secret.pop("stringData", None) or {}
+    if not isinstance(string_data, dict) or not all(
+        isinstance(v, str) for v in string_data.values()
+    ):
+        raise errors.bad_request(
+            'Secret in version "v1" cannot be handled as a Secret: stringData values must be '
+            "strings"
+        )
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(value.encode()).decode()
+    if data:
+        secret["data"] = data
+
+
 def prepare_for_update(resource: ResourceType, new: JsonObject) -> None:
     """Defaults also apply to a replaced object (a PUT body may omit them)."""
+    if resource.key == "/secrets":
+        merge_string_data(new)
     if resource.key == "/pods":
         default_pod_spec(new.setdefault("spec", {}))
     elif resource.key == "/namespaces":
