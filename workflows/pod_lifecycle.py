@@ -80,6 +80,9 @@ LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
 POD_REPORTS_AS_LOCAL_ACTIVITIES = "pod-reports-as-local-activities"
 """Patch ID: pod status writes and pod events run as local activities (see `_pod_api`).
 Histories recorded before it replay with regular activities."""
+CLIENT_TOKEN_PER_RUN = "client-token-per-run"
+"""Patch ID: launch ClientTokens include the chain's first run ID (unique per `orca retry`).
+Histories recorded before it derive them from the workflow ID and attempt only."""
 POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 """A pod status write or event that still fails after this long (all retries) is dropped, so a
 report the API server refuses can never keep the workflow, and the instance, from ending."""
@@ -336,7 +339,14 @@ class PodLifecycle:
     async def _launch(self, plan: LaunchPlan, candidate: CandidateOffering) -> LaunchOutcome:
         state = self.state
         attempt = len(state.attempts)
-        token_source = f"{workflow.info().workflow_id}#{attempt}"
+        info = workflow.info()
+        token_source = f"{info.workflow_id}#{attempt}"
+        if workflow.patched(CLIENT_TOKEN_PER_RUN):
+            # `orca retry` starts a new run under the same workflow ID, whose launches send other
+            # tags: a token EC2 already saw with other parameters is refused
+            # (IdempotentParameterMismatch). The first run of the chain stays the same across
+            # continue-as-new, so a launch retried after one still reuses its token.
+            token_source = f"{info.workflow_id}#{info.first_execution_run_id}#{attempt}"
         client_token = hashlib.sha256(token_source.encode()).hexdigest()[:64]
         outcome: LaunchOutcome = await workflow.execute_activity(
             ActivityName.LAUNCH_INSTANCE,

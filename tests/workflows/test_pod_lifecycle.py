@@ -625,6 +625,24 @@ async def test_deletion_while_starting_containers_terminates_the_instance(
     assert h.cloud.monitor_rounds == 0
 
 
+async def test_a_new_run_of_the_same_pod_launches_with_new_client_tokens(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """`orca retry` starts a new run under the pod's workflow ID; its launches send other tags,
+    so reusing the first run's ClientToken would be refused (IdempotentParameterMismatch)."""
+    h = harness(time_skipping_env, exit_code=3)
+    async with h.worker():
+        first = await h.start()
+        assert (await first.result()).stage is Stage.FAILED
+        second = await h.start()
+        assert (await second.result()).stage is Stage.FAILED
+    assert second.result_run_id != first.result_run_id
+    tokens = [r.client_token for r in h.cloud.launches]
+    assert len(tokens) == 2
+    assert tokens[0] != tokens[1]
+    assert all(len(token) <= 64 for token in tokens)
+
+
 async def test_rejected_status_writes_never_keep_the_instance(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
