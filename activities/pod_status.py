@@ -18,6 +18,7 @@ from kubernetes import client
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca import pod_names
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
 from orca.activities.names import ActivityName
 from orca.launch_spec import PodRef
@@ -83,7 +84,7 @@ def event_body(report: PodEventReport, node_name: str, now: datetime) -> dict[st
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{pod.name}.{digest}", "namespace": pod.namespace},
+        "metadata": {"name": pod_names.event_name(pod.name, digest), "namespace": pod.namespace},
         "involvedObject": {
             "apiVersion": "v1",
             "kind": "Pod",

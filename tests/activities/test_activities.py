@@ -483,3 +483,29 @@ async def test_release_deletes_the_bound_pod_and_ignores_a_newer_incarnation(
     # Releasing again, or a status write to a pod that is gone, is not an error.
     await ActivityEnvironment().run(activities.delete_pod_object, DeletePodInput(pod=bound_pod))
     assert not activities.patch_status(bound_pod, {"status": {"phase": "Failed"}})
+
+
+async def test_events_about_a_pod_with_the_longest_name_are_accepted(
+    kube_core: client.CoreV1Api,
+) -> None:
+    """Kubernetes admits 253-character pod names; the Event name ORCA derives must still be a
+    valid object name, or every event about the pod is refused (422)."""
+    name = f"{'long-' * 49}{uuid.uuid4().hex[:8]}"  # 253 characters
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
+    }
+    created = kube_core.create_namespaced_pod("default", body)  # type: ignore[arg-type]
+    pod = PodRef(namespace="default", name=name, uid=created.metadata.uid)
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    await ActivityEnvironment().run(
+        activities.record_pod_event,
+        PodEventReport(pod=pod, type=EventType.NORMAL, reason="Scheduled", message="long"),
+    )
+    events = kube_core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}"
+    ).items
+    assert [e.reason for e in events] == ["Scheduled"]
+    assert len(events[0].metadata.name) <= 253
