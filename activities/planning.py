@@ -3,9 +3,16 @@
 The pure work is `orca.launch_spec.parse_launch_spec` and `orca.selection.plan_candidates`; this
 wrapper feeds them the settings, the cached catalog and the recently-unavailable offerings, and
 maps an invalid pod to the non-retryable `InvalidPodSpec` failure.
+
+A type the pod names explicitly (annotation, fallbacks, template) is taken at its word, even when
+it is smaller than the pod's requests: the user may know the requests are generous. The plan
+carries a warning for each such type (posted as a Warning event), and `instances.refuseUndersized`
+turns the warning into an `InvalidPodSpec` failure. Auto selection only picks types that fit.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -15,10 +22,67 @@ from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
-from orca.launch_spec import InvalidPodSpec, parse_launch_spec
+from orca.launch_spec import (
+    InvalidPodSpec,
+    LaunchSpec,
+    ResourceRequest,
+    SelectionMethod,
+    parse_launch_spec,
+)
 from orca.logging import bind_work_context
-from orca.selection import NoCandidates, plan_candidates
+from orca.selection import (
+    RESOURCES_FIELD,
+    CatalogSnapshot,
+    InstanceTypeInfo,
+    NoCandidates,
+    plan_candidates,
+)
 from orca.settings import Settings
+from orca.units import GIB, MIB, format_number
+
+
+def _size(size_bytes: Decimal | int) -> str:
+    amount = Decimal(size_bytes)
+    if amount >= GIB:
+        return f"{format_number(round(amount / GIB, 2))} GiB"
+    return f"{format_number(round(amount / MIB, 2))} MiB"
+
+
+def shortfalls(info: InstanceTypeInfo, request: ResourceRequest) -> list[str]:
+    """What the instance type lacks for the pod's requests, as readable phrases (pure)."""
+    missing: list[str] = []
+    if Decimal(info.vcpus) < request.cpu:
+        missing.append(f"{format_number(request.cpu)} CPUs requested, it has {info.vcpus} vCPUs")
+    if info.memory_mib * MIB < request.memory_bytes:
+        missing.append(
+            f"{_size(request.memory_bytes)} of memory requested, it has "
+            f"{_size(info.memory_mib * MIB)}"
+        )
+    nvidia = info.gpus if info.has_nvidia_gpus else 0
+    for requested, has, what in (
+        (request.gpus, nvidia, "nvidia.com/gpu"),
+        (request.neuron, info.neuron_devices, "aws.amazon.com/neuron"),
+        (request.fpgas, info.fpgas, "aws.amazon.com/fpga"),
+    ):
+        if has < requested:
+            missing.append(f"{requested} {what} requested, it has {has}")
+    return missing
+
+
+def undersized_warnings(spec: LaunchSpec, catalog: CatalogSnapshot) -> list[str]:
+    """One message per named instance type that is smaller than the pod's requests (pure)."""
+    if spec.selection is SelectionMethod.AUTO:
+        return []
+    warnings = []
+    for name in dict.fromkeys(spec.instance_types):
+        info = catalog.instance_types.get(name)
+        missing = shortfalls(info, spec.resources) if info is not None else []
+        if missing:
+            warnings.append(
+                f"Instance type {name} is smaller than the pod's requests: "
+                f"{'; '.join(missing)}. The containers may not fit."
+            )
+    return warnings
 
 
 class PlanningActivities:
@@ -47,6 +111,15 @@ class PlanningActivities:
                     non_retryable=True,
                 )
             instances = settings.instances
+            warnings = undersized_warnings(spec, catalog)
+            if warnings and instances.refuse_undersized:
+                raise ApplicationError(
+                    f"{RESOURCES_FIELD}: {' '.join(warnings)} This cluster refuses undersized "
+                    "instance types (instances.refuseUndersized); name a larger type or lower "
+                    "the requests.",
+                    type=FailureType.INVALID_POD_SPEC,
+                    non_retryable=True,
+                )
             waiting_reason = None
             try:
                 candidates = plan_candidates(
@@ -70,4 +143,5 @@ class PlanningActivities:
                 capacity_give_up_after=instances.capacity_give_up_after,
                 dry_run=settings.development.dry_run,
                 waiting_reason=waiting_reason,
+                warnings=tuple(warnings),
             )

@@ -83,6 +83,8 @@ Histories recorded before it replay with regular activities."""
 CLIENT_TOKEN_PER_RUN = "client-token-per-run"
 """Patch ID: launch ClientTokens include the chain's first run ID (unique per `orca retry`).
 Histories recorded before it derive them from the workflow ID and attempt only."""
+PLAN_WARNINGS_AS_EVENTS = "plan-warnings-as-events"
+"""Patch ID: a plan's warnings (an undersized named type) are posted as Warning events."""
 POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 """A pod status write or event that still fails after this long (all retries) is dropped, so a
 report the API server refuses can never keep the workflow, and the instance, from ending."""
@@ -265,6 +267,9 @@ class PodLifecycle:
         workflow.upsert_search_attributes(
             [search_attributes.BUDGET_NAMESPACE.value_set(plan.spec.budget_namespace)]
         )
+        if first_plan and plan.warnings and workflow.patched(PLAN_WARNINGS_AS_EVENTS):
+            for warning in plan.warnings:
+                await self._event(EventType.WARNING, "UndersizedInstanceType", warning)
         if first_plan:
             lines = "; ".join(f"{i + 1}. {c.reason}" for i, c in enumerate(plan.candidates[:5]))
             more = len(plan.candidates) - 5

@@ -204,6 +204,20 @@ async def test_invalid_pod_fails_planning_without_retry(aws: AwsEmulator) -> Non
     assert "p9.huge" in str(failure.value)
 
 
+async def test_undersized_explicit_type_warns_or_is_refused(aws: AwsEmulator) -> None:
+    manifest = pod_manifest({"orca.research/instance-type": "t3.micro"})
+    manifest["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "64"
+    plan = await Wiring(aws).plan(manifest)
+    assert [c.instance_type for c in plan.candidates][:1] == ["t3.micro"]
+    (warning,) = plan.warnings
+    assert "64 CPUs requested, it has 2 vCPUs" in warning
+    with pytest.raises(ApplicationError) as refused:
+        await Wiring(aws, refuse_undersized=True).plan(manifest)
+    assert refused.value.type == FailureType.INVALID_POD_SPEC
+    assert refused.value.non_retryable
+    assert "instances.refuseUndersized" in str(refused.value)
+
+
 async def test_auto_selection_uses_the_emulated_catalog(aws: AwsEmulator) -> None:
     wiring = Wiring(aws, selection_mode="auto")
     pod = pod_manifest({})

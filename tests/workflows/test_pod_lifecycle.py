@@ -98,6 +98,7 @@ class FakeCloud:
     monitor_ends_after_rounds: int = 1
     max_lifetime: timedelta | None = None
     spot: bool = False
+    plan_warnings: tuple[str, ...] = ()
     status_writes_rejected: bool = False
     """Every pod status write fails for good (the API server answers 422)."""
     launches: list[LaunchRequest] = field(default_factory=list)
@@ -132,6 +133,7 @@ class FakeCloud:
                 launch_timeout=timedelta(minutes=5),
                 capacity_retry_interval=self.retry_interval,
                 capacity_give_up_after=timedelta(hours=1),
+                warnings=self.plan_warnings,
             )
 
         @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
@@ -656,3 +658,14 @@ async def test_rejected_status_writes_never_keep_the_instance(
     assert not h.cloud.statuses
     assert h.cloud.terminated == ["i-00000001"]
     assert h.cloud.deleted == [h.cloud.pod]
+
+
+async def test_plan_warnings_become_warning_events(time_skipping_env: WorkflowEnvironment) -> None:
+    warning = "Instance type t3.micro is smaller than the pod's requests: 64 CPUs requested"
+    h = harness(time_skipping_env, plan_warnings=(warning,))
+    async with h.worker():
+        handle = await h.start()
+        assert (await handle.result()).stage is Stage.SUCCEEDED
+    assert [
+        (e.type, e.message) for e in h.cloud.events if e.reason == "UndersizedInstanceType"
+    ] == [("Warning", warning)]

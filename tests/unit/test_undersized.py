@@ -1,0 +1,40 @@
+"""A named instance type smaller than the pod's requests: warned about, or refused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from orca.activities.planning import undersized_warnings
+from orca.units import format_number
+from tests.unit.test_selection import catalog, spec_for
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(Decimal("9E+2"), "900"), (Decimal("64.000"), "64"), (Decimal("0.50"), "0.5"), (16, "16")],
+)
+def test_format_number_writes_numbers_as_people_do(value: Decimal | int, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_explicit_type_smaller_than_the_requests_is_named_with_what_it_lacks() -> None:
+    spec = spec_for({"orca.research/instance-type": "t3.small"}, {"cpu": "900", "memory": "64Gi"})
+    (warning,) = undersized_warnings(spec, catalog())
+    assert "t3.small" in warning
+    assert "900 CPUs requested, it has 2 vCPUs" in warning
+    assert "64 GiB of memory requested, it has 2 GiB" in warning
+    assert "E+" not in warning
+
+
+def test_gpu_shortfall_and_fitting_types_say_nothing() -> None:
+    short = spec_for(
+        {"orca.research/instance-type": "g6.2xlarge"}, {"cpu": "1", "nvidia.com/gpu": "4"}
+    )
+    (warning,) = undersized_warnings(short, catalog())
+    assert "4 nvidia.com/gpu requested, it has 1" in warning
+    fits = spec_for({"orca.research/instance-type": "m7i.2xlarge"}, {"cpu": "8", "memory": "8Gi"})
+    assert undersized_warnings(fits, catalog()) == []
+    auto = spec_for({}, {"cpu": "900"}, selection_mode="auto")
+    assert undersized_warnings(auto, catalog()) == []
