@@ -12,7 +12,10 @@ turns the warning into an `InvalidPodSpec` failure. Auto selection only picks ty
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -32,6 +35,7 @@ from orca.launch_spec import (
 from orca.logging import bind_work_context
 from orca.selection import (
     RESOURCES_FIELD,
+    CandidateOffering,
     CatalogSnapshot,
     InstanceTypeInfo,
     NoCandidates,
@@ -67,6 +71,61 @@ def shortfalls(info: InstanceTypeInfo, request: ResourceRequest) -> list[str]:
         if has < requested:
             missing.append(f"{requested} {what} requested, it has {has}")
     return missing
+
+
+_RESERVATION_WAITING_STATES = {"scheduled", "payment-pending", "pending", "assessing"}
+_RESERVATION_USABLE_STATES = {"active"}
+
+
+def reserved_candidates(
+    reservation_id: str,
+    reservation: Mapping[str, Any] | None,
+    candidates: Sequence[CandidateOffering],
+    zones: Sequence[str],
+    now: datetime,
+    annotation: str = "orca.research/capacity-reservation-id",
+) -> tuple[list[CandidateOffering], str | None]:
+    """The candidates a targeted reservation or capacity block can serve: its instance type in
+    its zone (pure). Returns (candidates, waiting reason) — no candidates and a reason while a
+    capacity block has not started; raises `InvalidPodSpec` when it never will serve the pod."""
+    kind = "capacity reservation"
+    if reservation is None:
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} does not exist in this account and region",
+        )
+    if reservation.get("ReservationType") == "capacity-block":
+        kind = "capacity block"
+    instance_type = reservation.get("InstanceType")
+    zone = reservation.get("AvailabilityZone")
+    state = reservation.get("State")
+    if state in _RESERVATION_WAITING_STATES:
+        start = reservation.get("StartDate")
+        when = f" (starts {start:%Y-%m-%d %H:%M} UTC)" if isinstance(start, datetime) else ""
+        return [], f"{kind} {reservation_id} is {state}{when}"
+    end = reservation.get("EndDate")
+    if state not in _RESERVATION_USABLE_STATES or (
+        isinstance(end, datetime) and end.astimezone(UTC) <= now
+    ):
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} is {state or 'over'}; it can no longer launch instances",
+        )
+    if zone not in zones:
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} is in {zone}, where ORCA has no subnet "
+            f"(zones: {', '.join(zones)}); add a subnet in {zone} to aws.subnetIDs",
+        )
+    served = [c for c in candidates if c.instance_type == instance_type and c.zone == zone]
+    if not served:
+        named = ", ".join(dict.fromkeys(c.instance_type for c in candidates))
+        raise InvalidPodSpec(
+            "orca.research/instance-type",
+            f"{kind} {reservation_id} is for {instance_type} in {zone}; the pod asks for "
+            f"{named}. Set orca.research/instance-type: {instance_type}",
+        )
+    return served, None
 
 
 def undersized_warnings(spec: LaunchSpec, catalog: CatalogSnapshot) -> list[str]:
@@ -131,6 +190,24 @@ class PlanningActivities:
                 ) from None
             except NoCandidates as none:
                 candidates, waiting_reason = [], none.reason
+            reserved = spec.capacity_reservation_id or spec.capacity_block_id
+            if reserved and candidates:
+                reservation = await self._catalog.capacity_reservation(reserved)
+                try:
+                    candidates, waiting_reason = reserved_candidates(
+                        reserved,
+                        reservation,
+                        candidates,
+                        sorted(subnets),
+                        datetime.now(UTC),
+                        "orca.research/capacity-reservation-id"
+                        if spec.capacity_reservation_id
+                        else "orca.research/capacity-block-id",
+                    )
+                except InvalidPodSpec as error:
+                    raise ApplicationError(
+                        str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
+                    ) from None
             activity.logger.info(
                 "planned launch",
                 extra={"candidates": [c.reason for c in candidates], "waiting": waiting_reason},

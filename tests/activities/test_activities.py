@@ -175,6 +175,66 @@ async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
     assert all(v["Encrypted"] for v in volumes)
 
 
+async def test_targeted_reservation_outside_the_first_zone_is_planned_and_launched(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    """ORCA looks the reservation up and offers only its type in its zone (launching it
+    elsewhere is InvalidParameterCombination); one that cannot serve the pod says why."""
+    zones = sorted(aws.defaults.subnet_ids)
+    zone = zones[-1]
+    ec2 = aws_client("ec2")
+    reservation_id = ec2.create_capacity_reservation(
+        InstanceType="m5.large",
+        InstancePlatform="Linux/UNIX",
+        AvailabilityZone=zone,
+        InstanceCount=1,
+        InstanceMatchCriteria="targeted",
+    )["CapacityReservation"]["CapacityReservationId"]
+    wiring = Wiring(aws)
+    pod = pod_manifest(
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/capacity-reservation-id": reservation_id,
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    plan = await wiring.plan(pod)
+    assert [(c.instance_type, c.zone) for c in plan.candidates] == [("m5.large", zone)]
+    outcome = await ActivityEnvironment().run(
+        wiring.instances.launch_instance,
+        LaunchRequest(
+            pod=pod,
+            spec=plan.spec,
+            candidate=plan.candidates[0],
+            client_token=f"token-{uuid.uuid4()}",
+            requested_at=NOW,
+        ),
+    )
+    assert outcome.instance_id is not None
+
+    other_type = pod_manifest(
+        {
+            "orca.research/instance-type": "c5.large",
+            "orca.research/capacity-reservation-id": reservation_id,
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    with pytest.raises(ApplicationError) as mismatch:
+        await wiring.plan(other_type)
+    assert mismatch.value.type == FailureType.INVALID_POD_SPEC
+    assert f"is for m5.large in {zone}" in str(mismatch.value)
+    unknown = pod_manifest(
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/capacity-reservation-id": "cr-0123456789abcdef0",
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    with pytest.raises(ApplicationError) as missing:
+        await wiring.plan(unknown)
+    assert "does not exist" in str(missing.value)
+
+
 async def test_capacity_error_is_a_result_and_the_offering_is_remembered(
     aws: AwsEmulator,
 ) -> None:

@@ -1,12 +1,16 @@
-"""A named instance type smaller than the pod's requests: warned about, or refused."""
+"""Plan checks: a named type smaller than the requests; what a reservation can serve."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from orca.activities.planning import undersized_warnings
+from orca.activities.planning import reserved_candidates, undersized_warnings
+from orca.launch_spec import InvalidPodSpec
+from orca.selection import CandidateOffering
+from orca.settings import LaunchType
 from orca.units import format_number
 from tests.unit.test_selection import catalog, spec_for
 
@@ -38,3 +42,33 @@ def test_gpu_shortfall_and_fitting_types_say_nothing() -> None:
     assert undersized_warnings(fits, catalog()) == []
     auto = spec_for({}, {"cpu": "900"}, selection_mode="auto")
     assert undersized_warnings(auto, catalog()) == []
+
+
+def test_a_capacity_block_not_yet_started_waits_and_an_expired_one_fails() -> None:
+    offer = CandidateOffering(
+        instance_type="p5.48xlarge",
+        zone="us-west-2b",
+        subnet_id="subnet-b",
+        capacity_type=LaunchType.ON_DEMAND,
+        hourly_price=None,
+        max_spot_price=None,
+        reason="capacity block",
+    )
+    block = {
+        "InstanceType": "p5.48xlarge",
+        "AvailabilityZone": "us-west-2b",
+        "ReservationType": "capacity-block",
+        "State": "scheduled",
+        "StartDate": datetime(2026, 12, 3, 11, 30, tzinfo=UTC),
+    }
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    zones = ["us-west-2a", "us-west-2b"]
+    candidates, waiting = reserved_candidates("cr-1", block, [offer], zones, now)
+    assert candidates == []
+    assert waiting == "capacity block cr-1 is scheduled (starts 2026-12-03 11:30 UTC)"
+    active = {**block, "State": "active"}
+    assert reserved_candidates("cr-1", active, [offer], zones, now) == ([offer], None)
+    with pytest.raises(InvalidPodSpec, match="is expired"):
+        reserved_candidates("cr-1", {**block, "State": "expired"}, [offer], zones, now)
+    with pytest.raises(InvalidPodSpec, match="where ORCA has no subnet"):
+        reserved_candidates("cr-1", active, [offer], ["us-west-2a"], now)
