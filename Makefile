@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint format typecheck pytest benchmark clean
+.PHONY: venv run test lint format typecheck pytest benchmark chaos clean
 
 $(STAMP): pyproject.toml devstack/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ pytest: venv
 
 benchmark: venv
 	$(BIN)/python -m benchmarks.burst
+
+## make chaos: 120 fuzzed pods while the worker, watcher and Temporal server are killed (tests/chaos/)
+CHAOS_PODS ?= 120
+CHAOS_SEED ?= 7
+chaos: venv
+	$(BIN)/python -m tests.chaos.runner --pods $(CHAOS_PODS) --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .orca

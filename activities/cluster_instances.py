@@ -6,7 +6,7 @@ DescribeInstances filtered by the cluster and managed-by tags (`Ec2Instances.des
 
 - `status(id)`: waiting for an instance to run, and monitoring it, for every pod at once;
 - `of_pod(uid)`: the pod-UID lookup that makes a retried launch and every terminate idempotent;
-- `live()`: the instance count behind `limits.*` (`InstanceInventory`).
+- `live()`: every live instance of the cluster (its pod's namespace and instance type).
 
 So DescribeInstances costs ceil(N / 1000) calls per poll interval for N instances whatever asks,
 and a lookup waits at most one interval for the next round (rounds only run while something
@@ -16,10 +16,19 @@ moment ago may be absent for a few seconds, which `wait_until_running` tolerates
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.ec2_instances import LIVE_STATES, ListedInstance
-from orca.activities.instance_inventory import LiveInstance
 from orca.activities.models import InstanceState, InstanceStatus
+
+
+@dataclass(frozen=True)
+class LiveInstance:
+    instance_id: str
+    namespace: str
+    instance_type: str
 
 
 def listed_missing(instance_id: str) -> ListedInstance:
@@ -45,6 +54,11 @@ class ClusterInstances:
             for listed in listing.values()
             if listed.pod_uid == pod_uid and listed.status.state.value in LIVE_STATES
         ]
+
+    async def listing(self) -> Mapping[str, ListedInstance]:
+        """Every instance of the cluster by ID, terminated ones included, from the next round
+        (the orphan sweep's view)."""
+        return await self._poller.next_round()
 
     async def live(self) -> list[LiveInstance]:
         """Every live ORCA instance of the cluster, from the next round."""

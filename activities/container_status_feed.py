@@ -8,6 +8,10 @@ monitored finds the events written since its containers started without another 
 whose start command this worker sent (`expect`) is covered by construction; any other pod is
 covered when its containers started after this feed began reading. Only a pod that is neither
 (its containers started before a worker restart) is backfilled once from its own stream.
+
+The loop outlives any one activity, so it cannot raise; a permanent error (Logs access denied)
+is kept in `permanent_error` and raised by every monitor round (`raise_if_failing`), which fails
+the pods and terminates their instances instead of watching them blind for ever.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pydantic import ValidationError
 
 from orca.activities.status_mapping import ContainerStateEvent
 from orca.aws_clients import AwsClients
-from orca.aws_errors import is_not_found
+from orca.aws_errors import Disposition, disposition, is_not_found
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +53,8 @@ class ContainerStatusFeed:
         self._covered_since_ms: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.calls = 0
+        self.permanent_error: BaseException | None = None
+        """The last read's error, when retrying cannot fix it; cleared by a read that works."""
 
     def expect(self, pod_uid: str) -> None:
         """Start reading before the pod's containers can start (call before SendCommand): the
@@ -85,6 +91,11 @@ class ContainerStatusFeed:
         else:
             self._subscribers[pod_uid] = left
 
+    def raise_if_failing(self) -> None:
+        """Raise the shared loop's permanent error in the calling activity, if there is one."""
+        if self.permanent_error is not None:
+            raise self.permanent_error
+
     def events(self, pod_uid: str) -> list[ContainerStateEvent]:
         return sorted(self._events.get(pod_uid, {}).values(), key=lambda e: e.at)
 
@@ -97,7 +108,10 @@ class ContainerStatusFeed:
                 self._file(await asyncio.to_thread(self._read, None, start))
             except Exception as error:
                 log.warning("reading container status events failed", error=str(error))
+                if disposition(error) is Disposition.FAIL:
+                    self.permanent_error = error
                 continue
+            self.permanent_error = None
             self._position_ms = now_ms
             self._forget_unwatched(now_ms)
 

@@ -25,6 +25,7 @@ from kubernetes import client
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.bootstrap_script import (
     render_bootstrap,
@@ -101,6 +102,7 @@ class ContainerActivities:
 
     # -- start ------------------------------------------------------------------------------
     @activity.defn(name=ActivityName.START_CONTAINERS)
+    @fails_on_aws_errors()
     async def start_containers(self, input: StartContainersInput) -> StartContainersOutcome:
         pod = input.spec.pod
         instance_id = input.instance.instance_id
@@ -204,6 +206,7 @@ class ContainerActivities:
 
     # -- monitor ----------------------------------------------------------------------------
     @activity.defn(name=ActivityName.MONITOR_POD)
+    @fails_on_aws_errors()
     async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
         pod = pod_ref_from_pod(input.pod)
         restart_policy = input.pod.get("spec", {}).get("restartPolicy", "Always")
@@ -217,6 +220,7 @@ class ContainerActivities:
                 while True:
                     instance = await self._cluster.status(input.instance_id)
                     activity.heartbeat(instance.state)
+                    self._feed.raise_if_failing()
                     if instance.state in LOST_INSTANCE_STATES:
                         return MonitorOutcome(
                             end=MonitorEnd.INSTANCE_LOST,
@@ -261,6 +265,7 @@ class ContainerActivities:
 
     # -- stop -------------------------------------------------------------------------------
     @activity.defn(name=ActivityName.STOP_CONTAINERS)
+    @fails_on_aws_errors()
     async def stop_containers(self, input: StopContainersInput) -> None:
         with bind_work_context(
             pod=input.pod.key,

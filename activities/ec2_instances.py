@@ -35,6 +35,7 @@ class ListedInstance:
     status: InstanceStatus
     pod_uid: str | None = None
     pod_namespace: str | None = None
+    pod_name: str | None = None
 
 
 class Ec2Instances:
@@ -70,6 +71,7 @@ class Ec2Instances:
                         status=status,
                         pod_uid=tags.get(instance_tags.POD_UID),
                         pod_namespace=tags.get(instance_tags.POD_NAMESPACE),
+                        pod_name=tags.get(instance_tags.POD_NAME),
                     )
         return listed
 
@@ -129,6 +131,7 @@ def run_instances_params(
         spec.pod,
         cluster=settings.kubernetes.cluster_name,
         budget_namespace=spec.budget_namespace,
+        team=spec.team,
         extra=dict(settings.aws.tags),
         now=request.requested_at,
     )

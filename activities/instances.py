@@ -3,7 +3,9 @@
 `launch_instance` turns capacity-class errors into a *result* (the workflow moves on to the next
 offering) and remembers the offering as unavailable; throttling and transient errors are raised
 so Temporal retries the same call; IAM and configuration errors are non-retryable failures with a
-message a person can act on. `wait_until_running` heartbeats while the shared batcher polls.
+message a person can act on (every AWS error is classified by `fails_on_aws_errors`, see
+`orca.activities.aws_failures`; `terminate_instances` retries even those, since giving up would
+leave the instance running). `wait_until_running` heartbeats while the shared batcher polls.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.ec2_instances import Ec2Instances
+from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
-from orca.activities.instance_inventory import InstanceInventory
+from orca.activities.launch_admission import LaunchAdmission
 from orca.activities.models import (
     InstanceState,
     LaunchOutcome,
@@ -30,9 +34,11 @@ from orca.activities.models import (
 from orca.activities.names import ActivityName
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
+from orca.budgets import Claim
 from orca.failure_types import FailureType
 from orca.logging import bind_work_context
 from orca.metrics import FALLBACKS, LAUNCH_FAILURES, LAUNCHES
+from orca.workflow_ids import pod_workflow_id
 
 EVENTUAL_CONSISTENCY_GRACE_SECONDS = 60.0
 """How long a just-launched instance may be unknown to DescribeInstances before it is lost."""
@@ -45,19 +51,23 @@ class InstanceActivities:
         catalog: InstanceCatalog,
         cluster: ClusterInstances,
         unavailable: UnavailableOfferings,
-        inventory: InstanceInventory,
+        admission: LaunchAdmission,
     ) -> None:
         self._ec2 = ec2
         self._catalog = catalog
         self._cluster = cluster
         self._unavailable = unavailable
-        self._inventory = inventory
+        self._admission = admission
 
     @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
+    @fails_on_aws_errors()
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
         candidate = request.candidate
         pod = request.spec.pod
-        with bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id):
+        with (
+            bind_work_context(pod=pod.key, workflow_id=activity.info().workflow_id),
+            heartbeating(),
+        ):
             # A first attempt relies on the ClientToken; a retry may follow a launch whose answer
             # was lost (or a token EC2 no longer remembers), so it looks for the pod's tag first.
             retried = activity.info().attempt > 1
@@ -81,15 +91,19 @@ class InstanceActivities:
                     type=FailureType.INVALID_POD_SPEC,
                     non_retryable=True,
                 )
-            types = catalog.instance_types
-            violation = await self._inventory.admit(
-                pod.namespace,
-                candidate.instance_type,
-                lambda name: types[name].gpus if name in types else 0,
+            workflow_id = pod_workflow_id(pod)
+            claim = Claim(
+                pod=workflow_id,
+                namespace=request.spec.budget_namespace,
+                team=request.spec.team,
+                instance_type=candidate.instance_type,
+                gpus=info.gpus,
+                hourly_price=candidate.hourly_price or 0,
             )
-            if violation is not None:
-                activity.logger.info("launch held by an instance limit", extra={"limit": violation})
-                return LaunchOutcome(limit_reached=violation, message=violation)
+            admission = await self._admission.admit(claim)
+            if not admission.admitted:
+                activity.logger.info("launch held by a budget", extra={"hold": admission.message})
+                return LaunchOutcome(limit_reached=admission.message, message=admission.message)
             labels = {
                 "instance_type": candidate.instance_type,
                 "zone": candidate.zone,
@@ -101,27 +115,15 @@ class InstanceActivities:
                 )
                 instance_id = await asyncio.to_thread(self._ec2.run, request, ami, root)
             except Exception as error:
-                self._inventory.release(pod.namespace, candidate.instance_type)
+                await self._admission.release(workflow_id)
                 kind = classify(error)
                 code = error_code(error) or type(error).__name__
                 LAUNCH_FAILURES.labels(**labels, reason=code).inc()
                 if kind is AwsErrorKind.CAPACITY:
                     self._unavailable.mark(candidate.offering)
                     return LaunchOutcome(capacity_error=code, message=error_message(error))
-                if kind is AwsErrorKind.ACCESS_DENIED:
-                    raise ApplicationError(
-                        f"AWS refused RunInstances ({code}): {error_message(error)}; check the "
-                        "credentials and deploy/iam/orca-controller-policy.json",
-                        type=FailureType.AWS_ACCESS_DENIED,
-                        non_retryable=True,
-                    ) from None
-                if kind is AwsErrorKind.CONFIGURATION:
-                    raise ApplicationError(
-                        f"RunInstances rejected the request ({code}): {error_message(error)}",
-                        type=FailureType.CONFIGURATION,
-                        non_retryable=True,
-                    ) from None
-                raise  # throttled or transient: Temporal retries with backoff
+                raise  # classified at the activity boundary (`fails_on_aws_errors`)
+            await self._admission.record_launch(workflow_id, instance_id)
             LAUNCHES.labels(**labels).inc()
             if request.fallback:
                 FALLBACKS.labels(candidate.instance_type, str(candidate.capacity_type)).inc()
@@ -129,6 +131,7 @@ class InstanceActivities:
             return LaunchOutcome(instance_id=instance_id, message="launched")
 
     @activity.defn(name=ActivityName.WAIT_UNTIL_RUNNING)
+    @fails_on_aws_errors()
     async def wait_until_running(self, input: WaitForInstanceInput) -> WaitForInstanceOutcome:
         deadline = time.monotonic() + input.timeout.total_seconds()
         started = time.monotonic()
@@ -152,6 +155,7 @@ class InstanceActivities:
                     return WaitForInstanceOutcome(status=status, timed_out=True)
 
     @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
+    @fails_on_aws_errors(permanent=False)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
         with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
             # The instances the workflow knows go first; then the pod-UID tag finds any other
@@ -163,4 +167,5 @@ class InstanceActivities:
                 terminated += await asyncio.to_thread(self._ec2.terminate, others)
             if terminated:
                 activity.logger.info("terminated instances", extra={"instance_ids": terminated})
-            return TerminateOutcome(terminated=tuple(terminated))
+            cost = await self._admission.release(pod_workflow_id(input.pod))
+            return TerminateOutcome(terminated=tuple(terminated), cost=cost)

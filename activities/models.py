@@ -8,6 +8,7 @@ effects (no boto3, no kubernetes).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -165,6 +166,8 @@ class TerminateInput(_Model):
 
 class TerminateOutcome(_Model):
     terminated: tuple[str, ...]
+    cost: Decimal = Decimal(0)
+    """What the pod's instance cost, as the budget ledger accrued it (0 without a ledger)."""
 
 
 # -- Kubernetes ---------------------------------------------------------------------------------

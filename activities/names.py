@@ -19,3 +19,5 @@ class ActivityName(StrEnum):
     RECORD_POD_EVENT = "record_pod_event"
     DELETE_POD_OBJECT = "delete_pod_object"
     FORGET_OFFERING = "forget_offering"
+    FIND_ORPHANS = "find_orphans"
+    END_ORPHANS = "end_orphans"

@@ -20,6 +20,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.aws_failures import fails_on_aws_errors
+from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
@@ -153,6 +155,7 @@ class PlanningActivities:
         self._unavailable = unavailable
 
     @activity.defn(name=ActivityName.PLAN_LAUNCH)
+    @fails_on_aws_errors()
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
         settings = self._settings
         try:
@@ -161,7 +164,7 @@ class PlanningActivities:
             raise ApplicationError(
                 str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
             ) from None
-        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid):
+        with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid), heartbeating():
             catalog, subnets = await self._catalog.snapshot()
             if not subnets:
                 raise ApplicationError(
@@ -218,7 +221,7 @@ class PlanningActivities:
                 launch_timeout=instances.launch_timeout,
                 capacity_retry_interval=instances.capacity_retry_interval,
                 capacity_give_up_after=instances.capacity_give_up_after,
-                dry_run=settings.development.dry_run,
+                dry_run=settings.development.launches_nothing,
                 waiting_reason=waiting_reason,
                 warnings=tuple(warnings),
             )

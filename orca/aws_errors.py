@@ -4,16 +4,28 @@ Classes, after Karpenter's `pkg/errors`:
 - capacity: this offering (type x zone x capacity type) cannot be had now; try the next one and
   remember it for a few minutes;
 - throttled: the account's token bucket is empty; retry the same call with jittered backoff;
-- not found: the thing is already gone (terminating a terminated instance is success);
+- not found: the thing is gone or not there yet. Callers that expect it ask `is_not_found`
+  (terminating a terminated instance is success); one that escapes to an activity is permanent
+  only for the things ORCA's configuration names (`PERMANENT_NOT_FOUND_ERROR_CODES`: an SSM
+  parameter, a log group, a queue) and transient otherwise (a just-launched instance);
 - access denied / invalid configuration: retrying will not help; a person must fix IAM or config;
-- everything else is transient and retried.
+- credentials rejected: AWS does not accept *who* is calling (expired token, wrong key). It is not
+  the pod's fault and an operator fixes it for every pod at once, so it is retried for as long as
+  it lasts; the node-health probe reports it on the virtual node;
+- transient: the service or the network failed (5xx, timeouts); retried;
+- unclassified: a code this module does not know; retried with a bounded budget, then permanent.
+
+`disposition` answers the one question the activity boundary asks (`activities/aws_failures.py`):
+fail the pod, retry for ever, or retry a bounded number of times.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cache
 
 import botocore.exceptions
+import botocore.session
 
 CAPACITY_ERROR_CODES = frozenset(
     {
@@ -46,16 +58,45 @@ NOT_FOUND_ERROR_CODES = frozenset(
         "InvalidParameter.NotFound",
     }
 )
+PERMANENT_NOT_FOUND_ERROR_CODES = frozenset(
+    {"ParameterNotFound", "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue"}
+)
+"""Not-found codes about things ORCA's settings name; no retry makes them appear."""
 ACCESS_ERROR_CODES = frozenset(
     {
         "UnauthorizedOperation",
         "AccessDenied",
         "AccessDeniedException",
+        "OptInRequired",
+        "Blocked",
+    }
+)
+CREDENTIALS_ERROR_CODES = frozenset(
+    {
         "AuthFailure",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",
         "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
         "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+    }
+)
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "IncorrectState",
+        "IncorrectInstanceState",
     }
 )
 CONFIGURATION_ERROR_CODES = frozenset(
@@ -69,6 +110,14 @@ CONFIGURATION_ERROR_CODES = frozenset(
         "InvalidCapacityReservationId.NotFound",
         "InvalidBlockDeviceMapping",
         "IdempotentParameterMismatch",
+        "InvalidParameter",
+        "InvalidParameterException",
+        "InvalidDocument",
+        "ValidationError",
+        "ValidationException",
+        "MissingParameter",
+        "InvalidKeyPair.NotFound",
+        "InvalidParameterValueException",
     }
 )
 
@@ -78,8 +127,28 @@ class AwsErrorKind(StrEnum):
     THROTTLED = "throttled"
     NOT_FOUND = "not-found"
     ACCESS_DENIED = "access-denied"
+    CREDENTIALS_REJECTED = "credentials-rejected"
     CONFIGURATION = "configuration"
     TRANSIENT = "transient"
+    UNCLASSIFIED = "unclassified"
+
+
+class Disposition(StrEnum):
+    """What an activity does with an AWS error nobody handled closer to the call."""
+
+    FAIL = "fail"
+    """Permanent: fail the pod (and terminate what it launched); a person must act."""
+    RETRY = "retry"
+    """Retry with backoff for as long as it lasts."""
+    RETRY_BOUNDED = "retry-bounded"
+    """Unknown: retry a bounded number of times, then fail the pod."""
+
+
+_CONNECTION_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.ConnectionClosedError,
+)
 
 
 def error_code(error: BaseException) -> str | None:
@@ -98,17 +167,46 @@ def classify_code(code: str | None) -> AwsErrorKind:
         return AwsErrorKind.NOT_FOUND
     if code in ACCESS_ERROR_CODES:
         return AwsErrorKind.ACCESS_DENIED
+    if code in CREDENTIALS_ERROR_CODES:
+        return AwsErrorKind.CREDENTIALS_REJECTED
     if code in CONFIGURATION_ERROR_CODES:
         return AwsErrorKind.CONFIGURATION
-    return AwsErrorKind.TRANSIENT
+    if code in TRANSIENT_ERROR_CODES:
+        return AwsErrorKind.TRANSIENT
+    return AwsErrorKind.UNCLASSIFIED
 
 
 def classify(error: BaseException) -> AwsErrorKind:
-    if isinstance(
-        error, botocore.exceptions.NoCredentialsError | botocore.exceptions.NoRegionError
-    ):
-        return AwsErrorKind.ACCESS_DENIED
-    return classify_code(error_code(error))
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return AwsErrorKind.CREDENTIALS_REJECTED
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return AwsErrorKind.CONFIGURATION
+    if isinstance(error, _CONNECTION_ERRORS):
+        return AwsErrorKind.TRANSIENT
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error_code(error)
+        if code is None:  # no code: judge by the HTTP status alone
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return AwsErrorKind.TRANSIENT if status >= 500 else AwsErrorKind.UNCLASSIFIED
+        return classify_code(code)
+    return AwsErrorKind.UNCLASSIFIED
+
+
+def disposition(error: BaseException) -> Disposition:
+    """Fail, retry, or retry a bounded number of times: the activity boundary's question."""
+    kind = classify(error)
+    if kind in (AwsErrorKind.ACCESS_DENIED, AwsErrorKind.CONFIGURATION):
+        return Disposition.FAIL
+    if kind is AwsErrorKind.NOT_FOUND:
+        code = error_code(error)
+        return Disposition.FAIL if code in PERMANENT_NOT_FOUND_ERROR_CODES else Disposition.RETRY
+    if kind is AwsErrorKind.UNCLASSIFIED:
+        return Disposition.RETRY_BOUNDED
+    return Disposition.RETRY  # capacity (when not handled as a result), throttled, credentials
+
+
+def is_credentials_rejected(error: BaseException) -> bool:
+    return classify(error) is AwsErrorKind.CREDENTIALS_REJECTED
 
 
 def is_capacity_error(error: BaseException) -> bool:
@@ -117,6 +215,39 @@ def is_capacity_error(error: BaseException) -> bool:
 
 def is_not_found(error: BaseException) -> bool:
     return classify(error) is AwsErrorKind.NOT_FOUND
+
+
+_SERVICES = ("ec2", "ssm", "logs", "sqs", "sts", "pricing")
+"""The services ORCA calls, in the order an ambiguous operation name is attributed."""
+
+
+@cache
+def _service_of_operation() -> dict[str, str]:
+    """Operation name → IAM prefix of the service, from botocore's own service models."""
+    session = botocore.session.get_session()
+    services: dict[str, str] = {}
+    for service in reversed(_SERVICES):
+        model = session.get_service_model(service)
+        prefix = model.signing_name or service
+        services.update(dict.fromkeys(model.operation_names, prefix))
+    return services
+
+
+def aws_call(error: BaseException) -> str | None:
+    """The failed call as IAM spells it (`ssm:SendCommand`), when the error names one."""
+    operation = getattr(error, "operation_name", None)
+    if not operation:
+        return None
+    service = _service_of_operation().get(operation)
+    return f"{service}:{operation}" if service else str(operation)
+
+
+def describe(error: BaseException) -> str:
+    """One line a person can act on: `ssm:SendCommand AccessDenied: <AWS's message>`."""
+    call = aws_call(error)
+    code = error_code(error) or type(error).__name__
+    head = f"{call} {code}" if call else code
+    return f"{head}: {error_message(error)}"
 
 
 def error_message(error: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 Activities raise `ApplicationError(message, type=FailureType.X, non_retryable=True)`; the workflow
 matches on these names and fails with them, so the Temporal UI and `orca status` show the same
-word a pod event shows. Everything not listed here is retried with backoff.
+word a pod event shows. `AwsCredentialsRejected` and `AwsTransient` name *retryable* activity
+errors (so the UI says what is being retried); everything else listed here is a final failure.
 """
 
 from __future__ import annotations
@@ -22,4 +23,24 @@ class FailureType(StrEnum):
     CONFIGURATION = "ConfigurationError"
     """ORCA's own settings cannot serve this pod (no subnets, missing AMI parameter, ...)."""
     AWS_ACCESS_DENIED = "AwsAccessDenied"
-    """AWS refused the call: credentials or IAM policy need fixing."""
+    """AWS refused the call: the IAM policy (or an SCP) needs fixing; the message names the call."""
+    AWS_CALL_FAILED = "AwsCallFailed"
+    """An AWS call kept failing with an error ORCA does not recognise; it gave up."""
+    AWS_CREDENTIALS_REJECTED = "AwsCredentialsRejected"
+    """Retryable: AWS rejected ORCA's credentials; retried until an operator fixes them."""
+    AWS_TRANSIENT = "AwsTransient"
+    """Retryable: throttling, a service error or the network; retried with backoff."""
+
+
+POD_FAILURES = frozenset(
+    {
+        FailureType.INVALID_POD_SPEC,
+        FailureType.INSUFFICIENT_CAPACITY,
+        FailureType.BUDGET_EXCEEDED,
+        FailureType.CONFIGURATION,
+        FailureType.AWS_ACCESS_DENIED,
+        FailureType.AWS_CALL_FAILED,
+        FailureType.INSTANCE_LOST,
+    }
+)
+"""The types that end a pod as Failed (the others only describe what is being retried)."""

@@ -18,6 +18,8 @@ POD_UID = "orca.research/pod-uid"
 CLUSTER = "orca.research/cluster"
 MANAGED_BY = "orca.research/managed-by"
 BUDGET_NAMESPACE = "orca.research/budget-namespace"
+TEAM = "orca.research/team"
+"""Team or department, for AWS cost allocation tags; only set when the pod has one."""
 CREATED_AT = "orca.research/created-at"
 MANAGED_BY_VALUE = "orca"
 
@@ -27,6 +29,7 @@ def instance_tags(
     *,
     cluster: str,
     budget_namespace: str,
+    team: str | None = None,
     extra: dict[str, str],
     now: datetime | None = None,
 ) -> dict[str, str]:
@@ -44,4 +47,6 @@ def instance_tags(
             CREATED_AT: created,
         }
     )
+    if team is not None:
+        tags[TEAM] = team
     return tags

@@ -16,6 +16,8 @@ Annotation vocabulary (prefix `orca.research/`), compatible with the Go ORCA:
 | `launch-type` | `on-demand` or `spot` |
 | `max-spot-price` (also `spot-max-price`) | USD per hour ceiling for spot |
 | `budget-namespace` | cost attribution; defaults to the pod's namespace |
+| `max-hourly-cost` | USD per hour: dearer offerings are skipped (`orca explain` says which) |
+| `team` | team or department: an instance tag and a ledger dimension for cost reports |
 | `max-lifetime` | `4h`, `7d`, ...; the instance is terminated after it |
 | `ami` | AMI ID to boot instead of the per-family default |
 | `user-data` | base64 cloud-init to run before ORCA's bootstrap |
@@ -60,6 +62,8 @@ class Annotation(StrEnum):
     MAX_SPOT_PRICE = "orca.research/max-spot-price"
     SPOT_MAX_PRICE = "orca.research/spot-max-price"  # the Go ORCA's older spelling
     BUDGET_NAMESPACE = "orca.research/budget-namespace"
+    TEAM = "orca.research/team"
+    MAX_HOURLY_COST = "orca.research/max-hourly-cost"
     MAX_LIFETIME = "orca.research/max-lifetime"
     AMI = "orca.research/ami"
     USER_DATA = "orca.research/user-data"
@@ -128,6 +132,10 @@ class LaunchSpec(BaseModel):
     launch_type: LaunchType = LaunchType.ON_DEMAND
     max_spot_price: Decimal | None = None
     budget_namespace: str
+    team: str | None = None
+    """From the `team` annotation; the planner fills in the namespace's label otherwise."""
+    max_hourly_cost: Decimal | None = None
+    """The pod's own price ceiling for any offering, spot or on-demand."""
     max_lifetime: timedelta | None = None
     ami_id: str | None = None
     user_data: str | None = None
@@ -223,6 +231,12 @@ def parse_launch_spec(
         launch_type=launch_type,
         max_spot_price=max_spot_price,
         budget_namespace=_budget_namespace(annotations, ref),
+        team=_attribution_name(annotations, Annotation.TEAM, "vision-lab"),
+        max_hourly_cost=(
+            _price(Annotation.MAX_HOURLY_COST, annotations[Annotation.MAX_HOURLY_COST])
+            if Annotation.MAX_HOURLY_COST in annotations
+            else None
+        ),
         max_lifetime=_max_lifetime(annotations, limits),
         ami_id=_pattern(
             annotations, Annotation.AMI, _AMI_ID, "an AMI ID such as ami-0abc1234def567890"
@@ -517,14 +531,20 @@ def _boolean(annotations: Mapping[str, str], annotation: Annotation) -> bool:
 
 
 def _budget_namespace(annotations: Mapping[str, str], ref: PodRef) -> str:
-    text = annotations.get(Annotation.BUDGET_NAMESPACE)
+    return _attribution_name(annotations, Annotation.BUDGET_NAMESPACE, "ml-team") or ref.namespace
+
+
+def _attribution_name(annotations: Mapping[str, str], key: Annotation, example: str) -> str | None:
+    """A name that becomes an EC2 tag value and a ledger dimension."""
+    text = annotations.get(key)
     if text is None:
-        return ref.namespace
+        return None
     if not text or len(text) > 256 or not text.isprintable():
+        what = key.removeprefix(ANNOTATION_PREFIX).replace("-", " ")
         raise InvalidPodSpec(
-            Annotation.BUDGET_NAMESPACE,
-            f"{text!r} is not a budget namespace; expected a non-empty name of at most "
-            "256 printable characters, such as ml-team",
+            key,
+            f"{text!r} is not a {what}; expected a non-empty name of at most "
+            f"256 printable characters, such as {example}",
         )
     return text
 

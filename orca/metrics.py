@@ -70,3 +70,21 @@ WORKFLOW_SIGNALS = Counter(
     "Starts and signals sent to PodLifecycle workflows by the watcher, by kind.",
     ["kind"],
 )
+ORPHANS_FOUND = Counter(
+    "orca_orphans_found_total",
+    "Objects the orphan sweep found without a running PodLifecycle workflow, by kind "
+    "(instance, spot-request, secret-parameters, pod); counted in report-only mode too.",
+    ["kind"],
+)
+ORPHANS_ENDED = Counter(
+    "orca_orphans_ended_total",
+    "Orphans the sweep ended (instance terminated, spot request cancelled, parameters deleted, "
+    "pod failed with reason WorkflowEnded), by kind.",
+    ["kind"],
+)
+ORPHAN_SWEEPS = Counter(
+    "orca_orphan_sweeps_total",
+    "Orphan sweeps, by outcome (swept, report-only, failed: Temporal or AWS could not be read, "
+    "so nothing was ended).",
+    ["outcome"],
+)

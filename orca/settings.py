@@ -152,6 +152,7 @@ class AwsSettings(_Section):
     region: NonEmptyStr
     """AWS region every client talks to, e.g. `us-west-2`. Required."""
     vpc_id: str | None = Field(default=None, alias="vpcID")
+    """Accepted and ignored: the subnets decide the VPC (named in a start-up warning)."""
     subnet_id: str | None = Field(default=None, alias="subnetID")
     """The Go ORCA's single subnet; kept for compatibility and merged into `subnetIDs`."""
     subnet_ids: tuple[str, ...] = Field(default=(), alias="subnetIDs")
@@ -177,6 +178,7 @@ class AwsSettings(_Section):
     status_log_group: str = "/orca/container-status"
     root_volume_gib: int = Field(default=200, ge=8)
     development_mode: bool = False
+    """Accepted for the Go ORCA's files and ignored (named in a start-up warning)."""
 
     @property
     def subnets(self) -> tuple[str, ...]:
@@ -269,6 +271,13 @@ class InstancesSettings(_Section):
         return self
 
 
+class BudgetEnforcement(StrEnum):
+    HOLD = "hold"
+    """An exhausted dollar budget holds new launches only."""
+    STOP = "stop"
+    """It also stops the scope's running pods (reason BudgetExceeded)."""
+
+
 class NamespaceQuota(_Section):
     max_instances: int | None = Field(default=None, ge=0)
     max_gpus: int | None = Field(default=None, alias="maxGPUs", ge=0)
@@ -280,26 +289,40 @@ class LimitsSettings(_Section):
 
     max_concurrent_instances: int = Field(default=50, ge=0)
     max_instances_per_namespace: int = Field(default=10, ge=0)
+    max_concurrent_gpus: int = Field(default=0, alias="maxConcurrentGPUs", ge=0)
+    max_hourly_cost: Decimal = Field(default=Decimal(0), ge=0)
+    """The sum of the hourly prices of the cluster's running instances, in dollars."""
     daily_budget: Decimal = Field(default=Decimal(0), ge=0)
     monthly_budget: Decimal = Field(default=Decimal(0), ge=0)
+    minimum_runtime: Duration = timedelta(hours=1)
+    """A dollar budget holds a launch when what is left cannot pay for this long of it."""
+    accrual_interval: Duration = timedelta(minutes=1)
+    """How often the budget ledger adds running instances' cost to the spend."""
+    enforcement: BudgetEnforcement = BudgetEnforcement.HOLD
+    warning_threshold: float = Field(default=0.8, gt=0, le=1)
+    """The share of a dollar budget spent at which the scope's running pods get a warning event."""
+    ledger: bool = True
+    """Admit every launch through the cluster's budget ledger workflow (`orca-ledger/<cluster>`).
+    False admits everything and enforces no limit or budget (benchmarks, throwaway clusters)."""
     max_instance_lifetime: Duration | None = None
     namespace_quotas: dict[str, NamespaceQuota] = Field(default_factory=dict)
 
     def unenforced_budgets(self) -> list[str]:
-        """The dollar budgets that are set: accepted for compatibility with the Go ORCA's
-        config files, but not enforced yet (the worker warns at start)."""
-        budgets = [
-            f"limits.{name}"
-            for name, value in (
-                ("dailyBudget", self.daily_budget),
-                ("monthlyBudget", self.monthly_budget),
-            )
-            if value
+        """The limits and budgets that are set although `ledger` is false (nothing then admits
+        launches, so none of them is enforced; the worker warns at start)."""
+        if self.ledger:
+            return []
+        named = [
+            ("maxConcurrentInstances", self.max_concurrent_instances),
+            ("maxInstancesPerNamespace", self.max_instances_per_namespace),
+            ("maxConcurrentGPUs", self.max_concurrent_gpus),
+            ("maxHourlyCost", self.max_hourly_cost),
+            ("dailyBudget", self.daily_budget),
+            ("monthlyBudget", self.monthly_budget),
         ]
+        budgets = [f"limits.{name}" for name, value in named if value]
         budgets += [
-            f"limits.namespaceQuotas.{namespace}.dailyBudget"
-            for namespace, quota in sorted(self.namespace_quotas.items())
-            if quota.daily_budget
+            f"limits.namespaceQuotas.{namespace}" for namespace in sorted(self.namespace_quotas)
         ]
         return budgets
 
@@ -312,6 +335,7 @@ class LoggingSettings(_Section):
 
 class PrometheusSettings(_Section):
     enabled: bool = True
+    """Accepted for the Go ORCA's files and ignored: `metrics.enabled` decides."""
 
 
 class MetricsSettings(_Section):
@@ -323,13 +347,26 @@ class MetricsSettings(_Section):
 
 
 class DevelopmentSettings(_Section):
-    """Accepted for compatibility with the Go ORCA's files. The embedded stack (`orca dev`)
-    replaces `mockAWS`; `dryRun` stops before RunInstances/CreateFleet."""
+    """Accepted for compatibility with the Go ORCA's files.
+
+    `dryRun` stops every pod before RunInstances/CreateFleet (the pod fails with `DryRun`).
+    `mockAWS: true` told the Go ORCA to fake AWS; this ORCA has no fake inside it (the embedded
+    stack, `orca dev`, is the fake), so a file written for the Go ORCA must not spend money
+    here: `mockAWS` means a dry run too, and the processes say so at start."""
 
     mock_aws: bool = Field(default=False, alias="mockAWS")
+    """Go ORCA compatibility: launch nothing (as `dryRun`); use `orca dev` for a fake AWS."""
     dry_run: bool = False
+    """Plan every pod but launch nothing; the pod fails with reason `DryRun`."""
     enable_fast_cleanup: bool = False
+    """Accepted and ignored (named in a start-up warning)."""
     cleanup_interval: Duration = timedelta(minutes=5)
+    """Accepted and ignored (named in a start-up warning)."""
+
+    @property
+    def launches_nothing(self) -> bool:
+        """True when no instance may be launched (`dryRun`, or the Go ORCA's `mockAWS`)."""
+        return self.dry_run or self.mock_aws
 
 
 class TemporalTls(_Section):
@@ -372,6 +409,9 @@ class WatcherSettings(_Section):
     resync_interval: Duration = timedelta(minutes=5)
     """How often pods and workflows are reconciled even when no event arrives."""
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    worker_poller_stale_after: Duration = timedelta(minutes=2)
+    """A worker whose last poll of the task queue is older than this counts as gone (condition
+    `orca.research/WorkerPolling=False`); an idle worker polls about once a minute."""
 
 
 class WorkerSettings(_Section):
@@ -381,6 +421,25 @@ class WorkerSettings(_Section):
     status_poll_interval: Duration = timedelta(seconds=5)
     max_concurrent_activities: int = Field(default=2000, ge=1)
     """Every running pod holds one (its monitor round): size it above the pods per worker."""
+
+
+class OrphansSettings(_Section):
+    """The orphan sweep (`orca.workflows.orphan_sweep`): ends AWS objects and pods whose
+    PodLifecycle workflow is no longer running."""
+
+    enabled: bool = True
+    sweep_interval: Duration = timedelta(minutes=5)
+    """How often the Temporal Schedule `orca-orphan-sweep/<clusterName>` starts a sweep."""
+    min_age: Duration = timedelta(minutes=10)
+    """Objects younger than this are never ended (a launch may still be on its way)."""
+    report_only: bool = False
+    """Log and count orphans, end nothing."""
+
+    @model_validator(mode="after")
+    def _interval_is_positive(self) -> OrphansSettings:
+        if self.sweep_interval.total_seconds() < 1:
+            raise ValueError("orphans.sweepInterval must be at least 1s")
+        return self
 
 
 class Settings(BaseSettings):
@@ -407,6 +466,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = KubernetesSettings()
     watcher: WatcherSettings = WatcherSettings()
     worker: WorkerSettings = WorkerSettings()
+    orphans: OrphansSettings = OrphansSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -420,6 +480,42 @@ class Settings(BaseSettings):
         # The YAML file arrives as init kwargs (already read and normalised by load_settings),
         # so environment variables are placed first: they override the file.
         return (env_settings, init_settings)
+
+
+DEBUG_ANNOTATION_WARNING = (
+    "the pod annotation orca.research/debug is accepted but has no effect: a failed pod's "
+    "instance is terminated at once"
+)
+
+
+def ignored_settings(settings: Settings) -> list[str]:
+    """What the settings ask for that this ORCA does not do, one sentence each.
+
+    The worker and the watcher log these at start, so a file written for the Go ORCA never
+    silently means something else here. Each entry names its key. Only keys set to something
+    other than their default are listed, except the `debug` annotation, which pods set."""
+    development = settings.development
+    found: list[str] = []
+    if development.mock_aws:
+        found.append(
+            "development.mockAWS is true: ORCA launches nothing (a dry run, as development.dryRun);"
+            " for a fake AWS run `orca dev`"
+        )
+    if development.enable_fast_cleanup:
+        found.append("development.enableFastCleanup is ignored")
+    if "cleanup_interval" in development.model_fields_set:
+        found.append("development.cleanupInterval is ignored")
+    if settings.aws.vpc_id is not None:
+        found.append("aws.vpcID is ignored: the subnets (aws.subnetIDs) decide the VPC")
+    if settings.aws.development_mode:
+        found.append("aws.developmentMode is ignored")
+    if not settings.metrics.prometheus.enabled:
+        found.append(
+            "metrics.prometheus.enabled is ignored: metrics.enabled decides whether "
+            "metrics are served"
+        )
+    found.append(DEBUG_ANNOTATION_WARNING)
+    return found
 
 
 def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -447,6 +543,17 @@ def load_settings(config_path: Path | None = None) -> Settings:
     except ValidationError as error:
         lines = "\n".join(f"  {_describe_error(item)}" for item in error.errors())
         raise ConfigError(f"invalid configuration {where}:\n{lines}") from None
+
+
+def read_config_document(path: Path) -> dict[str, Any]:
+    """The file's settings with field names as keys (`selectionMode` → `selection_mode`),
+    unknown keys refused: what `load_settings` merges the environment into. `orca dev` lays a
+    user's file over its own settings with it."""
+    try:
+        normalised: dict[str, Any] = _normalise_keys(Settings, _read_yaml(path), ())
+    except ConfigError as error:
+        raise ConfigError(f"invalid configuration in {path}:\n  {error}") from None
+    return normalised
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
-from orca.settings import Settings
+from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_server import KubeletServer, tls_context
@@ -70,7 +70,13 @@ class Watcher:
             kube.coordination, settings.watcher.leader_election, identity=identity
         )
         self.health_check = (
-            health_check or NodeHealthProbe(aws, temporal, settings.temporal.task_queue).check
+            health_check
+            or NodeHealthProbe(
+                aws,
+                temporal,
+                settings.temporal.task_queue,
+                poller_stale_after=settings.watcher.worker_poller_stale_after,
+            ).check
         )
         self.interruption_wait_seconds = interruption_wait_seconds
         self.heartbeat: NodeHeartbeat | None = None
@@ -260,6 +266,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     Raises `KubeConfigError`, `AwsCredentialsError` or `TemporalUnavailable` when a dependency
     cannot be used at all at start; once running, outages are retried, never fatal.
     """
+    for ignored in ignored_settings(settings):
+        log.warning("configuration not applied", setting=ignored)
     loop = asyncio.get_running_loop()
     # Kubernetes calls are blocking: give them more threads than the default executor's few.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="watcher"))

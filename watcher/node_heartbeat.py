@@ -2,9 +2,16 @@
 
 As a kubelet does: the node is created (or its labels, taints and status brought up to date) at
 start; its Lease in `kube-node-lease` is renewed every `node.leaseRenewInterval` (the cheap
-liveness signal); its status is patched every `node.statusUpdateInterval` and whenever health
-changes. On shutdown the node is left NotReady (pods stay bound and their workflows keep running;
-a restarted watcher picks them up), or deleted when `node.deleteOnShutdown` is set.
+liveness signal); its status is patched every `node.statusUpdateInterval` and whenever a
+dependency's health changes. Ready stays True while this runs; a dependency outage changes its
+condition and adds or removes the dependency taint (`node.py`). Taints are written with the
+node's resourceVersion (retried on a conflict), so a taint another controller adds at the same
+moment is never lost.
+
+On shutdown the node is left NotReady (pods stay bound and their workflows keep running; a
+restarted watcher picks them up), or deleted when `node.deleteOnShutdown` is set. A watcher gone
+for longer than the pods' tolerations of `node.kubernetes.io/not-ready` / `unreachable` (300 s by
+default) means Kubernetes evicts its pods: see docs/node.md.
 """
 
 from __future__ import annotations
@@ -19,13 +26,24 @@ from kubernetes import client as k8s
 from orca.logging import get_logger
 from orca.settings import NodeSettings
 from orca.watcher.kube_json import read_json_or_none
-from orca.watcher.node import NodeHealth, build_node, node_status
+from orca.watcher.node import (
+    TAINTS_ANNOTATION,
+    NodeHealth,
+    build_node,
+    merge_taints,
+    node_status,
+    owned_taints_annotation,
+    parse_owned_taints,
+    wanted_taints,
+)
 from orca.watcher.node_health import HealthCheck
 
 log = get_logger(__name__)
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-STOPPED = NodeHealth(False, "WatcherStopped", "the ORCA watcher stopped; pods are not updated")
+STOPPED_REASON = "WatcherStopped"
+STOPPED_MESSAGE = "the ORCA watcher stopped; pods are not updated"
+TAINT_WRITE_ATTEMPTS = 5
 
 
 def micro_time(at: datetime) -> str:
@@ -55,17 +73,43 @@ class NodeHeartbeat:
     def name(self) -> str:
         return self.settings.name
 
+    async def check(self) -> NodeHealth:
+        """Ready (this process runs) with the dependencies' conditions as probed now."""
+        return NodeHealth(dependencies=await self.health_check())
+
     async def register(self) -> None:
         """Create the Node, or update the existing one's labels, taints and status."""
-        health = await self.health_check()
+        health = await self.check()
         await asyncio.to_thread(self._register, health)
         self.health = health
         self.registered = True
-        log.info("node registered", node=self.name, ready=health.ready, reason=health.reason)
+        log.info(
+            "node registered",
+            node=self.name,
+            dependencies_available=health.dependencies_available,
+            unavailable=[d.reason for d in health.unavailable()],
+        )
 
     async def run(self) -> None:
-        """Renew the Lease and patch the status until cancelled; API errors are retried."""
+        """Renew the Lease and, independently, probe and patch the status, until cancelled.
+
+        Two loops on purpose: a slow dependency probe (an AWS call taking its whole timeout) must
+        never delay the Lease, or the control plane would take the node for lost and evict its
+        pods, the very thing the dependency conditions exist to avoid. API errors are retried.
+        """
+        await asyncio.gather(self._renew_lease_forever(), self._update_status_forever())
+
+    async def _renew_lease_forever(self) -> None:
         renew = self.settings.lease_renew_interval.total_seconds()
+        while True:
+            try:
+                await asyncio.to_thread(self._renew_lease)
+            except Exception as error:
+                log.warning("node lease renewal failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(renew)
+
+    async def _update_status_forever(self) -> None:
+        probe_every = self.settings.lease_renew_interval.total_seconds()
         status_every = self.settings.status_update_interval.total_seconds()
         last_status = time.monotonic()
         while True:
@@ -73,19 +117,23 @@ class NodeHeartbeat:
                 if not self.registered:
                     await self.register()
                     last_status = time.monotonic()
-                await asyncio.to_thread(self._renew_lease)
-                health = await self.health_check()
+                health = await self.check()
                 if health != self.health or time.monotonic() - last_status >= status_every:
                     await asyncio.to_thread(self._patch_status, health)
+                    await asyncio.to_thread(self._apply_taints, health)
                     if health != self.health:
-                        log.info("node health changed", ready=health.ready, reason=health.reason)
+                        log.info(
+                            "node dependencies changed",
+                            dependencies_available=health.dependencies_available,
+                            unavailable=[
+                                f"{d.type}={d.status} ({d.reason})" for d in health.unavailable()
+                            ],
+                        )
                     self.health = health
                     last_status = time.monotonic()
-            except asyncio.CancelledError:
-                raise
             except Exception as error:
-                log.warning("node heartbeat failed", error=f"{type(error).__name__}: {error}")
-            await asyncio.sleep(renew)
+                log.warning("node status update failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(probe_every)
 
     async def shutdown(self) -> None:
         """Leave the node NotReady, or delete it when configured to."""
@@ -93,7 +141,13 @@ class NodeHeartbeat:
             await asyncio.to_thread(self._delete)
             log.info("node deleted on shutdown", node=self.name)
             return
-        await asyncio.to_thread(self._patch_status, STOPPED)
+        stopped = NodeHealth(
+            ready=False,
+            reason=STOPPED_REASON,
+            message=STOPPED_MESSAGE,
+            dependencies=self.health.dependencies if self.health else (),
+        )
+        await asyncio.to_thread(self._patch_status, stopped)
         log.info("node left NotReady on shutdown", node=self.name)
 
     def _register(self, health: NodeHealth) -> None:
@@ -103,12 +157,40 @@ class NodeHeartbeat:
             self.core.create_node(cast(Any, body))
         else:
             self._conditions = (existing.get("status") or {}).get("conditions")
-            self.core.patch_node(
-                self.name,
-                {"metadata": {"labels": body["metadata"]["labels"]}, "spec": body["spec"]},
-            )
+            self.core.patch_node(self.name, {"metadata": {"labels": body["metadata"]["labels"]}})
+            self._apply_taints(health)
         # A real API server ignores status on create; it is written through the subresource.
         self._patch_status(health)
+
+    def _apply_taints(self, health: NodeHealth) -> None:
+        """Bring ORCA's taints up to date, keeping every other taint (optimistic concurrency)."""
+        for _ in range(TAINT_WRITE_ATTEMPTS):
+            node = read_json_or_none(self.core.read_node, self.name)
+            if node is None:
+                self.registered = False  # deleted under us: register again
+                return
+            metadata = node.get("metadata") or {}
+            current = list((node.get("spec") or {}).get("taints") or [])
+            owned = parse_owned_taints((metadata.get("annotations") or {}).get(TAINTS_ANNOTATION))
+            merged = merge_taints(current, wanted_taints(self.settings, health), owned)
+            annotation = owned_taints_annotation(self.settings)
+            recorded = (metadata.get("annotations") or {}).get(TAINTS_ANNOTATION)
+            if merged == current and recorded == annotation:
+                return
+            patch = {
+                "metadata": {
+                    "resourceVersion": metadata.get("resourceVersion"),
+                    "annotations": {TAINTS_ANNOTATION: annotation},
+                },
+                "spec": {"taints": merged},
+            }
+            try:
+                self.core.patch_node(self.name, patch)
+                return
+            except k8s.ApiException as error:
+                if error.status != 409:
+                    raise
+        raise RuntimeError(f"node {self.name}: taints kept conflicting; retried next heartbeat")
 
     def _patch_status(self, health: NodeHealth) -> None:
         status = node_status(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from orca.activities.batched_poller import BatchedPoller
@@ -23,8 +24,15 @@ from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.containers import ContainerActivities, agents_online
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
-from orca.activities.instance_inventory import InstanceInventory
 from orca.activities.instances import InstanceActivities
+from orca.activities.launch_admission import (
+    BudgetLedgerClient,
+    LaunchAdmission,
+    LedgerUpkeepActivities,
+    NoAdmission,
+    rules_from_settings,
+)
+from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
@@ -32,15 +40,27 @@ from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
-from orca.settings import Settings
+from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
+from orca.worker.orphan_schedule import ensure_sweep_schedule
+from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
 
 log = structlog.get_logger(__name__)
 
 
+def launch_admission(settings: Settings, client: Client) -> LaunchAdmission:
+    """The cluster's budget ledger, or no admission at all with `limits.ledger: false`."""
+    if not settings.limits.ledger:
+        return NoAdmission()
+    return BudgetLedgerClient(
+        client, settings.kubernetes.cluster_name, rules_from_settings(settings)
+    )
+
+
 def build_activities(
-    settings: Settings, aws: AwsClients, kube: KubeClients
+    settings: Settings, aws: AwsClients, kube: KubeClients, client: Client
 ) -> list[Callable[..., Any]]:
     """Every activity callable, wired to the given clients (tests pass emulator-backed ones)."""
     instrument(aws)
@@ -64,9 +84,18 @@ def build_activities(
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     planning = PlanningActivities(settings, catalog, unavailable)
-    inventory = InstanceInventory(cluster.live, settings.limits)
-    instances = InstanceActivities(ec2, catalog, cluster, unavailable, inventory)
+    admission = launch_admission(settings, client)
+    instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
+    orphans = OrphanActivities(
+        aws,
+        ec2,
+        cluster,
+        kube.core,
+        pod_status,
+        cluster_name=settings.kubernetes.cluster_name,
+        node_name=settings.node.name,
+    )
     return [
         planning.plan_launch,
         instances.launch_instance,
@@ -78,10 +107,15 @@ def build_activities(
         pod_status.report_pod_status,
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
+        LedgerUpkeepActivities(client).ledger_running_pods,
+        orphans.find_orphans,
+        orphans.end_orphans,
     ]
 
 
 async def run(settings: Settings) -> None:
+    for ignored in ignored_settings(settings):
+        log.warning("configuration not applied", setting=ignored)
     aws = AwsClients(settings.aws)
     aws.check_credentials()
     kube = KubeClients(settings.kubernetes)
@@ -101,18 +135,21 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PodLifecycle],
-        activities=build_activities(settings, aws, kube),
+        workflows=[PodLifecycle, BudgetLedger, OrphanSweep],
+        activities=build_activities(settings, aws, kube, client),
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
     unenforced = settings.limits.unenforced_budgets()
     if unenforced:
         log.warning(
-            "dollar budgets are not enforced yet; launches are held only by instance counts "
-            "and GPU quotas (limits.maxConcurrentInstances, maxInstancesPerNamespace, "
-            "namespaceQuotas.*.maxInstances/maxGPUs)",
+            "limits.ledger is false: no launch is admitted through the budget ledger, so these "
+            "limits and budgets are not enforced",
             budgets=unenforced,
         )
+    try:
+        await ensure_sweep_schedule(client, settings)
+    except Exception as error:  # pods still run without the sweep; say why it is missing
+        log.error("cannot create or update the orphan sweep schedule", error=str(error))
     log.info(
         "worker started",
         task_queue=settings.temporal.task_queue,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -58,11 +59,12 @@ with workflow.unsafe.imports_passed_through():
         WaitForInstanceOutcome,
     )
     from orca.activities.names import ActivityName
-    from orca.failure_types import FailureType
+    from orca.failure_types import POD_FAILURES, FailureType
     from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
+    from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LAUNCH_ADMITTED_SIGNAL
     from orca.workflows.models import (
         InterruptionKind,
         InterruptionNotice,
@@ -95,6 +97,12 @@ MAX_CAPACITY_BACKOFF = timedelta(minutes=30)
 SPOT_NOTICE_MARGIN = timedelta(seconds=15)
 """Leave this much of the two-minute spot notice for terminating the instance."""
 
+SHORT_WORK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""`plan_launch` and `launch_instance` heartbeat while they work (`orca.activities.heartbeats`):
+a worker killed in the middle of one is noticed after this long, not after the two-minute
+start-to-close timeout, so pods in flight stall seconds instead of minutes. Only an activity
+option, not a command: histories from before it replay unchanged (no `workflow.patched`)."""
+
 _QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 _AWS = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -120,12 +128,24 @@ class PodLifecycle:
         self.state = input.carried or LifecycleState(
             pod=pod_ref_from_pod(input.pod), manifest=input.pod
         )
+        self._admitted = False
 
     # -- messages ---------------------------------------------------------------------------
     @workflow.signal
     def pod_deleted(self, notice: PodDeleted) -> None:
         if self.state.deletion is None:
             self.state.deletion = notice
+
+    @workflow.signal(name=LAUNCH_ADMITTED_SIGNAL)
+    def launch_admitted(self) -> None:
+        """The budget ledger admitted this pod's held launch: ask again now."""
+        self._admitted = True
+
+    @workflow.signal(name=BUDGET_EXHAUSTED_SIGNAL)
+    def budget_exhausted(self, message: str) -> None:
+        """The pod's dollar budget is spent and `limits.enforcement` is stop."""
+        if self.state.budget_stop is None:
+            self.state.budget_stop = message
 
     @workflow.signal
     def pod_gone(self) -> None:
@@ -213,23 +233,32 @@ class PodLifecycle:
                 if state.limit_reason
                 else FailureType.INSUFFICIENT_CAPACITY
             )
+            if state.limit_reason:
+                # Held by a budget: the pod waits its turn for as long as it takes (the ledger
+                # signals when it is admitted; the retry interval is only a fallback).
+                self._set_stage(Stage.WAITING_FOR_BUDGET)
+                retry = plan.capacity_retry_interval
+                await self._report_pending(
+                    waiting_for,
+                    f"{state.limit_reason}; waiting for room (asking again within "
+                    f"{int(retry.total_seconds())} s).",
+                )
+                self._admitted = False
+                if await self._sleep_unless_stopped(retry, wake=lambda: self._admitted):
+                    raise _StopRequestedError
+                continue
             backoff = plan.capacity_retry_interval if backoff is None else backoff * 2
             backoff = min(backoff, MAX_CAPACITY_BACKOFF)
             if waited >= plan.capacity_give_up_after:
                 self._fail(
                     waiting_for,
-                    state.limit_reason
-                    or f"No capacity for any candidate after waiting "
+                    f"No capacity for any candidate after waiting "
                     f"{format_duration(waited)}; tried {len(state.attempts)} launches.",
                 )
                 await self._report(phase="Failed", event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
-            why = (
-                state.limit_reason
-                or plan.waiting_reason
-                or "Every candidate offering is out of capacity"
-            )
+            why = plan.waiting_reason or "Every candidate offering is out of capacity"
             message = f"{why}; retrying in {int(backoff.total_seconds())} s."
             await self._report_pending(waiting_for, message)
             if await self._sleep_unless_stopped(backoff):
@@ -244,6 +273,7 @@ class PodLifecycle:
                 PlanLaunchInput(pod=state.manifest),
                 result_type=LaunchPlan,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
                 summary=f"Choose instance offerings for {state.pod.key}",
             )
@@ -365,6 +395,7 @@ class PodLifecycle:
             ),
             result_type=LaunchOutcome,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
             summary=(
                 f"Launch {candidate.instance_type} {candidate.capacity_type} in {candidate.zone} "
@@ -446,7 +477,7 @@ class PodLifecycle:
         state = self.state
         assert state.instance is not None
         while True:
-            if self._stop_requested() or self._interrupted() or self._lifetime_over():
+            if self._stop_requested() or self._interrupted() or self._limit_reached():
                 return
             if state.monitor_rounds >= MAX_MONITOR_ROUNDS_PER_RUN or (
                 workflow.info().is_continue_as_new_suggested()
@@ -475,7 +506,7 @@ class PodLifecycle:
             )
             if not await self._race(
                 handle,
-                lambda: self._stop_requested() or self._interrupted() or self._lifetime_over(),
+                lambda: self._stop_requested() or self._interrupted() or self._limit_reached(),
             ):
                 return
             outcome: MonitorOutcome = handle.result()
@@ -523,14 +554,7 @@ class PodLifecycle:
                 summary=f"Release {state.pod.key} (delete with grace period 0)",
             )
             self._set_stage(Stage.DELETED)
-        if state.stage is Stage.FAILED and state.final_reason in (
-            FailureType.INVALID_POD_SPEC,
-            FailureType.INSUFFICIENT_CAPACITY,
-            FailureType.BUDGET_EXCEEDED,
-            FailureType.CONFIGURATION,
-            FailureType.AWS_ACCESS_DENIED,
-            FailureType.INSTANCE_LOST,
-        ):
+        if state.stage is Stage.FAILED and state.final_reason in POD_FAILURES:
             raise ApplicationError(
                 state.final_message or state.final_reason or "failed",
                 type=state.final_reason,
@@ -584,6 +608,8 @@ class PodLifecycle:
                 event=("Evicting", message),
                 event_type=EventType.WARNING,
             )
+        elif state.deletion is None and state.budget_stop is not None:
+            self._fail(FailureType.BUDGET_EXCEEDED, state.budget_stop)
         elif state.deletion is None and self._lifetime_over():
             self._fail(
                 "DeadlineExceeded",
@@ -651,6 +677,10 @@ class PodLifecycle:
             return None
         return started + lifetime - workflow.now()
 
+    def _limit_reached(self) -> bool:
+        """The pod must stop although nobody asked: max lifetime, or a spent budget."""
+        return self.state.budget_stop is not None or self._lifetime_over()
+
     def _lifetime_over(self) -> bool:
         remaining = self._lifetime_remaining()
         return remaining is not None and remaining <= timedelta()
@@ -676,13 +706,17 @@ class PodLifecycle:
             await handle
         return False
 
-    async def _sleep_unless_stopped(self, duration: timedelta) -> bool:
-        """Sleep; True if a stop was requested meanwhile."""
+    async def _sleep_unless_stopped(
+        self, duration: timedelta, wake: Callable[[], bool] | None = None
+    ) -> bool:
+        """Sleep (or until `wake()` holds); True if a stop was requested meanwhile."""
         try:
-            await workflow.wait_condition(self._stop_requested, timeout=duration)
+            await workflow.wait_condition(
+                lambda: self._stop_requested() or (wake is not None and wake()), timeout=duration
+            )
         except TimeoutError:
             return False
-        return True
+        return self._stop_requested()
 
     def _set_stage(self, stage: Stage) -> None:
         if self.state.stage is not stage:
@@ -794,8 +828,12 @@ class PodLifecycle:
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:
-    """The non-retryable ORCA failure behind an activity error, if that is what it is."""
+    """The ORCA failure that ends the pod behind an activity error, if that is what it is.
+
+    A permanent AWS error (`AwsAccessDenied`, `ConfigurationError`, `AwsCallFailed`, classified
+    in `orca.activities.aws_failures`) arrives here from any step; the caller marks the pod
+    Failed and `_finish` then terminates its instance by the pod's tag."""
     cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type in {f.value for f in FailureType}:
+    if isinstance(cause, ApplicationError) and cause.type in POD_FAILURES:
         return cause
     return None

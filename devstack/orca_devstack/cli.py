@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from orca.cli.errors import EXIT_OK, CommandError
+from orca_devstack import user_settings
 from orca_devstack.examples import submit_examples
 from orca_devstack.processes import StackError
 from orca_devstack.stack import DevStack, DevStackOptions
@@ -32,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Start the embedded stack: Temporal dev server (with Web UI), the AWS emulator, the "
             "Kubernetes API emulator, ORCA's worker and watcher. Endpoints are printed and "
-            "written to <state-dir>/endpoints.json. Ctrl-C stops everything."
+            "written to <state-dir>/endpoints.json. Ctrl-C stops everything. The settings of "
+            "`orca --config FILE dev` (or $ORCA_CONFIG) and ORCA_<SECTION>__<KEY> environment "
+            "variables apply over the stack's own, except its endpoints, ports and wiring."
         ),
     )
     parser.add_argument("--state-dir", type=Path, default=defaults.state_dir)
@@ -49,9 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     fields = DevStackOptions.model_fields
     options = DevStackOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    stack = DevStack(options)
+    user = user_settings.collect(getattr(args, "config", None), os.environ)
+    stack = DevStack(options, user=user)
     stack.install_signal_handlers()
     print("ORCA dev stack: starting")
+    for line in user.summary():
+        print(f"  {line}")
     try:
         endpoints = stack.start()
         print()

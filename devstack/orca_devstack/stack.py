@@ -32,6 +32,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from orca import search_attributes
+from orca.settings import Settings
+from orca_devstack import user_settings
 from orca_devstack.processes import (
     ChildProcess,
     StackError,
@@ -106,9 +108,15 @@ class DevStack:
 
     RESTARTABLE = frozenset({"worker", "watcher"})
 
-    def __init__(self, options: DevStackOptions, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        options: DevStackOptions,
+        say: Callable[[str], None] = print,
+        user: user_settings.UserSettings | None = None,
+    ) -> None:
         self.options = options
         self.say = say
+        self.user = user or user_settings.UserSettings()
         self.state_dir = options.state_dir.resolve()
         self.children: list[ChildProcess] = []
         self.stopping = threading.Event()
@@ -144,6 +152,7 @@ class DevStack:
         aws_url = self._start_aws_emulator()
         kube_url, kubeconfig = self._start_kube_emulator()
         config_path = self._write_config(aws_url, kubeconfig)
+        user_settings.check(config_path, self._child_env("worker"))
         self._start_orca("worker", config_path)
         self._start_orca("watcher", config_path)
         o = self.options
@@ -249,17 +258,23 @@ class DevStack:
 
     def _write_config(self, aws_url: str | None, kubeconfig: Path | None) -> Path:
         config = render_dev_config(self.options, aws_url, kubeconfig, self.aws_defaults)
+        header = "# Written by `orca dev`; regenerated at every start.\n"
+        if self.user.document:
+            config = user_settings.merged(
+                config, user_settings.to_file_keys(Settings, self.user.document)
+            )
+            header += f"# Includes the settings of {self.user.file}.\n"
         path = self.state_dir / "config.yaml"
         path.write_text(
-            "# Written by `orca dev`; regenerated at every start.\n"
-            + yaml.safe_dump(config, sort_keys=False),
+            header + yaml.safe_dump(config, sort_keys=False),
             encoding="utf-8",
         )
         return path
 
     def _child_env(self, name: str) -> dict[str, str]:
         o = self.options
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCA_")}
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORCA_")}
+        env.update(self.user.environment)  # the stack's own wiring below wins
         env.update(
             {
                 "AWS_ACCESS_KEY_ID": "testing",

@@ -17,15 +17,21 @@ import pytest
 from botocore.exceptions import ClientError
 from kubernetes import client
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
 
 from orca import instance_tags
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.cluster_instances import ClusterInstances, listed_missing
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
-from orca.activities.instance_inventory import InstanceInventory
 from orca.activities.instances import InstanceActivities
+from orca.activities.launch_admission import (
+    BudgetLedgerClient,
+    LaunchAdmission,
+    NoAdmission,
+    rules_from_settings,
+)
 from orca.activities.models import (
     DeletePodInput,
     EventType,
@@ -53,6 +59,7 @@ from orca.settings import (
     Settings,
     WorkerSettings,
 )
+from orca.workflows.budget_ledger import BudgetLedger
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import describe_instances_calls
 
@@ -84,7 +91,11 @@ def settings_for(
 
 class Wiring:
     def __init__(
-        self, emulator: AwsEmulator, limits: LimitsSettings | None = None, **instances: Any
+        self,
+        emulator: AwsEmulator,
+        limits: LimitsSettings | None = None,
+        admission: LaunchAdmission | None = None,
+        **instances: Any,
     ) -> None:
         self.settings = settings_for(emulator, limits, **instances)
         self.aws = AwsClients(self.settings.aws)
@@ -100,9 +111,8 @@ class Wiring:
         )
         self.cluster = ClusterInstances(self.states)
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
-        self.inventory = InstanceInventory(self.cluster.live, self.settings.limits, 0)
         self.instances = InstanceActivities(
-            self.ec2, self.catalog, self.cluster, self.unavailable, self.inventory
+            self.ec2, self.catalog, self.cluster, self.unavailable, admission or NoAdmission()
         )
 
     async def plan(self, pod: dict[str, Any]) -> LaunchPlan:
@@ -447,27 +457,41 @@ async def test_terminate_ends_the_known_instance_and_any_other_the_pod_tag_finds
     await wiring.cluster.close()
 
 
-async def test_instance_limits_hold_launches_and_count_live_instances(aws: AwsEmulator) -> None:
+async def test_the_budget_ledger_holds_launches_until_a_terminate_releases_room(
+    aws: AwsEmulator, temporal_dev_env: WorkflowEnvironment
+) -> None:
     limits = LimitsSettings(max_concurrent_instances=0, max_instances_per_namespace=1)
-    wiring = Wiring(aws, limits)
+    task_queue = f"ledger-{uuid.uuid4()}"
+    rules = rules_from_settings(settings_for(aws, limits)).model_copy(
+        update={"task_queue": task_queue}
+    )
+    ledger = BudgetLedgerClient(temporal_dev_env.client, f"c-{uuid.uuid4().hex[:6]}", rules)
+    wiring = Wiring(aws, limits, admission=ledger)
     pods = [pod_manifest({"orca.research/instance-type": "m5.large"}) for _ in range(2)]
     plan = await wiring.plan(pods[0])
-    outcomes = []
-    for i, pod in enumerate(pods):
-        request = LaunchRequest(
+    requests = [
+        LaunchRequest(
             pod=pod,
             spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
             candidate=plan.candidates[0],
-            client_token=f"t-limit-{i}",
+            client_token=f"t-limit-{i}-{uuid.uuid4().hex[:6]}",
             requested_at=NOW,
         )
-        outcomes.append(await ActivityEnvironment().run(wiring.instances.launch_instance, request))
-    assert outcomes[0].instance_id is not None
-    assert outcomes[1].instance_id is None
-    assert outcomes[1].limit_reached is not None
-    assert "maxInstancesPerNamespace (1)" in outcomes[1].limit_reached
-    # The count comes from EC2 (by ORCA's tags), not only from this process's memory.
-    assert [i.namespace for i in await wiring.cluster.live()] == ["research"]
+        for i, pod in enumerate(pods)
+    ]
+    async with Worker(temporal_dev_env.client, task_queue=task_queue, workflows=[BudgetLedger]):
+        first = await ActivityEnvironment().run(wiring.instances.launch_instance, requests[0])
+        held = await ActivityEnvironment().run(wiring.instances.launch_instance, requests[1])
+        assert first.instance_id is not None
+        assert held.instance_id is None
+        assert held.limit_reached is not None
+        assert "limits.maxInstancesPerNamespace (1) would be exceeded" in held.limit_reached
+        await ActivityEnvironment().run(
+            wiring.instances.terminate_instances,
+            TerminateInput(pod=requests[0].spec.pod, instance_ids=(first.instance_id,)),
+        )
+        second = await ActivityEnvironment().run(wiring.instances.launch_instance, requests[1])
+        assert second.instance_id is not None
     await wiring.cluster.close()
 
 

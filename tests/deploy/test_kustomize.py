@@ -273,7 +273,7 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
     base_objects: list[dict[str, Any]],
 ) -> None:
     assert role_verbs(base_objects, "orca-worker") == {
-        "pods": {"get", "delete"},
+        "pods": {"get", "list", "delete"},
         "pods/status": {"patch"},
         "events": {"create"},
         "configmaps": {"get"},

@@ -12,7 +12,9 @@ import yaml
 from orca_devstack.processes import free_port
 
 
-def run_worker(tmp_path: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_worker(
+    tmp_path: Path, env_extra: dict[str, str], development: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -37,6 +39,7 @@ def run_worker(tmp_path: Path, env_extra: dict[str, str]) -> subprocess.Complete
                 "kubernetes": {"kubeconfig": str(kubeconfig)},
                 "worker": {"healthPort": 0},
                 "metrics": {"enabled": False},
+                **({"development": development} if development else {}),
             }
         )
     )
@@ -67,3 +70,14 @@ def test_missing_aws_credentials_say_where_orca_looked(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no AWS credentials found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_mock_aws_config_is_named_at_start(tmp_path: Path) -> None:
+    result = run_worker(
+        tmp_path,
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        development={"mockAWS": True},
+    )
+    output = result.stdout + result.stderr
+    assert "development.mockAWS is true: ORCA launches nothing" in output
+    assert "orca.research/debug" in output

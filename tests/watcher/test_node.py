@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,8 @@ from orca.watcher.main import run
 from orca_devstack.emulators.aws import AwsEmulator
 from orca_devstack.emulators.kube import KubeEmulator
 from tests.watcher.conftest import eventually, make_settings
+
+DEPENDENCY_TAINT = "orca.research/dependency-unavailable"
 
 
 def node_json(core: k8s.CoreV1Api, name: str) -> dict[str, Any] | None:
@@ -60,6 +63,15 @@ async def test_node_is_registered_ready_with_a_renewed_lease_and_left_not_ready_
         )
         assert {"type": "InternalIP", "address": "127.0.0.1"} in node["status"]["addresses"]
         assert condition(node, "MemoryPressure")["status"] == "False"
+        for kind, reason in (
+            ("orca.research/TemporalAvailable", "TemporalReachable"),
+            ("orca.research/WorkerPolling", "WorkerPolling"),
+            ("orca.research/AwsAvailable", "AwsCredentialsValid"),
+        ):
+            assert (condition(node, kind)["status"], condition(node, kind)["reason"]) == (
+                "True",
+                reason,
+            )
 
         lease = await eventually(
             lambda: read_json_or_none(coordination.read_namespaced_lease, name, "kube-node-lease")
@@ -83,7 +95,7 @@ async def test_node_is_registered_ready_with_a_renewed_lease_and_left_not_ready_
     assert (ready["status"], ready["reason"]) == ("False", "WatcherStopped")
 
 
-async def test_node_is_not_ready_when_no_worker_polls_the_task_queue(
+async def test_no_worker_polling_keeps_the_node_ready_and_taints_it_noschedule(
     kube: KubeEmulator,
     kubeconfig: Path,
     core: k8s.CoreV1Api,
@@ -99,12 +111,51 @@ async def test_node_is_not_ready_when_no_worker_polls_the_task_queue(
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop=stop))
     try:
-        node = await eventually(lambda: node_json(core, settings.node.name))
+        node = await eventually(
+            lambda: (
+                (n := node_json(core, settings.node.name))
+                and any(t["key"] == DEPENDENCY_TAINT for t in n["spec"].get("taints") or [])
+                and n
+            )
+        )
         ready = condition(node, "Ready")
-        assert (ready["status"], ready["reason"]) == ("False", "NoWorkerPolling")
+        assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
+        polling = condition(node, "orca.research/WorkerPolling")
+        assert (polling["status"], polling["reason"]) == ("False", "NoWorkerPolling")
+        assert "nobody-polls-this-queue" in polling["message"]
+        assert condition(node, "orca.research/TemporalAvailable")["status"] == "True"
+        assert {"key": DEPENDENCY_TAINT, "effect": "NoSchedule"} in node["spec"]["taints"]
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=20)
+
+
+async def test_taints_of_other_owners_survive_a_restart_and_unconfigured_ones_go(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    from tests.watcher.conftest import running_watcher
+
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    name = settings.node.name
+    extra = {"key": "example.org/maintenance", "value": "soon", "effect": "NoSchedule"}
+    async with running_watcher(settings, recorder):
+        node = await eventually(lambda: node_json(core, name))
+        core.patch_node(name, {"spec": {"taints": [*node["spec"]["taints"], extra]}})
+    # Restarted without the configured burst taint: ORCA removes its own, keeps the other one.
+    untainted = settings.model_copy(
+        update={"node": settings.node.model_copy(update={"taints": ()})}
+    )
+    async with running_watcher(untainted, recorder):
+        await eventually(
+            lambda: (n := node_json(core, name)) is not None and n["spec"]["taints"] == [extra]
+        )
 
 
 async def test_health_endpoints_report_ready_once_registered_and_watching(
@@ -144,3 +195,57 @@ def _status(port: int, path: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+async def test_the_lease_is_renewed_while_a_dependency_probe_hangs(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    from orca.aws_clients import AwsClients
+    from orca.kube_clients import KubeClients
+    from orca.watcher.main import Watcher
+    from orca.watcher.node_health import Dependencies, always_ready
+
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    name = settings.node.name
+    hang = asyncio.Event()
+    healthy = always_ready()
+
+    async def probe() -> Dependencies:
+        if hang.is_set():
+            await asyncio.sleep(3600)  # an AWS call that never answers
+        return await healthy()
+
+    watcher = Watcher(
+        settings,
+        kube=KubeClients(settings.kubernetes),
+        aws=AwsClients(settings.aws),
+        temporal=recorder,
+        health_check=probe,
+    )
+    coordination = k8s.CoordinationV1Api(core.api_client)
+
+    def renew_time() -> str | None:
+        lease = read_json_or_none(coordination.read_namespaced_lease, name, "kube-node-lease")
+        return lease["spec"]["renewTime"] if lease else None
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await eventually(lambda: watcher.heartbeat is not None and watcher.heartbeat.registered)
+        hang.set()
+        seen = {await eventually(renew_time)}
+        # Renewals keep coming although the probe (run every lease interval) never returns.
+        for _ in range(3):
+            seen.add(await eventually(lambda: (r := renew_time()) not in seen and r))
+        assert len(seen) == 4
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

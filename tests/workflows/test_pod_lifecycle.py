@@ -86,6 +86,7 @@ class FakeCloud:
     capacity_returns_after_calls: int | None = None
     never_running: set[str] = field(default_factory=set)
     retry_interval: timedelta = timedelta(minutes=2)
+    give_up_after: timedelta = timedelta(hours=1)
     slow_steps: set[str] = field(default_factory=set)
     """Steps ("plan", "start") that block until cancelled or until `release` is set."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,7 +133,7 @@ class FakeCloud:
                 candidates=tuple(self.candidates),
                 launch_timeout=timedelta(minutes=5),
                 capacity_retry_interval=self.retry_interval,
-                capacity_give_up_after=timedelta(hours=1),
+                capacity_give_up_after=self.give_up_after,
                 warnings=self.plan_warnings,
             )
 
@@ -566,6 +567,29 @@ async def test_max_lifetime_stops_the_pod(time_skipping_env: WorkflowEnvironment
     assert h.cloud.terminated == ["i-00000001"]
 
 
+async def test_a_spent_budget_with_enforcement_stop_stops_the_running_pod(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, exit_code=None)
+    message = "limits.dailyBudget ($100.00) is spent ($100.20); limits.enforcement is stop"
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(h.cloud.started_monitor.is_set, "monitoring to start")
+        await handle.signal(PodLifecycle.budget_exhausted, message)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == FailureType.BUDGET_EXCEEDED
+    assert h.cloud.stops
+    assert h.cloud.terminated == ["i-00000001"]
+    final = h.cloud.statuses[-1]
+    assert (final.phase, final.reason, final.message) == (
+        "Failed",
+        FailureType.BUDGET_EXCEEDED,
+        message,
+    )
+
+
 async def test_long_running_pod_continues_as_new(time_skipping_env: WorkflowEnvironment) -> None:
     h = harness(time_skipping_env, monitor_ends_after_rounds=MAX_MONITOR_ROUNDS_PER_RUN + 3)
     async with h.worker():
@@ -595,6 +619,44 @@ async def test_instance_limit_keeps_the_pod_pending_until_a_slot_frees(
     assert "maxConcurrentInstances" in pending[0].message
     # A held launch does not walk the other candidates: the limit applies to all of them.
     assert [r.candidate.instance_type for r in h.cloud.launches] == ["g5.xlarge"] * 3
+
+
+async def test_a_budget_hold_waits_past_the_capacity_give_up_time(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # Three holds of a second each outlast capacityGiveUpAfter (1 s): a budget hold never fails
+    # the pod, it waits its turn.
+    h = harness(
+        time_skipping_env,
+        held_by_limit_calls=3,
+        retry_interval=timedelta(seconds=1),
+        give_up_after=timedelta(seconds=1),
+    )
+    async with h.worker():
+        handle = await h.start()
+        result = await handle.result()
+    assert result.stage is Stage.SUCCEEDED
+    pending = [s for s in h.cloud.statuses if s.phase == "Pending"]
+    assert [s.reason for s in pending] == [FailureType.BUDGET_EXCEEDED] * 3
+
+
+async def test_the_ledgers_signal_wakes_a_held_pod_at_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, held_by_limit_calls=1, retry_interval=timedelta(days=1))
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(
+            lambda: any(s.reason == FailureType.BUDGET_EXCEEDED for s in h.cloud.statuses),
+            "the held launch to be reported",
+        )
+        await handle.signal(PodLifecycle.launch_admitted)
+        result = await handle.result()
+    assert result.stage is Stage.SUCCEEDED
+    assert len(h.cloud.launches) == 2
+    history = await handle.fetch_history()
+    fired = [e for e in history.events if e.HasField("timer_fired_event_attributes")]
+    assert not fired, "the day-long retry timer fired: the signal did not wake the pod"
 
 
 async def test_deletion_during_planning_launches_nothing(

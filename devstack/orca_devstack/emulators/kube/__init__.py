@@ -8,7 +8,8 @@ The conformance suite in tests/conformance runs the same checks against a real k
 exists.
 
 Modules: `store` (objects, global resourceVersion, event log), `registry` (API semantics),
-`admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`, `tables`
+`admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`,
+`node_lifecycle` (node health, condition taints, taint-based eviction), `tables`
 (server-side printing for kubectl), `server` (HTTP), `emulator` (`KubeEmulator`).
 
 Known differences from a real API server:
@@ -53,8 +54,13 @@ Known differences from a real API server:
   content and itself at once (no Terminating phase); default, kube-system and kube-public cannot
   be deleted. Eviction ignores PodDisruptionBudgets.
 * core/v1 and events.k8s.io/v1 events are stored separately, not as two views of one object.
-* Services get no cluster IP, endpoints or load balancer; nodes get no controller (no not-ready
-  taints written, no pod eviction from lost nodes, no lease-based health).
+* Services get no cluster IP, endpoints or load balancer.
+* Node lifecycle (`node_lifecycle`): lease-based node health (Unknown after
+  `--node-monitor-grace-period`), the not-ready/unreachable NoExecute and NoSchedule taints and the
+  condition taints, taint-based eviction honouring tolerationSeconds (DisruptionTarget condition,
+  event, graceful delete). No rate-limited zone eviction, no node deletion for cloud providers,
+  no `nodeStartupGracePeriod` (a new node gets the same grace period), and the eviction timer runs
+  on the monitor period, not a timer per pod.
 * Scheduler: filters only (unschedulable, taints with NoSchedule/NoExecute incl. an implied
   not-ready taint on nodes without Ready=True, nodeSelector, required node affinity incl.
   matchFields metadata.name, resources cpu/memory/pods/any extended resource); scoring is "fewest

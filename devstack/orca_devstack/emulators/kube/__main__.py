@@ -10,7 +10,9 @@ import sys
 import threading
 from types import FrameType
 
+from orca_devstack.emulators.kube.admission import DEFAULT_TOLERATION_SECONDS, AdmissionConfig
 from orca_devstack.emulators.kube.emulator import KubeEmulator
+from orca_devstack.emulators.kube.node_lifecycle import LifecycleTimings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +24,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="write a kubeconfig (context orca-dev) to this path")
     parser.add_argument("--no-scheduler", action="store_true", help="leave pods unbound")
     parser.add_argument("--retained-events", type=int, default=10_000, metavar="N")
+    lifecycle = parser.add_argument_group(
+        "node lifecycle", "kube-controller-manager's and kube-apiserver's flags of the same names"
+    )
+    lifecycle.add_argument(
+        "--node-monitor-period", type=float, default=LifecycleTimings.monitor_period, metavar="S"
+    )
+    lifecycle.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=LifecycleTimings.grace_period,
+        metavar="S",
+        help="a node whose Lease and status do not change for this long becomes Unknown",
+    )
+    lifecycle.add_argument(
+        "--no-node-lifecycle",
+        action="store_true",
+        help="no node health, no condition taints, no taint-based eviction",
+    )
+    for taint in ("not-ready", "unreachable"):
+        lifecycle.add_argument(
+            f"--default-{taint}-toleration-seconds",
+            type=int,
+            default=DEFAULT_TOLERATION_SECONDS,
+            metavar="S",
+            help=f"tolerationSeconds of the {taint}:NoExecute toleration added to every pod",
+        )
     arguments = parser.parse_args(argv)
 
     emulator = KubeEmulator(
@@ -29,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         port=arguments.port,
         retained_events=arguments.retained_events,
         scheduler=not arguments.no_scheduler,
+        node_lifecycle=None
+        if arguments.no_node_lifecycle
+        else LifecycleTimings(
+            monitor_period=arguments.node_monitor_period,
+            grace_period=arguments.node_monitor_grace_period,
+        ),
+        admission=AdmissionConfig(
+            default_not_ready_toleration_seconds=arguments.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds=arguments.default_unreachable_toleration_seconds,
+        ),
     )
     try:
         emulator.start()

@@ -11,6 +11,7 @@ import base64
 import binascii
 import copy
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from orca_devstack.emulators.kube import errors
@@ -25,20 +26,39 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CONTAINER_LISTS = ("initContainers", "containers")
 
-DEFAULT_TOLERATIONS: tuple[JsonObject, ...] = (
-    {
-        "key": "node.kubernetes.io/not-ready",
-        "operator": "Exists",
-        "effect": "NoExecute",
-        "tolerationSeconds": 300,
-    },
-    {
-        "key": "node.kubernetes.io/unreachable",
-        "operator": "Exists",
-        "effect": "NoExecute",
-        "tolerationSeconds": 300,
-    },
-)
+NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT_KEY = "node.kubernetes.io/unreachable"
+DEFAULT_TOLERATION_SECONDS = 300
+"""kube-apiserver's `--default-not-ready-toleration-seconds` and
+`--default-unreachable-toleration-seconds` defaults."""
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    """The admission plugins' flags that change what a created pod looks like."""
+
+    default_not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    default_unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+
+    def default_tolerations(self) -> tuple[JsonObject, ...]:
+        """What the DefaultTolerationSeconds plugin adds to a pod lacking them."""
+        return (
+            {
+                "key": NOT_READY_TAINT_KEY,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": self.default_not_ready_toleration_seconds,
+            },
+            {
+                "key": UNREACHABLE_TAINT_KEY,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": self.default_unreachable_toleration_seconds,
+            },
+        )
+
+
+DEFAULT_ADMISSION = AdmissionConfig()
 
 
 def default_image_pull_policy(image: str) -> str:
@@ -65,7 +85,7 @@ def _default_container(container: JsonObject) -> None:
         port.setdefault("protocol", "TCP")
 
 
-def default_pod_spec(spec: JsonObject) -> None:
+def default_pod_spec(spec: JsonObject, config: AdmissionConfig = DEFAULT_ADMISSION) -> None:
     """Fill in a pod spec's defaults in place."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
@@ -78,9 +98,12 @@ def default_pod_spec(spec: JsonObject) -> None:
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     tolerations = spec.setdefault("tolerations", [])
-    for default in DEFAULT_TOLERATIONS:
+    for default in config.default_tolerations():
+        # As the plugin does: a toleration with this key or no key at all, for NoExecute or for
+        # every effect, already covers the taint, whatever its tolerationSeconds.
         if not any(
-            t.get("key") == default["key"] and t.get("effect") in (None, "", "NoExecute")
+            t.get("key") in (None, "", default["key"])
+            and t.get("effect") in (None, "", "NoExecute")
             for t in tolerations
         ):
             tolerations.append(dict(default))
@@ -120,11 +143,13 @@ def pod_qos_class(spec: JsonObject) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def prepare_for_create(resource: ResourceType, obj: JsonObject) -> None:
+def prepare_for_create(
+    resource: ResourceType, obj: JsonObject, config: AdmissionConfig = DEFAULT_ADMISSION
+) -> None:
     """Apply the defaults and resets a real API server applies when an object is created."""
     if resource.key == "/pods":
         spec = obj.setdefault("spec", {})
-        default_pod_spec(spec)
+        default_pod_spec(spec, config)
         obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(spec)}
     elif resource.key == "/namespaces":
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
@@ -178,12 +203,14 @@ def merge_string_data(secret: JsonObject) -> None:
         secret["data"] = data
 
 
-def prepare_for_update(resource: ResourceType, new: JsonObject) -> None:
+def prepare_for_update(
+    resource: ResourceType, new: JsonObject, config: AdmissionConfig = DEFAULT_ADMISSION
+) -> None:
     """Defaults also apply to a replaced object (a PUT body may omit them)."""
     if resource.key == "/secrets":
         merge_string_data(new)
     if resource.key == "/pods":
-        default_pod_spec(new.setdefault("spec", {}))
+        default_pod_spec(new.setdefault("spec", {}), config)
     elif resource.key == "/namespaces":
         labels = new["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = new["metadata"]["name"]

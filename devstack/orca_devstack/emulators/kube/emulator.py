@@ -1,4 +1,5 @@
-"""`KubeEmulator`: the store, registry, scheduler and HTTP server started and stopped as one."""
+"""`KubeEmulator`: the store, registry, scheduler, node lifecycle controller and HTTP server
+started and stopped as one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from types import TracebackType
 
 import yaml
 
+from orca_devstack.emulators.kube.admission import DEFAULT_ADMISSION, AdmissionConfig
+from orca_devstack.emulators.kube.node_lifecycle import (
+    DEFAULT_TIMINGS,
+    LifecycleTimings,
+    NodeLifecycleController,
+)
 from orca_devstack.emulators.kube.registry import Registry
 from orca_devstack.emulators.kube.scheduler import Scheduler
 from orca_devstack.emulators.kube.server import ApiServer
@@ -29,12 +36,21 @@ class KubeEmulator:
         retained_events: int = 10_000,
         scheduler: bool = True,
         bookmark_interval: float = 60.0,
+        node_lifecycle: LifecycleTimings | None = DEFAULT_TIMINGS,
+        admission: AdmissionConfig = DEFAULT_ADMISSION,
     ) -> None:
+        """`node_lifecycle=None` runs no node lifecycle controller (nodes never go Unknown, are
+        never tainted by their conditions, and no pod is evicted by a taint)."""
         self.host = host
         self.port = port
         self.store = ObjectStore(retained_events)
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, admission_config=admission)
         self.scheduler = Scheduler(self.registry) if scheduler else None
+        self.node_lifecycle = (
+            NodeLifecycleController(self.registry, node_lifecycle)
+            if node_lifecycle is not None
+            else None
+        )
         self._bookmark_interval = bookmark_interval
         self._server: ApiServer | None = None
         self._stopped = False
@@ -63,6 +79,8 @@ class KubeEmulator:
         self._server.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.node_lifecycle is not None:
+            self.node_lifecycle.start()
         self._wait_until_answering()
 
     def _wait_until_answering(self, timeout: float = 10.0) -> None:
@@ -90,6 +108,8 @@ class KubeEmulator:
         self.store.close()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.node_lifecycle is not None:
+            self.node_lifecycle.stop()
         if self._server is not None:
             self._server.stop()
 

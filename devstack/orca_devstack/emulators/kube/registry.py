@@ -83,6 +83,7 @@ PODS = _resource("", "pods")
 NODES = _resource("", "nodes")
 NAMESPACES = _resource("", "namespaces")
 EVENTS = _resource("", "events")
+LEASES = _resource("coordination.k8s.io", "leases")
 
 
 def _strip_resource_version(obj: JsonObject) -> JsonObject:
@@ -105,9 +106,15 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
 class Registry:
     """The resource semantics of one emulated API server."""
 
-    def __init__(self, store: ObjectStore, clock: Callable[[], dt.datetime] = now) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        clock: Callable[[], dt.datetime] = now,
+        admission_config: admission.AdmissionConfig = admission.DEFAULT_ADMISSION,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.admission = admission_config
         for name in INITIAL_NAMESPACES:
             self.create(NAMESPACES, "", {"metadata": {"name": name}})
 
@@ -188,7 +195,7 @@ class Registry:
         metadata["creationTimestamp"] = format_time(self.clock())
         if "spec" in obj or resource.key in ("/pods", "/nodes"):
             metadata["generation"] = 1
-        admission.prepare_for_create(resource, obj)
+        admission.prepare_for_create(resource, obj, self.admission)
         causes = admission.validate(resource, obj) or admission.canonicalize_quantities(
             resource, obj
         )
@@ -320,7 +327,7 @@ class Registry:
                     metadata.pop(immutable, None)
             if resource.has_status:
                 candidate["status"] = copy.deepcopy(current.get("status", {}))
-            admission.prepare_for_update(resource, candidate)
+            admission.prepare_for_update(resource, candidate, self.admission)
             quantity_causes = admission.canonicalize_quantities(resource, candidate)
             if resource.key == "/pods" and admission.pod_spec_update_forbidden(
                 current.get("spec", {}), candidate.get("spec", {})

@@ -1,0 +1,142 @@
+"""Admission of launches through the cluster's `BudgetLedger` workflow.
+
+`BudgetLedgerClient` is what the launch and terminate activities use: `reserve` before
+RunInstances (update-with-start, so the first launch of a cluster starts its ledger),
+`record_launch` once EC2 answered with an instance, `release` when the pod's instances are
+terminated. The ledger is the only place that decides; this client only carries the worker's
+configured rules (`rules_from_settings`) with each reservation.
+
+`LedgerUpkeepActivities.ledger_running_pods` is the ledger's own activity: which of its pods'
+workflows still run (one visibility query per hundred pods), so it can release the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from orca.budgets import Claim, budgets_from
+from orca.settings import Settings
+from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.ledger_models import (
+    Admission,
+    LaunchRecord,
+    LedgerRules,
+    LedgerState,
+    ReserveRequest,
+    ledger_workflow_id,
+)
+
+RUNNING_QUERY_CHUNK = 100
+LEDGER_RPC_TIMEOUT = timedelta(seconds=30)
+
+
+def rules_from_settings(settings: Settings) -> LedgerRules:
+    limits = settings.limits
+    return LedgerRules(
+        budgets=budgets_from(
+            limits,
+            max_concurrent_gpus=limits.max_concurrent_gpus,
+            max_hourly_cost=limits.max_hourly_cost,
+        ),
+        minimum_runtime=limits.minimum_runtime,
+        accrual_interval=limits.accrual_interval,
+        task_queue=settings.temporal.task_queue,
+        enforcement=limits.enforcement,
+        warning_threshold=limits.warning_threshold,
+    )
+
+
+class LaunchAdmission(Protocol):
+    """What the launch and terminate activities ask before and after a launch."""
+
+    async def admit(self, claim: Claim) -> Admission: ...
+
+    async def record_launch(self, pod: str, instance_id: str) -> None: ...
+
+    async def release(self, pod: str) -> Decimal: ...
+
+
+class NoAdmission:
+    """`limits.ledger: false`: every launch is admitted and nothing is counted (the worker
+    warns at start when limits or budgets are set, since none of them is then enforced)."""
+
+    async def admit(self, claim: Claim) -> Admission:
+        return Admission(admitted=True)
+
+    async def record_launch(self, pod: str, instance_id: str) -> None:
+        return None
+
+    async def release(self, pod: str) -> Decimal:
+        return Decimal(0)
+
+
+class BudgetLedgerClient:
+    def __init__(self, client: Client, cluster_name: str, rules: LedgerRules) -> None:
+        self._client = client
+        self._rules = rules
+        self.workflow_id = ledger_workflow_id(cluster_name)
+
+    async def admit(self, claim: Claim) -> Admission:
+        start = WithStartWorkflowOperation(
+            BudgetLedger.run,
+            LedgerState(rules=self._rules),
+            id=self.workflow_id,
+            task_queue=self._rules.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        result: Admission = await self._client.execute_update_with_start_workflow(
+            BudgetLedger.reserve,
+            ReserveRequest(claim=claim, rules=self._rules),
+            start_workflow_operation=start,
+            rpc_timeout=LEDGER_RPC_TIMEOUT,
+        )
+        return result
+
+    async def record_launch(self, pod: str, instance_id: str) -> None:
+        handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
+        await handle.execute_update(
+            BudgetLedger.record_launch,
+            LaunchRecord(pod=pod, instance_id=instance_id),
+            rpc_timeout=LEDGER_RPC_TIMEOUT,
+        )
+
+    async def release(self, pod: str) -> Decimal:
+        """Release the pod's claim; nothing to do when the cluster has no ledger yet."""
+        handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
+        try:
+            cost: Decimal = await handle.execute_update(
+                BudgetLedger.release, pod, rpc_timeout=LEDGER_RPC_TIMEOUT
+            )
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return Decimal(0)
+            raise
+        return cost
+
+
+def running_query(workflow_ids: Sequence[str]) -> str:
+    quoted = ", ".join(f'"{workflow_id}"' for workflow_id in workflow_ids)
+    return f'WorkflowId IN ({quoted}) AND ExecutionStatus="Running"'
+
+
+class LedgerUpkeepActivities:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @activity.defn(name="ledger_running_pods")
+    async def ledger_running_pods(self, pods: list[str]) -> list[str]:
+        running: list[str] = []
+        for start in range(0, len(pods), RUNNING_QUERY_CHUNK):
+            chunk = pods[start : start + RUNNING_QUERY_CHUNK]
+            async for execution in self._client.list_workflows(running_query(chunk)):
+                running.append(execution.id)
+            activity.heartbeat(start)
+        return running
