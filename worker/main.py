@@ -42,6 +42,7 @@ from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
+from orca.worker.ledger_metrics import LedgerMetrics
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.orphan_sweep import OrphanSweep
@@ -157,8 +158,13 @@ async def run(settings: Settings) -> None:
         namespace=settings.temporal.namespace,
     )
     async with worker:
+        ledger_metrics = LedgerMetrics(client, settings.kubernetes.cluster_name)
+        gauges = settings.metrics.enabled and settings.limits.ledger
+        refreshing = asyncio.create_task(ledger_metrics.run(stop)) if gauges else None
         await stop.wait()
         log.info("worker stopping")
+        if refreshing is not None:
+            await refreshing
     for server in servers:
         server.stop()
 
