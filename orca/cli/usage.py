@@ -148,7 +148,8 @@ def write_table(
         print_table(header, lines, out)
     print(file=out)
     print(
-        f"Now: {summary.launched} instances running at {dollars(summary.hourly_cost)}/h; "
+        f"Now: {summary.launched} instance{'' if summary.launched == 1 else 's'} running at "
+        f"{dollars(summary.hourly_cost)}/h; "
         f"spent today {dollars(summary.spent_today)}, "
         f"this month {dollars(summary.spent_this_month)} (UTC)",
         file=out,
