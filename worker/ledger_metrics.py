@@ -27,7 +27,7 @@ import structlog
 from temporalio.client import Client
 
 from orca import metrics
-from orca.ledger_summary import LedgerNotFound, read_ledger_summary
+from orca.ledger_summary import SUMMARY_TIMEOUT, LedgerNotFound, read_ledger_summary
 from orca.usage_report import cost_by_scope, day_window, month_window, running_instances
 from orca.workflows.ledger_models import LedgerSummary
 
@@ -64,17 +64,24 @@ class LedgerMetrics:
     """Refreshes the ledger gauges every `interval` until stopped."""
 
     def __init__(
-        self, client: Client, cluster_name: str, interval: timedelta = REFRESH_INTERVAL
+        self,
+        client: Client,
+        cluster_name: str,
+        interval: timedelta = REFRESH_INTERVAL,
+        rpc_timeout: timedelta = SUMMARY_TIMEOUT,
     ) -> None:
         self._client = client
         self._cluster_name = cluster_name
         self._interval = interval
+        self._rpc_timeout = rpc_timeout
         self._last_outcome = "ok"
 
     async def refresh(self) -> str:
         """Read the summary once and set the gauges; the outcome (ok, no-ledger, failed)."""
         try:
-            summary = await read_ledger_summary(self._client, self._cluster_name)
+            summary = await read_ledger_summary(
+                self._client, self._cluster_name, rpc_timeout=self._rpc_timeout
+            )
         except LedgerNotFound:
             outcome = "no-ledger"
             if self._last_outcome != outcome:
