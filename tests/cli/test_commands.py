@@ -148,6 +148,9 @@ def test_submit_completes_the_pod_and_status_follows_the_launch(
     [row] = [r for r in rows if r.split()[1] == "cli-ok"]
     assert row.split()[2] == "Running"
     assert "m5.large" in row
+    # The launch went through the cluster's budget ledger: its cost so far is shown.
+    assert header.split()[-2:] == ["COST", "AGE"]
+    assert row.split()[-2].startswith("$")
 
     code, out, err = orca(dev_stack, capsys, "status", "cli-ok")
     assert code == 0, err

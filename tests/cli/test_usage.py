@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from orca.activities.launch_admission import BudgetLedgerClient, LedgerUpkeepActivities
 from orca.budgets import Budget, BudgetKind, Claim
 from orca.cli.main import main
+from orca.cli.status import cost_cell, pod_costs
 from orca.ledger_summary import read_ledger_summary
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import LedgerRules
@@ -176,6 +177,18 @@ async def test_a_narrow_window_clips_the_released_pod(
         "g5.xlarge",
         "TOTAL",
     ]
+
+
+async def test_status_costs_come_from_the_ledger_and_are_absent_without_one(
+    cluster: Cluster, temporal_dev_env: WorkflowEnvironment
+) -> None:
+    client = temporal_dev_env.client
+    costs = await pod_costs(client, cluster.name)
+    assert costs is not None
+    assert set(costs) == {"pod/ml/a/uid-a", "pod/nlp/b/uid-b"}
+    assert cost_cell(costs["pod/ml/a/uid-a"]).startswith("$")
+    assert cost_cell(costs.get("pod/ml/c/uid-c")) == "-"  # admitted, not launched yet
+    assert await pod_costs(client, "never-launched") is None
 
 
 async def test_held_launches_are_listed_with_their_reason(
