@@ -163,8 +163,9 @@ async def run(settings: Settings) -> None:
         refreshing = asyncio.create_task(ledger_metrics.run(stop)) if gauges else None
         await stop.wait()
         log.info("worker stopping")
-        if refreshing is not None:
-            await refreshing
+        if refreshing is not None:  # a summary query in flight must not delay the shutdown
+            refreshing.cancel()
+            await asyncio.gather(refreshing, return_exceptions=True)
     for server in servers:
         server.stop()
 

@@ -234,6 +234,25 @@ async def test_a_cluster_without_a_ledger_says_so(
     assert "Traceback" not in err
 
 
+async def test_a_ledger_no_worker_answers_for_exits_1(
+    temporal_dev_env: WorkflowEnvironment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = temporal_dev_env.client
+    task_queue = f"usage-{uuid.uuid4()}"
+    name = f"usage-{uuid.uuid4().hex[:8]}"
+    ledger = BudgetLedgerClient(client, name, LedgerRules(task_queue=task_queue))
+    async with Worker(client, task_queue=task_queue, workflows=[BudgetLedger]):
+        await ledger.admit(Claim(pod="pod/ml/a/u", namespace="ml", instance_type="m5.large"))
+    # The ledger's only worker is gone.
+    config = write_config(tmp_path, client.service_client.config.target_host, name, task_queue)
+    code, out, err = await orca(capsys, "--config", str(config), "usage")
+    assert code == 1
+    assert out == ""
+    assert f"the budget ledger orca-ledger/{name} did not answer" in err
+    assert f"is an ORCA worker running on task queue {task_queue}?" in err
+    assert "Traceback" not in err
+
+
 async def test_an_unreachable_temporal_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
