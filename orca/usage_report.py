@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -151,7 +151,3 @@ def cost_by_scope(
         scope = (pod.namespace, pod.team or NO_TEAM)
         costs[scope] = costs.get(scope, Decimal(0)) + clipped(pod, start, end)[1]
     return costs
-
-
-def window_since(now: datetime, since: timedelta) -> tuple[datetime, datetime]:
-    return now - since, now
