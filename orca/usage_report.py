@@ -117,10 +117,8 @@ def cost_by_pod(summary: LedgerSummary) -> dict[str, Decimal]:
 
 
 def running_pods(summary: LedgerSummary) -> list[PodCost]:
-    """The pods whose instances run now: the summary lists them last, `launched` of them."""
-    if summary.launched <= 0:
-        return []
-    return summary.pods[-summary.launched :]
+    """The pods whose instances run now."""
+    return [pod for pod in summary.pods if pod.running]
 
 
 def running_instances(summary: LedgerSummary) -> Counter[tuple[str, str]]:

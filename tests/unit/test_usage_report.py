@@ -116,9 +116,12 @@ def test_a_relaunched_pod_is_one_pod_with_both_instances() -> None:
     assert cost_by_pod(summary([first, second])) == {first.pod: Decimal(3)}
 
 
-def test_the_running_pods_are_the_last_launched_of_the_summary() -> None:
+def test_the_running_pods_are_those_the_summary_marks_running() -> None:
     released = pod("done", 5, 1, "1")
-    running = [pod("r1", 1, 1, "1", instance_type="p5.48xlarge"), pod("r2", 1, 1, "1")]
+    running = [
+        pod("r1", 1, 1, "1", instance_type="p5.48xlarge").model_copy(update={"running": True}),
+        pod("r2", 1, 1, "1").model_copy(update={"running": True}),
+    ]
     assert running_pods(summary([released, *running], launched=2)) == running
     assert running_pods(summary([released], launched=0)) == []
     assert running_instances(summary([released, *running], launched=2)) == {
