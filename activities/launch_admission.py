@@ -1,10 +1,11 @@
 """Admission of launches through the cluster's `BudgetLedger` workflow.
 
-`BudgetLedgerClient` is what the launch and terminate activities use: `reserve` before
-RunInstances (update-with-start, so the first launch of a cluster starts its ledger),
-`record_launch` once EC2 answered with an instance, `release` when the pod's instances are
-terminated. The ledger is the only place that decides; this client only carries the worker's
-configured rules (`rules_from_settings`) with each reservation.
+`BudgetLedgerClient` is what the launch and terminate activities use: `admit` before
+RunInstances, `record_launch` once EC2 answered with an instance, `release` when the pod's
+instances are terminated. The worker's questions queue up and go to the ledger as batches, one
+update in flight at a time (`BudgetLedger.apply`; update-with-start when it reserves, so the
+first launch of a cluster starts its ledger). The ledger is the only place that decides; this
+client only carries the worker's configured rules (`rules_from_settings`) with each batch.
 
 `LedgerUpkeepActivities.ledger_running_pods` is the ledger's own activity: which of its pods'
 workflows still run (one visibility query per hundred pods), so it can release the rest.
@@ -12,10 +13,15 @@ workflows still run (one visibility query per hundred pods), so it can release t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -29,15 +35,40 @@ from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import (
     Admission,
     LaunchRecord,
+    LedgerBatch,
+    LedgerBatchResult,
     LedgerRules,
     LedgerState,
     OfferingMark,
-    ReserveRequest,
     ledger_workflow_id,
 )
 
+T = TypeVar("T")
+
 RUNNING_QUERY_CHUNK = 100
 LEDGER_RPC_TIMEOUT = timedelta(seconds=30)
+MAX_BATCH = 500
+"""At most this many questions in one update (keeps each update's payload well under 2 MB)."""
+BUSY_STATUSES = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE})
+"""The ledger is busy, not wrong: Temporal allows 10 in-flight updates per workflow
+(`history.maxInFlightUpdates`; RESOURCE_EXHAUSTED past it) and aborts in-flight updates when it
+reloads the workflow (UNAVAILABLE "workflow update was aborted"). Every ledger question is
+idempotent per pod, so these are retried here, at once and jittered, instead of failing the
+activity into its retry backoff."""
+BUSY_RETRY_FOR = timedelta(seconds=60)
+
+
+async def _while_busy(call: Callable[[], Awaitable[T]]) -> T:
+    deadline = time.monotonic() + BUSY_RETRY_FOR.total_seconds()
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except RPCError as error:
+            if error.status not in BUSY_STATUSES or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(random.uniform(0, delay))
+        delay = min(delay * 2, 2.0)
 
 
 def rules_from_settings(settings: Settings) -> LedgerRules:
@@ -85,6 +116,16 @@ class NoAdmission:
         return None
 
 
+@dataclass
+class _Request:
+    """One activity's question, waiting in the worker's queue for the next batch."""
+
+    reserve: Claim | None = None
+    launched: LaunchRecord | None = None
+    release: str | None = None
+    answer: asyncio.Future[Any] | None = None
+
+
 class BudgetLedgerClient:
     def __init__(
         self,
@@ -97,43 +138,83 @@ class BudgetLedgerClient:
         self._rules = rules
         self._offering_ttl = offering_ttl
         self.workflow_id = ledger_workflow_id(cluster_name)
+        self._queue: list[_Request] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def admit(self, claim: Claim) -> Admission:
-        start = WithStartWorkflowOperation(
-            BudgetLedger.run,
-            LedgerState(rules=self._rules),
-            id=self.workflow_id,
-            task_queue=self._rules.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        result: Admission = await self._client.execute_update_with_start_workflow(
-            BudgetLedger.reserve,
-            ReserveRequest(claim=claim, rules=self._rules),
-            start_workflow_operation=start,
-            rpc_timeout=LEDGER_RPC_TIMEOUT,
-        )
-        return result
+        admission: Admission = await self._submit(_Request(reserve=claim))
+        return admission
 
     async def record_launch(self, pod: str, instance_id: str) -> None:
-        handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
-        await handle.execute_update(
-            BudgetLedger.record_launch,
-            LaunchRecord(pod=pod, instance_id=instance_id),
-            rpc_timeout=LEDGER_RPC_TIMEOUT,
-        )
+        await self._submit(_Request(launched=LaunchRecord(pod=pod, instance_id=instance_id)))
 
     async def release(self, pod: str) -> Decimal:
-        """Release the pod's claim; nothing to do when the cluster has no ledger yet."""
+        """Release the pod's claim (the dollars its instance cost); 0 without a ledger."""
+        cost: Decimal = await self._submit(_Request(release=pod))
+        return cost
+
+    async def _submit(self, request: _Request) -> Any:
+        loop = asyncio.get_running_loop()
+        request.answer = loop.create_future()
+        self._queue.append(request)
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_queued())
+        return await request.answer
+
+    async def _send_queued(self) -> None:
+        """One update in flight per worker, carrying everything queued meanwhile."""
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                result = await _while_busy(functools.partial(self._send, batch))
+            except Exception as error:
+                for request in batch:
+                    if request.answer is not None and not request.answer.done():
+                        request.answer.set_exception(error)
+                continue
+            admissions, costs = iter(result.admissions), iter(result.costs)
+            for request in batch:
+                answer: Any = None
+                if request.reserve is not None:
+                    answer = next(admissions)
+                elif request.release is not None:
+                    answer = next(costs)
+                if request.answer is not None and not request.answer.done():
+                    request.answer.set_result(answer)
+
+    async def _send(self, batch: list[_Request]) -> LedgerBatchResult:
+        update = LedgerBatch(
+            rules=self._rules,
+            reserve=[r.reserve for r in batch if r.reserve is not None],
+            launched=[r.launched for r in batch if r.launched is not None],
+            release=[r.release for r in batch if r.release is not None],
+        )
+        if update.reserve:
+            start = WithStartWorkflowOperation(  # one operation per call: not reusable
+                BudgetLedger.run,
+                LedgerState(rules=self._rules),
+                id=self.workflow_id,
+                task_queue=self._rules.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            started: LedgerBatchResult = await self._client.execute_update_with_start_workflow(
+                BudgetLedger.apply,
+                update,
+                start_workflow_operation=start,
+                rpc_timeout=LEDGER_RPC_TIMEOUT,
+            )
+            return started
         handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
         try:
-            cost: Decimal = await handle.execute_update(
-                BudgetLedger.release, pod, rpc_timeout=LEDGER_RPC_TIMEOUT
+            result: LedgerBatchResult = await handle.execute_update(
+                BudgetLedger.apply, update, rpc_timeout=LEDGER_RPC_TIMEOUT
             )
         except RPCError as error:
-            if error.status is RPCStatusCode.NOT_FOUND:
-                return Decimal(0)
-            raise
-        return cost
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # No ledger yet: nothing was reserved, so nothing is released or billed.
+            return LedgerBatchResult(admissions=[], costs=[Decimal(0)] * len(update.release))
+        return result
 
     async def offering_unavailable(self, offering: Offering) -> None:
         """Tell every worker (through the ledger) that `offering` just ran out of capacity."""

@@ -1,12 +1,15 @@
 """`BudgetLedger`: the one place where launches are admitted, one workflow per cluster.
 
 Every launch activity, in whichever worker it runs, reserves through the ledger before
-RunInstances (Update `reserve`, sent with update-with-start so the first launch creates the
-ledger), reports the instance (`record_launch`) and releases on terminate (`release`). Updates
-are handled one at a time on the workflow's single thread, so two workers can never both take
-the last slot; Temporal keeps the claims durably, so a worker killed mid-launch or a Temporal
-restart loses and double-counts nothing. A reservation is idempotent per pod: a retried activity
-gets the answer it had.
+RunInstances, reports the instance once EC2 answered and releases on terminate. A worker sends
+what its activities ask as batches: one Update `apply` in flight per worker at a time, carrying
+every reservation, launch and release queued meanwhile (update-with-start, so the first launch
+creates the ledger). Temporal allows ten in-flight updates per workflow and aborts them under
+load, so one update per launch would collapse in a burst; one per worker carries any burst.
+Updates are handled one at a time on the workflow's single thread, so two workers can never
+both take the last slot; Temporal keeps the claims durably, so a worker killed mid-launch or a
+Temporal restart loses and double-counts nothing. A reservation is idempotent per pod: a retried
+activity gets the answer it had.
 
 A launch that does not fit waits in submission order (`orca.budgets.admit_in_order`); the pod's
 workflow keeps it Pending with the hold's message and asks again. When room frees (a release),
@@ -70,11 +73,12 @@ with workflow.unsafe.imports_passed_through():
         AdmittedClaim,
         BudgetUse,
         LaunchRecord,
+        LedgerBatch,
+        LedgerBatchResult,
         LedgerState,
         LedgerSummary,
         OfferingMark,
         PodCost,
-        ReserveRequest,
     )
 
 RELEASED_KEPT = timedelta(days=35)
@@ -112,9 +116,20 @@ class BudgetLedger:
         workflow.continue_as_new(self._state)
 
     @workflow.update
-    def reserve(self, request: ReserveRequest) -> Admission:
-        self._state.rules = request.rules
-        claim = request.claim
+    def apply(self, batch: LedgerBatch) -> LedgerBatchResult:
+        """Everything one worker asks at once: releases first (they free room), then
+        launches recorded, then reservations in the order the worker sent them."""
+        self._state.rules = batch.rules
+        costs = [self._release(pod) for pod in batch.release]
+        for record in batch.launched:
+            self._record_launch(record)
+        callers = {claim.pod for claim in batch.reserve}
+        admissions = [self._reserve(claim, callers) for claim in batch.reserve]
+        if batch.release and not batch.reserve:
+            self._admit_waiting()
+        return LedgerBatchResult(admissions=admissions, costs=costs)
+
+    def _reserve(self, claim: Claim, callers: set[str]) -> Admission:
         held = self._state.admitted.get(claim.pod)
         if held is not None and held.claim == claim:
             return Admission(admitted=True)
@@ -131,7 +146,7 @@ class BudgetLedger:
             waiting.append(claim)
         else:
             waiting[position] = claim
-        self._admit_waiting(caller=claim.pod)
+        self._admit_waiting(callers=callers)
         if claim.pod in self._state.admitted:
             return Admission(admitted=True)
         order = [c.pod for c in self._state.waiting]
@@ -139,8 +154,7 @@ class BudgetLedger:
             admitted=False, hold=self._holds.get(claim.pod), position=order.index(claim.pod) + 1
         )
 
-    @workflow.update
-    def record_launch(self, record: LaunchRecord) -> None:
+    def _record_launch(self, record: LaunchRecord) -> None:
         admitted = self._state.admitted.get(record.pod)
         if admitted is None or admitted.launched_at is not None:
             return
@@ -148,12 +162,9 @@ class BudgetLedger:
         admitted.accrued_until = admitted.launched_at
         admitted.instance_id = record.instance_id
 
-    @workflow.update
-    def release(self, pod: str) -> Decimal:
+    def _release(self, pod: str) -> Decimal:
         """End a pod's claim (waiting or admitted); the dollars its instance cost."""
-        cost = self._drop(pod)
-        self._admit_waiting()
-        return cost
+        return self._drop(pod)
 
     @workflow.signal
     def offering_unavailable(self, mark: OfferingMark) -> None:
@@ -229,7 +240,7 @@ class BudgetLedger:
     def _admit(self, claim: Claim) -> None:
         self._state.admitted[claim.pod] = AdmittedClaim(claim=claim, admitted_at=workflow.now())
 
-    def _admit_waiting(self, caller: str | None = None) -> None:
+    def _admit_waiting(self, callers: set[str] | frozenset[str] = frozenset()) -> None:
         rules = self._state.rules
         newly, self._holds = admit_in_order(
             self._state.waiting,
@@ -241,7 +252,7 @@ class BudgetLedger:
         )
         for claim in newly:
             self._admit(claim)
-            if claim.pod != caller:
+            if claim.pod not in callers:
                 self._to_notify.append(claim.pod)
         admitted = {c.pod for c in newly}
         self._state.waiting = [c for c in self._state.waiting if c.pod not in admitted]

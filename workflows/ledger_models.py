@@ -41,11 +41,6 @@ class LedgerRules(BaseModel):
     warning_threshold: float = 0.8
 
 
-class ReserveRequest(BaseModel):
-    claim: Claim
-    rules: LedgerRules
-
-
 class Admission(BaseModel):
     """The answer to a reservation: admitted, or held with the reason (and the queue position)."""
 
@@ -63,6 +58,22 @@ class Admission(BaseModel):
 class LaunchRecord(BaseModel):
     pod: str
     instance_id: str
+
+
+class LedgerBatch(BaseModel):
+    """Everything one worker's activities asked since its last update."""
+
+    rules: LedgerRules
+    reserve: list[Claim] = Field(default_factory=list)
+    launched: list[LaunchRecord] = Field(default_factory=list)
+    release: list[str] = Field(default_factory=list)
+
+
+class LedgerBatchResult(BaseModel):
+    admissions: list[Admission]
+    """One per reservation, in order."""
+    costs: list[Decimal]
+    """One per release, in order: the dollars the pod's instance cost."""
 
 
 class OfferingMark(BaseModel):

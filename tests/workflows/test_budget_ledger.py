@@ -291,3 +291,26 @@ async def test_an_offering_one_worker_found_out_is_unavailable_in_every_worker(
         sharing.cancel()
     marks = await ledger.ledger.unavailable_offerings()
     assert [m.offering for m in marks] == [offering]
+
+
+async def test_a_burst_of_reservations_travels_in_a_few_batches(worker: tuple[Client, str]) -> None:
+    """Temporal allows ten in-flight updates per workflow: a worker's burst must not need more."""
+    limit = Budget(
+        setting="limits.maxConcurrentInstances", kind=BudgetKind.INSTANCES, limit=Decimal(100)
+    )
+    ledger = ledger_for(worker, rules(worker[1], limit))
+    answers = await asyncio.gather(*(ledger.ledger.admit(gpu_claim(f"p-{n}")) for n in range(300)))
+    assert sum(a.admitted for a in answers) == 100
+    released = await asyncio.gather(*(ledger.ledger.release(f"p-{n}") for n in range(50)))
+    assert released == [0] * 50
+    handle = ledger.client.get_workflow_handle(ledger.ledger.workflow_id)
+    history = await handle.fetch_history()
+    updates = [
+        e
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert len(updates) < 30, f"{len(updates)} updates for 350 questions"
+    summary = await ledger.summary()
+    assert summary.admitted == 100  # 50 released, the next 50 in line admitted
+    assert len(summary.waiting) == 150
