@@ -121,6 +121,7 @@ class InstanceActivities:
                 LAUNCH_FAILURES.labels(**labels, reason=code).inc()
                 if kind is AwsErrorKind.CAPACITY:
                     self._unavailable.mark(candidate.offering)
+                    await self._admission.offering_unavailable(candidate.offering)
                     return LaunchOutcome(capacity_error=code, message=error_message(error))
                 raise  # classified at the activity boundary (`fails_on_aws_errors`)
             await self._admission.record_launch(workflow_id, instance_id)

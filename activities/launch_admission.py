@@ -13,7 +13,7 @@ workflows still run (one visibility query per hundred pods), so it can release t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from orca.budgets import Claim, budgets_from
+from orca.selection import Offering
 from orca.settings import Settings
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import (
@@ -30,6 +31,7 @@ from orca.workflows.ledger_models import (
     LaunchRecord,
     LedgerRules,
     LedgerState,
+    OfferingMark,
     ReserveRequest,
     ledger_workflow_id,
 )
@@ -49,6 +51,8 @@ def rules_from_settings(settings: Settings) -> LedgerRules:
         minimum_runtime=limits.minimum_runtime,
         accrual_interval=limits.accrual_interval,
         task_queue=settings.temporal.task_queue,
+        enforcement=limits.enforcement,
+        warning_threshold=limits.warning_threshold,
     )
 
 
@@ -60,6 +64,8 @@ class LaunchAdmission(Protocol):
     async def record_launch(self, pod: str, instance_id: str) -> None: ...
 
     async def release(self, pod: str) -> Decimal: ...
+
+    async def offering_unavailable(self, offering: Offering) -> None: ...
 
 
 class NoAdmission:
@@ -75,11 +81,21 @@ class NoAdmission:
     async def release(self, pod: str) -> Decimal:
         return Decimal(0)
 
+    async def offering_unavailable(self, offering: Offering) -> None:
+        return None
+
 
 class BudgetLedgerClient:
-    def __init__(self, client: Client, cluster_name: str, rules: LedgerRules) -> None:
+    def __init__(
+        self,
+        client: Client,
+        cluster_name: str,
+        rules: LedgerRules,
+        offering_ttl: timedelta = timedelta(minutes=3),
+    ) -> None:
         self._client = client
         self._rules = rules
+        self._offering_ttl = offering_ttl
         self.workflow_id = ledger_workflow_id(cluster_name)
 
     async def admit(self, claim: Claim) -> Admission:
@@ -118,6 +134,27 @@ class BudgetLedgerClient:
                 return Decimal(0)
             raise
         return cost
+
+    async def offering_unavailable(self, offering: Offering) -> None:
+        """Tell every worker (through the ledger) that `offering` just ran out of capacity."""
+        handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
+        until = datetime.now(UTC) + self._offering_ttl
+        try:
+            await handle.signal(
+                BudgetLedger.offering_unavailable,
+                OfferingMark(offering=offering, until=until),
+                rpc_timeout=LEDGER_RPC_TIMEOUT,
+            )
+        except RPCError as error:
+            # Only a hint for other workers' plans: never worth failing a launch over.
+            activity.logger.info("could not share an unavailable offering: %s", error.message)
+
+    async def unavailable_offerings(self) -> list[OfferingMark]:
+        handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
+        marks: list[OfferingMark] = await handle.query(
+            BudgetLedger.unavailable_offerings, rpc_timeout=LEDGER_RPC_TIMEOUT
+        )
+        return marks
 
 
 def running_query(workflow_ids: Sequence[str]) -> str:

@@ -1,8 +1,9 @@
 """`plan_launch`: the pod → launch spec → ordered candidate offerings, as one activity.
 
 The pure work is `orca.launch_spec.parse_launch_spec` and `orca.selection.plan_candidates`; this
-wrapper feeds them the settings, the cached catalog and the recently-unavailable offerings, and
-maps an invalid pod to the non-retryable `InvalidPodSpec` failure.
+wrapper feeds them the settings, the cached catalog and the recently-unavailable offerings, fills
+in the pod's team from its namespace's label (`orca.activities.namespace_teams`), and maps an
+invalid pod to the non-retryable `InvalidPodSpec` failure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.names import ActivityName
+from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
 from orca.launch_spec import InvalidPodSpec, parse_launch_spec
@@ -25,11 +27,16 @@ from orca.settings import Settings
 
 class PlanningActivities:
     def __init__(
-        self, settings: Settings, catalog: InstanceCatalog, unavailable: UnavailableOfferings
+        self,
+        settings: Settings,
+        catalog: InstanceCatalog,
+        unavailable: UnavailableOfferings,
+        teams: NamespaceTeams | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._unavailable = unavailable
+        self._teams = teams
 
     @activity.defn(name=ActivityName.PLAN_LAUNCH)
     @fails_on_aws_errors()
@@ -42,6 +49,10 @@ class PlanningActivities:
                 str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
             ) from None
         with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid), heartbeating():
+            if spec.team is None and self._teams is not None:
+                spec = spec.model_copy(
+                    update={"team": await self._teams.team_of(spec.pod.namespace)}
+                )
             catalog, subnets = await self._catalog.snapshot()
             if not subnets:
                 raise ApplicationError(

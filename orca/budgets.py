@@ -326,3 +326,75 @@ def admit_in_order(
         budget = next(b for b in budgets if b.setting == hold.setting and b.covers(claim.namespace))
         first_held[budget.key(claim.namespace)] = (claim.pod, hold)
     return newly, held
+
+
+class SpendLevel(StrEnum):
+    WARNING = "warning"
+    EXHAUSTED = "exhausted"
+
+
+class SpendAnnouncement(BaseModel):
+    """A dollar budget crossed its warning threshold or was spent, in one scope and period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    level: SpendLevel
+    setting: str
+    namespace: str | None
+    spent: Decimal
+    limit: Decimal
+
+    def covers(self, namespace: str) -> bool:
+        return self.namespace is None or self.namespace == namespace
+
+    @property
+    def message(self) -> str:
+        spent, limit = f"${self.spent.quantize(CENT)}", f"${self.limit.quantize(CENT)}"
+        share = int(self.spent * 100 / self.limit) if self.limit else 100
+        if self.level is SpendLevel.WARNING:
+            return f"{self.setting} ({limit}) is {share} % spent ({spent})"
+        return f"{self.setting} ({limit}) is spent ({spent}); new launches are held"
+
+
+def spend_announcements(
+    budgets: Sequence[Budget],
+    spend: SpendBook,
+    namespaces: Iterable[str],
+    now: datetime,
+    threshold: float,
+    announced: dict[str, str],
+) -> list[SpendAnnouncement]:
+    """The dollar budgets that reached a level not yet announced for this period (pure).
+
+    `namespaces` are those with running claims (for per-namespace budgets); `announced` maps
+    each announcement key to the level last announced, so each level is announced once."""
+    found: list[SpendAnnouncement] = []
+    scopes = sorted(set(namespaces))
+    for budget in budgets:
+        if not budget.kind.is_spend or not budget.limit:
+            continue
+        period = day_of(now) if budget.kind is BudgetKind.DAILY_SPEND else month_of(now)
+        for namespace in scopes if budget.each_namespace else [budget.namespace]:
+            spent = spend.spent(namespace, period)
+            if spent >= budget.limit:
+                level = SpendLevel.EXHAUSTED
+            elif spent >= budget.limit * Decimal(str(threshold)):
+                level = SpendLevel.WARNING
+            else:
+                continue
+            key = f"{budget.setting}|{namespace or ''}|{period}"
+            before = announced.get(key)
+            if before == level or before == SpendLevel.EXHAUSTED:
+                continue
+            found.append(
+                SpendAnnouncement(
+                    key=key,
+                    level=level,
+                    setting=budget.setting,
+                    namespace=namespace,
+                    spent=spent,
+                    limit=budget.limit,
+                )
+            )
+    return found

@@ -16,6 +16,7 @@ Annotation vocabulary (prefix `orca.research/`), compatible with the Go ORCA:
 | `launch-type` | `on-demand` or `spot` |
 | `max-spot-price` (also `spot-max-price`) | USD per hour ceiling for spot |
 | `budget-namespace` | cost attribution; defaults to the pod's namespace |
+| `max-hourly-cost` | USD per hour: dearer offerings are skipped (`orca explain` says which) |
 | `team` | team or department: an instance tag and a ledger dimension for cost reports |
 | `max-lifetime` | `4h`, `7d`, ...; the instance is terminated after it |
 | `ami` | AMI ID to boot instead of the per-family default |
@@ -62,6 +63,7 @@ class Annotation(StrEnum):
     SPOT_MAX_PRICE = "orca.research/spot-max-price"  # the Go ORCA's older spelling
     BUDGET_NAMESPACE = "orca.research/budget-namespace"
     TEAM = "orca.research/team"
+    MAX_HOURLY_COST = "orca.research/max-hourly-cost"
     MAX_LIFETIME = "orca.research/max-lifetime"
     AMI = "orca.research/ami"
     USER_DATA = "orca.research/user-data"
@@ -132,6 +134,8 @@ class LaunchSpec(BaseModel):
     budget_namespace: str
     team: str | None = None
     """From the `team` annotation; the planner fills in the namespace's label otherwise."""
+    max_hourly_cost: Decimal | None = None
+    """The pod's own price ceiling for any offering, spot or on-demand."""
     max_lifetime: timedelta | None = None
     ami_id: str | None = None
     user_data: str | None = None
@@ -228,6 +232,11 @@ def parse_launch_spec(
         max_spot_price=max_spot_price,
         budget_namespace=_budget_namespace(annotations, ref),
         team=_attribution_name(annotations, Annotation.TEAM, "vision-lab"),
+        max_hourly_cost=(
+            _price(Annotation.MAX_HOURLY_COST, annotations[Annotation.MAX_HOURLY_COST])
+            if Annotation.MAX_HOURLY_COST in annotations
+            else None
+        ),
         max_lifetime=_max_lifetime(annotations, limits),
         ami_id=_pattern(
             annotations, Annotation.AMI, _AMI_ID, "an AMI ID such as ami-0abc1234def567890"

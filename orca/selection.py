@@ -271,6 +271,14 @@ def explain_candidates(
                         f"{_money(ceiling)}/h ceiling"
                     )
                     continue
+                cap = spec.max_hourly_cost
+                if cap is not None and (price is None or price > cap):
+                    cost = f"costs {_money(price)}/h" if price is not None else "has no known price"
+                    skipped.append(
+                        f"{name} {capacity_type.value} in {zone} {cost}, above the pod's "
+                        f"max-hourly-cost of {_money(cap)}/h"
+                    )
+                    continue
                 reason = f"{why}, {capacity_type.value} in {zone} at " + (
                     f"{_money(price)}/h" if price is not None else "an unknown price"
                 )

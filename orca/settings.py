@@ -268,6 +268,13 @@ class InstancesSettings(_Section):
         return self
 
 
+class BudgetEnforcement(StrEnum):
+    HOLD = "hold"
+    """An exhausted dollar budget holds new launches only."""
+    STOP = "stop"
+    """It also stops the scope's running pods (reason BudgetExceeded)."""
+
+
 class NamespaceQuota(_Section):
     max_instances: int | None = Field(default=None, ge=0)
     max_gpus: int | None = Field(default=None, alias="maxGPUs", ge=0)
@@ -288,6 +295,9 @@ class LimitsSettings(_Section):
     """A dollar budget holds a launch when what is left cannot pay for this long of it."""
     accrual_interval: Duration = timedelta(minutes=1)
     """How often the budget ledger adds running instances' cost to the spend."""
+    enforcement: BudgetEnforcement = BudgetEnforcement.HOLD
+    warning_threshold: float = Field(default=0.8, gt=0, le=1)
+    """The share of a dollar budget spent at which the scope's running pods get a warning event."""
     ledger: bool = True
     """Admit every launch through the cluster's budget ledger workflow (`orca-ledger/<cluster>`).
     False admits everything and enforces no limit or budget (benchmarks, throwaway clusters)."""

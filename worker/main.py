@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -32,9 +33,11 @@ from orca.activities.launch_admission import (
     NoAdmission,
     rules_from_settings,
 )
+from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
+from orca.activities.shared_offerings import share_unavailable_offerings
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
@@ -55,14 +58,24 @@ def launch_admission(settings: Settings, client: Client) -> LaunchAdmission:
     if not settings.limits.ledger:
         return NoAdmission()
     return BudgetLedgerClient(
-        client, settings.kubernetes.cluster_name, rules_from_settings(settings)
+        client,
+        settings.kubernetes.cluster_name,
+        rules_from_settings(settings),
+        offering_ttl=settings.instances.unavailable_offering_ttl,
     )
+
+
+@dataclass
+class WorkerParts:
+    activities: list[Callable[..., Any]]
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    """Loops that run beside the worker while it polls."""
 
 
 def build_activities(
     settings: Settings, aws: AwsClients, kube: KubeClients, client: Client
-) -> list[Callable[..., Any]]:
-    """Every activity callable, wired to the given clients (tests pass emulator-backed ones)."""
+) -> WorkerParts:
+    """Every activity callable, wired to the given clients, and the loops they need."""
     instrument(aws)
     unavailable = UnavailableOfferings(settings.instances.unavailable_offering_ttl.total_seconds())
     catalog = InstanceCatalog(aws, settings.aws)
@@ -83,7 +96,7 @@ def build_activities(
         aws, settings.aws.status_log_group, settings.worker.status_poll_interval.total_seconds()
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
-    planning = PlanningActivities(settings, catalog, unavailable)
+    planning = PlanningActivities(settings, catalog, unavailable, NamespaceTeams(kube.core))
     admission = launch_admission(settings, client)
     instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
     containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
@@ -96,7 +109,11 @@ def build_activities(
         cluster_name=settings.kubernetes.cluster_name,
         node_name=settings.node.name,
     )
-    return [
+    background = []
+    if isinstance(admission, BudgetLedgerClient):
+        ledger = admission
+        background.append(lambda: share_unavailable_offerings(ledger, unavailable))
+    activities: list[Callable[..., Any]] = [
         planning.plan_launch,
         instances.launch_instance,
         instances.wait_until_running,
@@ -111,6 +128,7 @@ def build_activities(
         orphans.find_orphans,
         orphans.end_orphans,
     ]
+    return WorkerParts(activities, background)
 
 
 async def run(settings: Settings) -> None:
@@ -132,11 +150,12 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    parts = build_activities(settings, aws, kube, client)
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
         workflows=[PodLifecycle, BudgetLedger, OrphanSweep],
-        activities=build_activities(settings, aws, kube, client),
+        activities=parts.activities,
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
     unenforced = settings.limits.unenforced_budgets()
@@ -156,9 +175,12 @@ async def run(settings: Settings) -> None:
         temporal=settings.temporal.address,
         namespace=settings.temporal.namespace,
     )
+    tasks = [asyncio.create_task(loop()) for loop in parts.background]
     async with worker:
         await stop.wait()
         log.info("worker stopping")
+        for task in tasks:
+            task.cancel()
     for server in servers:
         server.stop()
 

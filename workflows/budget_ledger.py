@@ -20,6 +20,16 @@ releases the others (a workflow terminated from the UI, a pod that never came ba
 A waiting pod admitted because another pod's claim ended is signalled (`launch_admitted`) so
 its workflow asks again at once instead of at its next retry.
 
+Dollar budgets are watched after every accrual (`orca.budgets.spend_announcements`): at
+`warning_threshold` the scope's running pods get a `BudgetWarning` event; when the budget is
+spent they get `BudgetExhausted` (new launches are held), or, with `enforcement: stop`, the
+`budget_exhausted` signal that stops them with reason BudgetExceeded. Each level is announced
+once per budget, scope and period.
+
+The ledger also keeps the cluster's memory of offerings that just ran out of capacity
+(`offering_unavailable` signal, `unavailable_offerings` query), so one worker's
+InsufficientInstanceCapacity moves every worker's plans on (`orca.activities.shared_offerings`).
+
 The history stays bounded: the ledger continues as new, carrying `LedgerState`, when Temporal
 suggests it, once every update handler has finished.
 """
@@ -35,18 +45,25 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from orca.activities.models import EventType, PodEventReport
     from orca.budgets import (
         BudgetKind,
         Claim,
         Hold,
+        SpendAnnouncement,
+        SpendLevel,
         accrual_pieces,
         admit_in_order,
         day_of,
         hold_for,
         month_of,
+        spend_announcements,
         usage,
     )
+    from orca.settings import BudgetEnforcement
+    from orca.workflow_ids import pod_ref_from_workflow_id
     from orca.workflows.ledger_models import (
+        BUDGET_EXHAUSTED_SIGNAL,
         LAUNCH_ADMITTED_SIGNAL,
         LEDGER_WORKFLOW,
         Admission,
@@ -55,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         LaunchRecord,
         LedgerState,
         LedgerSummary,
+        OfferingMark,
         PodCost,
         ReserveRequest,
     )
@@ -84,6 +102,7 @@ class BudgetLedger:
                 )
             await self._notify_admitted()
             self._accrue(workflow.now())
+            await self._announce_spend()
             if workflow.now() >= next_upkeep:
                 await self._release_stale()
                 next_upkeep = workflow.now() + self._state.rules.upkeep_interval
@@ -135,6 +154,17 @@ class BudgetLedger:
         cost = self._drop(pod)
         self._admit_waiting()
         return cost
+
+    @workflow.signal
+    def offering_unavailable(self, mark: OfferingMark) -> None:
+        """A worker's launch met a capacity error: every worker's next plans put it last."""
+        kept = [m for m in self._state.unavailable if m.offering != mark.offering]
+        self._state.unavailable = [*kept, mark]
+
+    @workflow.query
+    def unavailable_offerings(self) -> list[OfferingMark]:
+        now = workflow.now()
+        return [m for m in self._state.unavailable if m.until > now]
 
     @workflow.query
     def summary(self) -> LedgerSummary:
@@ -238,6 +268,7 @@ class BudgetLedger:
     def _accrue(self, now: datetime) -> None:
         for admitted in self._state.admitted.values():
             self._accrue_one(admitted, now)
+        self._state.unavailable = [m for m in self._state.unavailable if m.until > now]
         keep_from = now - RELEASED_KEPT
         released = [p for p in self._state.released if p.ended >= keep_from]
         self._state.released = released[-MAX_RELEASED:]
@@ -252,15 +283,74 @@ class BudgetLedger:
             admitted.cost += dollars
         admitted.accrued_until = now
 
+    async def _announce_spend(self) -> None:
+        """Warn the running pods of a scope whose dollar budget reaches the warning threshold;
+        when it is spent, tell them new launches are held, or stop them (`enforcement: stop`)."""
+        rules, now = self._state.rules, workflow.now()
+        running = [a.claim for a in self._state.admitted.values() if a.launched_at is not None]
+        announced = self._state.notified
+        found = spend_announcements(
+            rules.budgets,
+            self._state.spend,
+            [c.namespace for c in running],
+            now,
+            rules.warning_threshold,
+            announced,
+        )
+        current = (day_of(now), month_of(now))
+        self._state.notified = {
+            k: v for k, v in announced.items() if k.rsplit("|", 1)[1] in current
+        }
+        for announcement in found:
+            self._state.notified[announcement.key] = announcement.level
+            workflow.logger.warning("budget %s: %s", announcement.level, announcement.message)
+            stop = (
+                announcement.level is SpendLevel.EXHAUSTED
+                and rules.enforcement is BudgetEnforcement.STOP
+            )
+            for claim in running:
+                if not announcement.covers(claim.namespace):
+                    continue
+                if stop:
+                    message = announcement.message.replace(
+                        "new launches are held", "limits.enforcement is stop: the pod is stopped"
+                    )
+                    await self._signal(claim.pod, BUDGET_EXHAUSTED_SIGNAL, message)
+                else:
+                    await self._pod_event(claim.pod, announcement)
+
+    async def _pod_event(self, pod: str, announcement: SpendAnnouncement) -> None:
+        ref = pod_ref_from_workflow_id(pod)
+        if ref is None:
+            return
+        reason = "BudgetWarning" if announcement.level is SpendLevel.WARNING else "BudgetExhausted"
+        try:
+            await workflow.execute_activity(
+                "record_pod_event",
+                PodEventReport(
+                    pod=ref, type=EventType.WARNING, reason=reason, message=announcement.message
+                ),
+                task_queue=self._state.rules.task_queue or None,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"{reason} on {ref.key}",
+            )
+        except ActivityError:
+            workflow.logger.info("could not post %s on %s", reason, ref.key)
+
+    async def _signal(self, pod: str, signal: str, arg: object = None) -> None:
+        try:
+            handle = workflow.get_external_workflow_handle(pod)
+            await (handle.signal(signal) if arg is None else handle.signal(signal, arg))
+        except Exception:  # a pod whose workflow ended: upkeep releases its claim
+            workflow.logger.info("could not signal %s to %s", signal, pod)
+
     async def _notify_admitted(self) -> None:
         pods, self._to_notify = self._to_notify, []
         for pod in pods:
             if pod not in self._state.admitted:
                 continue
-            try:
-                await workflow.get_external_workflow_handle(pod).signal(LAUNCH_ADMITTED_SIGNAL)
-            except Exception:  # a pod whose workflow ended: upkeep releases its claim
-                workflow.logger.info("could not tell %s it was admitted", pod)
+            await self._signal(pod, LAUNCH_ADMITTED_SIGNAL)
 
     async def _release_stale(self) -> None:
         pods = sorted({*self._state.admitted, *(c.pod for c in self._state.waiting)})

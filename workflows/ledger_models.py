@@ -9,11 +9,15 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from orca.budgets import Budget, Claim, Hold, SpendBook
+from orca.selection import Offering
+from orca.settings import BudgetEnforcement
 
 LEDGER_WORKFLOW = "BudgetLedger"
 LEDGER_ID_PREFIX = "orca-ledger/"
 LAUNCH_ADMITTED_SIGNAL = "launch_admitted"
 """The ledger to a waiting pod's workflow: your claim is admitted now, ask again."""
+BUDGET_EXHAUSTED_SIGNAL = "budget_exhausted"
+"""The ledger to a running pod's workflow (`enforcement: stop`): stop, the budget is spent."""
 
 
 def ledger_workflow_id(cluster_name: str) -> str:
@@ -32,7 +36,9 @@ class LedgerRules(BaseModel):
     accrual_interval: timedelta = timedelta(minutes=1)
     upkeep_interval: timedelta = timedelta(minutes=2)
     task_queue: str = ""
-    """Where the ledger's own activities (the stale-claim check) run."""
+    """Where the ledger's own activities (the stale-claim check, pod events) run."""
+    enforcement: BudgetEnforcement = BudgetEnforcement.HOLD
+    warning_threshold: float = 0.8
 
 
 class ReserveRequest(BaseModel):
@@ -57,6 +63,13 @@ class Admission(BaseModel):
 class LaunchRecord(BaseModel):
     pod: str
     instance_id: str
+
+
+class OfferingMark(BaseModel):
+    """An offering that ran out of capacity in some worker, unavailable until `until`."""
+
+    offering: Offering
+    until: datetime
 
 
 class AdmittedClaim(BaseModel):
@@ -89,6 +102,9 @@ class LedgerState(BaseModel):
     waiting: list[Claim] = Field(default_factory=list)
     spend: SpendBook = Field(default_factory=SpendBook)
     released: list[PodCost] = Field(default_factory=list)
+    unavailable: list[OfferingMark] = Field(default_factory=list)
+    notified: dict[str, str] = Field(default_factory=dict)
+    """`<setting>|<scope>|<period>` → the last level announced (`warning`, `exhausted`)."""
 
 
 class BudgetUse(BaseModel):

@@ -83,6 +83,8 @@ class LifecycleState(BaseModel):
     interruption: InterruptionNotice | None = None
     limit_reason: str | None = None
     """Set while a configured instance limit holds the launch."""
+    budget_stop: str | None = None
+    """Set when the budget ledger stops the running pod (`limits.enforcement: stop`)."""
     final_reason: str | None = None
     final_message: str | None = None
     monitor_rounds: int = 0

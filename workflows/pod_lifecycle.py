@@ -64,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
-    from orca.workflows.ledger_models import LAUNCH_ADMITTED_SIGNAL
+    from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LAUNCH_ADMITTED_SIGNAL
     from orca.workflows.models import (
         InterruptionKind,
         InterruptionNotice,
@@ -132,6 +132,12 @@ class PodLifecycle:
     def launch_admitted(self) -> None:
         """The budget ledger admitted this pod's held launch: ask again now."""
         self._admitted = True
+
+    @workflow.signal(name=BUDGET_EXHAUSTED_SIGNAL)
+    def budget_exhausted(self, message: str) -> None:
+        """The pod's dollar budget is spent and `limits.enforcement` is stop."""
+        if self.state.budget_stop is None:
+            self.state.budget_stop = message
 
     @workflow.signal
     def pod_gone(self) -> None:
@@ -453,7 +459,7 @@ class PodLifecycle:
         state = self.state
         assert state.instance is not None
         while True:
-            if self._stop_requested() or self._interrupted() or self._lifetime_over():
+            if self._stop_requested() or self._interrupted() or self._limit_reached():
                 return
             if state.monitor_rounds >= MAX_MONITOR_ROUNDS_PER_RUN or (
                 workflow.info().is_continue_as_new_suggested()
@@ -482,7 +488,7 @@ class PodLifecycle:
             )
             if not await self._race(
                 handle,
-                lambda: self._stop_requested() or self._interrupted() or self._lifetime_over(),
+                lambda: self._stop_requested() or self._interrupted() or self._limit_reached(),
             ):
                 return
             outcome: MonitorOutcome = handle.result()
@@ -584,6 +590,8 @@ class PodLifecycle:
                 event=("Evicting", message),
                 event_type=EventType.WARNING,
             )
+        elif state.deletion is None and state.budget_stop is not None:
+            self._fail(FailureType.BUDGET_EXCEEDED, state.budget_stop)
         elif state.deletion is None and self._lifetime_over():
             self._fail(
                 "DeadlineExceeded",
@@ -650,6 +658,10 @@ class PodLifecycle:
         if lifetime is None or started is None:
             return None
         return started + lifetime - workflow.now()
+
+    def _limit_reached(self) -> bool:
+        """The pod must stop although nobody asked: max lifetime, or a spent budget."""
+        return self.state.budget_stop is not None or self._lifetime_over()
 
     def _lifetime_over(self) -> bool:
         remaining = self._lifetime_remaining()

@@ -278,6 +278,7 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
         "events": {"create"},
         "configmaps": {"get"},
         "secrets": {"get"},
+        "namespaces": {"get"},
     }
     assert role_verbs(base_objects, "orca-watcher") == {
         "nodes": {"create", "get", "patch"},

@@ -12,10 +12,12 @@ from orca.budgets import (
     BudgetKind,
     Claim,
     SpendBook,
+    SpendLevel,
     accrual_pieces,
     admit_in_order,
     budgets_from,
     hold_for,
+    spend_announcements,
 )
 from orca.settings import LimitsSettings
 
@@ -194,3 +196,30 @@ def test_a_claim_that_never_fits_does_not_hold_back_the_queue() -> None:
     assert [c.pod for c in newly] == ["small"]
     assert held["huge"].never_fits
     assert "too small for this pod even with nothing else running" in held["huge"].message
+
+
+def test_spend_announcements_warn_then_exhaust_once_each() -> None:
+    budgets = budgets_from(limits(dailyBudget="100", namespaceQuotas={"ml": {"dailyBudget": "10"}}))
+    spend = SpendBook()
+    spend.add("ml", None, "2026-12-02", Decimal(9))
+    spend.add("nlp", None, "2026-12-02", Decimal(75))
+    announced: dict[str, str] = {}
+    first = spend_announcements(budgets, spend, ["ml", "nlp"], NOW, 0.8, announced)
+    assert [(a.setting, a.level) for a in first] == [
+        ("limits.dailyBudget", SpendLevel.WARNING),
+        ("limits.namespaceQuotas.ml.dailyBudget", SpendLevel.WARNING),
+    ]
+    assert first[0].message == "limits.dailyBudget ($100.00) is 84 % spent ($84.00)"
+    assert first[1].covers("ml")
+    assert not first[1].covers("nlp")
+    announced.update({a.key: a.level for a in first})
+    assert spend_announcements(budgets, spend, ["ml"], NOW, 0.8, announced) == []
+    spend.add("ml", None, "2026-12-02", Decimal(1))
+    exhausted = spend_announcements(budgets, spend, ["ml"], NOW, 0.8, announced)
+    assert [(a.setting, a.level) for a in exhausted] == [
+        ("limits.namespaceQuotas.ml.dailyBudget", SpendLevel.EXHAUSTED)
+    ]
+    assert "is spent ($10.00); new launches are held" in exhausted[0].message
+    # The next day starts afresh.
+    tomorrow = NOW + timedelta(days=1)
+    assert spend_announcements(budgets, spend, ["ml"], tomorrow, 0.8, announced) == []

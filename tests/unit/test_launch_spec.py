@@ -302,6 +302,8 @@ def test_every_annotation_parses() -> None:
         {
             "orca.research/instance-type": "p5.48xlarge",
             "orca.research/budget-namespace": "ml-team",
+            "orca.research/team": "vision-lab",
+            "orca.research/max-hourly-cost": "$120",
             "orca.research/max-lifetime": "1h30m",
             "orca.research/ami": "ami-0abc1234def567890",
             "orca.research/user-data": user_data,
@@ -311,6 +313,8 @@ def test_every_annotation_parses() -> None:
         }
     )
     assert spec.budget_namespace == "ml-team"
+    assert spec.team == "vision-lab"
+    assert spec.max_hourly_cost == Decimal(120)
     assert spec.max_lifetime == timedelta(hours=1, minutes=30)
     assert spec.ami_id == "ami-0abc1234def567890"
     assert base64.b64decode(spec.user_data or "") == b"#!/bin/sh\necho hi\n"
@@ -344,6 +348,7 @@ def test_defaults() -> None:
         ("capacity-block-id", "cb-123", "cr-0123"),
         ("capacity-reservation-preference", "always", "open, targeted, none"),
         ("budget-namespace", "a\tb", "printable"),
+        ("team", "", "256 printable characters"),
     ],
 )
 def test_invalid_values_name_annotation_value_and_allowed(

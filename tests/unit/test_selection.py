@@ -510,3 +510,42 @@ def test_auto_candidates_always_fit_the_request(cpu: int, memory_gib: int, gpus:
         assert info.gpus >= gpus
         assert (candidate.instance_type, candidate.zone) in snapshot.offerings
     assert len({c.instance_type for c in candidates}) <= 5
+
+
+# --- the pod's max-hourly-cost -------------------------------------------------------------------
+
+
+def test_max_hourly_cost_skips_dearer_offerings_with_a_note() -> None:
+    spec = spec_for(
+        {
+            "orca.research/instance-type": "p5.48xlarge",
+            "orca.research/launch-type": "spot",
+            "orca.research/max-hourly-cost": "13",
+        }
+    )
+    assert spec.max_hourly_cost == Decimal(13)
+    result = explain_candidates(spec, InstancesSettings(), catalog(), ZONES, set())
+    assert [(c.zone, c.capacity_type) for c in result.candidates] == [
+        ("us-west-2b", LaunchType.SPOT)
+    ]
+    assert any(
+        "us-west-2a" in note and "$14.10" in note and "max-hourly-cost of $13.00" in note
+        for note in result.skipped
+    )
+
+
+def test_max_hourly_cost_below_every_offering_raises_no_candidates() -> None:
+    spec = spec_for(
+        {"orca.research/instance-type": "p5.48xlarge", "orca.research/max-hourly-cost": "1"}
+    )
+    with pytest.raises(NoCandidates) as caught:
+        plan(spec)
+    assert "max-hourly-cost of $1.00" in caught.value.reason
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "cheap", "NaN"])
+def test_max_hourly_cost_must_be_a_positive_price(text: str) -> None:
+    with pytest.raises(InvalidPodSpec) as caught:
+        spec_for({"orca.research/instance-type": "m5.large", "orca.research/max-hourly-cost": text})
+    assert caught.value.annotation == Annotation.MAX_HOURLY_COST
+    assert "is not a price" in str(caught.value)

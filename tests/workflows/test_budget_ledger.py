@@ -13,15 +13,20 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from orca.activities.launch_admission import BudgetLedgerClient, LedgerUpkeepActivities
+from orca.activities.models import PodEventReport
+from orca.activities.shared_offerings import share_unavailable_offerings
+from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.budgets import Budget, BudgetKind, Claim
+from orca.selection import Offering
+from orca.settings import BudgetEnforcement, LaunchType
 from orca.workflows.budget_ledger import BudgetLedger
-from orca.workflows.ledger_models import LedgerRules, LedgerSummary
+from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LedgerRules, LedgerSummary
 
 
 @workflow.defn(name="LedgerTestPod")
@@ -30,14 +35,30 @@ class LedgerTestPod:
 
     def __init__(self) -> None:
         self._done = False
+        self.stopped_because: str | None = None
 
     @workflow.signal
     def finish(self) -> None:
         self._done = True
 
+    @workflow.signal(name=BUDGET_EXHAUSTED_SIGNAL)
+    def budget_exhausted(self, message: str) -> None:
+        self.stopped_because = message
+        self._done = True
+
     @workflow.run
-    async def run(self) -> None:
+    async def run(self) -> str | None:
         await workflow.wait_condition(lambda: self._done)
+        return self.stopped_because
+
+
+POSTED_EVENTS: list[PodEventReport] = []
+
+
+@activity.defn(name="record_pod_event")
+async def record_pod_event(report: PodEventReport) -> None:
+    """Stands in for the worker's Kubernetes event writer (no cluster in these tests)."""
+    POSTED_EVENTS.append(report)
 
 
 @dataclass
@@ -79,7 +100,7 @@ async def worker(temporal_dev_env: WorkflowEnvironment) -> AsyncIterator[tuple[C
         client,
         task_queue=task_queue,
         workflows=[BudgetLedger, LedgerTestPod],
-        activities=[LedgerUpkeepActivities(client).ledger_running_pods],
+        activities=[LedgerUpkeepActivities(client).ledger_running_pods, record_pod_event],
     ):
         yield client, task_queue
 
@@ -192,3 +213,81 @@ async def test_a_dollar_budget_holds_what_it_cannot_pay(worker: tuple[Client, st
 async def test_release_without_a_ledger_is_a_no_op(worker: tuple[Client, str]) -> None:
     ledger = ledger_for(worker, rules(worker[1]))
     assert await ledger.ledger.release("never-reserved") == 0
+
+
+@pytest.mark.parametrize("enforcement", [BudgetEnforcement.HOLD, BudgetEnforcement.STOP])
+async def test_a_spent_daily_budget_warns_then_holds_or_stops(
+    worker: tuple[Client, str], enforcement: BudgetEnforcement
+) -> None:
+    client, task_queue = worker
+    daily = Budget(setting="limits.dailyBudget", kind=BudgetKind.DAILY_SPEND, limit=Decimal(4))
+    ledger_rules = rules(
+        task_queue, daily, accrual_interval=timedelta(milliseconds=300)
+    ).model_copy(
+        update={
+            "enforcement": enforcement,
+            "minimum_runtime": timedelta(seconds=1),
+            "warning_threshold": 0.5,
+        }
+    )
+    ledger = ledger_for(worker, ledger_rules)
+    pod = await client.start_workflow(
+        LedgerTestPod.run, id=f"pod/ml/train/{uuid.uuid4()}", task_queue=task_queue
+    )
+    assert (await ledger.ledger.admit(gpu_claim(pod.id, price="3600"))).admitted  # $1 a second
+    await ledger.ledger.record_launch(pod.id, "i-0abc")
+    uid = pod.id.rsplit("/", 1)[1]
+    for _ in range(100):
+        reasons = [e.reason for e in POSTED_EVENTS if e.pod.uid == uid]
+        if enforcement is BudgetEnforcement.HOLD:
+            done = "BudgetExhausted" in reasons
+        else:
+            done = "BudgetWarning" in reasons and (await pod.describe()).close_time is not None
+        if done:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        pytest.fail(f"no announcement: events {reasons}")
+    assert reasons[0] == "BudgetWarning"
+    warning = next(e for e in POSTED_EVENTS if e.reason == "BudgetWarning" and e.pod.uid == uid)
+    assert warning.message.startswith("limits.dailyBudget ($4.00) is ")
+    if enforcement is BudgetEnforcement.STOP:
+        stopped = await pod.result()
+        assert stopped is not None
+        assert "limits.enforcement is stop: the pod is stopped" in stopped
+        assert "BudgetExhausted" not in reasons
+    else:
+        assert reasons.count("BudgetExhausted") == 1
+        await pod.signal(LedgerTestPod.finish)
+    # A new launch is held: the budget is spent.
+    held = await ledger.ledger.admit(gpu_claim("pod/ml/next/x", price="1"))
+    assert not held.admitted
+    assert "limits.dailyBudget ($4.00)" in held.message
+
+
+async def test_an_offering_one_worker_found_out_is_unavailable_in_every_worker(
+    worker: tuple[Client, str],
+) -> None:
+    ledger = ledger_for(worker, rules(worker[1]))
+    assert (await ledger.ledger.admit(gpu_claim("a"))).admitted  # the ledger exists from here
+    offering = Offering(
+        instance_type="p5.48xlarge", zone="us-west-2a", capacity_type=LaunchType.SPOT
+    )
+    await ledger.ledger.offering_unavailable(offering)
+    # Another worker: its own memory, filled by its sharing loop from the same ledger.
+    elsewhere = UnavailableOfferings(ttl_seconds=180)
+    other = BudgetLedgerClient(
+        ledger.client, ledger.ledger.workflow_id.split("/", 1)[1], rules(worker[1])
+    )
+    sharing = asyncio.create_task(share_unavailable_offerings(other, elsewhere, interval=0.1))
+    try:
+        for _ in range(100):
+            if offering in elsewhere.current():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the other worker never learnt of the unavailable offering")
+    finally:
+        sharing.cancel()
+    marks = await ledger.ledger.unavailable_offerings()
+    assert [m.offering for m in marks] == [offering]

@@ -561,6 +561,29 @@ async def test_max_lifetime_stops_the_pod(time_skipping_env: WorkflowEnvironment
     assert h.cloud.terminated == ["i-00000001"]
 
 
+async def test_a_spent_budget_with_enforcement_stop_stops_the_running_pod(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, exit_code=None)
+    message = "limits.dailyBudget ($100.00) is spent ($100.20); limits.enforcement is stop"
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(h.cloud.started_monitor.is_set, "monitoring to start")
+        await handle.signal(PodLifecycle.budget_exhausted, message)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == FailureType.BUDGET_EXCEEDED
+    assert h.cloud.stops
+    assert h.cloud.terminated == ["i-00000001"]
+    final = h.cloud.statuses[-1]
+    assert (final.phase, final.reason, final.message) == (
+        "Failed",
+        FailureType.BUDGET_EXCEEDED,
+        message,
+    )
+
+
 async def test_long_running_pod_continues_as_new(time_skipping_env: WorkflowEnvironment) -> None:
     h = harness(time_skipping_env, monitor_ends_after_rounds=MAX_MONITOR_ROUNDS_PER_RUN + 3)
     async with h.worker():
