@@ -215,7 +215,8 @@ def run_burst(
     stack: MultiWorkerStack, sampler: InstanceSampler, count: int, within: float = 240
 ) -> dict[str, str]:
     core = stack.core()
-    names = [f"ledger-{uuid.uuid4().hex[:5]}-{i:02d}" for i in range(count)]
+    prefix = uuid.uuid4().hex[:5]
+    names = [f"ledger-{prefix}-{i:02d}" for i in range(count)]
     uids = create_pods(core, names, short_pod())
     all_succeeded(core, names, within)
     for name, uid in uids.items():
@@ -253,7 +254,8 @@ def test_kill_of_a_worker_and_of_temporal_mid_burst_loses_and_doubles_nothing(
     five_instances: MultiWorkerStack,
 ) -> None:
     core = five_instances.core()
-    names = [f"chaos-{uuid.uuid4().hex[:5]}-{i:02d}" for i in range(30)]
+    prefix = uuid.uuid4().hex[:5]
+    names = [f"chaos-{prefix}-{i:02d}" for i in range(30)]
     with InstanceSampler(aws(five_instances, "ec2")) as sampler:
         uids = create_pods(core, names, short_pod())
         wanted = set(names)
