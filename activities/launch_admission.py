@@ -12,10 +12,13 @@ workflows still run (one visibility query per hundred pods), so it can release t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -36,8 +39,30 @@ from orca.workflows.ledger_models import (
     ledger_workflow_id,
 )
 
+T = TypeVar("T")
+
 RUNNING_QUERY_CHUNK = 100
 LEDGER_RPC_TIMEOUT = timedelta(seconds=30)
+BUSY_STATUSES = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE})
+"""The ledger is busy, not wrong: Temporal allows 10 in-flight updates per workflow
+(`history.maxInFlightUpdates`; RESOURCE_EXHAUSTED past it) and aborts in-flight updates when it
+reloads the workflow (UNAVAILABLE "workflow update was aborted"). Every ledger update is
+idempotent per pod, so these are retried here, at once and jittered, instead of failing the
+activity into its retry backoff (a burst of 40 pods against two workers stalled for minutes)."""
+BUSY_RETRY_FOR = timedelta(seconds=60)
+
+
+async def _while_busy(call: Callable[[], Awaitable[T]]) -> T:
+    deadline = time.monotonic() + BUSY_RETRY_FOR.total_seconds()
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except RPCError as error:
+            if error.status not in BUSY_STATUSES or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(random.uniform(0, delay))
+        delay = min(delay * 2, 2.0)
 
 
 def rules_from_settings(settings: Settings) -> LedgerRules:
@@ -99,35 +124,42 @@ class BudgetLedgerClient:
         self.workflow_id = ledger_workflow_id(cluster_name)
 
     async def admit(self, claim: Claim) -> Admission:
-        start = WithStartWorkflowOperation(
-            BudgetLedger.run,
-            LedgerState(rules=self._rules),
-            id=self.workflow_id,
-            task_queue=self._rules.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        result: Admission = await self._client.execute_update_with_start_workflow(
-            BudgetLedger.reserve,
-            ReserveRequest(claim=claim, rules=self._rules),
-            start_workflow_operation=start,
-            rpc_timeout=LEDGER_RPC_TIMEOUT,
-        )
-        return result
+        async def reserve() -> Admission:
+            start = WithStartWorkflowOperation(  # one operation per call: not reusable
+                BudgetLedger.run,
+                LedgerState(rules=self._rules),
+                id=self.workflow_id,
+                task_queue=self._rules.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            result: Admission = await self._client.execute_update_with_start_workflow(
+                BudgetLedger.reserve,
+                ReserveRequest(claim=claim, rules=self._rules),
+                start_workflow_operation=start,
+                rpc_timeout=LEDGER_RPC_TIMEOUT,
+            )
+            return result
+
+        return await _while_busy(reserve)
 
     async def record_launch(self, pod: str, instance_id: str) -> None:
         handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
-        await handle.execute_update(
-            BudgetLedger.record_launch,
-            LaunchRecord(pod=pod, instance_id=instance_id),
-            rpc_timeout=LEDGER_RPC_TIMEOUT,
+        await _while_busy(
+            lambda: handle.execute_update(
+                BudgetLedger.record_launch,
+                LaunchRecord(pod=pod, instance_id=instance_id),
+                rpc_timeout=LEDGER_RPC_TIMEOUT,
+            )
         )
 
     async def release(self, pod: str) -> Decimal:
         """Release the pod's claim; nothing to do when the cluster has no ledger yet."""
         handle = self._client.get_workflow_handle_for(BudgetLedger.run, self.workflow_id)
         try:
-            cost: Decimal = await handle.execute_update(
-                BudgetLedger.release, pod, rpc_timeout=LEDGER_RPC_TIMEOUT
+            cost: Decimal = await _while_busy(
+                lambda: handle.execute_update(
+                    BudgetLedger.release, pod, rpc_timeout=LEDGER_RPC_TIMEOUT
+                )
             )
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
