@@ -319,7 +319,7 @@ def test_accrued_cost_is_price_times_runtime(hourly_cost: MultiWorkerStack) -> N
     # While running: the cost so far lags price * time since launch by at most one interval.
     so_far = price * Decimal((running.ended - running.started).total_seconds()) / 3600
     per_interval = price * Decimal(ACCRUAL_S) / 3600
-    assert Decimal(0) <= so_far - running.cost <= per_interval + Decimal("1e-9")
+    assert -Decimal("1e-9") <= so_far - running.cost <= per_interval + Decimal("1e-9")
     assert running.cost > 0
     # Released: its whole window, against the instance's runtime as EC2 shows it.
     (released,) = [p for p in summary.pods if p.pod == workflow_id]
