@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from orca import pod_names
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
 from orca.selection import AcceleratorKind, InstanceTypeInfo
 from orca.units import parse_quantity
@@ -576,7 +577,8 @@ class _Renderer:
             "--log-opt",
             f"awslogs-group={self.log_group}",
             "--log-opt",
-            f"awslogs-stream={pod.namespace}/{pod.name}/{pod.uid}/{name}",
+            "awslogs-stream="
+            + pod_names.container_log_stream(pod.namespace, pod.name, pod.uid, name),
             "--log-opt",
             "awslogs-create-group=true",
         ]

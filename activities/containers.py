@@ -181,7 +181,6 @@ class ContainerActivities:
                     key: base64.b64decode(value).decode("utf-8", errors="replace")
                     for key, value in (secret.data or {}).items()
                 }
-                decoded.update(secret.string_data or {})
                 secrets[name] = decoded
             except client.ApiException as error:
                 if error.status != 404:

@@ -19,9 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from botocore.exceptions import ClientError
 
 from orca.aws_clients import AwsClients
-from orca.aws_errors import error_message
+from orca.aws_errors import error_code, error_message
 from orca.selection import CatalogSnapshot, InstanceTypeInfo, instance_type_info_from_api
 from orca.settings import AwsSettings
 
@@ -45,6 +46,24 @@ class InstanceCatalog:
                 snapshot, self._subnets = await asyncio.to_thread(self._fetch)
                 self._snapshot, self._fetched_at = snapshot, time.monotonic()
             return self._snapshot, dict(self._subnets)
+
+    async def capacity_reservation(self, reservation_id: str) -> dict[str, Any] | None:
+        """One DescribeCapacityReservations item (never cached: its state and free count
+        change), or None when EC2 does not know the ID."""
+
+        def describe() -> dict[str, Any] | None:
+            try:
+                response = self._aws.ec2.describe_capacity_reservations(
+                    CapacityReservationIds=[reservation_id]
+                )
+            except ClientError as error:
+                if (error_code(error) or "").startswith("InvalidCapacityReservationId"):
+                    return None
+                raise
+            items = response.get("CapacityReservations") or []
+            return dict(items[0]) if items else None
+
+        return await asyncio.to_thread(describe)
 
     def _fetch(self) -> tuple[CatalogSnapshot, dict[str, str]]:
         subnets = self._subnets_by_zone()

@@ -99,6 +99,7 @@ class InstanceActivities:
                 instance_type=candidate.instance_type,
                 gpus=info.gpus,
                 hourly_price=candidate.hourly_price or 0,
+                capacity_type=str(candidate.capacity_type),
             )
             admission = await self._admission.admit(claim)
             if not admission.admitted:

@@ -39,6 +39,9 @@ class LaunchPlan(_Model):
     dry_run: bool = False
     waiting_reason: str | None = None
     """Why there is nothing to try right now (no candidates); the workflow waits and re-plans."""
+    warnings: tuple[str, ...] = ()
+    """Things the pod asked for that its plan will not give it (an explicitly named type
+    smaller than its requests); the workflow posts each as a Warning event."""
 
 
 # -- launch -------------------------------------------------------------------------------------

@@ -4,9 +4,19 @@ The pure work is `orca.launch_spec.parse_launch_spec` and `orca.selection.plan_c
 wrapper feeds them the settings, the cached catalog and the recently-unavailable offerings, fills
 in the pod's team from its namespace's label (`orca.activities.namespace_teams`), and maps an
 invalid pod to the non-retryable `InvalidPodSpec` failure.
+
+A type the pod names explicitly (annotation, fallbacks, template) is taken at its word, even when
+it is smaller than the pod's requests: the user may know the requests are generous. The plan
+carries a warning for each such type (posted as a Warning event), and `instances.refuseUndersized`
+turns the warning into an `InvalidPodSpec` failure. Auto selection only picks types that fit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -19,10 +29,123 @@ from orca.activities.names import ActivityName
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
-from orca.launch_spec import InvalidPodSpec, parse_launch_spec
+from orca.launch_spec import (
+    InvalidPodSpec,
+    LaunchSpec,
+    ResourceRequest,
+    SelectionMethod,
+    parse_launch_spec,
+)
 from orca.logging import bind_work_context
-from orca.selection import NoCandidates, plan_candidates
+from orca.selection import (
+    RESOURCES_FIELD,
+    CandidateOffering,
+    CatalogSnapshot,
+    InstanceTypeInfo,
+    NoCandidates,
+    plan_candidates,
+)
 from orca.settings import Settings
+from orca.units import GIB, MIB, format_number
+
+
+def _size(size_bytes: Decimal | int) -> str:
+    amount = Decimal(size_bytes)
+    if amount >= GIB:
+        return f"{format_number(round(amount / GIB, 2))} GiB"
+    return f"{format_number(round(amount / MIB, 2))} MiB"
+
+
+def shortfalls(info: InstanceTypeInfo, request: ResourceRequest) -> list[str]:
+    """What the instance type lacks for the pod's requests, as readable phrases (pure)."""
+    missing: list[str] = []
+    if Decimal(info.vcpus) < request.cpu:
+        missing.append(f"{format_number(request.cpu)} CPUs requested, it has {info.vcpus} vCPUs")
+    if info.memory_mib * MIB < request.memory_bytes:
+        missing.append(
+            f"{_size(request.memory_bytes)} of memory requested, it has "
+            f"{_size(info.memory_mib * MIB)}"
+        )
+    nvidia = info.gpus if info.has_nvidia_gpus else 0
+    for requested, has, what in (
+        (request.gpus, nvidia, "nvidia.com/gpu"),
+        (request.neuron, info.neuron_devices, "aws.amazon.com/neuron"),
+        (request.fpgas, info.fpgas, "aws.amazon.com/fpga"),
+    ):
+        if has < requested:
+            missing.append(f"{requested} {what} requested, it has {has}")
+    return missing
+
+
+_RESERVATION_WAITING_STATES = {"scheduled", "payment-pending", "pending", "assessing"}
+_RESERVATION_USABLE_STATES = {"active"}
+
+
+def reserved_candidates(
+    reservation_id: str,
+    reservation: Mapping[str, Any] | None,
+    candidates: Sequence[CandidateOffering],
+    zones: Sequence[str],
+    now: datetime,
+    annotation: str = "orca.research/capacity-reservation-id",
+) -> tuple[list[CandidateOffering], str | None]:
+    """The candidates a targeted reservation or capacity block can serve: its instance type in
+    its zone (pure). Returns (candidates, waiting reason) — no candidates and a reason while a
+    capacity block has not started; raises `InvalidPodSpec` when it never will serve the pod."""
+    kind = "capacity reservation"
+    if reservation is None:
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} does not exist in this account and region",
+        )
+    if reservation.get("ReservationType") == "capacity-block":
+        kind = "capacity block"
+    instance_type = reservation.get("InstanceType")
+    zone = reservation.get("AvailabilityZone")
+    state = reservation.get("State")
+    if state in _RESERVATION_WAITING_STATES:
+        start = reservation.get("StartDate")
+        when = f" (starts {start:%Y-%m-%d %H:%M} UTC)" if isinstance(start, datetime) else ""
+        return [], f"{kind} {reservation_id} is {state}{when}"
+    end = reservation.get("EndDate")
+    if state not in _RESERVATION_USABLE_STATES or (
+        isinstance(end, datetime) and end.astimezone(UTC) <= now
+    ):
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} is {state or 'over'}; it can no longer launch instances",
+        )
+    if zone not in zones:
+        raise InvalidPodSpec(
+            annotation,
+            f"{kind} {reservation_id} is in {zone}, where ORCA has no subnet "
+            f"(zones: {', '.join(zones)}); add a subnet in {zone} to aws.subnetIDs",
+        )
+    served = [c for c in candidates if c.instance_type == instance_type and c.zone == zone]
+    if not served:
+        named = ", ".join(dict.fromkeys(c.instance_type for c in candidates))
+        raise InvalidPodSpec(
+            "orca.research/instance-type",
+            f"{kind} {reservation_id} is for {instance_type} in {zone}; the pod asks for "
+            f"{named}. Set orca.research/instance-type: {instance_type}",
+        )
+    return served, None
+
+
+def undersized_warnings(spec: LaunchSpec, catalog: CatalogSnapshot) -> list[str]:
+    """One message per named instance type that is smaller than the pod's requests (pure)."""
+    if spec.selection is SelectionMethod.AUTO:
+        return []
+    warnings = []
+    for name in dict.fromkeys(spec.instance_types):
+        info = catalog.instance_types.get(name)
+        missing = shortfalls(info, spec.resources) if info is not None else []
+        if missing:
+            warnings.append(
+                f"Instance type {name} is smaller than the pod's requests: "
+                f"{'; '.join(missing)}. The containers may not fit."
+            )
+    return warnings
 
 
 class PlanningActivities:
@@ -61,6 +184,15 @@ class PlanningActivities:
                     non_retryable=True,
                 )
             instances = settings.instances
+            warnings = undersized_warnings(spec, catalog)
+            if warnings and instances.refuse_undersized:
+                raise ApplicationError(
+                    f"{RESOURCES_FIELD}: {' '.join(warnings)} This cluster refuses undersized "
+                    "instance types (instances.refuseUndersized); name a larger type or lower "
+                    "the requests.",
+                    type=FailureType.INVALID_POD_SPEC,
+                    non_retryable=True,
+                )
             waiting_reason = None
             try:
                 candidates = plan_candidates(
@@ -72,6 +204,24 @@ class PlanningActivities:
                 ) from None
             except NoCandidates as none:
                 candidates, waiting_reason = [], none.reason
+            reserved = spec.capacity_reservation_id or spec.capacity_block_id
+            if reserved and candidates:
+                reservation = await self._catalog.capacity_reservation(reserved)
+                try:
+                    candidates, waiting_reason = reserved_candidates(
+                        reserved,
+                        reservation,
+                        candidates,
+                        sorted(subnets),
+                        datetime.now(UTC),
+                        "orca.research/capacity-reservation-id"
+                        if spec.capacity_reservation_id
+                        else "orca.research/capacity-block-id",
+                    )
+                except InvalidPodSpec as error:
+                    raise ApplicationError(
+                        str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
+                    ) from None
             activity.logger.info(
                 "planned launch",
                 extra={"candidates": [c.reason for c in candidates], "waiting": waiting_reason},
@@ -84,4 +234,5 @@ class PlanningActivities:
                 capacity_give_up_after=instances.capacity_give_up_after,
                 dry_run=settings.development.launches_nothing,
                 waiting_reason=waiting_reason,
+                warnings=tuple(warnings),
             )

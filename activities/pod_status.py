@@ -16,13 +16,29 @@ from typing import Any, cast
 
 from kubernetes import client
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from orca import pod_names
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
 from orca.activities.names import ActivityName
 from orca.launch_spec import PodRef
 from orca.logging import bind_work_context
 
 EVENT_SOURCE = "orca"
+REJECTED = "KubernetesRejected"
+"""Failure type of a write the API server refuses for good (400, 403, 422): retrying the same
+body cannot help, and the workflow carries on without it."""
+_REJECTING_STATUSES = (400, 403, 422)
+
+
+def _rejected(error: client.ApiException, what: str) -> ApplicationError | None:
+    if error.status not in _REJECTING_STATUSES:
+        return None
+    return ApplicationError(
+        f"The Kubernetes API refused the {what} ({error.status} {error.reason}): {error.body}",
+        type=REJECTED,
+        non_retryable=True,
+    )
 
 
 def status_patch(report: PodStatusReport, now: datetime) -> dict[str, Any]:
@@ -68,7 +84,7 @@ def event_body(report: PodEventReport, node_name: str, now: datetime) -> dict[st
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{pod.name}.{digest}", "namespace": pod.namespace},
+        "metadata": {"name": pod_names.event_name(pod.name, digest), "namespace": pod.namespace},
         "involvedObject": {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -110,7 +126,10 @@ class PodStatusActivities:
             except client.ApiException as error:
                 if error.status == 404:
                     return False
-                raise
+                rejected = _rejected(error, "pod status write")
+                if rejected is None:
+                    raise
+                raise rejected from None
 
     @activity.defn(name=ActivityName.RECORD_POD_EVENT)
     async def record_pod_event(self, report: PodEventReport) -> None:
@@ -121,7 +140,10 @@ class PodStatusActivities:
                 self._core.create_namespaced_event(report.pod.namespace, cast(Any, body))
             except client.ApiException as error:
                 if error.status not in (404, 409):  # namespace gone, or a retried create
-                    raise
+                    rejected = _rejected(error, "pod event")
+                    if rejected is None:
+                        raise
+                    raise rejected from None
 
         await asyncio.to_thread(create)
 

@@ -87,6 +87,8 @@ class Claim(BaseModel):
     instance_type: str
     gpus: int = Field(default=0, ge=0)
     hourly_price: Decimal = Field(default=Decimal(0), ge=0)
+    capacity_type: str | None = None
+    """`spot` or `on-demand`, for reports."""
 
 
 class Hold(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from orca import pod_names
 from orca.launch_spec import PodRef
 
 POD_NAMESPACE = "orca.research/pod-namespace"
@@ -33,10 +34,10 @@ def instance_tags(
     now: datetime | None = None,
 ) -> dict[str, str]:
     created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tags = dict(extra)
+    tags = {key: pod_names.tag_value(value) for key, value in extra.items()}
     tags.update(
         {
-            "Name": f"orca/{pod.namespace}/{pod.name}"[:255],
+            "Name": pod_names.instance_name_tag(pod.namespace, pod.name),
             POD_NAMESPACE: pod.namespace,
             POD_NAME: pod.name,
             POD_UID: pod.uid,

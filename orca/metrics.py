@@ -88,3 +88,44 @@ ORPHAN_SWEEPS = Counter(
     "so nothing was ended).",
     ["outcome"],
 )
+# Budgets and cost: set by every worker from the budget ledger's summary (worker/ledger_metrics.py),
+# so every worker reports the same cluster-wide values; take max over the workers' series.
+BUDGET_USED = Gauge(
+    "orca_budget_used",
+    "What a budget has used: instances, GPUs, or dollars (hourly cost, spend today or this month), "
+    "by budget (the setting) and scope (namespace or cluster).",
+    ["budget", "scope"],
+)
+BUDGET_LIMIT = Gauge(
+    "orca_budget_limit",
+    "A budget's configured limit, by budget (the setting) and scope (namespace or cluster).",
+    ["budget", "scope"],
+)
+HOURLY_COST = Gauge(
+    "orca_hourly_cost_dollars",
+    "Sum of the hourly prices of the cluster's running instances, in dollars per hour.",
+)
+SPEND = Gauge(
+    "orca_spend_dollars",
+    "Dollars the cluster's instances accrued in the current UTC day or month.",
+    ["period"],
+)
+LAUNCHES_HELD = Gauge(
+    "orca_launches_held",
+    "Launches the budget ledger holds (pods waiting for a budget to have room).",
+)
+RUNNING_INSTANCES = Gauge(
+    "orca_running_instances",
+    "Instances running for the cluster's pods, by instance type and budget namespace.",
+    ["instance_type", "namespace"],
+)
+POD_COST = Gauge(
+    "orca_pod_cost_dollars",
+    "Dollars the pods of a budget namespace and team accrued in the current UTC day or month.",
+    ["namespace", "team", "period"],
+)
+LEDGER_READS = Counter(
+    "orca_ledger_reads_total",
+    "Reads of the budget ledger's summary for the metrics, by outcome (ok, no-ledger, failed).",
+    ["outcome"],
+)

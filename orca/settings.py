@@ -252,6 +252,9 @@ class InstancesSettings(_Section):
     capacity_give_up_after: Duration = timedelta(hours=24)
     """Stop retrying and fail the pod after waiting this long for capacity."""
     auto_max_candidates: int = Field(default=5, ge=1)
+    refuse_undersized: bool = False
+    """Fail a pod whose named instance type is smaller than its requests (vCPU, memory,
+    accelerators) instead of launching it with a Warning event."""
 
     # A template naming a type outside allowedInstanceTypes is legal here (the Go ORCA's own
     # config.dev.yaml has one); a pod that uses it is refused with that reason at selection.

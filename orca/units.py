@@ -93,3 +93,10 @@ def parse_quantity(text: str | int | float) -> Decimal:
 
 GIB = Decimal(2**30)
 MIB = Decimal(2**20)
+
+
+def format_number(value: Decimal | int | float) -> str:
+    """A number as people write it in messages: `900`, `0.5`, `64` — never `9E+2` or `64.000`
+    (what `str()` of a normalized or scaled Decimal gives)."""
+    text = f"{Decimal(str(value)).normalize():f}"
+    return "0" if text in ("-0", "0") else text

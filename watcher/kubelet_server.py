@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes import client as k8s
 
-from orca import aws_errors
+from orca import aws_errors, pod_names
 from orca.logging import get_logger
 from orca.watcher.kube_json import read_json_or_none
 from orca.watcher.pod_causes import TERMINAL_PHASES
@@ -46,7 +46,7 @@ POD_CHECK_SECONDS = 5.0
 
 
 def log_stream_name(namespace: str, pod: str, uid: str, container: str) -> str:
-    return f"{namespace}/{pod}/{uid}/{container}"
+    return pod_names.container_log_stream(namespace, pod, uid, container)
 
 
 def format_log_line(message: str, timestamp_ms: int, timestamps: bool) -> bytes:

@@ -46,6 +46,14 @@ def pod_cause(event_type: str, pod: dict[str, Any], node_name: str) -> PodCause:
     return PodCause.START
 
 
+def daemonset_owner(pod: dict[str, Any]) -> str | None:
+    """The DaemonSet that controls the pod, if one does (its controller owner reference)."""
+    for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "DaemonSet" and owner.get("controller"):
+            return str(owner.get("name") or "")
+    return None
+
+
 def grace_period_seconds(pod: dict[str, Any], default: int = 30) -> int:
     """The deletion grace period the user asked for (`kubectl delete --grace-period`)."""
     value = (pod.get("metadata") or {}).get("deletionGracePeriodSeconds")

@@ -7,17 +7,30 @@
   watcher removes it itself, as a kubelet does: grace period 0, with a UID precondition so a new
   pod of the same name is never touched.
 - GONE: the workflow is told `pod_gone`; no workflow is fine.
+
+DaemonSet pods: a cluster DaemonSet that tolerates every taint (on EKS: aws-node, kube-proxy)
+lands on the virtual node too. Running node agents on a burst instance of their own makes no
+sense, so no workflow starts for them: the pod stays Pending with one Warning event
+(`DaemonSetPodNotRun`), as virtual-kubelet providers leave such pods. Pending, not Failed: the
+DaemonSet controller deletes and recreates a failed daemon pod, in a loop, while a Pending one is
+left alone. Deleting it needs no workflow either: nothing runs, so the watcher releases it at
+once (the DELETE path below). Keep them off the node with a nodeAffinity on
+`type NotIn virtual-kubelet` (or ORCA's node label) in the DaemonSet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes import client as k8s
 
+from orca import pod_names
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
-from orca.watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
+from orca.watcher.pod_causes import PodCause, daemonset_owner, grace_period_seconds, pod_cause
 from orca.watcher.pod_queues import PodEvent
 from orca.watcher.pod_workflows import PodWorkflows
 
@@ -50,6 +63,12 @@ class PodReactions:
     async def _start(self, event: PodEvent, ref: PodRef) -> None:
         if ref.uid in self._started:
             return
+        daemonset = daemonset_owner(event.pod)
+        if daemonset is not None:
+            await asyncio.to_thread(self._record_daemonset_event, ref, daemonset)
+            self._started.add(ref.uid)
+            log.info("daemonset pod left pending; no instance is launched", daemonset=daemonset)
+            return
         outcome = await self.workflows.start(event.pod, ref)
         self._started.add(ref.uid)
         log.info("pod workflow started", outcome=outcome, event_type=event.type)
@@ -72,6 +91,16 @@ class PodReactions:
         if signalled:
             log.info("pod gone signalled")
 
+    def _record_daemonset_event(self, ref: PodRef, daemonset: str) -> None:
+        """One Warning event per daemon pod: its name derives from the pod's UID, so a watcher
+        restart or relist meets 409 AlreadyExists instead of adding another."""
+        body = daemonset_event(ref, daemonset, self.node_name, datetime.now(UTC))
+        try:
+            self.core.create_namespaced_event(ref.namespace, body)  # type: ignore[arg-type]
+        except k8s.ApiException as error:
+            if error.status not in (404, 409):  # namespace gone, or already told
+                raise
+
     def _remove_pod_object(self, ref: PodRef) -> None:
         try:
             self.core.delete_namespaced_pod(
@@ -85,3 +114,37 @@ class PodReactions:
             # 404: already gone; 409: the name now belongs to a newer pod. Both mean done.
             if error.status not in (404, 409):
                 raise
+
+
+DAEMONSET_REASON = "DaemonSetPodNotRun"
+
+
+def daemonset_event(ref: PodRef, daemonset: str, node_name: str, now: datetime) -> dict[str, Any]:
+    """The one Warning event about a daemon pod ORCA will not run (pure)."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    suffix = hashlib.sha256(f"{ref.uid}/{DAEMONSET_REASON}".encode()).hexdigest()[:10]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": pod_names.event_name(ref.name, suffix), "namespace": ref.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": ref.namespace,
+            "name": ref.name,
+            "uid": ref.uid,
+        },
+        "reason": DAEMONSET_REASON,
+        "message": (
+            f"Pod of DaemonSet {daemonset} is not run on {node_name}: ORCA launches one EC2 "
+            "instance per pod, and node agents have no node to serve there. The pod stays "
+            f"Pending; keep the DaemonSet off {node_name} with a nodeAffinity."
+        ),
+        "type": "Warning",
+        "source": {"component": "orca", "host": node_name},
+        "reportingComponent": "orca",
+        "reportingInstance": node_name,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }

@@ -45,6 +45,7 @@ from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
+from orca.worker.ledger_metrics import LedgerMetrics
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.orphan_sweep import OrphanSweep
@@ -176,6 +177,9 @@ async def run(settings: Settings) -> None:
         namespace=settings.temporal.namespace,
     )
     tasks = [asyncio.create_task(loop()) for loop in parts.background]
+    if settings.metrics.enabled and settings.limits.ledger:
+        ledger_metrics = LedgerMetrics(client, settings.kubernetes.cluster_name)
+        tasks.append(asyncio.create_task(ledger_metrics.run(stop)))
     async with worker:
         await stop.wait()
         log.info("worker stopping")

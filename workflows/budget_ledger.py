@@ -201,6 +201,9 @@ class BudgetLedger:
                 started=a.launched_at,
                 ended=now,
                 cost=a.cost,
+                running=True,
+                hourly_price=a.claim.hourly_price,
+                capacity_type=a.claim.capacity_type,
             )
             for a in admitted
             if a.launched_at is not None
@@ -261,6 +264,8 @@ class BudgetLedger:
                     started=admitted.launched_at,
                     ended=now,
                     cost=admitted.cost,
+                    hourly_price=admitted.claim.hourly_price,
+                    capacity_type=admitted.claim.capacity_type,
                 )
             )
         return admitted.cost

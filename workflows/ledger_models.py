@@ -92,6 +92,10 @@ class PodCost(BaseModel):
     started: datetime
     ended: datetime
     cost: Decimal
+    running: bool = False
+    """Still running: `ended` is the time of the summary."""
+    hourly_price: Decimal = Decimal(0)
+    capacity_type: str | None = None
 
 
 class LedgerState(BaseModel):

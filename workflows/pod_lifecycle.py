@@ -82,6 +82,14 @@ LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
 POD_REPORTS_AS_LOCAL_ACTIVITIES = "pod-reports-as-local-activities"
 """Patch ID: pod status writes and pod events run as local activities (see `_pod_api`).
 Histories recorded before it replay with regular activities."""
+CLIENT_TOKEN_PER_RUN = "client-token-per-run"
+"""Patch ID: launch ClientTokens include the chain's first run ID (unique per `orca retry`).
+Histories recorded before it derive them from the workflow ID and attempt only."""
+PLAN_WARNINGS_AS_EVENTS = "plan-warnings-as-events"
+"""Patch ID: a plan's warnings (an undersized named type) are posted as Warning events."""
+POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
+"""A pod status write or event that still fails after this long (all retries) is dropped, so a
+report the API server refuses can never keep the workflow, and the instance, from ending."""
 MONITOR_ROUND = timedelta(hours=1)
 MAX_MONITOR_ROUNDS_PER_RUN = 48
 """Continue as new at least every two days of monitoring, even if Temporal does not suggest it."""
@@ -289,6 +297,9 @@ class PodLifecycle:
         workflow.upsert_search_attributes(
             [search_attributes.BUDGET_NAMESPACE.value_set(plan.spec.budget_namespace)]
         )
+        if first_plan and plan.warnings and workflow.patched(PLAN_WARNINGS_AS_EVENTS):
+            for warning in plan.warnings:
+                await self._event(EventType.WARNING, "UndersizedInstanceType", warning)
         if first_plan:
             lines = "; ".join(f"{i + 1}. {c.reason}" for i, c in enumerate(plan.candidates[:5]))
             more = len(plan.candidates) - 5
@@ -363,7 +374,14 @@ class PodLifecycle:
     async def _launch(self, plan: LaunchPlan, candidate: CandidateOffering) -> LaunchOutcome:
         state = self.state
         attempt = len(state.attempts)
-        token_source = f"{workflow.info().workflow_id}#{attempt}"
+        info = workflow.info()
+        token_source = f"{info.workflow_id}#{attempt}"
+        if workflow.patched(CLIENT_TOKEN_PER_RUN):
+            # `orca retry` starts a new run under the same workflow ID, whose launches send other
+            # tags: a token EC2 already saw with other parameters is refused
+            # (IdempotentParameterMismatch). The first run of the chain stays the same across
+            # continue-as-new, so a launch retried after one still reuses its token.
+            token_source = f"{info.workflow_id}#{info.first_execution_run_id}#{attempt}"
         client_token = hashlib.sha256(token_source.encode()).hexdigest()[:64]
         outcome: LaunchOutcome = await workflow.execute_activity(
             ActivityName.LAUNCH_INSTANCE,
@@ -790,13 +808,23 @@ class PodLifecycle:
             if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
             else workflow.execute_activity
         )
-        await execute(
-            name,
-            report,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_QUICK,
-            summary=summary,
-        )
+        try:
+            await execute(
+                name,
+                report,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=POD_REPORT_GIVE_UP_AFTER,
+                retry_policy=_QUICK,
+                summary=summary,
+            )
+        except (ActivityError, ApplicationError) as error:
+            # (A failed local activity can surface as its ApplicationError, unwrapped.)
+            # A report the API server keeps refusing must never hold the pod's instance: the
+            # status is the kubelet's courtesy, termination is the money. Carry on without it.
+            workflow.logger.warning(
+                "Kubernetes refused a pod report; continuing without it",
+                extra={"activity": str(name), "error": str(error.cause or error)},
+            )
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:

@@ -21,6 +21,7 @@ from orca.cli import (
     status,
     submit,
     temporal_setup_command,
+    usage,
     version,
     watcher_command,
     worker_command,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_parser(subparsers)
     explain.add_parser(subparsers)
     status.add_parser(subparsers)
+    usage.add_parser(subparsers)
     logs.add_parser(subparsers)
     replay.add_parser(subparsers)
     retry.add_parser(subparsers)

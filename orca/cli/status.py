@@ -1,9 +1,12 @@
 """`orca status [POD]`: ORCA's pods with their workflows, or one pod's launch in detail.
 
 The table joins the pods bound to the virtual node (one Kubernetes list) with their workflows'
-search attributes (one Temporal visibility list), so it costs two calls however many pods there
-are. One pod's detail asks its workflow (`describe` query) for the launch attempts, the candidates
-and the failure, falling back to the search attributes when no worker can answer the query.
+search attributes (one Temporal visibility list) and, when the cluster has a budget ledger, each
+pod's cost so far (one `summary` query), so it costs three calls however many pods there are.
+Without a ledger (none launched yet, `limits.ledger: false`, no worker answering) the COST column
+is left out rather than failing the command. One pod's detail asks its workflow (`describe`
+query) for the launch attempts, the candidates and the failure, falling back to the search
+attributes when no worker can answer the query.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TextIO
 
 from kubernetes import client as k8s
@@ -24,14 +28,18 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orca import search_attributes
+from orca.budgets import CENT
 from orca.cli import connections
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.launch_spec import PodRef
+from orca.ledger_summary import LedgerNotFound, read_ledger_summary
 from orca.settings import Settings
+from orca.usage_report import cost_by_pod
 from orca.workflow_ids import POD_LIFECYCLE_QUERY, pod_ref_from_workflow_id, pod_workflow_id
 from orca.workflows.models import LifecycleView
 
 QUERY_TIMEOUT = timedelta(seconds=10)
+LEDGER_TIMEOUT = timedelta(seconds=5)
 NONE = "-"
 
 
@@ -150,11 +158,18 @@ async def _pod_table(settings: Settings, namespace: str | None, out: TextIO) -> 
         where = f"namespace {namespace}" if namespace else "any namespace"
         print(f"No pods on node {settings.node.name} in {where}.", file=out)
         return EXIT_OK
+    costs = await pod_costs(client, settings.kubernetes.cluster_name)
     header = ("NAMESPACE", "NAME", "PHASE", "STAGE", "INSTANCE", "TYPE", "ZONE", "LAUNCH TYPE")
     rows: list[tuple[str, ...]] = []
     now = datetime.now(UTC)
     for pod in pods:
         summary = by_uid.get(pod.metadata.uid)
+        cost: tuple[str, ...] = ()
+        if costs is not None:
+            ref = PodRef(
+                namespace=pod.metadata.namespace, name=pod.metadata.name, uid=pod.metadata.uid
+            )
+            cost = (cost_cell(costs.get(pod_workflow_id(ref))),)
         rows.append(
             (
                 pod.metadata.namespace,
@@ -165,11 +180,27 @@ async def _pod_table(settings: Settings, namespace: str | None, out: TextIO) -> 
                 (summary.instance_type if summary else None) or NONE,
                 (summary.zone if summary else None) or NONE,
                 (summary.launch_type if summary else None) or NONE,
+                *cost,
                 age(pod.metadata.creation_timestamp, now),
             )
         )
-    print_table((*header, "AGE"), rows, out)
+    print_table((*header, *(("COST",) if costs is not None else ()), "AGE"), rows, out)
     return EXIT_OK
+
+
+async def pod_costs(client: Client, cluster_name: str) -> dict[str, Decimal] | None:
+    """Dollars so far per pod workflow ID from the budget ledger; None when there is no ledger
+    or it does not answer (the table is shown without the COST column)."""
+    try:
+        summary = await read_ledger_summary(client, cluster_name, rpc_timeout=LEDGER_TIMEOUT)
+    except (LedgerNotFound, TemporalError, RPCError):
+        return None
+    return cost_by_pod(summary)
+
+
+def cost_cell(cost: Decimal | None) -> str:
+    """A pod's cost so far: `-` for a pod the ledger has no instance time for (yet)."""
+    return NONE if cost is None else f"${cost.quantize(CENT)}"
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:

@@ -185,6 +185,66 @@ async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
     assert all(v["Encrypted"] for v in volumes)
 
 
+async def test_targeted_reservation_outside_the_first_zone_is_planned_and_launched(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    """ORCA looks the reservation up and offers only its type in its zone (launching it
+    elsewhere is InvalidParameterCombination); one that cannot serve the pod says why."""
+    zones = sorted(aws.defaults.subnet_ids)
+    zone = zones[-1]
+    ec2 = aws_client("ec2")
+    reservation_id = ec2.create_capacity_reservation(
+        InstanceType="m5.large",
+        InstancePlatform="Linux/UNIX",
+        AvailabilityZone=zone,
+        InstanceCount=1,
+        InstanceMatchCriteria="targeted",
+    )["CapacityReservation"]["CapacityReservationId"]
+    wiring = Wiring(aws)
+    pod = pod_manifest(
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/capacity-reservation-id": reservation_id,
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    plan = await wiring.plan(pod)
+    assert [(c.instance_type, c.zone) for c in plan.candidates] == [("m5.large", zone)]
+    outcome = await ActivityEnvironment().run(
+        wiring.instances.launch_instance,
+        LaunchRequest(
+            pod=pod,
+            spec=plan.spec,
+            candidate=plan.candidates[0],
+            client_token=f"token-{uuid.uuid4()}",
+            requested_at=NOW,
+        ),
+    )
+    assert outcome.instance_id is not None
+
+    other_type = pod_manifest(
+        {
+            "orca.research/instance-type": "c5.large",
+            "orca.research/capacity-reservation-id": reservation_id,
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    with pytest.raises(ApplicationError) as mismatch:
+        await wiring.plan(other_type)
+    assert mismatch.value.type == FailureType.INVALID_POD_SPEC
+    assert f"is for m5.large in {zone}" in str(mismatch.value)
+    unknown = pod_manifest(
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/capacity-reservation-id": "cr-0123456789abcdef0",
+            "orca.research/capacity-reservation-preference": "targeted",
+        }
+    )
+    with pytest.raises(ApplicationError) as missing:
+        await wiring.plan(unknown)
+    assert "does not exist" in str(missing.value)
+
+
 async def test_capacity_error_is_a_result_and_the_offering_is_remembered(
     aws: AwsEmulator,
 ) -> None:
@@ -212,6 +272,20 @@ async def test_invalid_pod_fails_planning_without_retry(aws: AwsEmulator) -> Non
     assert failure.value.type == FailureType.INVALID_POD_SPEC
     assert failure.value.non_retryable
     assert "p9.huge" in str(failure.value)
+
+
+async def test_undersized_explicit_type_warns_or_is_refused(aws: AwsEmulator) -> None:
+    manifest = pod_manifest({"orca.research/instance-type": "t3.micro"})
+    manifest["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "64"
+    plan = await Wiring(aws).plan(manifest)
+    assert [c.instance_type for c in plan.candidates][:1] == ["t3.micro"]
+    (warning,) = plan.warnings
+    assert "64 CPUs requested, it has 2 vCPUs" in warning
+    with pytest.raises(ApplicationError) as refused:
+        await Wiring(aws, refuse_undersized=True).plan(manifest)
+    assert refused.value.type == FailureType.INVALID_POD_SPEC
+    assert refused.value.non_retryable
+    assert "instances.refuseUndersized" in str(refused.value)
 
 
 async def test_auto_selection_uses_the_emulated_catalog(aws: AwsEmulator) -> None:
@@ -507,3 +581,29 @@ async def test_release_deletes_the_bound_pod_and_ignores_a_newer_incarnation(
     # Releasing again, or a status write to a pod that is gone, is not an error.
     await ActivityEnvironment().run(activities.delete_pod_object, DeletePodInput(pod=bound_pod))
     assert not activities.patch_status(bound_pod, {"status": {"phase": "Failed"}})
+
+
+async def test_events_about_a_pod_with_the_longest_name_are_accepted(
+    kube_core: client.CoreV1Api,
+) -> None:
+    """Kubernetes admits 253-character pod names; the Event name ORCA derives must still be a
+    valid object name, or every event about the pod is refused (422)."""
+    name = f"{'long-' * 49}{uuid.uuid4().hex[:8]}"  # 253 characters
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
+    }
+    created = kube_core.create_namespaced_pod("default", body)  # type: ignore[arg-type]
+    pod = PodRef(namespace="default", name=name, uid=created.metadata.uid)
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    await ActivityEnvironment().run(
+        activities.record_pod_event,
+        PodEventReport(pod=pod, type=EventType.NORMAL, reason="Scheduled", message="long"),
+    )
+    events = kube_core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}"
+    ).items
+    assert [e.reason for e in events] == ["Scheduled"]
+    assert len(events[0].metadata.name) <= 253

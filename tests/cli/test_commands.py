@@ -79,6 +79,11 @@ def control_aws(stack: DevStack, route: str, body: dict[str, Any]) -> None:
         response.read()
 
 
+def scrape(url: str) -> list[str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode()).splitlines()
+
+
 def finish_containers(stack: DevStack, pod_uid: str) -> None:
     control_aws(stack, "containers/finish", {"pod_uid": pod_uid})
 
@@ -148,6 +153,20 @@ def test_submit_completes_the_pod_and_status_follows_the_launch(
     [row] = [r for r in rows if r.split()[1] == "cli-ok"]
     assert row.split()[2] == "Running"
     assert "m5.large" in row
+    # The launch went through the cluster's budget ledger: its cost so far is shown.
+    assert header.split()[-2:] == ["COST", "AGE"]
+    assert row.split()[-2].startswith("$")
+
+    # The worker process exports the ledger's gauges (refreshed every 30 s).
+    running = 'orca_running_instances{instance_type="m5.large",namespace="default"}'
+    eventually(
+        lambda: any(
+            line.startswith(running) and float(line.split()[-1]) >= 1
+            for line in scrape(dev_stack.endpoints["worker_metrics_url"])
+        ),
+        "the worker to export the running instance",
+        within=75,
+    )
 
     code, out, err = orca(dev_stack, capsys, "status", "cli-ok")
     assert code == 0, err

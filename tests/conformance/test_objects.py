@@ -350,3 +350,86 @@ def test_delete_namespace_removes_content(kube_backend: KubeBackend) -> None:
     with pytest.raises(client.ApiException) as protected:
         core.delete_namespace("default")
     assert protected.value.status == 403
+
+
+def _raw(api: client.ApiClient, method: str, path: str, body: object, content_type: str) -> dict:
+    """A request with a body the client's own models would refuse (JSON numbers as quantities),
+    as kubectl and other clients may send it."""
+    response = api.rest_client.request(
+        method,
+        f"{api.configuration.host}{path}",
+        headers={"Content-Type": content_type, "Accept": "application/json", **_auth(api)},
+        body=body,
+    )
+    response.read()
+    result: dict = json.loads(response.data)
+    return result
+
+
+def test_quantities_come_back_canonical(kube_backend: KubeBackend, kube_namespace: str) -> None:
+    """An API server stores quantities as canonical strings, whatever JSON type they were sent
+    as: a client that sent `nvidia.com/gpu: 1` reads back "1" (the official client's models
+    refuse a number there)."""
+    api = kube_backend.api_client
+    manifest = pod_manifest("quantities")
+    manifest["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": 0.5, "memory": "1024Mi", "nvidia.com/gpu": 1},
+        "limits": {"cpu": "1000m", "nvidia.com/gpu": 1},
+    }
+    path = f"/api/v1/namespaces/{kube_namespace}/pods"
+    created = _raw(api, "POST", path, manifest, "application/json")
+    expected = {
+        "requests": {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": "1"},
+        "limits": {"cpu": "1", "nvidia.com/gpu": "1"},
+    }
+    assert created["spec"]["containers"][0]["resources"] == expected
+    pod = kube_backend.core.read_namespaced_pod("quantities", kube_namespace)
+    assert pod.spec.containers[0].resources.requests == expected["requests"]
+
+    node = node_manifest(unique("quantities"))
+    name = node["metadata"]["name"]
+    kube_backend.core.create_node(node)
+    try:
+        patched = _raw(
+            api,
+            "PATCH",
+            f"/api/v1/nodes/{name}/status",
+            {"status": {"capacity": {"cpu": 4, "memory": "16384Mi", "pods": 110}}},
+            "application/merge-patch+json",
+        )
+        assert patched["status"]["capacity"] == {"cpu": "4", "memory": "16Gi", "pods": "110"}
+        assert kube_backend.core.read_node(name).status.capacity["memory"] == "16Gi"
+    finally:
+        kube_backend.core.delete_node(name)
+
+
+def test_secret_string_data_is_merged_into_data(
+    kube_backend: KubeBackend, kube_namespace: str
+) -> None:
+    """`stringData` is write-only: the API server merges it into `data` (base64, stringData
+    winning) and never returns it."""
+    core = kube_backend.core
+    core.create_namespaced_secret(
+        kube_namespace,
+        {
+            "metadata": {"name": "mixed"},
+            "data": {"kept": "a2VwdA==", "both": "b2xk"},
+            "stringData": {"both": "new", "plain": "text"},
+        },
+    )
+    raw = json.loads(
+        core.read_namespaced_secret("mixed", kube_namespace, _preload_content=False).data
+    )
+    assert "stringData" not in raw
+    assert raw["data"] == {"kept": "a2VwdA==", "both": "bmV3", "plain": "dGV4dA=="}
+    core.patch_namespaced_secret("mixed", kube_namespace, {"stringData": {"plain": "changed"}})
+    raw = json.loads(
+        core.read_namespaced_secret("mixed", kube_namespace, _preload_content=False).data
+    )
+    assert "stringData" not in raw
+    assert raw["data"]["plain"] == "Y2hhbmdlZA=="
+    with pytest.raises(client.ApiException) as invalid:
+        core.create_namespaced_secret(
+            kube_namespace, {"metadata": {"name": "bad"}, "data": {"k": "not base64!"}}
+        )
+    assert invalid.value.status == 400

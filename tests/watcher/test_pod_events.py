@@ -10,7 +10,8 @@ from kubernetes import client as k8s
 from prometheus_client import REGISTRY
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from orca.launch_spec import pod_ref_from_pod
+from orca.launch_spec import PodRef, pod_ref_from_pod
+from orca.watcher.kube_json import read_json
 from orca.workflow_ids import pod_workflow_id
 from orca_devstack.emulators.aws import AwsEmulator
 from orca_devstack.emulators.kube import KubeEmulator
@@ -125,6 +126,51 @@ async def test_deleting_a_pod_whose_workflow_finished_removes_the_pod_object(
         again = create_pod(core, "done-1", node)
         await eventually(lambda: running(recorder, again))
         assert again.uid != ref.uid
+
+
+async def test_daemonset_pods_stay_pending_with_one_event_and_are_released_on_delete(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws_emulator: AwsEmulator,
+) -> None:
+    settings = make_settings(
+        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
+    )
+    node = settings.node.name
+    manifest = pod_manifest("aws-node-x7k2p", node)
+    manifest["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "name": "aws-node",
+            "uid": "5d1e4f0c-1c55-4d8e-9c63-1f0c9d2c7a10",
+            "controller": True,
+        }
+    ]
+    async with running_watcher(settings, recorder) as watcher:
+        await eventually(watcher.watcher.ready)
+        created = read_json(core.create_namespaced_pod, "default", manifest)
+        ref = PodRef(namespace="default", name="aws-node-x7k2p", uid=created["metadata"]["uid"])
+
+        def reasons() -> list[str]:
+            events = core.list_namespaced_event(
+                "default", field_selector="involvedObject.name=aws-node-x7k2p"
+            ).items
+            return [e.reason for e in events if e.source and e.source.component == "orca"]
+
+        await eventually(lambda: reasons() == ["DaemonSetPodNotRun"])
+        assert watcher.watcher.reconciler is not None
+        await watcher.watcher.reconciler.converge()  # a resync tells it again: still one event
+        assert watcher.watcher.queues is not None
+        await watcher.watcher.queues.idle()
+        assert reasons() == ["DaemonSetPodNotRun"]
+        assert await executions(recorder, ref) == []
+        assert core.read_namespaced_pod("aws-node-x7k2p", "default").status.phase == "Pending"
+        core.delete_namespaced_pod("aws-node-x7k2p", "default")
+        await eventually(lambda: not pod_exists(core, "aws-node-x7k2p"))
 
 
 async def test_410_expired_and_dropped_connections_converge_without_duplicate_starts(

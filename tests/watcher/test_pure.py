@@ -211,3 +211,15 @@ async def test_pod_queues_retry_a_failed_event_with_the_newest_state() -> None:
     queues.put(PodEvent("ADDED", pod("a")))
     await asyncio.wait_for(queues.idle(), 5)
     assert attempts == ["ADDED", "ADDED"]
+
+
+def test_daemonset_owner_reads_the_controller_reference() -> None:
+    from orca.watcher.pod_causes import daemonset_owner
+
+    owned = {"kind": "DaemonSet", "name": "kube-proxy", "controller": True}
+    assert daemonset_owner({"metadata": {"ownerReferences": [owned]}}) == "kube-proxy"
+    not_controller = {**owned, "controller": False}
+    assert daemonset_owner({"metadata": {"ownerReferences": [not_controller]}}) is None
+    job = {"kind": "Job", "name": "train", "controller": True}
+    assert daemonset_owner({"metadata": {"ownerReferences": [job]}}) is None
+    assert daemonset_owner({"metadata": {}}) is None

@@ -99,6 +99,9 @@ class FakeCloud:
     monitor_ends_after_rounds: int = 1
     max_lifetime: timedelta | None = None
     spot: bool = False
+    plan_warnings: tuple[str, ...] = ()
+    status_writes_rejected: bool = False
+    """Every pod status write fails for good (the API server answers 422)."""
     launches: list[LaunchRequest] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     statuses: list[PodStatusReport] = field(default_factory=list)
@@ -131,6 +134,7 @@ class FakeCloud:
                 launch_timeout=timedelta(minutes=5),
                 capacity_retry_interval=self.retry_interval,
                 capacity_give_up_after=self.give_up_after,
+                warnings=self.plan_warnings,
             )
 
         @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
@@ -213,6 +217,8 @@ class FakeCloud:
 
         @activity.defn(name=ActivityName.REPORT_POD_STATUS)
         async def report_pod_status(report: PodStatusReport) -> None:
+            if self.status_writes_rejected:
+                raise ApplicationError("422 Invalid", type="KubernetesRejected", non_retryable=True)
             self.statuses.append(report)
 
         @activity.defn(name=ActivityName.RECORD_POD_EVENT)
@@ -681,3 +687,47 @@ async def test_deletion_while_starting_containers_terminates_the_instance(
     assert h.cloud.terminated == ["i-00000001"]
     assert h.cloud.deleted == [h.cloud.pod]
     assert h.cloud.monitor_rounds == 0
+
+
+async def test_a_new_run_of_the_same_pod_launches_with_new_client_tokens(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """`orca retry` starts a new run under the pod's workflow ID; its launches send other tags,
+    so reusing the first run's ClientToken would be refused (IdempotentParameterMismatch)."""
+    h = harness(time_skipping_env, exit_code=3)
+    async with h.worker():
+        first = await h.start()
+        assert (await first.result()).stage is Stage.FAILED
+        second = await h.start()
+        assert (await second.result()).stage is Stage.FAILED
+    assert second.result_run_id != first.result_run_id
+    tokens = [r.client_token for r in h.cloud.launches]
+    assert len(tokens) == 2
+    assert tokens[0] != tokens[1]
+    assert all(len(token) <= 64 for token in tokens)
+
+
+async def test_rejected_status_writes_never_keep_the_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, exit_code=None, status_writes_rejected=True)
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(h.cloud.started_monitor.is_set, "monitoring to start")
+        await handle.signal(PodLifecycle.pod_deleted, PodDeleted(grace_period_seconds=7))
+        result = await handle.result()
+    assert result.stage is Stage.DELETED
+    assert not h.cloud.statuses
+    assert h.cloud.terminated == ["i-00000001"]
+    assert h.cloud.deleted == [h.cloud.pod]
+
+
+async def test_plan_warnings_become_warning_events(time_skipping_env: WorkflowEnvironment) -> None:
+    warning = "Instance type t3.micro is smaller than the pod's requests: 64 CPUs requested"
+    h = harness(time_skipping_env, plan_warnings=(warning,))
+    async with h.worker():
+        handle = await h.start()
+        assert (await handle.result()).stage is Stage.SUCCEEDED
+    assert [
+        (e.type, e.message) for e in h.cloud.events if e.reason == "UndersizedInstanceType"
+    ] == [("Warning", warning)]

@@ -2,7 +2,11 @@ from fractions import Fraction
 
 import pytest
 
-from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube.quantity import (
+    InvalidQuantityError,
+    canonical_quantity,
+    parse_quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +49,40 @@ def test_parse_quantity_exact_sums() -> None:
 def test_parse_quantity_rejects(text: str) -> None:
     with pytest.raises(InvalidQuantityError):
         parse_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        (1, "1"),
+        ("1", "1"),
+        (1000, "1k"),
+        ("1000m", "1"),
+        ("1500m", "1500m"),
+        ("1.5", "1500m"),
+        (0.5, "500m"),
+        ("0.1n", "1n"),
+        ("0", "0"),
+        ("1Gi", "1Gi"),
+        ("1024Mi", "1Gi"),
+        ("0.5Gi", "512Mi"),
+        ("1.5Ki", "1536"),
+        ("0.5Ki", "512"),
+        ("1000Mi", "1000Mi"),
+        ("128974848000", "128974848k"),
+        ("2e3", "2e3"),
+        ("1e-3", "1e-3"),
+        ("12E-1", "1200e-3"),
+        ("500M", "500M"),
+    ],
+)
+def test_canonical_quantity_is_what_the_api_server_returns(
+    written: str | int | float, stored: str
+) -> None:
+    assert canonical_quantity(written) == stored
+
+
+@pytest.mark.parametrize("value", [True, None, {"cpu": 1}, "1.5.2"])
+def test_canonical_quantity_rejects(value: object) -> None:
+    with pytest.raises(InvalidQuantityError):
+        canonical_quantity(value)  # type: ignore[arg-type]

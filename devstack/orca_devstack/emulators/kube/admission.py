@@ -7,12 +7,19 @@ container names, bad names), not the whole of Kubernetes validation.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
+from orca_devstack.emulators.kube import errors
+from orca_devstack.emulators.kube.quantity import (
+    InvalidQuantityError,
+    canonical_quantity,
+    parse_quantity,
+)
 from orca_devstack.emulators.kube.store import JsonObject, ResourceType
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -162,14 +169,46 @@ def prepare_for_create(
         obj["status"] = {"loadBalancer": {}}
     elif resource.key == "/secrets":
         obj.setdefault("type", "Opaque")
+        merge_string_data(obj)
     elif resource.key == "coordination.k8s.io/leases":
         obj.setdefault("spec", {})
+
+
+def merge_string_data(secret: JsonObject) -> None:
+    """A Secret's `stringData` is write-only: the API server base64-encodes it into `data`
+    (its keys win over `data`'s) and never stores or returns it. `data` values must be base64;
+    a real server cannot even decode a body with other values (400 BadRequest)."""
+    data = secret.get("data") or {}
+    if not isinstance(data, dict):
+        raise errors.bad_request('Secret in version "v1" cannot be handled as a Secret: data')
+    for key, value in data.items():
+        try:
+            base64.b64decode(value if isinstance(value, str) else b"!", validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise errors.bad_request(
+                f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data '
+                f"in data[{key!r}]: {error}"
+            ) from None
+    string_data = secret.pop("stringData", None) or {}
+    if not isinstance(string_data, dict) or not all(
+        isinstance(v, str) for v in string_data.values()
+    ):
+        raise errors.bad_request(
+            'Secret in version "v1" cannot be handled as a Secret: stringData values must be '
+            "strings"
+        )
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(value.encode()).decode()
+    if data:
+        secret["data"] = data
 
 
 def prepare_for_update(
     resource: ResourceType, new: JsonObject, config: AdmissionConfig = DEFAULT_ADMISSION
 ) -> None:
     """Defaults also apply to a replaced object (a PUT body may omit them)."""
+    if resource.key == "/secrets":
+        merge_string_data(new)
     if resource.key == "/pods":
         default_pod_spec(new.setdefault("spec", {}), config)
     elif resource.key == "/namespaces":
@@ -251,6 +290,56 @@ def _validate_pod_spec(spec: Any) -> list[tuple[str, str]]:
                         causes.append(
                             (f"{path}.resources.{kind}[{resource_name}]", f"Invalid value: {error}")
                         )
+    return causes
+
+
+def _resource_lists(path: str, resources: Any) -> list[tuple[str, Any]]:
+    if not isinstance(resources, dict):
+        return []
+    return [(f"{path}.{kind}", resources.get(kind)) for kind in ("requests", "limits")]
+
+
+def _quantity_maps(resource: ResourceType, obj: JsonObject) -> list[tuple[str, JsonObject]]:
+    """Every (field path, name → quantity map) of the object that the API server types as
+    resource quantities (an emptyDir's map holds only its `sizeLimit`)."""
+    maps: list[tuple[str, Any]] = []
+    status: JsonObject = obj["status"] if isinstance(obj.get("status"), dict) else {}
+    if resource.key == "/pods":
+        spec: JsonObject = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+        for list_name in (*_CONTAINER_LISTS, "ephemeralContainers"):
+            for index, container in enumerate(spec.get(list_name) or []):
+                if isinstance(container, dict):
+                    path = f"spec.{list_name}[{index}].resources"
+                    maps += _resource_lists(path, container.get("resources"))
+        maps += _resource_lists("spec.resources", spec.get("resources"))
+        maps.append(("spec.overhead", spec.get("overhead")))
+        for index, volume in enumerate(spec.get("volumes") or []):
+            empty_dir = volume.get("emptyDir") if isinstance(volume, dict) else None
+            if isinstance(empty_dir, dict) and "sizeLimit" in empty_dir:
+                maps.append((f"spec.volumes[{index}].emptyDir", empty_dir))
+        for list_name in ("initContainerStatuses", "containerStatuses"):
+            for index, container in enumerate(status.get(list_name) or []):
+                if isinstance(container, dict):
+                    path = f"status.{list_name}[{index}]"
+                    maps.append((f"{path}.allocatedResources", container.get("allocatedResources")))
+                    maps += _resource_lists(f"{path}.resources", container.get("resources"))
+    elif resource.key == "/nodes":
+        maps += [(f"status.{name}", status.get(name)) for name in ("capacity", "allocatable")]
+    return [(path, values) for path, values in maps if isinstance(values, dict)]
+
+
+def canonicalize_quantities(resource: ResourceType, obj: JsonObject) -> list[tuple[str, str]]:
+    """Rewrite every resource quantity in place as the API server stores it (a JSON number or
+    a non-canonical string comes back as the canonical string: `1` → "1", `"1000m"` → "1");
+    return (field, message) causes for the values that are not quantities."""
+    causes: list[tuple[str, str]] = []
+    for path, values in _quantity_maps(resource, obj):
+        names = ["sizeLimit"] if path.endswith(".emptyDir") else list(values)
+        for name in names:
+            try:
+                values[name] = canonical_quantity(values[name])
+            except InvalidQuantityError as error:
+                causes.append((f"{path}[{name}]", f"Invalid value: {error}"))
     return causes
 
 

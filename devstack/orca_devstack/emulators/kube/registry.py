@@ -196,7 +196,9 @@ class Registry:
         if "spec" in obj or resource.key in ("/pods", "/nodes"):
             metadata["generation"] = 1
         admission.prepare_for_create(resource, obj, self.admission)
-        causes = admission.validate(resource, obj)
+        causes = admission.validate(resource, obj) or admission.canonicalize_quantities(
+            resource, obj
+        )
         if causes:
             raise errors.invalid(
                 resource.kind, str(metadata.get("name") or ""), causes, resource.group
@@ -302,6 +304,9 @@ class Registry:
             # Status writes change only status, whatever else the body says.
             candidate = copy.deepcopy(current)
             candidate["status"] = new.get("status", {})
+            causes = admission.canonicalize_quantities(resource, candidate)
+            if causes:
+                raise errors.invalid(resource.kind, name, causes, resource.group)
         else:
             candidate = new
             candidate["apiVersion"] = resource.api_version
@@ -323,6 +328,7 @@ class Registry:
             if resource.has_status:
                 candidate["status"] = copy.deepcopy(current.get("status", {}))
             admission.prepare_for_update(resource, candidate, self.admission)
+            quantity_causes = admission.canonicalize_quantities(resource, candidate)
             if resource.key == "/pods" and admission.pod_spec_update_forbidden(
                 current.get("spec", {}), candidate.get("spec", {})
             ):
@@ -341,7 +347,7 @@ class Registry:
                 )
             if "generation" in metadata and candidate.get("spec") != current.get("spec"):
                 metadata["generation"] = int(metadata["generation"]) + 1
-            causes = admission.validate(resource, candidate)
+            causes = admission.validate(resource, candidate) or quantity_causes
             if causes:
                 raise errors.invalid(resource.kind, name, causes, resource.group)
         candidate["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
