@@ -74,6 +74,8 @@ class InstanceActivities:
             existing = await self._cluster.of_pod(pod.uid) if retried else []
             if existing:
                 instance = existing[0]
+                # Its claim was admitted by the attempt that launched it; start its accrual.
+                await self._admission.record_launch(pod_workflow_id(pod), instance.instance_id)
                 activity.logger.info(
                     "instance already launched for this pod; reusing it",
                     extra={"instance_id": instance.instance_id},

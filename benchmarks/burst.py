@@ -1,11 +1,15 @@
 """Burst benchmark: N annotated pods at once through ORCA's real worker and watcher.
 
-Run: `python -m benchmarks.burst [--pods 200] [--json PATH]` (or `make benchmark`). It starts the
-embedded stack (`orca_devstack.stack.DevStack`: Temporal dev server, AWS and Kubernetes API
-emulators, ORCA's worker and watcher as child processes) on free ports with short emulator delays,
-creates N pods at once, and prints a table and a JSON report. It measures and asserts nothing;
-the targets from issue 5 are printed next to the figures as PASS or MISS. See benchmarks/README.md
-for what each figure means.
+Run: `python -m benchmarks.burst [--pods 200] [--json PATH] [--compare-ledger]` (or
+`make benchmark`). It starts the embedded stack (`orca_devstack.stack.DevStack`: Temporal dev
+server, AWS and Kubernetes API emulators, ORCA's worker and watcher as child processes) on free
+ports with short emulator delays, creates N pods at once, and prints a table and a JSON report. It
+measures and asserts nothing; the targets from issue 5 are printed next to the figures as PASS or
+MISS. See benchmarks/README.md for what each figure means.
+
+`--compare-ledger` (issue 12) runs the burst twice on fresh stacks, with `limits.ledger: false`
+and with admission through the budget ledger (limits high enough never to hold), without the
+Temporal baselines, and prints both pods-Running-per-second and their ratio (target >= 90 %).
 
 Phases: (1) burst: create the pods, watch them until every one is Running; (2) steady: a few
 poll intervals with every pod Running, to see the batched pollers alone; (3) histories: fetch
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -59,6 +64,9 @@ LABEL = "orca-benchmark/run"
 LAUNCH_OPERATIONS = ("RunInstances", "CreateFleet")
 THROUGHPUT_TARGET = 0.8
 """ORCA's pods-Running-per-second at least this fraction of the baseline's workflows/s."""
+LEDGER_TARGET = 0.9
+"""With admission through the budget ledger, at least this fraction of the pods-Running-per-
+second of the same burst with `limits.ledger: false` (issue 12)."""
 
 
 # -- options and the stack -------------------------------------------------------------------
@@ -76,6 +84,9 @@ class BurstOptions:
     steady_intervals: int = 5
     baseline: bool = True
     create_threads: int = 16
+    ledger: bool = True
+    """limits.ledger: admission through the cluster's BudgetLedger workflow (limits set high
+    enough never to hold), or off (`--compare-ledger` runs both)."""
     state_dir: Path | None = None
     say: Callable[[str], None] = print
 
@@ -121,6 +132,7 @@ class BurstStack(DevStack):
         settings["node"]["pods"] = str(pods)
         settings["limits"]["maxConcurrentInstances"] = pods
         settings["limits"]["maxInstancesPerNamespace"] = pods
+        settings["limits"]["ledger"] = self.burst.ledger
         path = self.state_dir / "config.yaml"
         path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
         return path
@@ -991,6 +1003,44 @@ def _pair(values: Mapping[str, Any]) -> str:
     return f"{_fmt(values.get('p50'))} / {_fmt(values.get('max'))}"
 
 
+def compare_ledger(options: BurstOptions) -> dict[str, Any]:
+    """The same burst with admission off (`limits.ledger: false`), then through the ledger, each
+    on a fresh stack; the ratio of their pods-Running-per-second against `LEDGER_TARGET`."""
+    runs: dict[str, dict[str, Any]] = {}
+    for name, ledger in (("ledger_off", False), ("ledger_on", True)):
+        options.say(f"-- burst with limits.ledger: {str(ledger).lower()}")
+        runs[name] = run_burst(dataclasses.replace(options, ledger=ledger, baseline=False))
+    off = runs["ledger_off"]["pods_running_per_second"] or 0.0
+    on = runs["ledger_on"]["pods_running_per_second"] or 0.0
+    ratio = on / off if off else None
+    verdict = "n/a" if ratio is None else ("PASS" if ratio >= LEDGER_TARGET else "MISS")
+    return {
+        **runs,
+        "ledger_throughput_ratio": _round(ratio),
+        "targets": {"ledger_throughput_ratio_min": LEDGER_TARGET, "ledger_throughput": verdict},
+    }
+
+
+def format_ledger_comparison(report: Mapping[str, Any]) -> str:
+    lines = []
+    for name, label in (("ledger_off", "ledger off"), ("ledger_on", "ledger on")):
+        run = report[name]
+        lines.append(
+            f"{label:<11} pods Running per second {_fmt(run['pods_running_per_second']):>6}"
+            f"  ({run['pods_running']} / {run['pods']} Running, makespan "
+            f"{_fmt(run['makespan_s'])} s, creation → Running p50/p95 "
+            f"{_fmt(run['creation_to_running_s'].get('p50'))} / "
+            f"{_fmt(run['creation_to_running_s'].get('p95'))} s)"
+        )
+    ratio = report["ledger_throughput_ratio"]
+    targets = report["targets"]
+    lines.append(
+        f"ledger on / off {'-' if ratio is None else f'{ratio:.0%}':>6}"
+        f"  >= {targets['ledger_throughput_ratio_min']:.0%}  {targets['ledger_throughput']}"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.burst", description=__doc__)
     parser.add_argument("--pods", type=int, default=200)
@@ -1011,6 +1061,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds for the deleted pods' workflows to close",
     )
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--compare-ledger",
+        action="store_true",
+        help="run the burst twice, with limits.ledger false and true, and print both throughputs",
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the stack is stopped (no orphaned server or worker).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -1025,8 +1080,12 @@ def main(argv: list[str] | None = None) -> int:
         baseline=not args.no_baseline,
         say=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    report = run_burst(options)
-    print(format_table(report))
+    if args.compare_ledger:
+        report = compare_ledger(options)
+        print(format_ledger_comparison(report))
+    else:
+        report = run_burst(options)
+        print(format_table(report))
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:
