@@ -17,7 +17,7 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/orca dev --example-pods
 
-## make test: ruff (lint + format check), mypy, then every test tier
+## make test: ruff (lint + format check), mypy, then every test tier with the coverage floor
 test: venv lint typecheck pytest
 
 lint: venv
@@ -31,8 +31,10 @@ format: venv
 typecheck: venv
 	$(BIN)/mypy
 
+## the coverage total must stay at or above .coverage-floor (tests/coverage_floor.py)
 pytest: venv
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=
+	$(BIN)/python -m tests.coverage_floor
 
 benchmark: venv
 	$(BIN)/python -m benchmarks.burst
@@ -44,4 +46,4 @@ chaos: venv
 	$(BIN)/python -m tests.chaos.runner --pods $(CHAOS_PODS) --seed $(CHAOS_SEED)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .orca
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .orca .coverage .coverage.*
