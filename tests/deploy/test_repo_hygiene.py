@@ -9,7 +9,7 @@ import pytest
 
 import orca
 import orca_devstack
-from tests import coverage_floor
+from tests import coverage_floor, pip_audit
 
 
 def test_both_distributions_carry_one_version() -> None:
@@ -39,3 +39,33 @@ def test_the_coverage_floor_fails_below_and_asks_to_rise_well_above(
 
 def test_the_committed_coverage_floor_is_a_percentage() -> None:
     assert 0 < coverage_floor.read_floor() <= 100
+
+
+def test_pip_audit_fails_on_a_known_vulnerability() -> None:
+    report = {
+        "dependencies": [
+            {"name": "a", "version": "1", "vulns": [{"id": "PYSEC-1", "fix_versions": ["2"]}]},
+            {"name": "b", "version": "1", "vulns": []},
+        ]
+    }
+    code, message = pip_audit.summarize(report)
+    assert code == 1
+    assert "a==1: PYSEC-1 (fixed in 2)" in message
+
+
+def test_pip_audit_is_skipped_when_the_service_answers_for_no_pin() -> None:
+    report = {"dependencies": [{"name": "a", "skip_reason": "Dependency not found"}]}
+    code, message = pip_audit.summarize(report)
+    assert code == 0
+    assert "SKIPPED" in message
+    partly = {"dependencies": [*report["dependencies"], {"name": "b", "version": "1", "vulns": []}]}
+    assert pip_audit.summarize(partly) == (
+        0,
+        "pip-audit: no known vulnerabilities in 1 audited pins",
+    )
+
+
+def test_pip_audit_recognizes_an_unreachable_service() -> None:
+    output = "ERROR: requests.exceptions.ConnectionError: Max retries exceeded with url: /x\n"
+    assert pip_audit.unreachable_reason(output) == output.strip()
+    assert pip_audit.unreachable_reason("1 known vulnerability found") is None
