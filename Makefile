@@ -4,14 +4,30 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint format typecheck bandit pytest audit benchmark chaos clean
+.PHONY: venv lock run test lint format typecheck bandit pytest audit benchmark chaos clean
 
-$(STAMP): pyproject.toml devstack/pyproject.toml
+# Both distributions editable, orca-burst first: pip 23 resolves the `dev` extra's orca-devstack
+# from ./devstack only in this order. Every other package is pinned by constraints.txt (`make lock`),
+# which never pins the two editable ones.
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check
+EDITABLES   := -e '.[dev,test]' -e ./devstack
+
+$(STAMP): pyproject.toml devstack/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test]' -e ./devstack
+	$(BIN)/python $(PIP_INSTALL) -c constraints.txt $(EDITABLES)
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make lock: re-pin constraints.txt from a fresh venv (the newest versions pyproject allows)
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" $(PIP_INSTALL) $(EDITABLES); \
+	{ echo "# Every pinned package of the dev+test environment (make venv installs with -c)."; \
+	  echo "# Made by make lock (pip freeze --exclude-editable in a fresh venv); do not edit."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable; } > constraints.txt
+	@echo "constraints.txt re-pinned; make venv reinstalls from it"
 
 ## make run: the embedded stack (Temporal + UI, AWS and Kubernetes emulators, worker, watcher) with example pods
 run: venv

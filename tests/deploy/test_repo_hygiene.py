@@ -3,6 +3,7 @@ the coverage floor check and the pip-audit summary. Plain checks of files and pu
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import orca
 import orca_devstack
 from tests import coverage_floor, pip_audit
+from tests.deploy.conftest import REPO
 
 
 def test_both_distributions_carry_one_version() -> None:
@@ -18,6 +20,27 @@ def test_both_distributions_carry_one_version() -> None:
     assert orca.__version__ == orca_devstack.__version__
     assert metadata.version("orca-burst") == orca.__version__
     assert metadata.version("orca-devstack") == orca_devstack.__version__
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"constraints.txt pins exact versions only: {line!r}"
+        assert version, f"constraints.txt pins exact versions only: {line!r}"
+        pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_constraints_pin_the_environment_but_not_the_editable_packages() -> None:
+    pins = _pins()
+    assert "orca-burst" not in pins
+    assert "orca-devstack" not in pins
+    for needed in ("temporalio", "boto3", "moto", "pytest", "pytest-cov", "bandit", "pip-audit"):
+        assert needed in pins, f"{needed} is not pinned: run make lock"
 
 
 @pytest.mark.parametrize(
