@@ -13,6 +13,25 @@ import orca_devstack
 from tests import coverage_floor, pip_audit
 from tests.deploy.conftest import REPO
 
+DIGEST = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$")
+
+
+def test_every_base_image_in_the_dockerfile_is_pinned_by_digest() -> None:
+    stages: set[str] = set()
+    bases = []
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if not words or words[0].upper() != "FROM":
+            continue
+        image = next(w for w in words[1:] if not w.startswith("--"))
+        if image not in stages:  # `FROM build` names an earlier stage, not an image
+            bases.append(image)
+        if len(words) >= 4 and words[-2].upper() == "AS":
+            stages.add(words[-1])
+    assert bases, "the Dockerfile has no FROM line"
+    unpinned = [image for image in bases if not DIGEST.match(image)]
+    assert not unpinned, f"pin these by digest (image@sha256:...): {unpinned}"
+
 
 def test_both_distributions_carry_one_version() -> None:
     # Each distribution reads its version from its package's __version__ (pyproject's dynamic
