@@ -7,6 +7,7 @@ import re
 from importlib import metadata
 
 import pytest
+import yaml
 
 import orca
 import orca_devstack
@@ -111,3 +112,9 @@ def test_pip_audit_recognizes_an_unreachable_service() -> None:
     output = "ERROR: requests.exceptions.ConnectionError: Max retries exceeded with url: /x\n"
     assert pip_audit.unreachable_reason(output) == output.strip()
     assert pip_audit.unreachable_reason("1 known vulnerability found") is None
+
+
+def test_dependabot_watches_both_pip_projects_actions_and_the_image() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    watched = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert watched >= {("pip", "/"), ("pip", "/devstack"), ("github-actions", "/"), ("docker", "/")}
