@@ -26,7 +26,8 @@ lock:
 	"$$tmp/venv/bin/python" $(PIP_INSTALL) $(EDITABLES); \
 	{ echo "# Every pinned package of the dev+test environment (make venv installs with -c)."; \
 	  echo "# Made by make lock (pip freeze --exclude-editable in a fresh venv); do not edit."; \
-	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable; } > constraints.txt
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt
 	@echo "constraints.txt re-pinned; make venv reinstalls from it"
 
 ## make run: the embedded stack (Temporal + UI, AWS and Kubernetes emulators, worker, watcher) with example pods
