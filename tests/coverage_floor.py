@@ -19,8 +19,8 @@ import coverage
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR_FILE = ROOT / ".coverage-floor"
 DATA_FILE = ROOT / ".coverage"
-SLACK = 1.0
-RAISE_MARGIN = 2.0
+SLACK = 2.0
+RAISE_MARGIN = 3.0
 
 
 def verdict(total: float, floor: float) -> tuple[bool, str]:

@@ -69,7 +69,7 @@ def test_constraints_pin_the_environment_but_not_the_editable_packages() -> None
         (74.9, 75, False, "below the floor"),
         (75.0, 75, True, "(floor 75%)"),
         (76.5, 75, True, "(floor 75%)"),
-        (80.6, 75, True, "echo 79 > .coverage-floor"),
+        (80.6, 75, True, "echo 78 > .coverage-floor"),
     ],
 )
 def test_the_coverage_floor_fails_below_and_asks_to_rise_well_above(
