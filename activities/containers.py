@@ -44,7 +44,6 @@ from orca.activities.models import (
     StartContainersOutcome,
     StopContainersInput,
 )
-from orca.activities.names import ActivityName
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
 from orca.aws_clients import AwsClients
@@ -101,7 +100,7 @@ class ContainerActivities:
         """Pods whose time to Running this worker has observed (once per pod)."""
 
     # -- start ------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(self, input: StartContainersInput) -> StartContainersOutcome:
         pod = input.spec.pod
@@ -205,7 +204,7 @@ class ContainerActivities:
         return str(response["Command"]["CommandId"])
 
     # -- monitor ----------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.MONITOR_POD)
+    @activity.defn(name="monitor_pod")
     @fails_on_aws_errors()
     async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
         pod = pod_ref_from_pod(input.pod)
@@ -264,7 +263,7 @@ class ContainerActivities:
                 self._feed.unsubscribe(pod.uid)
 
     # -- stop -------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.STOP_CONTAINERS)
+    @activity.defn(name="stop_containers")
     @fails_on_aws_errors()
     async def stop_containers(self, input: StopContainersInput) -> None:
         with bind_work_context(

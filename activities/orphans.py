@@ -34,7 +34,6 @@ from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.containers import SECRET_PREFIX
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.models import EventType, PodEventReport, PodStatusReport
-from orca.activities.names import ActivityName
 from orca.activities.orphan_models import (
     ClusterListing,
     EndOrphansInput,
@@ -113,7 +112,7 @@ class OrphanActivities:
         self._node_name = node_name
 
     # -- find -------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.FIND_ORPHANS)
+    @activity.defn(name="find_orphans")
     async def find_orphans(self, input: SweepInput) -> SweepFindings:
         try:
             findings = await self._find(input)
@@ -237,7 +236,7 @@ class OrphanActivities:
         return tuple(swept)
 
     # -- end --------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.END_ORPHANS)
+    @activity.defn(name="end_orphans")
     async def end_orphans(self, input: EndOrphansInput) -> EndOrphansOutcome:
         temporal = activity.client()
         ended: list[Orphan] = []

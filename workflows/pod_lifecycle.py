@@ -17,6 +17,12 @@ marker each in the history), everything that touches AWS is a regular activity. 
 runs in rounds (one heartbeating activity each); when Temporal suggests it, the workflow
 continues as new carrying `LifecycleState`, so a pod that runs for weeks keeps a bounded
 history.
+
+Activities are called by method reference (`PlanningActivities.plan_launch`): type-checked and
+one jump from the call to the code. Their classes are imported passed through the sandbox (the
+worker holds the same modules; nothing in them runs at import). The names they are registered
+under are literal in each `@activity.defn(name=...)` and recorded in every history: renaming
+one breaks replay (`tests/replay`), renaming a method does not.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +40,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from orca import search_attributes
+    from orca.activities.containers import ContainerActivities
+    from orca.activities.instances import InstanceActivities
     from orca.activities.models import (
         LOST_INSTANCE_STATES,
         DeletePodInput,
@@ -58,7 +66,8 @@ with workflow.unsafe.imports_passed_through():
         WaitForInstanceInput,
         WaitForInstanceOutcome,
     )
-    from orca.activities.names import ActivityName
+    from orca.activities.planning import PlanningActivities
+    from orca.activities.pod_status import PodStatusActivities
     from orca.failure_types import POD_FAILURES, FailureType
     from orca.launch_spec import pod_ref_from_pod
     from orca.selection import CandidateOffering
@@ -268,10 +277,9 @@ class PodLifecycle:
     async def _plan(self) -> LaunchPlan | None:
         state = self.state
         try:
-            plan: LaunchPlan = await workflow.execute_activity(
-                ActivityName.PLAN_LAUNCH,
+            plan: LaunchPlan = await workflow.execute_activity_method(
+                PlanningActivities.plan_launch,
                 PlanLaunchInput(pod=state.manifest),
-                result_type=LaunchPlan,
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
@@ -383,8 +391,8 @@ class PodLifecycle:
             # continue-as-new, so a launch retried after one still reuses its token.
             token_source = f"{info.workflow_id}#{info.first_execution_run_id}#{attempt}"
         client_token = hashlib.sha256(token_source.encode()).hexdigest()[:64]
-        outcome: LaunchOutcome = await workflow.execute_activity(
-            ActivityName.LAUNCH_INSTANCE,
+        outcome: LaunchOutcome = await workflow.execute_activity_method(
+            InstanceActivities.launch_instance,
             LaunchRequest(
                 pod=state.manifest,
                 spec=plan.spec,
@@ -393,7 +401,6 @@ class PodLifecycle:
                 requested_at=workflow.now(),
                 fallback=candidate != plan.candidates[0],
             ),
-            result_type=LaunchOutcome,
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
@@ -408,10 +415,9 @@ class PodLifecycle:
         self, plan: LaunchPlan, instance_id: str
     ) -> InstanceStatus | None:
         state = self.state
-        handle = workflow.start_activity(
-            ActivityName.WAIT_UNTIL_RUNNING,
+        handle = workflow.start_activity_method(
+            InstanceActivities.wait_until_running,
             WaitForInstanceInput(instance_id=instance_id, timeout=plan.launch_timeout),
-            result_type=WaitForInstanceOutcome,
             start_to_close_timeout=plan.launch_timeout + timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
@@ -451,10 +457,9 @@ class PodLifecycle:
         assert state.plan is not None
         assert state.instance is not None
         self._check_stop()
-        handle = workflow.start_activity(
-            ActivityName.START_CONTAINERS,
+        handle = workflow.start_activity_method(
+            ContainerActivities.start_containers,
             StartContainersInput(pod=state.manifest, spec=state.plan.spec, instance=state.instance),
-            result_type=StartContainersOutcome,
             start_to_close_timeout=timedelta(minutes=15),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
@@ -490,15 +495,14 @@ class PodLifecycle:
             remaining = self._lifetime_remaining()
             if remaining is not None:
                 round_duration = min(round_duration, max(remaining, timedelta(seconds=1)))
-            handle = workflow.start_activity(
-                ActivityName.MONITOR_POD,
+            handle = workflow.start_activity_method(
+                ContainerActivities.monitor_pod,
                 MonitorInput(
                     pod=state.manifest,
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
                     containers_started_at=state.started_running_at,
                 ),
-                result_type=MonitorOutcome,
                 start_to_close_timeout=round_duration + timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=_QUICK,
@@ -546,8 +550,8 @@ class PodLifecycle:
         if state.gone:
             self._set_stage(Stage.DELETED)
         elif state.deletion is not None:
-            await workflow.execute_activity(
-                ActivityName.DELETE_POD_OBJECT,
+            await workflow.execute_activity_method(
+                PodStatusActivities.delete_pod_object,
                 DeletePodInput(pod=state.pod),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_QUICK,
@@ -622,8 +626,8 @@ class PodLifecycle:
             )
         self._set_stage(Stage.STOPPING)
         try:
-            await workflow.execute_activity(
-                ActivityName.STOP_CONTAINERS,
+            await workflow.execute_activity_method(
+                ContainerActivities.stop_containers,
                 StopContainersInput(
                     pod=state.pod, instance_id=state.instance.instance_id, grace_seconds=grace
                 ),
@@ -642,10 +646,9 @@ class PodLifecycle:
             await self._report(phase="Failed")
 
     async def _terminate(self, instance_ids: tuple[str, ...]) -> None:
-        result: TerminateOutcome = await workflow.execute_activity(
-            ActivityName.TERMINATE_INSTANCES,
+        result: TerminateOutcome = await workflow.execute_activity_method(
+            InstanceActivities.terminate_instances,
             TerminateInput(pod=self.state.pod, instance_ids=instance_ids),
-            result_type=TerminateOutcome,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=_AWS,
             summary=f"Terminate the instances of {self.state.pod.key}",
@@ -771,7 +774,7 @@ class PodLifecycle:
             if event is None and reason and message:
                 event = (reason, message)
         await self._pod_api(
-            ActivityName.REPORT_POD_STATUS,
+            PodStatusActivities.report_pod_status,
             PodStatusReport(
                 pod=state.pod,
                 phase=phase,
@@ -788,13 +791,16 @@ class PodLifecycle:
 
     async def _event(self, event_type: EventType, reason: str, message: str) -> None:
         await self._pod_api(
-            ActivityName.RECORD_POD_EVENT,
+            PodStatusActivities.record_pod_event,
             PodEventReport(pod=self.state.pod, type=event_type, reason=reason, message=message),
             summary=f"{reason}: {message}"[:200],
         )
 
     async def _pod_api(
-        self, name: ActivityName, report: PodStatusReport | PodEventReport, summary: str
+        self,
+        activity: Callable[..., Awaitable[None]],
+        report: PodStatusReport | PodEventReport,
+        summary: str,
     ) -> None:
         """One Kubernetes API write about the pod (its status, or an event).
 
@@ -804,13 +810,13 @@ class PodLifecycle:
         halves what the Temporal server does per pod. They still retry (`_QUICK`, with timers
         beyond a minute) and show in the UI with their summaries."""
         execute = (
-            workflow.execute_local_activity
+            workflow.execute_local_activity_method
             if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
-            else workflow.execute_activity
+            else workflow.execute_activity_method
         )
         try:
             await execute(
-                name,
+                activity,
                 report,
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=POD_REPORT_GIVE_UP_AFTER,
@@ -823,7 +829,7 @@ class PodLifecycle:
             # status is the kubelet's courtesy, termination is the money. Carry on without it.
             workflow.logger.warning(
                 "Kubernetes refused a pod report; continuing without it",
-                extra={"activity": str(name), "error": str(error.cause or error)},
+                extra={"activity": activity.__name__, "error": str(error.cause or error)},
             )
 
 
