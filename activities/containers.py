@@ -18,7 +18,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -36,7 +36,6 @@ from orca.activities.bootstrap_script import (
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.models import (
-    LOST_INSTANCE_STATES,
     MonitorEnd,
     MonitorInput,
     MonitorOutcome,
@@ -49,10 +48,13 @@ from orca.activities.status_mapping import pod_is_finished, pod_status_from_even
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType
+from orca.instance_state import is_lost
 from orca.launch_spec import InvalidPodSpec, PodRef, pod_ref_from_pod
 from orca.logging import bind_work_context
 from orca.metrics import POD_STARTUP_SECONDS
+from orca.pod_phase import PodPhase
 from orca.settings import Settings
+from orca.units import format_duration
 
 SECRET_PREFIX = "/orca/pods"
 
@@ -144,8 +146,9 @@ class ContainerActivities:
             if time.monotonic() > deadline:
                 raise ApplicationError(
                     f"the SSM agent on {instance_id} did not come online within "
-                    f"{int(timeout_seconds)} s; the AMI must run the SSM agent and the instance "
-                    "profile (aws.instanceProfile) must allow ssm:UpdateInstanceInformation",
+                    f"{format_duration(timedelta(seconds=timeout_seconds))}; the AMI must run the "
+                    "SSM agent and the instance profile (aws.instanceProfile) must allow "
+                    "ssm:UpdateInstanceInformation",
                     type=FailureType.CONFIGURATION,
                     non_retryable=True,
                 )
@@ -220,11 +223,11 @@ class ContainerActivities:
                     instance = await self._cluster.status(input.instance_id)
                     activity.heartbeat(instance.state)
                     self._feed.raise_if_failing()
-                    if instance.state in LOST_INSTANCE_STATES:
+                    if is_lost(instance.state):
                         return MonitorOutcome(
                             end=MonitorEnd.INSTANCE_LOST,
-                            phase="Failed",
-                            reason="InstanceLost",
+                            phase=PodPhase.FAILED,
+                            reason=FailureType.INSTANCE_LOST,
                             message=f"{input.instance_id} is {instance.state}"
                             + (f" ({instance.state_reason})" if instance.state_reason else ""),
                         )
@@ -236,7 +239,7 @@ class ContainerActivities:
                         started_at=instance.launch_time,
                     )
                     patch = to_status_patch(view)
-                    if view.phase == "Running" and pod.uid not in self._seen_running:
+                    if view.phase is PodPhase.RUNNING and pod.uid not in self._seen_running:
                         self._seen_running.add(pod.uid)
                         observe_startup(input.pod)
                     if patch != last_patch:
@@ -252,7 +255,7 @@ class ContainerActivities:
                         }
                         return MonitorOutcome(
                             end=MonitorEnd.FINISHED,
-                            phase=str(view.phase),
+                            phase=view.phase,
                             reason=view.reason,
                             message=view.message,
                             exit_codes=exit_codes,

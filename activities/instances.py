@@ -23,7 +23,6 @@ from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.launch_admission import LaunchAdmission
 from orca.activities.models import (
-    InstanceState,
     LaunchOutcome,
     LaunchRequest,
     TerminateInput,
@@ -35,6 +34,7 @@ from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
 from orca.budgets import Claim
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.logging import bind_work_context
 from orca.metrics import FALLBACKS, LAUNCH_FAILURES, LAUNCHES
 from orca.workflow_ids import pod_workflow_id

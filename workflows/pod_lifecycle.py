@@ -43,10 +43,8 @@ with workflow.unsafe.imports_passed_through():
     from orca.activities.containers import ContainerActivities
     from orca.activities.instances import InstanceActivities
     from orca.activities.models import (
-        LOST_INSTANCE_STATES,
         DeletePodInput,
         EventType,
-        InstanceState,
         InstanceStatus,
         LaunchOutcome,
         LaunchPlan,
@@ -69,7 +67,9 @@ with workflow.unsafe.imports_passed_through():
     from orca.activities.planning import PlanningActivities
     from orca.activities.pod_status import PodStatusActivities
     from orca.failure_types import POD_FAILURES, FailureType
+    from orca.instance_state import InstanceState, is_lost
     from orca.launch_spec import pod_ref_from_pod
+    from orca.pod_phase import PodPhase
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
@@ -169,9 +169,7 @@ class PodLifecycle:
                 extra={"notice_instance": notice.instance_id},
             )
             return
-        if notice.kind is InterruptionKind.STATE_CHANGE and notice.state not in {
-            s.value for s in LOST_INSTANCE_STATES
-        }:
+        if notice.kind is InterruptionKind.STATE_CHANGE and not is_lost(notice.state):
             return
         if self.state.interruption is None:
             self.state.interruption = notice
@@ -213,8 +211,8 @@ class PodLifecycle:
             failure = _application_failure(error)
             if failure is None:
                 raise
-            self._fail(failure.type or "Failed", failure.message)
-            await self._report(phase="Failed", event_type=EventType.WARNING)
+            self._fail(_failure_type(failure), failure.message)
+            await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
         return await self._finish()
 
     # -- planning and launching -------------------------------------------------------------
@@ -229,8 +227,10 @@ class PodLifecycle:
             if plan is None:
                 return
             if plan.dry_run:
-                await self._event(EventType.NORMAL, "DryRun", "Dry run: nothing launched.")
-                self._fail("DryRun", "ORCA runs in dry-run mode; nothing was launched.")
+                await self._event(
+                    EventType.NORMAL, FailureType.DRY_RUN, "Dry run: nothing launched."
+                )
+                self._fail(FailureType.DRY_RUN, "ORCA runs in dry-run mode; nothing was launched.")
                 return
             state.limit_reason = None
             if await self._launch_first_available(plan):
@@ -250,7 +250,7 @@ class PodLifecycle:
                 await self._report_pending(
                     waiting_for,
                     f"{state.limit_reason}; waiting for room (asking again within "
-                    f"{int(retry.total_seconds())} s).",
+                    f"{format_duration(retry)}).",
                 )
                 self._admitted = False
                 if await self._sleep_unless_stopped(retry, wake=lambda: self._admitted):
@@ -264,11 +264,11 @@ class PodLifecycle:
                     f"No capacity for any candidate after waiting "
                     f"{format_duration(waited)}; tried {len(state.attempts)} launches.",
                 )
-                await self._report(phase="Failed", event_type=EventType.WARNING)
+                await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
             why = plan.waiting_reason or "Every candidate offering is out of capacity"
-            message = f"{why}; retrying in {int(backoff.total_seconds())} s."
+            message = f"{why}; retrying in {format_duration(backoff)}."
             await self._report_pending(waiting_for, message)
             if await self._sleep_unless_stopped(backoff):
                 raise _StopRequestedError
@@ -289,7 +289,7 @@ class PodLifecycle:
             failure = _application_failure(error)
             if failure is None:
                 raise
-            self._fail(failure.type or "PlanFailed", failure.message)
+            self._fail(_failure_type(failure), failure.message)
             condition = PodCondition(
                 type=LAUNCHED_CONDITION,
                 status="False",
@@ -297,7 +297,7 @@ class PodLifecycle:
                 message=failure.message,
             )
             await self._report(
-                phase="Failed", conditions=(condition,), event_type=EventType.WARNING
+                phase=PodPhase.FAILED, conditions=(condition,), event_type=EventType.WARNING
             )
             return None
         first_plan = state.plan is None
@@ -521,14 +521,15 @@ class PodLifecycle:
                     FailureType.INSTANCE_LOST,
                     outcome.message or f"{state.instance.instance_id} is gone.",
                 )
-                await self._report(phase="Failed", event_type=EventType.WARNING)
+                await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
                 return
-            self._set_stage(Stage.SUCCEEDED if outcome.phase == "Succeeded" else Stage.FAILED)
+            succeeded = outcome.phase is PodPhase.SUCCEEDED
+            self._set_stage(Stage.SUCCEEDED if succeeded else Stage.FAILED)
             state.final_reason = outcome.reason or outcome.phase
             exits = ", ".join(f"{name} exited {code}" for name, code in outcome.exit_codes.items())
             state.final_message = outcome.message or exits or None
             await self._event(
-                EventType.NORMAL if outcome.phase == "Succeeded" else EventType.WARNING,
+                EventType.NORMAL if succeeded else EventType.WARNING,
                 "ContainersFinished",
                 f"Pod {outcome.phase.lower()}: {exits or 'containers ended'}.",
             )
@@ -582,7 +583,7 @@ class PodLifecycle:
                 FailureType.INSTANCE_LOST,
                 f"{notice.instance_id} went {notice.state} underneath the pod.",
             )
-            await self._report(phase="Failed", event_type=EventType.WARNING)
+            await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
             return
         if notice is not None:
             deadline_grace = grace
@@ -597,9 +598,14 @@ class PodLifecycle:
             }.get(notice.kind, str(notice.kind))
             message = (
                 f"Instance {notice.instance_id} received {what}; the pod is evicted "
-                f"(containers get {grace} s to stop)."
+                f"(containers get {format_duration(timedelta(seconds=grace))} to stop)."
             )
-            self._fail("SpotInterrupted" if notice.kind.startswith("spot") else "Evicted", message)
+            self._fail(
+                FailureType.SPOT_INTERRUPTED
+                if notice.kind.startswith("spot")
+                else FailureType.EVICTED,
+                message,
+            )
             await self._report(
                 conditions=(
                     PodCondition(
@@ -616,13 +622,16 @@ class PodLifecycle:
             self._fail(FailureType.BUDGET_EXCEEDED, state.budget_stop)
         elif state.deletion is None and self._lifetime_over():
             self._fail(
-                "DeadlineExceeded",
+                FailureType.DEADLINE_EXCEEDED,
                 f"The pod reached its max lifetime "
                 f"({format_duration(self._max_lifetime() or timedelta())}) and was stopped.",
             )
         else:
             await self._event(
-                EventType.NORMAL, "Killing", f"Stopping containers with a {grace} s grace period."
+                EventType.NORMAL,
+                "Killing",
+                f"Stopping containers with a {format_duration(timedelta(seconds=grace))} grace "
+                "period.",
             )
         self._set_stage(Stage.STOPPING)
         try:
@@ -633,7 +642,8 @@ class PodLifecycle:
                 ),
                 start_to_close_timeout=timedelta(seconds=grace + 60),
                 retry_policy=RetryPolicy(maximum_attempts=3),
-                summary=f"Stop containers on {state.instance.instance_id} ({grace} s grace)",
+                summary=f"Stop containers on {state.instance.instance_id} "
+                f"({format_duration(timedelta(seconds=grace))} grace)",
             )
         except ActivityError as error:
             # Terminating the instance stops the containers too, only less gently.
@@ -643,7 +653,7 @@ class PodLifecycle:
             )
         if state.final_reason is not None:
             self._set_stage(Stage.FAILED)
-            await self._report(phase="Failed")
+            await self._report(phase=PodPhase.FAILED)
 
     async def _terminate(self, instance_ids: tuple[str, ...]) -> None:
         result: TerminateOutcome = await workflow.execute_activity_method(
@@ -726,7 +736,7 @@ class PodLifecycle:
             self.state.stage = stage
             workflow.upsert_search_attributes([search_attributes.PHASE.value_set(str(stage))])
 
-    def _fail(self, reason: str, message: str) -> None:
+    def _fail(self, reason: FailureType, message: str) -> None:
         self.state.final_reason = reason
         self.state.final_message = message
         self._set_stage(Stage.FAILED)
@@ -749,7 +759,7 @@ class PodLifecycle:
 
     async def _report_pending(self, reason: str, message: str) -> None:
         await self._report(
-            phase="Pending",
+            phase=PodPhase.PENDING,
             reason=reason,
             message=message,
             event=(reason, message),
@@ -769,7 +779,7 @@ class PodLifecycle:
         event_type: EventType = EventType.NORMAL,
     ) -> None:
         state = self.state
-        if phase == "Failed" and reason is None:
+        if phase is PodPhase.FAILED and reason is None:
             reason, message = state.final_reason, state.final_message
             if event is None and reason and message:
                 event = (reason, message)
@@ -843,3 +853,8 @@ def _application_failure(error: ActivityError) -> ApplicationError | None:
     if isinstance(cause, ApplicationError) and cause.type in POD_FAILURES:
         return cause
     return None
+
+
+def _failure_type(failure: ApplicationError) -> FailureType:
+    """The failure type of an error `_application_failure` returned (one of `POD_FAILURES`)."""
+    return FailureType(failure.type or "")

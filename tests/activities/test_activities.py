@@ -35,7 +35,6 @@ from orca.activities.launch_admission import (
 from orca.activities.models import (
     DeletePodInput,
     EventType,
-    InstanceState,
     LaunchPlan,
     LaunchRequest,
     PlanLaunchInput,
@@ -51,6 +50,7 @@ from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.launch_spec import PodRef
 from orca.settings import (
     AwsSettings,

@@ -22,7 +22,6 @@ from orca.activities.batched_poller import BatchedPoller
 from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.containers import ContainerActivities, agents_online
 from orca.activities.models import (
-    InstanceState,
     LaunchRequest,
     MonitorInput,
     PlanLaunchInput,
@@ -32,6 +31,7 @@ from orca.activities.models import (
 )
 from orca.activities.pod_status import PodStatusActivities
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.activities.test_activities import NOW, Wiring, pod_manifest
 

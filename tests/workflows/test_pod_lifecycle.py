@@ -23,7 +23,6 @@ from temporalio.worker import Worker
 
 from orca.activities.models import (
     DeletePodInput,
-    InstanceState,
     InstanceStatus,
     LaunchOutcome,
     LaunchPlan,
@@ -43,6 +42,7 @@ from orca.activities.models import (
     WaitForInstanceOutcome,
 )
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.launch_spec import LaunchSpec, PodRef, SelectionMethod
 from orca.selection import CandidateOffering
 from orca.settings import LaunchType
