@@ -248,17 +248,12 @@ class ContainerActivities:
                     if pod_is_finished(view, restart_policy):
                         self._seen_running.discard(pod.uid)
                         await asyncio.to_thread(self._delete_secrets, pod.uid)
-                        exit_codes = {
-                            s["name"]: s["state"]["terminated"].get("exitCode", 0)
-                            for s in view.container_statuses
-                            if "terminated" in s.get("state", {})
-                        }
                         return MonitorOutcome(
                             end=MonitorEnd.FINISHED,
                             phase=view.phase,
                             reason=view.reason,
                             message=view.message,
-                            exit_codes=exit_codes,
+                            exit_codes=view.exit_codes,
                         )
                     if time.monotonic() > round_ends:
                         return MonitorOutcome(end=MonitorEnd.ROUND_OVER, phase=str(view.phase))

@@ -48,7 +48,9 @@ class LaunchPlan(_Model):
 
 # -- launch -------------------------------------------------------------------------------------
 class LaunchRequest(_Model):
-    pod: dict[str, Any]
+    """What one launch needs. (Launches recorded before carried the pod manifest as `pod` too;
+    nothing read it, and pydantic ignores that extra field, so those inputs still load.)"""
+
     spec: LaunchSpec
     candidate: CandidateOffering
     client_token: str

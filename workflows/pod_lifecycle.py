@@ -394,7 +394,6 @@ class PodLifecycle:
         outcome: LaunchOutcome = await workflow.execute_activity_method(
             InstanceActivities.launch_instance,
             LaunchRequest(
-                pod=state.manifest,
                 spec=plan.spec,
                 candidate=candidate,
                 client_token=client_token,

@@ -80,7 +80,7 @@ async def launched(wiring: Wiring) -> tuple[dict[str, Any], Any, str]:
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     plan = await wiring.plan(pod)
     request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="t", requested_at=NOW
+        spec=plan.spec, candidate=plan.candidates[0], client_token="t", requested_at=NOW
     )
     outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     assert outcome.instance_id is not None
@@ -141,7 +141,6 @@ async def test_invalid_parameter_on_run_instances_is_a_configuration_failure(
     failure = await failure_of(
         wiring.instances.launch_instance,
         LaunchRequest(
-            pod=pod,
             spec=plan.spec,
             candidate=plan.candidates[0],
             client_token="t",
