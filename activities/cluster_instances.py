@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orca.activities.batched_poller import BatchedPoller
-from orca.activities.ec2_instances import LIVE_STATES, ListedInstance
-from orca.activities.models import InstanceState, InstanceStatus
+from orca.activities.ec2_instances import ListedInstance
+from orca.activities.models import InstanceStatus
+from orca.instance_state import InstanceState, is_live
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class ClusterInstances:
         return [
             listed.status
             for listed in listing.values()
-            if listed.pod_uid == pod_uid and listed.status.state.value in LIVE_STATES
+            if listed.pod_uid == pod_uid and is_live(listed.status.state)
         ]
 
     async def listing(self) -> Mapping[str, ListedInstance]:
@@ -70,7 +71,7 @@ class ClusterInstances:
                 instance_type=listed.status.instance_type or "",
             )
             for listed in listing.values()
-            if listed.status.state.value in LIVE_STATES
+            if is_live(listed.status.state)
         ]
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -36,7 +36,6 @@ from orca.activities.bootstrap_script import (
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.models import (
-    LOST_INSTANCE_STATES,
     MonitorEnd,
     MonitorInput,
     MonitorOutcome,
@@ -44,16 +43,18 @@ from orca.activities.models import (
     StartContainersOutcome,
     StopContainersInput,
 )
-from orca.activities.names import ActivityName
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType
+from orca.instance_state import is_lost
 from orca.launch_spec import InvalidPodSpec, PodRef, pod_ref_from_pod
 from orca.logging import bind_work_context
 from orca.metrics import POD_STARTUP_SECONDS
+from orca.pod_phase import PodPhase
 from orca.settings import Settings
+from orca.units import format_duration
 
 SECRET_PREFIX = "/orca/pods"
 
@@ -101,7 +102,7 @@ class ContainerActivities:
         """Pods whose time to Running this worker has observed (once per pod)."""
 
     # -- start ------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(self, input: StartContainersInput) -> StartContainersOutcome:
         pod = input.spec.pod
@@ -145,8 +146,9 @@ class ContainerActivities:
             if time.monotonic() > deadline:
                 raise ApplicationError(
                     f"the SSM agent on {instance_id} did not come online within "
-                    f"{int(timeout_seconds)} s; the AMI must run the SSM agent and the instance "
-                    "profile (aws.instanceProfile) must allow ssm:UpdateInstanceInformation",
+                    f"{format_duration(timedelta(seconds=timeout_seconds))}; the AMI must run the "
+                    "SSM agent and the instance profile (aws.instanceProfile) must allow "
+                    "ssm:UpdateInstanceInformation",
                     type=FailureType.CONFIGURATION,
                     non_retryable=True,
                 )
@@ -205,7 +207,7 @@ class ContainerActivities:
         return str(response["Command"]["CommandId"])
 
     # -- monitor ----------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.MONITOR_POD)
+    @activity.defn(name="monitor_pod")
     @fails_on_aws_errors()
     async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
         pod = pod_ref_from_pod(input.pod)
@@ -221,11 +223,11 @@ class ContainerActivities:
                     instance = await self._cluster.status(input.instance_id)
                     activity.heartbeat(instance.state)
                     self._feed.raise_if_failing()
-                    if instance.state in LOST_INSTANCE_STATES:
+                    if is_lost(instance.state):
                         return MonitorOutcome(
                             end=MonitorEnd.INSTANCE_LOST,
-                            phase="Failed",
-                            reason="InstanceLost",
+                            phase=PodPhase.FAILED,
+                            reason=FailureType.INSTANCE_LOST,
                             message=f"{input.instance_id} is {instance.state}"
                             + (f" ({instance.state_reason})" if instance.state_reason else ""),
                         )
@@ -237,7 +239,7 @@ class ContainerActivities:
                         started_at=instance.launch_time,
                     )
                     patch = to_status_patch(view)
-                    if view.phase == "Running" and pod.uid not in self._seen_running:
+                    if view.phase is PodPhase.RUNNING and pod.uid not in self._seen_running:
                         self._seen_running.add(pod.uid)
                         observe_startup(input.pod)
                     if patch != last_patch:
@@ -246,17 +248,12 @@ class ContainerActivities:
                     if pod_is_finished(view, restart_policy):
                         self._seen_running.discard(pod.uid)
                         await asyncio.to_thread(self._delete_secrets, pod.uid)
-                        exit_codes = {
-                            s["name"]: s["state"]["terminated"].get("exitCode", 0)
-                            for s in view.container_statuses
-                            if "terminated" in s.get("state", {})
-                        }
                         return MonitorOutcome(
                             end=MonitorEnd.FINISHED,
-                            phase=str(view.phase),
+                            phase=view.phase,
                             reason=view.reason,
                             message=view.message,
-                            exit_codes=exit_codes,
+                            exit_codes=view.exit_codes,
                         )
                     if time.monotonic() > round_ends:
                         return MonitorOutcome(end=MonitorEnd.ROUND_OVER, phase=str(view.phase))
@@ -264,7 +261,7 @@ class ContainerActivities:
                 self._feed.unsubscribe(pod.uid)
 
     # -- stop -------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.STOP_CONTAINERS)
+    @activity.defn(name="stop_containers")
     @fails_on_aws_errors()
     async def stop_containers(self, input: StopContainersInput) -> None:
         with bind_work_context(

@@ -18,14 +18,13 @@ from typing import Any
 
 from orca import instance_tags
 from orca.activities.bootstrap_script import choose_ami_parameter
-from orca.activities.models import InstanceState, InstanceStatus, LaunchRequest
+from orca.activities.models import InstanceStatus, LaunchRequest
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
+from orca.instance_state import InstanceState
 from orca.launch_spec import CapacityReservationPreference
 from orca.selection import InstanceTypeInfo
 from orca.settings import LaunchType, Settings
-
-LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 
 @dataclass(frozen=True)

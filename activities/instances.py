@@ -23,7 +23,6 @@ from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.launch_admission import LaunchAdmission
 from orca.activities.models import (
-    InstanceState,
     LaunchOutcome,
     LaunchRequest,
     TerminateInput,
@@ -31,11 +30,11 @@ from orca.activities.models import (
     WaitForInstanceInput,
     WaitForInstanceOutcome,
 )
-from orca.activities.names import ActivityName
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_errors import AwsErrorKind, classify, error_code, error_message
 from orca.budgets import Claim
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.logging import bind_work_context
 from orca.metrics import FALLBACKS, LAUNCH_FAILURES, LAUNCHES
 from orca.workflow_ids import pod_workflow_id
@@ -59,7 +58,7 @@ class InstanceActivities:
         self._unavailable = unavailable
         self._admission = admission
 
-    @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
+    @activity.defn(name="launch_instance")
     @fails_on_aws_errors()
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
         candidate = request.candidate
@@ -134,7 +133,7 @@ class InstanceActivities:
             activity.logger.info("launched instance", extra={"instance_id": instance_id})
             return LaunchOutcome(instance_id=instance_id, message="launched")
 
-    @activity.defn(name=ActivityName.WAIT_UNTIL_RUNNING)
+    @activity.defn(name="wait_until_running")
     @fails_on_aws_errors()
     async def wait_until_running(self, input: WaitForInstanceInput) -> WaitForInstanceOutcome:
         deadline = time.monotonic() + input.timeout.total_seconds()
@@ -158,7 +157,7 @@ class InstanceActivities:
                 if time.monotonic() > deadline:
                     return WaitForInstanceOutcome(status=status, timed_out=True)
 
-    @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
+    @activity.defn(name="terminate_instances")
     @fails_on_aws_errors(permanent=False)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
         with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):

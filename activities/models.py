@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orca.instance_state import InstanceState
 from orca.launch_spec import LaunchSpec, PodRef
+from orca.pod_phase import PodPhase
 from orca.selection import CandidateOffering
 
 
@@ -46,7 +48,9 @@ class LaunchPlan(_Model):
 
 # -- launch -------------------------------------------------------------------------------------
 class LaunchRequest(_Model):
-    pod: dict[str, Any]
+    """What one launch needs. (Launches recorded before carried the pod manifest as `pod` too;
+    nothing read it, and pydantic ignores that extra field, so those inputs still load.)"""
+
     spec: LaunchSpec
     candidate: CandidateOffering
     client_token: str
@@ -67,29 +71,6 @@ class LaunchOutcome(_Model):
     """A configured instance limit forbids launching now; the workflow waits and retries."""
     reused_existing: bool = False
     """True when an instance tagged with this pod was already there (a retried launch)."""
-
-
-class InstanceState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SHUTTING_DOWN = "shutting-down"
-    TERMINATED = "terminated"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    MISSING = "missing"
-    """DescribeInstances no longer knows the instance."""
-
-
-LOST_INSTANCE_STATES = frozenset(
-    {
-        InstanceState.STOPPING,
-        InstanceState.STOPPED,
-        InstanceState.SHUTTING_DOWN,
-        InstanceState.TERMINATED,
-        InstanceState.MISSING,
-    }
-)
-"""States in which an instance can no longer run the pod."""
 
 
 class InstanceStatus(_Model):
@@ -151,7 +132,7 @@ class MonitorInput(_Model):
 
 class MonitorOutcome(_Model):
     end: MonitorEnd
-    phase: str
+    phase: PodPhase
     reason: str | None = None
     message: str | None = None
     exit_codes: dict[str, int] = Field(default_factory=dict)
@@ -182,7 +163,7 @@ class PodStatusReport(_Model):
     """A partial status write: only the fields set here change; conditions merge by type."""
 
     pod: PodRef
-    phase: str | None = None
+    phase: PodPhase | None = None
     reason: str | None = None
     message: str | None = None
     conditions: tuple[PodCondition, ...] = ()

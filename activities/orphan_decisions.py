@@ -30,12 +30,12 @@ from orca.activities.orphan_models import (
     OwnerState,
     SweepFindings,
 )
+from orca.instance_state import is_live
 from orca.launch_spec import PodRef
+from orca.pod_phase import TERMINAL_PHASES
 from orca.workflow_ids import pod_ref_from_workflow_id, pod_workflow_id
 
-LIVE_INSTANCE_STATES = frozenset({"pending", "running", "stopping", "stopped"})
 LIVE_SPOT_REQUEST_STATES = frozenset({"open", "active"})
-FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 RUNNING = "Running"
 NOT_FOUND = "NotFound"
 """Owner statuses besides Temporal's own (Running, Completed, Failed, Terminated, ...)."""
@@ -84,7 +84,7 @@ def workflows_to_confirm(
     pods = _pods_by_uid(listing, running)
     owners: set[str] = set()
     for instance in listing.instances:
-        live = instance.state in LIVE_INSTANCE_STATES
+        live = is_live(instance.state)
         if live and instance.pod is not None and old_enough(instance.launched_at, now, min_age):
             owners.add(pod_workflow_id(instance.pod))
     for request in listing.spot_requests:
@@ -96,7 +96,7 @@ def workflows_to_confirm(
         if ref is not None and old_enough(secrets.modified_at, now, min_age):
             owners.add(pod_workflow_id(ref))
     for pod in listing.pods:
-        if (pod.phase not in FINISHED_POD_PHASES or pod.deleting) and old_enough(
+        if (pod.phase not in TERMINAL_PHASES or pod.deleting) and old_enough(
             pod.created_at, now, min_age
         ):
             owners.add(pod_workflow_id(pod.pod))
@@ -127,7 +127,7 @@ def find_orphans(
         return workflow_id, status, owner_state(status)
 
     for instance in listing.instances:
-        if instance.state not in LIVE_INSTANCE_STATES:
+        if not is_live(instance.state):
             continue
         if not old_enough(instance.launched_at, now, min_age):
             continue
@@ -197,7 +197,7 @@ def find_orphans(
             )
 
     for pod in listing.pods:
-        if pod.phase in FINISHED_POD_PHASES and not pod.deleting:
+        if pod.phase in TERMINAL_PHASES and not pod.deleting:
             continue
         if not old_enough(pod.created_at, now, min_age):
             continue
@@ -212,7 +212,7 @@ def find_orphans(
                     owner=state,
                     reason=_why(workflow_id, status),
                     deleting=pod.deleting,
-                    pod_finished=pod.phase in FINISHED_POD_PHASES,
+                    pod_finished=pod.phase in TERMINAL_PHASES,
                 )
             )
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from orca.launch_spec import PodRef
+from orca.pod_phase import PodPhase
 
 
 class _Model(BaseModel):
@@ -60,7 +61,7 @@ class SweptSecrets(_Model):
 
 class SweptPod(_Model):
     pod: PodRef
-    phase: str
+    phase: PodPhase
     created_at: datetime | None
     deleting: bool = False
 

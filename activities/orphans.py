@@ -34,7 +34,6 @@ from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.containers import SECRET_PREFIX
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.models import EventType, PodEventReport, PodStatusReport
-from orca.activities.names import ActivityName
 from orca.activities.orphan_models import (
     ClusterListing,
     EndOrphansInput,
@@ -51,14 +50,14 @@ from orca.activities.orphan_models import (
 from orca.activities.pod_status import PodStatusActivities, event_body, status_patch
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
+from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
 from orca.metrics import ORPHAN_SWEEPS, ORPHANS_ENDED, ORPHANS_FOUND
+from orca.pod_phase import PodPhase
 from orca.workflow_ids import POD_LIFECYCLE_QUERY
 
 log = structlog.get_logger(__name__)
 
-WORKFLOW_ENDED_REASON = "WorkflowEnded"
-"""The pod's `status.reason` when the sweep fails a pod whose workflow is closed."""
 ORPHAN_TERMINATED_REASON = "OrphanInstanceTerminated"
 """The event on a pod whose instance the sweep terminated."""
 RUNNING_QUERY = f'{POD_LIFECYCLE_QUERY} AND ExecutionStatus="Running"'
@@ -113,7 +112,7 @@ class OrphanActivities:
         self._node_name = node_name
 
     # -- find -------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.FIND_ORPHANS)
+    @activity.defn(name="find_orphans")
     async def find_orphans(self, input: SweepInput) -> SweepFindings:
         try:
             findings = await self._find(input)
@@ -229,7 +228,7 @@ class OrphanActivities:
             swept.append(
                 SweptPod(
                     pod=PodRef(namespace=meta.namespace, name=meta.name, uid=meta.uid),
-                    phase=(pod.status.phase if pod.status else None) or "Pending",
+                    phase=(pod.status.phase if pod.status else None) or PodPhase.PENDING,
                     created_at=meta.creation_timestamp,
                     deleting=meta.deletion_timestamp is not None,
                 )
@@ -237,7 +236,7 @@ class OrphanActivities:
         return tuple(swept)
 
     # -- end --------------------------------------------------------------------------------
-    @activity.defn(name=ActivityName.END_ORPHANS)
+    @activity.defn(name="end_orphans")
     async def end_orphans(self, input: EndOrphansInput) -> EndOrphansOutcome:
         temporal = activity.client()
         ended: list[Orphan] = []
@@ -311,10 +310,10 @@ class OrphanActivities:
         )
         if not orphan.pod_finished:
             report = PodStatusReport(
-                pod=pod, phase="Failed", reason=WORKFLOW_ENDED_REASON, message=message
+                pod=pod, phase=PodPhase.FAILED, reason=FailureType.WORKFLOW_ENDED, message=message
             )
             self._pod_status.patch_status(pod, status_patch(report, datetime.now(UTC)))
-            self._record_event(pod, WORKFLOW_ENDED_REASON, message)
+            self._record_event(pod, FailureType.WORKFLOW_ENDED, message)
         if orphan.deleting:
             try:
                 self._core.delete_namespaced_pod(

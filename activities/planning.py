@@ -25,7 +25,6 @@ from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
-from orca.activities.names import ActivityName
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
@@ -161,7 +160,7 @@ class PlanningActivities:
         self._unavailable = unavailable
         self._teams = teams
 
-    @activity.defn(name=ActivityName.PLAN_LAUNCH)
+    @activity.defn(name="plan_launch")
     @fails_on_aws_errors()
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
         settings = self._settings

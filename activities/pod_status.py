@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError
 
 from orca import pod_names
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
-from orca.activities.names import ActivityName
 from orca.launch_spec import PodRef
 from orca.logging import bind_work_context
 
@@ -109,7 +108,7 @@ class PodStatusActivities:
         self._core = core
         self._node_name = node_name
 
-    @activity.defn(name=ActivityName.REPORT_POD_STATUS)
+    @activity.defn(name="report_pod_status")
     async def report_pod_status(self, report: PodStatusReport) -> None:
         patch = status_patch(report, datetime.now(UTC))
         await asyncio.to_thread(self.patch_status, report.pod, patch)
@@ -131,7 +130,7 @@ class PodStatusActivities:
                     raise
                 raise rejected from None
 
-    @activity.defn(name=ActivityName.RECORD_POD_EVENT)
+    @activity.defn(name="record_pod_event")
     async def record_pod_event(self, report: PodEventReport) -> None:
         body = event_body(report, self._node_name, datetime.now(UTC))
 
@@ -147,7 +146,7 @@ class PodStatusActivities:
 
         await asyncio.to_thread(create)
 
-    @activity.defn(name=ActivityName.DELETE_POD_OBJECT)
+    @activity.defn(name="delete_pod_object")
     async def delete_pod_object(self, input: DeletePodInput) -> None:
         """The kubelet's last step: remove the pod object now that nothing runs."""
         pod = input.pod

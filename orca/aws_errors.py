@@ -209,10 +209,6 @@ def is_credentials_rejected(error: BaseException) -> bool:
     return classify(error) is AwsErrorKind.CREDENTIALS_REJECTED
 
 
-def is_capacity_error(error: BaseException) -> bool:
-    return classify(error) is AwsErrorKind.CAPACITY
-
-
 def is_not_found(error: BaseException) -> bool:
     return classify(error) is AwsErrorKind.NOT_FOUND
 

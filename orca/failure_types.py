@@ -3,7 +3,10 @@
 Activities raise `ApplicationError(message, type=FailureType.X, non_retryable=True)`; the workflow
 matches on these names and fails with them, so the Temporal UI and `orca status` show the same
 word a pod event shows. `AwsCredentialsRejected` and `AwsTransient` name *retryable* activity
-errors (so the UI says what is being retried); everything else listed here is a final failure.
+errors (so the UI says what is being retried). The `POD_FAILURES` end the pod as Failed *and*
+fail its workflow; the last group are reasons ORCA itself gives a pod it ends as Failed while
+its workflow completes normally (the pod's `status.reason`, never an activity error). One word
+per reason, wherever it is written: the values are recorded in histories and pod statuses.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ class FailureType(StrEnum):
     """Retryable: AWS rejected ORCA's credentials; retried until an operator fixes them."""
     AWS_TRANSIENT = "AwsTransient"
     """Retryable: throttling, a service error or the network; retried with backoff."""
+    # Reasons for a pod ORCA fails itself (its workflow completes):
+    DRY_RUN = "DryRun"
+    """ORCA runs in dry-run mode: the pod was planned, nothing was launched."""
+    SPOT_INTERRUPTED = "SpotInterrupted"
+    """EC2 sent a spot interruption notice; the containers were stopped before it struck."""
+    EVICTED = "Evicted"
+    """EC2 announced a rebalance recommendation or scheduled maintenance; the pod was evicted."""
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    """The pod reached its max lifetime and was stopped."""
+    WORKFLOW_ENDED = "WorkflowEnded"
+    """The orphan sweep failed a pod whose workflow had closed without finishing it."""
 
 
 POD_FAILURES = frozenset(

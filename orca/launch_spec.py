@@ -165,9 +165,6 @@ class InvalidPodSpec(ValueError):  # noqa: N818 - the stable error type vocabula
 
 # --- parsing -------------------------------------------------------------------------------------
 
-EMULATOR_ANNOTATION_PREFIX = "emulator.orca.research/"
-"""Annotations for the AWS emulator's pretend containers; ORCA never interprets them."""
-
 RESOURCE_CPU = "cpu"
 RESOURCE_MEMORY = "memory"
 RESOURCE_GPU = "nvidia.com/gpu"
@@ -262,7 +259,7 @@ def _orca_annotations(pod: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for key, value in raw.items():
         key = str(key)
-        if key.startswith(EMULATOR_ANNOTATION_PREFIX) or not key.startswith(ANNOTATION_PREFIX):
+        if not key.startswith(ANNOTATION_PREFIX):
             continue
         suffix = key.removeprefix(ANNOTATION_PREFIX)
         if suffix in _KNOWN_SUFFIXES:

@@ -4,6 +4,10 @@ Durations look like Go's (`90s`, `5m`, `4h`, `1h30m`) plus days (`7d`), as the o
 accepted them for `maxInstanceLifetime` and `orca.research/max-lifetime`. Quantities are
 Kubernetes resource quantities (`500m`, `16Gi`, `1Ti`, `2`). Both are pure functions: they raise
 `ValueError` with a message that says what is allowed, and callers add *where* the value came from.
+
+Every duration ORCA prints (messages, events, summaries, settings, reports) goes through
+`format_duration`, in the same words users write; ages in tables through `format_age`, kubectl's
+one-unit `AGE`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ def format_duration(duration: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def format_age(age: timedelta) -> str:
+    """kubectl's AGE: the largest unit only, `45s`, `12m`, `5h`, `3d` (days from two days up)."""
+    seconds = max(int(age.total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit == "d" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 _BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from orca.instance_state import ENDING_STATES
 from orca.workflows.models import InterruptionKind, InterruptionNotice
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
@@ -28,7 +29,6 @@ REBALANCE = "EC2 Instance Rebalance Recommendation"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 HEALTH_EVENT = "AWS Health Event"
 SPOT_NOTICE = timedelta(minutes=2)
-ENDING_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
 
 
 @dataclass(frozen=True)

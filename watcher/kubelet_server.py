@@ -33,8 +33,8 @@ from kubernetes import client as k8s
 
 from orca import aws_errors, pod_names
 from orca.logging import get_logger
+from orca.pod_phase import TERMINAL_PHASES
 from orca.watcher.kube_json import read_json_or_none
-from orca.watcher.pod_causes import TERMINAL_PHASES
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

@@ -30,6 +30,7 @@ from temporalio.service import RPCError
 
 from orca import aws_errors
 from orca.aws_clients import AwsClients, AwsCredentialsError
+from orca.units import format_duration
 from orca.watcher.node import (
     AWS_AVAILABLE,
     TEMPORAL_AVAILABLE,
@@ -116,7 +117,8 @@ class NodeHealthProbe:
                 AWS_AVAILABLE,
                 "False",
                 "ProbeTimeout",
-                f"sts:GetCallerIdentity did not answer within {self.timeout:g} s",
+                "sts:GetCallerIdentity did not answer within "
+                f"{format_duration(timedelta(seconds=self.timeout))}",
             )
         except Exception as error:
             return aws_condition(error)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+from orca.pod_phase import TERMINAL_PHASES
 
 
 class PodCause(StrEnum):

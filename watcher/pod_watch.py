@@ -25,6 +25,7 @@ from kubernetes import client as k8s
 
 from orca.logging import get_logger
 from orca.metrics import PODS_BY_PHASE, WATCH_RESTARTS
+from orca.pod_phase import PodPhase
 from orca.watcher.kube_json import read_json
 from orca.watcher.pod_queues import RELIST, PodEvent, PodQueues
 
@@ -181,9 +182,9 @@ class PodWatch:
     def _count_phases(self) -> None:
         counts: dict[str, int] = {}
         for pod in self.pods.values():
-            phase = (pod.get("status") or {}).get("phase") or "Unknown"
+            phase = (pod.get("status") or {}).get("phase") or PodPhase.UNKNOWN
             counts[phase] = counts.get(phase, 0) + 1
-        for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
+        for phase in PodPhase:
             PODS_BY_PHASE.labels(phase=phase).set(counts.get(phase, 0))
 
     def _close_response(self) -> None:

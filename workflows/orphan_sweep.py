@@ -24,7 +24,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from orca.activities.names import ActivityName
     from orca.activities.orphan_models import (
         EndOrphansInput,
         EndOrphansOutcome,
@@ -32,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         SweepInput,
         SweepReport,
     )
+    from orca.activities.orphans import OrphanActivities
 
 ORPHAN_SWEEP_WORKFLOW = "OrphanSweep"
 FIND_RETRY = RetryPolicy(
@@ -47,10 +47,9 @@ END_RETRY = RetryPolicy(
 class OrphanSweep:
     @workflow.run
     async def run(self, input: SweepInput) -> SweepReport:
-        findings: SweepFindings = await workflow.execute_activity(
-            ActivityName.FIND_ORPHANS,
+        findings: SweepFindings = await workflow.execute_activity_method(
+            OrphanActivities.find_orphans,
             input,
-            result_type=SweepFindings,
             start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=FIND_RETRY,
@@ -61,10 +60,9 @@ class OrphanSweep:
         )
         if input.report_only or not findings.orphans:
             return report
-        outcome: EndOrphansOutcome = await workflow.execute_activity(
-            ActivityName.END_ORPHANS,
+        outcome: EndOrphansOutcome = await workflow.execute_activity_method(
+            OrphanActivities.end_orphans,
             EndOrphansInput(orphans=findings.orphans),
-            result_type=EndOrphansOutcome,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=END_RETRY,

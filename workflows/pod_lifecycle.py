@@ -17,6 +17,12 @@ marker each in the history), everything that touches AWS is a regular activity. 
 runs in rounds (one heartbeating activity each); when Temporal suggests it, the workflow
 continues as new carrying `LifecycleState`, so a pod that runs for weeks keeps a bounded
 history.
+
+Activities are called by method reference (`PlanningActivities.plan_launch`): type-checked and
+one jump from the call to the code. Their classes are imported passed through the sandbox (the
+worker holds the same modules; nothing in them runs at import). The names they are registered
+under are literal in each `@activity.defn(name=...)` and recorded in every history: renaming
+one breaks replay (`tests/replay`), renaming a method does not.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,11 +40,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from orca import search_attributes
+    from orca.activities.containers import ContainerActivities
+    from orca.activities.instances import InstanceActivities
     from orca.activities.models import (
-        LOST_INSTANCE_STATES,
         DeletePodInput,
         EventType,
-        InstanceState,
         InstanceStatus,
         LaunchOutcome,
         LaunchPlan,
@@ -58,9 +64,12 @@ with workflow.unsafe.imports_passed_through():
         WaitForInstanceInput,
         WaitForInstanceOutcome,
     )
-    from orca.activities.names import ActivityName
+    from orca.activities.planning import PlanningActivities
+    from orca.activities.pod_status import PodStatusActivities
     from orca.failure_types import POD_FAILURES, FailureType
+    from orca.instance_state import InstanceState, is_lost
     from orca.launch_spec import pod_ref_from_pod
+    from orca.pod_phase import PodPhase
     from orca.selection import CandidateOffering
     from orca.units import format_duration
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
@@ -160,9 +169,7 @@ class PodLifecycle:
                 extra={"notice_instance": notice.instance_id},
             )
             return
-        if notice.kind is InterruptionKind.STATE_CHANGE and notice.state not in {
-            s.value for s in LOST_INSTANCE_STATES
-        }:
+        if notice.kind is InterruptionKind.STATE_CHANGE and not is_lost(notice.state):
             return
         if self.state.interruption is None:
             self.state.interruption = notice
@@ -204,8 +211,8 @@ class PodLifecycle:
             failure = _application_failure(error)
             if failure is None:
                 raise
-            self._fail(failure.type or "Failed", failure.message)
-            await self._report(phase="Failed", event_type=EventType.WARNING)
+            self._fail(_failure_type(failure), failure.message)
+            await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
         return await self._finish()
 
     # -- planning and launching -------------------------------------------------------------
@@ -220,8 +227,10 @@ class PodLifecycle:
             if plan is None:
                 return
             if plan.dry_run:
-                await self._event(EventType.NORMAL, "DryRun", "Dry run: nothing launched.")
-                self._fail("DryRun", "ORCA runs in dry-run mode; nothing was launched.")
+                await self._event(
+                    EventType.NORMAL, FailureType.DRY_RUN, "Dry run: nothing launched."
+                )
+                self._fail(FailureType.DRY_RUN, "ORCA runs in dry-run mode; nothing was launched.")
                 return
             state.limit_reason = None
             if await self._launch_first_available(plan):
@@ -241,7 +250,7 @@ class PodLifecycle:
                 await self._report_pending(
                     waiting_for,
                     f"{state.limit_reason}; waiting for room (asking again within "
-                    f"{int(retry.total_seconds())} s).",
+                    f"{format_duration(retry)}).",
                 )
                 self._admitted = False
                 if await self._sleep_unless_stopped(retry, wake=lambda: self._admitted):
@@ -255,11 +264,11 @@ class PodLifecycle:
                     f"No capacity for any candidate after waiting "
                     f"{format_duration(waited)}; tried {len(state.attempts)} launches.",
                 )
-                await self._report(phase="Failed", event_type=EventType.WARNING)
+                await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
                 return
             self._set_stage(Stage.WAITING_FOR_CAPACITY)
             why = plan.waiting_reason or "Every candidate offering is out of capacity"
-            message = f"{why}; retrying in {int(backoff.total_seconds())} s."
+            message = f"{why}; retrying in {format_duration(backoff)}."
             await self._report_pending(waiting_for, message)
             if await self._sleep_unless_stopped(backoff):
                 raise _StopRequestedError
@@ -268,10 +277,9 @@ class PodLifecycle:
     async def _plan(self) -> LaunchPlan | None:
         state = self.state
         try:
-            plan: LaunchPlan = await workflow.execute_activity(
-                ActivityName.PLAN_LAUNCH,
+            plan: LaunchPlan = await workflow.execute_activity_method(
+                PlanningActivities.plan_launch,
                 PlanLaunchInput(pod=state.manifest),
-                result_type=LaunchPlan,
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
@@ -281,7 +289,7 @@ class PodLifecycle:
             failure = _application_failure(error)
             if failure is None:
                 raise
-            self._fail(failure.type or "PlanFailed", failure.message)
+            self._fail(_failure_type(failure), failure.message)
             condition = PodCondition(
                 type=LAUNCHED_CONDITION,
                 status="False",
@@ -289,7 +297,7 @@ class PodLifecycle:
                 message=failure.message,
             )
             await self._report(
-                phase="Failed", conditions=(condition,), event_type=EventType.WARNING
+                phase=PodPhase.FAILED, conditions=(condition,), event_type=EventType.WARNING
             )
             return None
         first_plan = state.plan is None
@@ -383,17 +391,15 @@ class PodLifecycle:
             # continue-as-new, so a launch retried after one still reuses its token.
             token_source = f"{info.workflow_id}#{info.first_execution_run_id}#{attempt}"
         client_token = hashlib.sha256(token_source.encode()).hexdigest()[:64]
-        outcome: LaunchOutcome = await workflow.execute_activity(
-            ActivityName.LAUNCH_INSTANCE,
+        outcome: LaunchOutcome = await workflow.execute_activity_method(
+            InstanceActivities.launch_instance,
             LaunchRequest(
-                pod=state.manifest,
                 spec=plan.spec,
                 candidate=candidate,
                 client_token=client_token,
                 requested_at=workflow.now(),
                 fallback=candidate != plan.candidates[0],
             ),
-            result_type=LaunchOutcome,
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
@@ -408,10 +414,9 @@ class PodLifecycle:
         self, plan: LaunchPlan, instance_id: str
     ) -> InstanceStatus | None:
         state = self.state
-        handle = workflow.start_activity(
-            ActivityName.WAIT_UNTIL_RUNNING,
+        handle = workflow.start_activity_method(
+            InstanceActivities.wait_until_running,
             WaitForInstanceInput(instance_id=instance_id, timeout=plan.launch_timeout),
-            result_type=WaitForInstanceOutcome,
             start_to_close_timeout=plan.launch_timeout + timedelta(minutes=2),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
@@ -451,10 +456,9 @@ class PodLifecycle:
         assert state.plan is not None
         assert state.instance is not None
         self._check_stop()
-        handle = workflow.start_activity(
-            ActivityName.START_CONTAINERS,
+        handle = workflow.start_activity_method(
+            ContainerActivities.start_containers,
             StartContainersInput(pod=state.manifest, spec=state.plan.spec, instance=state.instance),
-            result_type=StartContainersOutcome,
             start_to_close_timeout=timedelta(minutes=15),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
@@ -490,15 +494,14 @@ class PodLifecycle:
             remaining = self._lifetime_remaining()
             if remaining is not None:
                 round_duration = min(round_duration, max(remaining, timedelta(seconds=1)))
-            handle = workflow.start_activity(
-                ActivityName.MONITOR_POD,
+            handle = workflow.start_activity_method(
+                ContainerActivities.monitor_pod,
                 MonitorInput(
                     pod=state.manifest,
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
                     containers_started_at=state.started_running_at,
                 ),
-                result_type=MonitorOutcome,
                 start_to_close_timeout=round_duration + timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=_QUICK,
@@ -517,14 +520,15 @@ class PodLifecycle:
                     FailureType.INSTANCE_LOST,
                     outcome.message or f"{state.instance.instance_id} is gone.",
                 )
-                await self._report(phase="Failed", event_type=EventType.WARNING)
+                await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
                 return
-            self._set_stage(Stage.SUCCEEDED if outcome.phase == "Succeeded" else Stage.FAILED)
+            succeeded = outcome.phase is PodPhase.SUCCEEDED
+            self._set_stage(Stage.SUCCEEDED if succeeded else Stage.FAILED)
             state.final_reason = outcome.reason or outcome.phase
             exits = ", ".join(f"{name} exited {code}" for name, code in outcome.exit_codes.items())
             state.final_message = outcome.message or exits or None
             await self._event(
-                EventType.NORMAL if outcome.phase == "Succeeded" else EventType.WARNING,
+                EventType.NORMAL if succeeded else EventType.WARNING,
                 "ContainersFinished",
                 f"Pod {outcome.phase.lower()}: {exits or 'containers ended'}.",
             )
@@ -546,8 +550,8 @@ class PodLifecycle:
         if state.gone:
             self._set_stage(Stage.DELETED)
         elif state.deletion is not None:
-            await workflow.execute_activity(
-                ActivityName.DELETE_POD_OBJECT,
+            await workflow.execute_activity_method(
+                PodStatusActivities.delete_pod_object,
                 DeletePodInput(pod=state.pod),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_QUICK,
@@ -578,7 +582,7 @@ class PodLifecycle:
                 FailureType.INSTANCE_LOST,
                 f"{notice.instance_id} went {notice.state} underneath the pod.",
             )
-            await self._report(phase="Failed", event_type=EventType.WARNING)
+            await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
             return
         if notice is not None:
             deadline_grace = grace
@@ -593,9 +597,14 @@ class PodLifecycle:
             }.get(notice.kind, str(notice.kind))
             message = (
                 f"Instance {notice.instance_id} received {what}; the pod is evicted "
-                f"(containers get {grace} s to stop)."
+                f"(containers get {format_duration(timedelta(seconds=grace))} to stop)."
             )
-            self._fail("SpotInterrupted" if notice.kind.startswith("spot") else "Evicted", message)
+            self._fail(
+                FailureType.SPOT_INTERRUPTED
+                if notice.kind.startswith("spot")
+                else FailureType.EVICTED,
+                message,
+            )
             await self._report(
                 conditions=(
                     PodCondition(
@@ -612,24 +621,28 @@ class PodLifecycle:
             self._fail(FailureType.BUDGET_EXCEEDED, state.budget_stop)
         elif state.deletion is None and self._lifetime_over():
             self._fail(
-                "DeadlineExceeded",
+                FailureType.DEADLINE_EXCEEDED,
                 f"The pod reached its max lifetime "
                 f"({format_duration(self._max_lifetime() or timedelta())}) and was stopped.",
             )
         else:
             await self._event(
-                EventType.NORMAL, "Killing", f"Stopping containers with a {grace} s grace period."
+                EventType.NORMAL,
+                "Killing",
+                f"Stopping containers with a {format_duration(timedelta(seconds=grace))} grace "
+                "period.",
             )
         self._set_stage(Stage.STOPPING)
         try:
-            await workflow.execute_activity(
-                ActivityName.STOP_CONTAINERS,
+            await workflow.execute_activity_method(
+                ContainerActivities.stop_containers,
                 StopContainersInput(
                     pod=state.pod, instance_id=state.instance.instance_id, grace_seconds=grace
                 ),
                 start_to_close_timeout=timedelta(seconds=grace + 60),
                 retry_policy=RetryPolicy(maximum_attempts=3),
-                summary=f"Stop containers on {state.instance.instance_id} ({grace} s grace)",
+                summary=f"Stop containers on {state.instance.instance_id} "
+                f"({format_duration(timedelta(seconds=grace))} grace)",
             )
         except ActivityError as error:
             # Terminating the instance stops the containers too, only less gently.
@@ -639,13 +652,12 @@ class PodLifecycle:
             )
         if state.final_reason is not None:
             self._set_stage(Stage.FAILED)
-            await self._report(phase="Failed")
+            await self._report(phase=PodPhase.FAILED)
 
     async def _terminate(self, instance_ids: tuple[str, ...]) -> None:
-        result: TerminateOutcome = await workflow.execute_activity(
-            ActivityName.TERMINATE_INSTANCES,
+        result: TerminateOutcome = await workflow.execute_activity_method(
+            InstanceActivities.terminate_instances,
             TerminateInput(pod=self.state.pod, instance_ids=instance_ids),
-            result_type=TerminateOutcome,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=_AWS,
             summary=f"Terminate the instances of {self.state.pod.key}",
@@ -723,7 +735,7 @@ class PodLifecycle:
             self.state.stage = stage
             workflow.upsert_search_attributes([search_attributes.PHASE.value_set(str(stage))])
 
-    def _fail(self, reason: str, message: str) -> None:
+    def _fail(self, reason: FailureType, message: str) -> None:
         self.state.final_reason = reason
         self.state.final_message = message
         self._set_stage(Stage.FAILED)
@@ -746,7 +758,7 @@ class PodLifecycle:
 
     async def _report_pending(self, reason: str, message: str) -> None:
         await self._report(
-            phase="Pending",
+            phase=PodPhase.PENDING,
             reason=reason,
             message=message,
             event=(reason, message),
@@ -766,12 +778,12 @@ class PodLifecycle:
         event_type: EventType = EventType.NORMAL,
     ) -> None:
         state = self.state
-        if phase == "Failed" and reason is None:
+        if phase is PodPhase.FAILED and reason is None:
             reason, message = state.final_reason, state.final_message
             if event is None and reason and message:
                 event = (reason, message)
         await self._pod_api(
-            ActivityName.REPORT_POD_STATUS,
+            PodStatusActivities.report_pod_status,
             PodStatusReport(
                 pod=state.pod,
                 phase=phase,
@@ -788,13 +800,16 @@ class PodLifecycle:
 
     async def _event(self, event_type: EventType, reason: str, message: str) -> None:
         await self._pod_api(
-            ActivityName.RECORD_POD_EVENT,
+            PodStatusActivities.record_pod_event,
             PodEventReport(pod=self.state.pod, type=event_type, reason=reason, message=message),
             summary=f"{reason}: {message}"[:200],
         )
 
     async def _pod_api(
-        self, name: ActivityName, report: PodStatusReport | PodEventReport, summary: str
+        self,
+        activity: Callable[..., Awaitable[None]],
+        report: PodStatusReport | PodEventReport,
+        summary: str,
     ) -> None:
         """One Kubernetes API write about the pod (its status, or an event).
 
@@ -804,13 +819,13 @@ class PodLifecycle:
         halves what the Temporal server does per pod. They still retry (`_QUICK`, with timers
         beyond a minute) and show in the UI with their summaries."""
         execute = (
-            workflow.execute_local_activity
+            workflow.execute_local_activity_method
             if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
-            else workflow.execute_activity
+            else workflow.execute_activity_method
         )
         try:
             await execute(
-                name,
+                activity,
                 report,
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=POD_REPORT_GIVE_UP_AFTER,
@@ -823,7 +838,7 @@ class PodLifecycle:
             # status is the kubelet's courtesy, termination is the money. Carry on without it.
             workflow.logger.warning(
                 "Kubernetes refused a pod report; continuing without it",
-                extra={"activity": str(name), "error": str(error.cause or error)},
+                extra={"activity": activity.__name__, "error": str(error.cause or error)},
             )
 
 
@@ -837,3 +852,8 @@ def _application_failure(error: ActivityError) -> ApplicationError | None:
     if isinstance(cause, ApplicationError) and cause.type in POD_FAILURES:
         return cause
     return None
+
+
+def _failure_type(failure: ApplicationError) -> FailureType:
+    """The failure type of an error `_application_failure` returned (one of `POD_FAILURES`)."""
+    return FailureType(failure.type or "")

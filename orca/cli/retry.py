@@ -26,6 +26,7 @@ from orca.cli import connections
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.cli.status import read_pod
 from orca.launch_spec import PodRef
+from orca.pod_phase import PodPhase
 from orca.settings import Settings
 from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW, pod_workflow_id
 from orca.workflows.models import PodLifecycleInput, PodLifecycleResult, Stage
@@ -73,7 +74,7 @@ async def _retry(settings: Settings, name: str, namespace: str) -> int:
 
     await asyncio.to_thread(_reset_pod_status, core, pod)
     manifest = core.api_client.sanitize_for_serialization(pod)
-    manifest["status"] = {"phase": "Pending"}
+    manifest["status"] = {"phase": PodPhase.PENDING}
     try:
         new = await client.start_workflow(
             POD_LIFECYCLE_WORKFLOW,
@@ -147,7 +148,7 @@ def _reset_pod_status(core: k8s.CoreV1Api, pod: Any) -> None:
     body = {
         "metadata": {"resourceVersion": pod.metadata.resource_version},
         "status": {
-            "phase": "Pending",
+            "phase": PodPhase.PENDING,
             "reason": None,
             "message": None,
             "conditions": conditions,

@@ -33,7 +33,9 @@ from orca.cli import connections
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.launch_spec import PodRef
 from orca.ledger_summary import LedgerNotFound, read_ledger_summary
+from orca.pod_phase import PodPhase
 from orca.settings import Settings
+from orca.units import format_age
 from orca.usage_report import cost_by_pod
 from orca.workflow_ids import POD_LIFECYCLE_QUERY, pod_ref_from_workflow_id, pod_workflow_id
 from orca.workflows.models import LifecycleView
@@ -174,7 +176,7 @@ async def _pod_table(settings: Settings, namespace: str | None, out: TextIO) -> 
             (
                 pod.metadata.namespace,
                 pod.metadata.name,
-                (pod.status.phase if pod.status else None) or "Pending",
+                (pod.status.phase if pod.status else None) or PodPhase.PENDING,
                 summary.stage_text if summary else NONE,
                 (summary.instance_id if summary else None) or NONE,
                 (summary.instance_type if summary else None) or NONE,
@@ -211,14 +213,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], out: TextI
 
 
 def age(created: datetime | None, now: datetime) -> str:
-    """kubectl's AGE: the largest unit, `45s`, `12m`, `5h`, `3d`."""
+    """kubectl's AGE of an object created at `created` (`format_age`)."""
     if created is None:
         return NONE
-    seconds = max(int((now - created).total_seconds()), 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit == "d" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return format_age(now - created)
 
 
 # --- one pod -----------------------------------------------------------------------------------
@@ -251,7 +249,7 @@ async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
 
     status = pod.status
     print(f"Pod:          {ref.key} (uid {ref.uid})", file=out)
-    phase = (status.phase if status else None) or "Pending"
+    phase = (status.phase if status else None) or PodPhase.PENDING
     why = f" ({status.reason}: {status.message})" if status and status.reason else ""
     print(f"Phase:        {phase}{why}", file=out)
     if pod.spec.node_name != settings.node.name:

@@ -35,7 +35,6 @@ from orca.activities.launch_admission import (
 from orca.activities.models import (
     DeletePodInput,
     EventType,
-    InstanceState,
     LaunchPlan,
     LaunchRequest,
     PlanLaunchInput,
@@ -51,6 +50,7 @@ from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.launch_spec import PodRef
 from orca.settings import (
     AwsSettings,
@@ -153,7 +153,6 @@ async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
     assert len(plan.candidates) == 3  # one per configured zone
     assert "m5.large" in plan.candidates[0].reason
     request = LaunchRequest(
-        pod=pod,
         spec=plan.spec,
         candidate=plan.candidates[0],
         client_token="token-1",
@@ -213,7 +212,6 @@ async def test_targeted_reservation_outside_the_first_zone_is_planned_and_launch
     outcome = await ActivityEnvironment().run(
         wiring.instances.launch_instance,
         LaunchRequest(
-            pod=pod,
             spec=plan.spec,
             candidate=plan.candidates[0],
             client_token=f"token-{uuid.uuid4()}",
@@ -253,9 +251,7 @@ async def test_capacity_error_is_a_result_and_the_offering_is_remembered(
     plan = await wiring.plan(pod)
     first = plan.candidates[0]
     aws.control.set_capacity("c5.xlarge", zone=first.zone, count=0)
-    request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=first, client_token="t-cap", requested_at=NOW
-    )
+    request = LaunchRequest(spec=plan.spec, candidate=first, client_token="t-cap", requested_at=NOW)
     outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     assert outcome.instance_id is None
     assert outcome.capacity_error == "InsufficientInstanceCapacity"
@@ -311,7 +307,6 @@ async def test_waiting_instances_share_one_describe_call_per_interval(aws: AwsEm
     ids = []
     for i, pod in enumerate(pods):
         request = LaunchRequest(
-            pod=pod,
             spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
             candidate=plan.candidates[0],
             client_token=f"t-wait-{i}",
@@ -347,7 +342,7 @@ async def test_status_pod_lookup_and_live_count_share_one_round(
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     plan = await wiring.plan(pod)
     request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="t-r", requested_at=NOW
+        spec=plan.spec, candidate=plan.candidates[0], client_token="t-r", requested_at=NOW
     )
     launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     assert launched.instance_id is not None
@@ -411,7 +406,7 @@ async def test_terminate_finds_instances_by_pod_tag_and_is_idempotent(
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     plan = await wiring.plan(pod)
     request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="x", requested_at=NOW
+        spec=plan.spec, candidate=plan.candidates[0], client_token="x", requested_at=NOW
     )
     launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     # No known instance ID (a launch whose answer was lost): the tag finds it.
@@ -440,7 +435,6 @@ async def test_terminate_ends_the_known_instance_and_any_other_the_pod_tag_finds
     launched = []
     for token in ("known", "lost-answer"):
         request = LaunchRequest(
-            pod=pod,
             spec=plan.spec,
             candidate=plan.candidates[0],
             client_token=f"t-{token}",
@@ -471,7 +465,6 @@ async def test_the_budget_ledger_holds_launches_until_a_terminate_releases_room(
     plan = await wiring.plan(pods[0])
     requests = [
         LaunchRequest(
-            pod=pod,
             spec=plan.spec.model_copy(update={"pod": PodRef(**_ref(pod))}),
             candidate=plan.candidates[0],
             client_token=f"t-limit-{i}-{uuid.uuid4().hex[:6]}",

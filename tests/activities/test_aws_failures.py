@@ -22,7 +22,6 @@ from orca.activities.batched_poller import BatchedPoller
 from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.containers import ContainerActivities, agents_online
 from orca.activities.models import (
-    InstanceState,
     LaunchRequest,
     MonitorInput,
     PlanLaunchInput,
@@ -32,6 +31,7 @@ from orca.activities.models import (
 )
 from orca.activities.pod_status import PodStatusActivities
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.activities.test_activities import NOW, Wiring, pod_manifest
 
@@ -80,7 +80,7 @@ async def launched(wiring: Wiring) -> tuple[dict[str, Any], Any, str]:
     pod = pod_manifest({"orca.research/instance-type": "m5.large"})
     plan = await wiring.plan(pod)
     request = LaunchRequest(
-        pod=pod, spec=plan.spec, candidate=plan.candidates[0], client_token="t", requested_at=NOW
+        spec=plan.spec, candidate=plan.candidates[0], client_token="t", requested_at=NOW
     )
     outcome = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
     assert outcome.instance_id is not None
@@ -141,7 +141,6 @@ async def test_invalid_parameter_on_run_instances_is_a_configuration_failure(
     failure = await failure_of(
         wiring.instances.launch_instance,
         LaunchRequest(
-            pod=pod,
             spec=plan.spec,
             candidate=plan.candidates[0],
             client_token="t",

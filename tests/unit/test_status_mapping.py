@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from orca.activities.status_mapping import (
     ContainerStateEvent,
-    PodPhase,
     PodStatusView,
     pod_is_finished,
     pod_status_from_events,
     to_status_patch,
 )
+from orca.pod_phase import PodPhase
 from tests.unit.pods import container, pod
 
 UID = "0b6c6a3e-5d2e-4f7b-9a52-1f7f2f9d1c01"

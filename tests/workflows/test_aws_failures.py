@@ -27,7 +27,6 @@ from orca.activities.models import (
     StartContainersInput,
     StartContainersOutcome,
 )
-from orca.activities.names import ActivityName
 from orca.failure_types import FailureType
 from orca.workflows.models import Stage
 from orca.workflows.pod_lifecycle import PodLifecycle
@@ -62,7 +61,7 @@ async def test_ssm_access_denied_fails_the_pod_and_terminates_the_instance(
     h = harness(time_skipping_env)
     attempts: list[int] = []
 
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
         attempts.append(activity.info().attempt)
@@ -93,7 +92,7 @@ async def test_logs_access_denied_while_running_fails_the_pod_and_terminates(
 ) -> None:
     h = harness(time_skipping_env)
 
-    @activity.defn(name=ActivityName.MONITOR_POD)
+    @activity.defn(name="monitor_pod")
     @fails_on_aws_errors()
     async def monitor_pod(input: MonitorInput) -> MonitorOutcome:
         raise aws_answer("AccessDeniedException", "FilterLogEvents")
@@ -113,7 +112,7 @@ async def test_unknown_aws_error_fails_the_pod_after_its_budget(
     h = harness(time_skipping_env)
     attempts: list[int] = []
 
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
         attempts.append(activity.info().attempt)
@@ -134,7 +133,7 @@ async def test_rejected_credentials_are_retried_and_the_pod_carries_on(
     h = harness(time_skipping_env)
     attempts: list[int] = []
 
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
         attempts.append(activity.info().attempt)

@@ -20,7 +20,6 @@ from orca.activities.models import (
     StartContainersInput,
     StartContainersOutcome,
 )
-from orca.activities.names import ActivityName
 from orca.activities.planning import PlanningActivities
 from orca.failure_types import FailureType
 from orca.launch_spec import pod_ref_from_pod
@@ -50,15 +49,15 @@ async def test_mock_aws_config_launches_no_instance(
     statuses: list[PodStatusReport] = []
     events: list[PodEventReport] = []
 
-    @activity.defn(name=ActivityName.REPORT_POD_STATUS)
+    @activity.defn(name="report_pod_status")
     async def report_pod_status(report: PodStatusReport) -> None:
         statuses.append(report)
 
-    @activity.defn(name=ActivityName.RECORD_POD_EVENT)
+    @activity.defn(name="record_pod_event")
     async def record_pod_event(event: PodEventReport) -> None:
         events.append(event)
 
-    @activity.defn(name=ActivityName.START_CONTAINERS)
+    @activity.defn(name="start_containers")
     async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
         # Reached only if an instance was launched: end the workflow instead of hanging.
         raise ApplicationError(

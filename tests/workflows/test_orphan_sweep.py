@@ -13,7 +13,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orca.activities.names import ActivityName
 from orca.activities.orphan_models import (
     EndOrphansInput,
     EndOrphansOutcome,
@@ -44,13 +43,13 @@ class FakeSweep:
         self.unreadable = unreadable
         self.ended: list[Orphan] = []
 
-    @activity.defn(name=ActivityName.FIND_ORPHANS)
+    @activity.defn(name="find_orphans")
     async def find_orphans(self, input: SweepInput) -> SweepFindings:
         if self.unreadable:
             raise ApplicationError("visibility unavailable")
         return SweepFindings(orphans=(ORPHAN,), listed={"instance": 1})
 
-    @activity.defn(name=ActivityName.END_ORPHANS)
+    @activity.defn(name="end_orphans")
     async def end_orphans(self, input: EndOrphansInput) -> EndOrphansOutcome:
         self.ended.extend(input.orphans)
         return EndOrphansOutcome(ended=input.orphans)

@@ -23,7 +23,6 @@ from temporalio.worker import Worker
 
 from orca.activities.models import (
     DeletePodInput,
-    InstanceState,
     InstanceStatus,
     LaunchOutcome,
     LaunchPlan,
@@ -42,8 +41,8 @@ from orca.activities.models import (
     WaitForInstanceInput,
     WaitForInstanceOutcome,
 )
-from orca.activities.names import ActivityName
 from orca.failure_types import FailureType
+from orca.instance_state import InstanceState
 from orca.launch_spec import LaunchSpec, PodRef, SelectionMethod
 from orca.selection import CandidateOffering
 from orca.settings import LaunchType
@@ -113,7 +112,7 @@ class FakeCloud:
     started_monitor: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> list[Any]:
-        @activity.defn(name=ActivityName.PLAN_LAUNCH)
+        @activity.defn(name="plan_launch")
         async def plan_launch(input: PlanLaunchInput) -> LaunchPlan:
             await self.maybe_block("plan")
             if self.invalid_spec:
@@ -137,7 +136,7 @@ class FakeCloud:
                 warnings=self.plan_warnings,
             )
 
-        @activity.defn(name=ActivityName.LAUNCH_INSTANCE)
+        @activity.defn(name="launch_instance")
         async def launch_instance(request: LaunchRequest) -> LaunchOutcome:
             self.launches.append(request)
             if len(self.launches) <= self.held_by_limit_calls:
@@ -153,7 +152,7 @@ class FakeCloud:
                 )
             return LaunchOutcome(instance_id=f"i-{len(self.launches):08x}")
 
-        @activity.defn(name=ActivityName.WAIT_UNTIL_RUNNING)
+        @activity.defn(name="wait_until_running")
         async def wait_until_running(input: WaitForInstanceInput) -> WaitForInstanceOutcome:
             self.started_waits.set()
             launched = next(
@@ -183,12 +182,12 @@ class FakeCloud:
                 )
             )
 
-        @activity.defn(name=ActivityName.START_CONTAINERS)
+        @activity.defn(name="start_containers")
         async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
             await self.maybe_block("start")
             return StartContainersOutcome(command_id=f"cmd-{input.instance.instance_id}")
 
-        @activity.defn(name=ActivityName.MONITOR_POD)
+        @activity.defn(name="monitor_pod")
         async def monitor_pod(input: MonitorInput) -> MonitorOutcome:
             self.monitor_rounds += 1
             self.started_monitor.set()
@@ -206,26 +205,26 @@ class FakeCloud:
                 exit_codes={"main": self.exit_code},
             )
 
-        @activity.defn(name=ActivityName.STOP_CONTAINERS)
+        @activity.defn(name="stop_containers")
         async def stop_containers(input: StopContainersInput) -> None:
             self.stops.append(input)
 
-        @activity.defn(name=ActivityName.TERMINATE_INSTANCES)
+        @activity.defn(name="terminate_instances")
         async def terminate_instances(input: TerminateInput) -> TerminateOutcome:
             self.terminated.extend(input.instance_ids)
             return TerminateOutcome(terminated=input.instance_ids)
 
-        @activity.defn(name=ActivityName.REPORT_POD_STATUS)
+        @activity.defn(name="report_pod_status")
         async def report_pod_status(report: PodStatusReport) -> None:
             if self.status_writes_rejected:
                 raise ApplicationError("422 Invalid", type="KubernetesRejected", non_retryable=True)
             self.statuses.append(report)
 
-        @activity.defn(name=ActivityName.RECORD_POD_EVENT)
+        @activity.defn(name="record_pod_event")
         async def record_pod_event(event: PodEventReport) -> None:
             self.events.append(event)
 
-        @activity.defn(name=ActivityName.DELETE_POD_OBJECT)
+        @activity.defn(name="delete_pod_object")
         async def delete_pod_object(input: DeletePodInput) -> None:
             self.deleted.append(input.pod)
 
@@ -331,8 +330,8 @@ async def test_happy_path_launches_first_candidate_and_succeeds(
         for e in history.events
         if e.HasField("marker_recorded_event_attributes")
     ]
-    assert ActivityName.PLAN_LAUNCH in scheduled
-    assert not {ActivityName.REPORT_POD_STATUS, ActivityName.RECORD_POD_EVENT} & set(scheduled)
+    assert "plan_launch" in scheduled
+    assert not {"report_pod_status", "record_pod_event"} & set(scheduled)
     assert markers.count("core_local_activity") == len(h.cloud.statuses) + len(h.cloud.events)
 
 
