@@ -62,7 +62,7 @@ class PodApi:
             raise
         if current.metadata is None or current.metadata.uid != pod.uid:
             return None
-        return cast(client.V1Pod, current)
+        return current
 
     def exists(self, pod: PodRef) -> bool:
         return self.read(pod) is not None
