@@ -17,12 +17,13 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/orca dev --example-pods
 
-## make test: ruff (lint + format check), mypy, then every test tier
+## make test: ruff (lint + format check), shellcheck, mypy, then every test tier
 test: venv lint typecheck pytest
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck orca/instance_runner.sh
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from orca.instance_contract import ContainerStateEvent
 
 
 class PodPhase(StrEnum):
@@ -29,20 +31,6 @@ class PodPhase(StrEnum):
 
 
 TERMINAL_PHASES = frozenset({PodPhase.SUCCEEDED, PodPhase.FAILED})
-
-
-class ContainerStateEvent(BaseModel):
-    """One line of the status log group, as the instance script writes it (camelCase JSON)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    pod_uid: str = Field(alias="podUID")
-    container: str
-    init: bool = False
-    state: Literal["waiting", "running", "terminated"]
-    reason: str | None = None
-    exit_code: int | None = Field(default=None, alias="exitCode")
-    at: datetime
 
 
 class PodConditionView(BaseModel):
