@@ -34,12 +34,13 @@ lock:
 run: venv
 	$(BIN)/orca dev --example-pods
 
-## make test: ruff (lint + format check), mypy, bandit, then every test tier with the coverage floor
+## make test: ruff (lint + format check), shellcheck, mypy, bandit, then every test tier with the coverage floor
 test: venv lint typecheck bandit pytest
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck orca/instance_runner.sh
 
 format: venv
 	$(BIN)/ruff check --fix .

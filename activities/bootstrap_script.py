@@ -1,11 +1,17 @@
-"""What runs on a burst instance: the pod spec rendered as one shell script (pure).
+"""What runs on a burst instance: the pod spec rendered as the start command (pure).
 
-docs/instance-contract.md is the contract. The start script, sent through SSM Run Command:
+docs/instance-contract.md describes the contract and `orca.instance_contract` defines it (paths,
+labels, the JSON documents, comments, status lines). The start script, sent through SSM Run
+Command:
 
 1. writes the pod manifest ORCA's tooling and the AWS emulator read (`/etc/orca/pod.json`, the
    `ORCA_POD_JSON` heredoc) — names, images, commands; never a secret value;
-2. writes the pod's runner script and starts it as a transient systemd unit, so init containers
-   that run for hours do not hit the SSM command timeout, and the runner survives the command.
+2. writes the runner document (`RunnerDocument`, `<pod dir>/runner.json`): everything about the
+   pod the runner needs, resolved here from the spec — volumes and their files, and per container
+   the `docker run` options, the arguments after the image and the env vars to export;
+3. writes the static runner (`orca/instance_runner.sh`, package data) and starts it on the
+   document as a transient systemd unit, so init containers that run for hours do not hit the
+   SSM command timeout, and the runner survives the command.
 
 The runner pulls each image, runs init containers one after another (restarting a failed one
 unless the pod's restartPolicy is Never), then starts the app containers with docker (nerdctl
@@ -18,7 +24,9 @@ Secrets never appear in the script: env values and files from Secrets become SSM
 parameters under the pod's prefix (`BootstrapPlan.secret_parameters`, written by the activity
 before the command is sent) and are fetched on the instance with `aws ssm get-parameter
 --with-decryption`. Secret env values reach `docker run` through the environment, not argv.
-Values from ConfigMaps are not secret and are inlined. Every value is quoted with `shlex.quote`.
+Values from ConfigMaps are not secret and are in the document. The runner passes every value as
+one argument (bash arrays read NUL-separated from the document), so no value is ever parsed by a
+shell.
 """
 
 from __future__ import annotations
@@ -33,17 +41,53 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orca import pod_names
+from orca.instance_contract import (
+    CONTAINER_NAME_PREFIX,
+    LABEL_CONTAINER,
+    LABEL_INIT,
+    LABEL_POD_UID,
+    POD_DIR,
+    POD_JSON_PATH,
+    RUNNER_DOCUMENT,
+    RUNNER_DOCUMENT_DELIMITER,
+    RUNNER_LOG,
+    RUNNER_SCRIPT,
+    START_VERB,
+    STOP_GRACE_VARIABLE,
+    STOP_VERB,
+    ManifestContainer,
+    PodManifest,
+    RunnerContainer,
+    RunnerDocument,
+    RunnerEnv,
+    RunnerFile,
+    RunnerVolume,
+    command_comment,
+    container_log_stream,
+    pod_dir,
+    pod_manifest_heredoc,
+    runner_script,
+    unit_name,
+)
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
 from orca.selection import AcceleratorKind, InstanceTypeInfo
 from orca.units import parse_quantity
 
-POD_JSON_PATH = "/etc/orca/pod.json"
-POD_DIR = "/var/lib/orca/pods"
-LABEL_POD_UID = "orca.research/pod-uid"
-LABEL_CONTAINER = "orca.research/container"
-LABEL_INIT = "orca.research/init"
-STOP_GRACE_VARIABLE = "ORCA_STOP_GRACE_SECONDS"
+__all__ = [
+    "LABEL_CONTAINER",
+    "LABEL_INIT",
+    "LABEL_POD_UID",
+    "POD_DIR",
+    "POD_JSON_PATH",
+    "STOP_GRACE_VARIABLE",
+    "BootstrapPlan",
+    "choose_ami_parameter",
+    "pod_manifest",
+    "render_bootstrap",
+    "render_stop_command",
+    "start_comment",
+    "stop_comment",
+]
 
 DOCKER_RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 """Kubernetes restartPolicy -> `docker run --restart`."""
@@ -76,11 +120,11 @@ class BootstrapPlan(BaseModel):
 
 
 def start_comment(pod: PodRef) -> str:
-    return f"orca start {pod.key}"[:100]
+    return command_comment(START_VERB, pod.key)
 
 
 def stop_comment(pod: PodRef) -> str:
-    return f"orca stop {pod.key}"[:100]
+    return command_comment(STOP_VERB, pod.key)
 
 
 def choose_ami_parameter(info: InstanceTypeInfo) -> str:
@@ -153,30 +197,36 @@ def render_bootstrap(
         secrets=secrets,
         prefix=secret_parameter_prefix.rstrip("/") + "/",
     )
-    runner = renderer.runner(status_log_group)
+    document = renderer.runner(status_log_group).to_json()
+    runner = runner_script()
     delimiter = _heredoc_delimiter("ORCA_RUNNER", runner)
     unit = _unit_name(spec.pod)
     q = shlex.quote
+    document_path = f"{renderer.pod_dir}/{RUNNER_DOCUMENT}"
+    run = f"/bin/bash {q(renderer.runner_path)} {q(document_path)}"
     script = "\n".join(
         [
             "#!/bin/bash",
             f"# orca start {spec.pod.key} ({spec.pod.uid})",
             "set -euo pipefail",
-            f"mkdir -p /etc/orca {q(POD_DIR)}/{q(spec.pod.uid)}",
-            f"cat > {POD_JSON_PATH} <<'ORCA_POD_JSON'",
-            json.dumps(pod_manifest(pod, spec), sort_keys=True),
-            "ORCA_POD_JSON",
+            f"mkdir -p /etc/orca {q(renderer.pod_dir)}",
+            *pod_manifest_heredoc(_manifest(pod, spec)),
+            f"cat > {q(document_path)} <<'{RUNNER_DOCUMENT_DELIMITER}'",
+            document,
+            RUNNER_DOCUMENT_DELIMITER,
+            f"chmod 600 {q(document_path)}",
             f"cat > {q(renderer.runner_path)} <<'{delimiter}'",
-            runner,
+            runner.rstrip("\n"),
             delimiter,
             f"chmod 700 {q(renderer.runner_path)}",
+            "# the runner reads its document with jq (in AL2023 and the DLAMIs; else installed)",
+            "command -v jq >/dev/null 2>&1 || dnf install -y -q jq",
             "# a transient unit outlives this SSM command; long init containers miss its timeout",
             "if command -v systemd-run >/dev/null 2>&1; then",
             f"  systemctl reset-failed {q(unit)} 2>/dev/null || true",
-            f"  systemd-run --unit={q(unit)} --collect /bin/bash {q(renderer.runner_path)}",
+            f"  systemd-run --unit={q(unit)} --collect {run}",
             "else",
-            f"  setsid nohup /bin/bash {q(renderer.runner_path)} "
-            f">{q(renderer.pod_dir)}/runner.log 2>&1 &",
+            f"  setsid nohup {run} >{q(renderer.pod_dir)}/{RUNNER_LOG} 2>&1 &",
             "fi",
             "",
         ]
@@ -190,34 +240,39 @@ def render_bootstrap(
 
 def pod_manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> dict[str, Any]:
     """The `/etc/orca/pod.json` document of the contract (no env, no secret values)."""
+    return _manifest(pod, spec).model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> PodManifest:
     pod_spec = pod.get("spec") or {}
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
 
-    def containers(key: str) -> list[dict[str, Any]]:
-        result = []
-        for item in pod_spec.get(key) or ():
-            entry: dict[str, Any] = {"name": item.get("name"), "image": item.get("image")}
-            for field in ("command", "args"):
-                if item.get(field):
-                    entry[field] = list(item[field])
-            result.append(entry)
-        return result
+    def containers(key: str) -> list[ManifestContainer]:
+        return [
+            ManifestContainer(
+                name=item.get("name"),
+                image=item.get("image"),
+                command=list(item["command"]) if item.get("command") else None,
+                args=list(item["args"]) if item.get("args") else None,
+            )
+            for item in pod_spec.get(key) or ()
+        ]
 
-    return {
-        "namespace": spec.pod.namespace,
-        "name": spec.pod.name,
-        "uid": spec.pod.uid,
-        "annotations": {
+    return PodManifest(
+        namespace=spec.pod.namespace,
+        name=spec.pod.name,
+        uid=spec.pod.uid,
+        annotations={
             str(k): str(v) for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
         },
-        "initContainers": containers("initContainers"),
-        "containers": containers("containers"),
-        "restartPolicy": spec.restart_policy,
-    }
+        init_containers=containers("initContainers"),
+        containers=containers("containers"),
+        restart_policy=spec.restart_policy,
+    )
 
 
 def _unit_name(pod: PodRef) -> str:
-    return f"orca-pod-{pod.uid}"
+    return unit_name(pod.uid)
 
 
 def _heredoc_delimiter(base: str, body: str) -> str:
@@ -265,8 +320,8 @@ class _Renderer:
         self.secrets = secrets
         self.prefix = prefix
         self.secret_parameters: dict[str, str] = {}
-        self.pod_dir = f"{POD_DIR}/{spec.pod.uid}"
-        self.runner_path = f"{self.pod_dir}/runner.sh"
+        self.pod_dir = pod_dir(spec.pod.uid)
+        self.runner_path = f"{self.pod_dir}/{RUNNER_SCRIPT}"
         self.volume_dirs: dict[str, str] = {}
 
     # -- references -------------------------------------------------------------------------
@@ -305,8 +360,9 @@ class _Renderer:
         )
         return full
 
-    def _field_value(self, field_path: str, where: str) -> str:
-        """A downward API `fieldRef`: metadata inline, IPs read on the instance."""
+    def _field_value(self, field_path: str, where: str) -> str | None:
+        """A downward API `fieldRef`: metadata as a value, None for the instance's IP (read on
+        the instance)."""
         meta = self.metadata
         simple = {
             "metadata.name": self.spec.pod.name,
@@ -316,12 +372,12 @@ class _Renderer:
             "spec.serviceAccountName": str(self.pod_spec.get("serviceAccountName") or ""),
         }
         if field_path in simple:
-            return shlex.quote(simple[field_path])
+            return simple[field_path]
         if field_path in ("status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs"):
-            return '"$ORCA_HOST_IP"'
+            return None
         match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", field_path)
         if match:
-            return shlex.quote(str((meta.get(match.group(1)) or {}).get(match.group(2), "")))
+            return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
         raise InvalidPodSpec(
             where,
             f"fieldRef {field_path!r} is not available on a burst instance; supported: "
@@ -329,13 +385,11 @@ class _Renderer:
         )
 
     # -- env --------------------------------------------------------------------------------
-    def _env(
-        self, container: Mapping[str, Any], where: str
-    ) -> tuple[list[str], list[tuple[str, str]]]:
-        """(`-e NAME=value` argument pairs, [(NAME, shell expression)] exported before run).
+    def _env(self, container: Mapping[str, Any], where: str) -> tuple[list[str], list[RunnerEnv]]:
+        """(`-e NAME=value` argument pairs, env vars the runner exports before `run`).
         Exported ones come from SSM or the instance and never appear in argv or the script."""
         literal: dict[str, str] = {}
-        exported: list[tuple[str, str]] = []
+        exported: list[RunnerEnv] = []
         name_of = container.get("name", "")
 
         def secret_env(env_name: str, secret: str, key: str, optional: bool, at: str) -> None:
@@ -344,7 +398,8 @@ class _Renderer:
             )
             if parameter is not None:
                 literal.pop(env_name, None)
-                exported.append((env_name, f'"$(orca_secret {shlex.quote(parameter)})"'))
+                exported[:] = [e for e in exported if e.name != env_name]
+                exported.append(RunnerEnv(name=env_name, secret_parameter=parameter))
 
         for index, source in enumerate(container.get("envFrom") or ()):
             at = f"{where}.envFrom[{index}]"
@@ -370,7 +425,7 @@ class _Renderer:
             source = item.get("valueFrom")
             if source is None:
                 literal[env_name] = _expand(str(item.get("value", "")), literal)
-                exported[:] = [(n, e) for n, e in exported if n != env_name]
+                exported[:] = [e for e in exported if e.name != env_name]
             elif "configMapKeyRef" in source:
                 ref = source["configMapKeyRef"]
                 found = self._config_map_value(
@@ -384,9 +439,10 @@ class _Renderer:
                     env_name, ref.get("name", ""), ref.get("key", ""), bool(ref.get("optional")), at
                 )
             elif "fieldRef" in source:
-                expression = self._field_value(source["fieldRef"].get("fieldPath", ""), at)
+                field = self._field_value(source["fieldRef"].get("fieldPath", ""), at)
                 literal.pop(env_name, None)
-                exported.append((env_name, expression))
+                exported[:] = [e for e in exported if e.name != env_name]
+                exported.append(RunnerEnv(name=env_name, value=field, host_ip=field is None))
             elif "resourceFieldRef" in source:
                 literal[env_name] = self._resource_field(container, source["resourceFieldRef"], at)
             else:
@@ -421,9 +477,8 @@ class _Renderer:
         return str(int(whole))
 
     # -- volumes ----------------------------------------------------------------------------
-    def _volumes(self) -> list[str]:
-        q = shlex.quote
-        lines: list[str] = []
+    def _volumes(self) -> list[RunnerVolume]:
+        volumes: list[RunnerVolume] = []
         for index, volume in enumerate(self.pod_spec.get("volumes") or ()):
             name = str(volume.get("name", ""))
             where = f"spec.volumes[{index}]"
@@ -433,32 +488,32 @@ class _Renderer:
                 path = (
                     f"{base}/{self.spec.pod.uid}/{name}" if medium == "Memory" else f"{base}/{name}"
                 )
-                lines.append(f"mkdir -p {q(path)}")
+                volumes.append(RunnerVolume(path=path))
                 self.volume_dirs[name] = path
                 continue
             path = f"{self.pod_dir}/volumes/{name}"
             self.volume_dirs[name] = path
-            lines.append(f"mkdir -p {q(path)}")
+            files: list[RunnerFile] = []
             if "configMap" in volume:
-                lines += self._config_map_files(volume["configMap"], path, f"{where}.configMap")
+                files += self._config_map_files(volume["configMap"], path, f"{where}.configMap")
             elif "secret" in volume:
                 source = dict(volume["secret"])
                 source["name"] = source.get("secretName", "")
-                lines += self._secret_files(source, path, f"{where}.secret", name)
+                files += self._secret_files(source, path, f"{where}.secret", name)
             elif "downwardAPI" in volume:
-                lines += self._downward_files(volume["downwardAPI"], path, f"{where}.downwardAPI")
+                files += self._downward_files(volume["downwardAPI"], path, f"{where}.downwardAPI")
             elif "projected" in volume:
                 for s_index, source in enumerate(volume["projected"].get("sources") or ()):
                     at = f"{where}.projected.sources[{s_index}]"
                     if "configMap" in source:
-                        lines += self._config_map_files(source["configMap"], path, at)
+                        files += self._config_map_files(source["configMap"], path, at)
                     elif "secret" in source:
-                        lines += self._secret_files(source["secret"], path, at, name)
+                        files += self._secret_files(source["secret"], path, at, name)
                     elif "downwardAPI" in source:
-                        lines += self._downward_files(source["downwardAPI"], path, at)
+                        files += self._downward_files(source["downwardAPI"], path, at)
                     # serviceAccountToken: a token for this cluster's API is not shipped to EC2
-            lines.append(f"chmod -R a+rX {q(path)}")
-        return lines
+            volumes.append(RunnerVolume(path=path, files=files, world_readable=True))
+        return volumes
 
     @staticmethod
     def _items(source: Mapping[str, Any], keys: Sequence[str]) -> list[tuple[str, str, int | None]]:
@@ -468,14 +523,9 @@ class _Renderer:
             return [(key, key, None) for key in keys]
         return [(i["key"], i.get("path", i["key"]), i.get("mode")) for i in items]
 
-    def _write_file(self, path: str, content_expression: str, mode: int | None) -> list[str]:
-        q = shlex.quote
-        lines = [f'mkdir -p "$(dirname {q(path)})"', f"{content_expression} > {q(path)}"]
-        if mode is not None:
-            lines.append(f"chmod {mode:o} {q(path)}")
-        return lines
-
-    def _config_map_files(self, source: Mapping[str, Any], path: str, where: str) -> list[str]:
+    def _config_map_files(
+        self, source: Mapping[str, Any], path: str, where: str
+    ) -> list[RunnerFile]:
         name = str(source.get("name", ""))
         optional = bool(source.get("optional"))
         data = self.config_maps.get(name)
@@ -483,20 +533,18 @@ class _Renderer:
             if optional:
                 return []
             self._config_map_value(name, "", False, where)
-        lines: list[str] = []
+        files: list[RunnerFile] = []
         for key, relative, mode in self._items(source, sorted(data or {})):
             value = self._config_map_value(name, key, optional, where)
             if value is None:
                 continue
             mode = mode if mode is not None else source.get("defaultMode")
-            lines += self._write_file(
-                f"{path}/{relative}", f"printf '%s' {shlex.quote(value)}", mode
-            )
-        return lines
+            files.append(RunnerFile(path=f"{path}/{relative}", content=value, mode=mode))
+        return files
 
     def _secret_files(
         self, source: Mapping[str, Any], path: str, where: str, volume: str
-    ) -> list[str]:
+    ) -> list[RunnerFile]:
         name = str(source.get("name", ""))
         optional = bool(source.get("optional"))
         data = self.secrets.get(name)
@@ -504,7 +552,7 @@ class _Renderer:
             if optional:
                 return []
             self._secret_parameter(name, "", False, where, "", encode=True)
-        lines: list[str] = []
+        files: list[RunnerFile] = []
         for key, relative, mode in self._items(source, sorted(data or {})):
             parameter = self._secret_parameter(
                 name, key, optional, where, f"volumes/{volume}/{relative}", encode=True
@@ -512,30 +560,30 @@ class _Renderer:
             if parameter is None:
                 continue
             mode = mode if mode is not None else source.get("defaultMode", 0o644)
-            target = shlex.quote(f"{path}/{relative}")
-            lines += [
-                f'mkdir -p "$(dirname {target})"',
-                f"(umask 077; orca_secret {shlex.quote(parameter)} | base64 -d > {target})",
-                f"chmod {mode:o} {target}",
-            ]
-        return lines
+            files.append(
+                RunnerFile(path=f"{path}/{relative}", secret_parameter=parameter, mode=mode)
+            )
+        return files
 
-    def _downward_files(self, source: Mapping[str, Any], path: str, where: str) -> list[str]:
-        lines: list[str] = []
+    def _downward_files(self, source: Mapping[str, Any], path: str, where: str) -> list[RunnerFile]:
+        files: list[RunnerFile] = []
         for index, item in enumerate(source.get("items") or ()):
             at = f"{where}.items[{index}]"
             field_path = (item.get("fieldRef") or {}).get("fieldPath")
             target = f"{path}/{item.get('path', '')}"
+            mode = item.get("mode")
             if field_path in ("metadata.labels", "metadata.annotations"):
                 values = self.metadata.get(field_path.split(".")[1]) or {}
                 text = "\n".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(values.items()))
-                expression = f"printf '%s\\n' {shlex.quote(text)}"
+                files.append(RunnerFile(path=target, content=text + "\n", mode=mode))
             elif field_path is not None:
-                expression = f"printf '%s' {self._field_value(field_path, at)}"
+                value = self._field_value(field_path, at)
+                files.append(
+                    RunnerFile(path=target, content=value, host_ip=value is None, mode=mode)
+                )
             else:
                 raise InvalidPodSpec(at, "only fieldRef items are supported in downwardAPI volumes")
-            lines += self._write_file(target, expression, item.get("mode"))
-        return lines
+        return files
 
     def _mounts(self, container: Mapping[str, Any], where: str) -> list[str]:
         arguments: list[str] = []
@@ -555,13 +603,14 @@ class _Renderer:
         return arguments
 
     # -- containers -------------------------------------------------------------------------
-    def _docker_run(self, container: Mapping[str, Any], where: str, *, init: bool) -> str:
-        q = shlex.quote
+    def _docker_run(
+        self, container: Mapping[str, Any], where: str, *, init: bool
+    ) -> RunnerContainer:
         name = str(container.get("name", ""))
         pod = self.spec.pod
         arguments: list[str] = [
             "--name",
-            f"orca_{name}",
+            CONTAINER_NAME_PREFIX + name,
             "--network",
             "host",
             "--label",
@@ -577,8 +626,7 @@ class _Renderer:
             "--log-opt",
             f"awslogs-group={self.log_group}",
             "--log-opt",
-            "awslogs-stream="
-            + pod_names.container_log_stream(pod.namespace, pod.name, pod.uid, name),
+            "awslogs-stream=" + container_log_stream(pod.namespace, pod.name, pod.uid, name),
             "--log-opt",
             "awslogs-create-group=true",
         ]
@@ -609,8 +657,8 @@ class _Renderer:
             arguments.append("--privileged")
         env_arguments, exported = self._env(container, where)
         arguments += env_arguments
-        for env_name, _ in exported:
-            arguments += ["-e", env_name]
+        for env in exported:
+            arguments += ["-e", env.name]
         arguments += self._mounts(container, where)
 
         literal_env = dict(a.split("=", 1) for a in env_arguments[1::2])
@@ -618,136 +666,33 @@ class _Renderer:
         args = [_expand(str(a), literal_env) for a in container.get("args") or ()]
         if command:
             arguments += ["--entrypoint", command[0]]
-        rendered = " ".join(q(a) for a in arguments)
-        devices = ' "${ORCA_NEURON_DEVICES[@]}"' if wants("aws.amazon.com/neuron") else ""
-        tail = " ".join(q(a) for a in [str(container.get("image", "")), *command[1:], *args])
-        detach = "" if init else " -d"
-        exports = "".join(f"export {n}={e}; " for n, e in exported)
-        return f'({exports}exec "$ORCA_RUNTIME" run{detach} {rendered}{devices} {tail})'
+        return RunnerContainer(
+            name=name,
+            image=str(container.get("image", "")),
+            run_arguments=arguments,
+            arguments=[*command[1:], *args],
+            env=exported,
+            neuron_devices=wants("aws.amazon.com/neuron"),
+        )
 
-    def runner(self, status_log_group: str) -> str:
-        q = shlex.quote
-        pod = self.spec.pod
-        lines = [
-            "#!/bin/bash",
-            f"# ORCA runner for pod {pod.key} ({pod.uid}): rendered from the pod spec by ORCA.",
-            "set -uo pipefail",
-            f"export AWS_DEFAULT_REGION={q(self.region)}",
-            f"ORCA_POD_UID={q(pod.uid)}",
-            f"ORCA_STATUS_LOG_GROUP={q(status_log_group)}",
-            f"ORCA_DIR={q(self.pod_dir)}",
-            "ORCA_RUNTIME=docker; command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl",
-            'mkdir -p "$ORCA_DIR/volumes"',
-            "",
-            "# One JSON event per container state change (docs/instance-contract.md).",
-            "orca_report() {  # container init(true|false) state reason [exitCode]",
-            "  local at ms event",
-            "  at=$(date -u +%Y-%m-%dT%H:%M:%SZ); ms=$(date +%s%3N)",
-            "  event=$(printf "
-            + q(
-                '{"podUID": "%s", "container": "%s", "init": %s, "state": "%s", '
-                '"reason": "%s", "exitCode": %s, "at": "%s"}'
-            )
-            + ' "$ORCA_POD_UID" "$1" "$2" "$3" "$4" "${5:-null}" "$at")',
-            '  event=${event//\\"/\\\\\\"}  # escaped to sit inside the JSON string below',
-            '  aws logs create-log-stream --log-group-name "$ORCA_STATUS_LOG_GROUP" '
-            '--log-stream-name "$ORCA_POD_UID" >/dev/null 2>&1 || true',
-            '  aws logs put-log-events --log-group-name "$ORCA_STATUS_LOG_GROUP" '
-            '--log-stream-name "$ORCA_POD_UID" '
-            '--log-events "[{\\"timestamp\\": $ms, \\"message\\": \\"$event\\"}]" >/dev/null '
-            '|| echo "orca: could not report $1 $3" >&2',
-            "}",
-            "orca_secret() {  # SSM SecureString parameter name",
-            '  aws ssm get-parameter --with-decryption --name "$1" '
-            "--query Parameter.Value --output text",
-            "}",
-            "orca_login() {  # image: log in to ECR registries with the instance profile",
-            "  local registry",
-            f"  if [[ $1 =~ {_ECR_REGISTRY_BASH} ]]; then",
-            '    registry="${1%%/*}"',
-            '    aws ecr get-login-password --region "${BASH_REMATCH[1]}" | '
-            '"$ORCA_RUNTIME" login --username AWS --password-stdin "$registry" >/dev/null',
-            "  fi",
-            "}",
-            "orca_pull() {  # container init image: pull, retrying with backoff like the kubelet",
-            "  local delay=10",
-            '  orca_report "$1" "$2" waiting PullingImage',
-            '  orca_login "$3" || true',
-            '  until "$ORCA_RUNTIME" pull "$3"; do',
-            '    orca_report "$1" "$2" waiting ImagePullBackOff',
-            '    sleep "$delay"; delay=$(( delay * 2 > 300 ? 300 : delay * 2 ))',
-            "  done",
-            "}",
-            "orca_watch() {  # runtime events -> state events, for every container of the pod",
-            '  "$ORCA_RUNTIME" events --filter "label='
-            + LABEL_POD_UID
-            + '=$ORCA_POD_UID" --filter event=start --filter event=die --filter event=oom '
-            "--format '{{.Action}} {{index .Actor.Attributes \""
-            + LABEL_CONTAINER
-            + '"}} {{index .Actor.Attributes "'
-            + LABEL_INIT
-            + '"}} {{index .Actor.Attributes "exitCode"}}\' |',
-            "  while read -r action name init code; do",
-            '    case "$action" in',
-            '      start) orca_report "$name" "$init" running Started ;;',
-            '      oom) touch "$ORCA_DIR/oom-$name" ;;',
-            "      die)",
-            '        reason=Completed; [ "${code:-1}" != 0 ] && reason=Error',
-            '        [ -e "$ORCA_DIR/stopping" ] && reason=Killed',
-            '        if [ -e "$ORCA_DIR/oom-$name" ]; then',
-            '          reason=OOMKilled; rm -f "$ORCA_DIR/oom-$name"',
-            "        fi",
-            '        orca_report "$name" "$init" terminated "$reason" "${code:-1}" ;;',
-            "    esac",
-            "  done",
-            "}",
-            "orca_stopping() {  # the stop command ran: start nothing more, keep reporting",
-            '  if [ -e "$ORCA_DIR/stopping" ]; then wait; exit 0; fi',
-            "}",
-            "orca_watch &",
-            "sleep 1  # the event stream is open before the first container starts",
-            "TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token "
-            '-H "X-aws-ec2-metadata-token-ttl-seconds: 300" || true)',
-            'ORCA_HOST_IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" '
-            "http://169.254.169.254/latest/meta-data/local-ipv4 || hostname -I | cut -d' ' -f1)",
-            "ORCA_NEURON_DEVICES=()",
-            'for device in /dev/neuron*; do [ -e "$device" ] && '
-            'ORCA_NEURON_DEVICES+=(--device="$device"); done',
-            "",
-            "# volumes",
-            *self._volumes(),
-            "",
+    def runner(self, status_log_group: str) -> RunnerDocument:
+        """The runner document: volumes first, so containers' mounts know their host dirs."""
+        volumes = self._volumes()
+        init = [
+            self._docker_run(c, f"spec.initContainers[{i}]", init=True)
+            for i, c in enumerate(self.pod_spec.get("initContainers") or ())
         ]
-        init_containers = list(self.pod_spec.get("initContainers") or ())
-        if init_containers:
-            lines.append("# init containers, one after another")
-        for index, container in enumerate(init_containers):
-            name = str(container.get("name", ""))
-            run = self._docker_run(container, f"spec.initContainers[{index}]", init=True)
-            lines += [
-                f"orca_pull {q(name)} true {q(str(container.get('image', '')))}",
-                "delay=10",
-                "while true; do",
-                "  orca_stopping",
-                f'  "$ORCA_RUNTIME" rm -f {q("orca_" + name)} >/dev/null 2>&1 || true',
-                f"  if {run}; then break; fi",
-            ]
-            if self.spec.restart_policy == "Never":
-                lines += ["  sleep 5; exit 1  # restartPolicy Never: the pod has failed"]
-            else:
-                lines += [
-                    '  sleep "$delay"; delay=$(( delay * 2 > 300 ? 300 : delay * 2 ))',
-                ]
-            lines.append("done")
-        lines.append("# app containers")
-        for index, container in enumerate(self.pod_spec.get("containers") or ()):
-            name = str(container.get("name", ""))
-            run = self._docker_run(container, f"spec.containers[{index}]", init=False)
-            lines += [
-                f"orca_pull {q(name)} false {q(str(container.get('image', '')))}",
-                "orca_stopping",
-                f'"$ORCA_RUNTIME" rm -f {q("orca_" + name)} >/dev/null 2>&1 || true',
-                f"{run} >/dev/null || orca_report {q(name)} false terminated Error 128",
-            ]
-        lines += ["wait  # keep following the containers' events", ""]
-        return "\n".join(lines)
+        apps = [
+            self._docker_run(c, f"spec.containers[{i}]", init=False)
+            for i, c in enumerate(self.pod_spec.get("containers") or ())
+        ]
+        return RunnerDocument(
+            pod_uid=self.spec.pod.uid,
+            region=self.region,
+            status_log_group=status_log_group,
+            pod_dir=self.pod_dir,
+            restart_policy=self.spec.restart_policy,
+            volumes=volumes,
+            init_containers=init,
+            containers=apps,
+        )

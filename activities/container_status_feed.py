@@ -1,7 +1,8 @@
 """Container state events for every monitored pod from one FilterLogEvents call per interval.
 
-The instance's bootstrap script writes each container state change as a JSON event to the status
-log group, one stream per pod UID (docs/instance-contract.md). Monitoring N pods must cost O(1)
+The instance's runner writes each container state change as a JSON event to the status log
+group, one stream per pod UID (`orca.instance_contract`: `ContainerStateEvent`,
+`parse_status_line`; docs/instance-contract.md). Monitoring N pods must cost O(1)
 calls per poll interval, so one loop reads the whole group since its last position (paginated)
 and files the events by pod UID — for every pod, kept a while, so that a pod that starts being
 monitored finds the events written since its containers started without another call. A pod
@@ -18,18 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from orca.activities.status_mapping import ContainerStateEvent
 from orca.aws_clients import AwsClients
 from orca.aws_errors import Disposition, disposition, is_not_found
+from orca.instance_contract import ContainerStateEvent, parse_status_line
 
 log = structlog.get_logger(__name__)
 
@@ -144,8 +143,8 @@ class ContainerStatusFeed:
 
     def _file(self, raw: Iterable[tuple[str, str]]) -> None:
         for event_id, message in raw:
-            with contextlib.suppress(ValueError, ValidationError):
-                event = ContainerStateEvent.model_validate(json.loads(message))
+            event = parse_status_line(message)
+            if event is not None:
                 key = event_id or f"{event.container}/{event.state}/{event.at.isoformat()}"
                 self._events.setdefault(event.pod_uid, {})[key] = event
                 self._last_event_ms[event.pod_uid] = int(time.time() * 1000)

@@ -293,13 +293,7 @@ class OrphanActivities:
             self._end_pod(orphan)
 
     def _pod_exists(self, pod: PodRef) -> bool:
-        try:
-            current = self._core.read_namespaced_pod(pod.name, pod.namespace)
-        except kube.ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-        return current.metadata is not None and current.metadata.uid == pod.uid
+        return self._pod_status.pods.exists(pod)
 
     def _end_pod(self, orphan: Orphan) -> None:
         pod = orphan.pod
@@ -315,23 +309,9 @@ class OrphanActivities:
             self._pod_status.patch_status(pod, status_patch(report, datetime.now(UTC)))
             self._record_event(pod, FailureType.WORKFLOW_ENDED, message)
         if orphan.deleting:
-            try:
-                self._core.delete_namespaced_pod(
-                    pod.name,
-                    pod.namespace,
-                    body=kube.V1DeleteOptions(
-                        grace_period_seconds=0, preconditions=kube.V1Preconditions(uid=pod.uid)
-                    ),
-                )
-            except kube.ApiException as error:
-                if error.status not in (404, 409):
-                    raise
+            self._pod_status.pods.delete(pod)
 
     def _record_event(self, pod: PodRef, reason: str, message: str) -> None:
         report = PodEventReport(pod=pod, type=EventType.WARNING, reason=reason, message=message)
         body = event_body(report, self._node_name, datetime.now(UTC))
-        try:
-            self._core.create_namespaced_event(pod.namespace, body)  # type: ignore[arg-type]
-        except kube.ApiException as error:
-            if error.status not in (404, 409):
-                raise
+        self._pod_status.pods.post_event(pod.namespace, body)

@@ -4,7 +4,8 @@ ORCA plays the kubelet for pods bound to its virtual node: it owns `pods/status`
 deletes a pod it stops the containers and then deletes the object with grace period 0. Status
 writes are strategic-merge patches of `pods/status` (conditions merge by type); events are
 core/v1 Events with `source.component: orca` so `kubectl describe pod` tells the story.
-A pod that no longer exists is not an error for any of these.
+A pod that no longer exists is not an error for any of these. The calls to the API server are
+`orca.pod_api.PodApi`'s; this module builds the bodies (pure) and wraps them as activities.
 """
 
 from __future__ import annotations
@@ -12,32 +13,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from orca import pod_names
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
 from orca.launch_spec import PodRef
-from orca.logging import bind_work_context
+from orca.pod_api import REJECTED, PodApi
 
 EVENT_SOURCE = "orca"
-REJECTED = "KubernetesRejected"
-"""Failure type of a write the API server refuses for good (400, 403, 422): retrying the same
-body cannot help, and the workflow carries on without it."""
-_REJECTING_STATUSES = (400, 403, 422)
-
-
-def _rejected(error: client.ApiException, what: str) -> ApplicationError | None:
-    if error.status not in _REJECTING_STATUSES:
-        return None
-    return ApplicationError(
-        f"The Kubernetes API refused the {what} ({error.status} {error.reason}): {error.body}",
-        type=REJECTED,
-        non_retryable=True,
-    )
+__all__ = ["REJECTED", "PodStatusActivities", "event_body", "status_patch"]
 
 
 def status_patch(report: PodStatusReport, now: datetime) -> dict[str, Any]:
@@ -104,8 +91,10 @@ def event_body(report: PodEventReport, node_name: str, now: datetime) -> dict[st
 
 
 class PodStatusActivities:
+    """The activities; every call to the API server goes through `PodApi` (orca/pod_api.py)."""
+
     def __init__(self, core: client.CoreV1Api, node_name: str) -> None:
-        self._core = core
+        self.pods = PodApi(core)
         self._node_name = node_name
 
     @activity.defn(name="report_pod_status")
@@ -115,53 +104,14 @@ class PodStatusActivities:
 
     def patch_status(self, pod: PodRef, patch: dict[str, Any]) -> bool:
         """Patch `pods/status` of this pod incarnation; False when it is gone or replaced."""
-        with bind_work_context(pod=pod.key):
-            try:
-                current = self._core.read_namespaced_pod(pod.name, pod.namespace)
-                if current.metadata is None or current.metadata.uid != pod.uid:
-                    return False  # a new incarnation under the same name: not ours to touch
-                self._core.patch_namespaced_pod_status(pod.name, pod.namespace, patch)
-                return True
-            except client.ApiException as error:
-                if error.status == 404:
-                    return False
-                rejected = _rejected(error, "pod status write")
-                if rejected is None:
-                    raise
-                raise rejected from None
+        return self.pods.patch_status(pod, patch)
 
     @activity.defn(name="record_pod_event")
     async def record_pod_event(self, report: PodEventReport) -> None:
         body = event_body(report, self._node_name, datetime.now(UTC))
-
-        def create() -> None:
-            try:
-                self._core.create_namespaced_event(report.pod.namespace, cast(Any, body))
-            except client.ApiException as error:
-                if error.status not in (404, 409):  # namespace gone, or a retried create
-                    rejected = _rejected(error, "pod event")
-                    if rejected is None:
-                        raise
-                    raise rejected from None
-
-        await asyncio.to_thread(create)
+        await asyncio.to_thread(self.pods.post_event, report.pod.namespace, body)
 
     @activity.defn(name="delete_pod_object")
     async def delete_pod_object(self, input: DeletePodInput) -> None:
         """The kubelet's last step: remove the pod object now that nothing runs."""
-        pod = input.pod
-
-        def delete() -> None:
-            try:
-                self._core.delete_namespaced_pod(
-                    pod.name,
-                    pod.namespace,
-                    body=client.V1DeleteOptions(
-                        grace_period_seconds=0, preconditions=client.V1Preconditions(uid=pod.uid)
-                    ),
-                )
-            except client.ApiException as error:
-                if error.status not in (404, 409):  # gone, or a newer pod with the same name
-                    raise
-
-        await asyncio.to_thread(delete)
+        await asyncio.to_thread(self.pods.delete, input.pod)

@@ -17,23 +17,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from orca.instance_contract import ContainerStateEvent
 
 from orca.pod_phase import TERMINAL_PHASES, PodPhase
-
-
-class ContainerStateEvent(BaseModel):
-    """One line of the status log group, as the instance script writes it (camelCase JSON)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    pod_uid: str = Field(alias="podUID")
-    container: str
-    init: bool = False
-    state: Literal["waiting", "running", "terminated"]
-    reason: str | None = None
-    exit_code: int | None = Field(default=None, alias="exitCode")
-    at: datetime
 
 
 class PodConditionView(BaseModel):

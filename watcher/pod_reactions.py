@@ -30,6 +30,7 @@ from kubernetes import client as k8s
 from orca import pod_names
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
+from orca.pod_api import PodApi
 from orca.watcher.pod_causes import PodCause, daemonset_owner, grace_period_seconds, pod_cause
 from orca.watcher.pod_queues import PodEvent
 from orca.watcher.pod_workflows import PodWorkflows
@@ -102,18 +103,8 @@ class PodReactions:
                 raise
 
     def _remove_pod_object(self, ref: PodRef) -> None:
-        try:
-            self.core.delete_namespaced_pod(
-                ref.name,
-                ref.namespace,
-                body=k8s.V1DeleteOptions(
-                    grace_period_seconds=0, preconditions=k8s.V1Preconditions(uid=ref.uid)
-                ),
-            )
-        except k8s.ApiException as error:
-            # 404: already gone; 409: the name now belongs to a newer pod. Both mean done.
-            if error.status not in (404, 409):
-                raise
+        # already gone, or the name now belongs to a newer pod: both mean done
+        PodApi(self.core).delete(ref)
 
 
 DAEMONSET_REASON = "DaemonSetPodNotRun"

@@ -21,7 +21,7 @@ from orca.activities.bootstrap_script import (
     render_bootstrap,
     render_stop_command,
 )
-from orca.activities.status_mapping import ContainerStateEvent
+from orca.instance_contract import ContainerStateEvent, RunnerContainer, RunnerDocument
 from orca.launch_spec import InvalidPodSpec, PodRef, parse_launch_spec
 from orca.selection import InstanceTypeInfo
 from orca.settings import InstancesSettings, LimitsSettings
@@ -61,18 +61,27 @@ def runner(script: str) -> str:
     return heredoc(script, delimiter.group(1))
 
 
+def document(script: str) -> RunnerDocument:
+    """The runner document the start script writes (`ORCA_RUNNER_JSON` heredoc)."""
+    return RunnerDocument.model_validate_json(heredoc(script, "ORCA_RUNNER_JSON"))
+
+
+def containers(script: str) -> list[tuple[bool, RunnerContainer]]:
+    doc = document(script)
+    return [(True, c) for c in doc.init_containers] + [(False, c) for c in doc.containers]
+
+
+def argv_of(init: bool, entry: RunnerContainer) -> list[str]:
+    """The `docker run` argv the runner builds from one container entry (neuron devices
+    aside); `test_the_runner_runs_the_document` checks the runner builds exactly this."""
+    detach = [] if init else ["-d"]
+    return ["run", *detach, *entry.run_arguments, entry.image, *entry.arguments]
+
+
 def run_line(script: str, container_name: str) -> list[str]:
-    """The `docker run` argv for one container, as bash would split it."""
-    text = runner(script)
-    at = text.index(f"--name orca_{container_name} ")
-    lexer = shlex.shlex(text[text.rindex("\n", 0, at) + 1 :], posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    words: list[str] = []
-    for word in lexer:  # up to the `)` closing the subshell that runs the container
-        if word.startswith(")"):
-            break
-        words.append(word)
-    return words[words.index("run") :]
+    """The `docker run` argv for one container."""
+    init, entry = next((i, c) for i, c in containers(script) if c.name == container_name)
+    return argv_of(init, entry)
 
 
 def full_pod(**overrides: Any) -> dict[str, Any]:
@@ -154,9 +163,11 @@ def test_no_secret_value_is_in_the_script_only_in_parameters() -> None:
     encoded = plan.secret_parameters[PREFIX + "volumes/keys/id_ed25519"]
     assert base64.b64decode(encoded).decode() == FILE_SECRET
     assert all(name.startswith(PREFIX) for name in plan.secret_parameters)
-    script = runner(plan.script)
-    assert f"orca_secret {PREFIX}trainer/env/HF_TOKEN" in script
-    assert "aws ssm get-parameter --with-decryption" in script
+    trainer = next(c for _, c in containers(plan.script) if c.name == "trainer")
+    assert [(e.name, e.secret_parameter) for e in trainer.env if e.secret_parameter] == [
+        ("HF_TOKEN", f"{PREFIX}trainer/env/HF_TOKEN")
+    ]
+    assert "aws ssm get-parameter --with-decryption" in runner(plan.script)
     # the secret env reaches docker through the environment, never argv
     argv = run_line(plan.script, "trainer")
     assert "HF_TOKEN" in argv
@@ -175,9 +186,17 @@ def test_env_literal_config_map_and_field_values() -> None:
 
 
 def test_containers_run_init_first_then_apps_in_order() -> None:
-    script = runner(render(full_pod()).script)
-    order = [m.group(1) for m in re.finditer(r"--name orca_(\w+) ", script)]
-    assert order == ["fetch", "trainer", "metrics"]
+    entries = containers(render(full_pod()).script)
+    assert [(init, c.name) for init, c in entries] == [
+        (True, "fetch"),
+        (False, "trainer"),
+        (False, "metrics"),
+    ]
+    assert [c.run_arguments[c.run_arguments.index("--name") + 1] for _, c in entries] == [
+        "orca_fetch",
+        "orca_trainer",
+        "orca_metrics",
+    ]
     fetch = run_line(render(full_pod()).script, "fetch")
     assert "-d" not in fetch  # init containers run in the foreground, one after another
     assert "-d" in run_line(render(full_pod()).script, "trainer")
@@ -195,7 +214,8 @@ def test_neuron_devices_for_neuron_pods() -> None:
     script = render(neuron_pod(16)).script
     assert "/dev/neuron*" in runner(script)
     assert '"${ORCA_NEURON_DEVICES[@]}"' in runner(script)
-    assert "ORCA_NEURON_DEVICES[@]" not in runner(render(full_pod()).script).split("# volumes")[1]
+    assert [c.neuron_devices for _, c in containers(script)] == [True]
+    assert not any(c.neuron_devices for _, c in containers(render(full_pod()).script))
 
 
 def test_resource_limits_become_docker_limits() -> None:
@@ -214,11 +234,8 @@ def test_restart_policy_mapping(policy: str, docker: str) -> None:
     assert trainer[trainer.index("--restart") + 1] == docker
     fetch = run_line(plan.script, "fetch")
     assert fetch[fetch.index("--restart") + 1] == "no"  # ORCA retries init containers itself
-    retries = (
-        'sleep "$delay"'
-        in runner(plan.script).split("# app containers")[0].split("init containers")[1]
-    )
-    assert retries == (policy != "Never")
+    assert document(plan.script).restart_policy == policy  # the runner retries unless Never
+    assert '[ "$ORCA_RESTART_POLICY" = Never ]' in runner(plan.script)
 
 
 def test_logs_go_to_cloudwatch_per_container() -> None:
@@ -240,13 +257,14 @@ def test_volumes_mounted_from_host_dirs() -> None:
         f"{base}/config:/etc/train:ro",
         f"{base}/keys:/root/.ssh",
     ]
-    script = runner(plan.script)
-    assert f"printf '%s' 0.0003 > {base}/config/lr" in script
-    assert (
-        f"orca_secret {PREFIX}volumes/keys/id_ed25519 | base64 -d > {base}/keys/id_ed25519"
-        in script
+    files = {f.path: f for v in document(plan.script).volumes for f in v.files}
+    assert files[f"{base}/config/lr"].content == "0.0003"
+    key = files[f"{base}/keys/id_ed25519"]
+    assert (key.secret_parameter, key.content, key.mode) == (
+        f"{PREFIX}volumes/keys/id_ed25519",
+        None,
+        0o400,
     )
-    assert f"chmod 400 {base}/keys/id_ed25519" in script
 
 
 @pytest.mark.parametrize(
@@ -294,7 +312,8 @@ def test_optional_missing_reference_is_skipped() -> None:
     )
     plan = render(manifest)
     assert plan.secret_parameters == {}
-    assert "-e X" not in runner(plan.script)
+    assert "X" not in run_line(plan.script, "a")
+    assert not next(c for _, c in containers(plan.script) if c.name == "a").env
 
 
 def test_env_from_config_map_and_secret() -> None:
@@ -315,11 +334,82 @@ def test_env_from_config_map_and_secret() -> None:
     assert "lr=0.0003" in run_line(plan.script, "a")
 
 
-def test_a_value_cannot_end_the_runner_heredoc() -> None:
-    maps = {"train-config": {"evil": "x\nORCA_RUNNER\nrm -rf /\n", "lr": "1"}}
+def test_a_value_cannot_end_a_heredoc() -> None:
+    evil = "x\nORCA_RUNNER_JSON\nORCA_RUNNER\nrm -rf /\n"
+    maps = {"train-config": {"evil": evil, "lr": "1"}}
     plan = render(full_pod(), config_maps=maps)
-    assert "<<'ORCA_RUNNER_'" in plan.script
-    assert "x\nORCA_RUNNER\nrm -rf /\n" in runner(plan.script)
+    files = {f.path.rsplit("/", 1)[1]: f for v in document(plan.script).volumes for f in v.files}
+    assert files["evil"].content == evil
+    assert "\nrm -rf /\n" not in plan.script  # the document is one line of JSON
+
+
+FAKE_DOCKER = """#!/bin/bash
+if [ "$1" = run ]; then
+  printf '%s\\0' "$@" >> "$RECORD/runs"; printf '\\n' >> "$RECORD/runs"
+  printf 'HF_TOKEN=%s\\n' "${HF_TOKEN-unset}" >> "$RECORD/env"
+fi
+exit 0
+"""
+FAKE_AWS = """#!/bin/bash
+case "$*" in
+  *env/HF_TOKEN*) printf '%s\\n' "$HF_SECRET" ;;
+  *volumes/keys/id_ed25519*) printf '%s\\n' "$FILE_SECRET_B64" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.skipif(
+    BASH is None or shutil.which("jq") is None, reason="the runner needs bash and jq"
+)
+def test_the_runner_runs_the_document(tmp_path: Path) -> None:
+    """Run the static runner on a rendered document with `docker`, `aws` and `curl` replaced by
+    recorders (no container runtime or AWS here): it writes the volumes and runs each container
+    with the document's argv, secrets through the environment only."""
+    plan = render(full_pod(restart_policy="Always"))
+    pod_dir = "/var/lib/orca/pods"
+    text = heredoc(plan.script, "ORCA_RUNNER_JSON").replace(pod_dir, str(tmp_path / "pods"))
+    (tmp_path / "runner.json").write_text(text)
+    (tmp_path / "runner.sh").write_text(runner(plan.script))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (
+        ("docker", FAKE_DOCKER),
+        ("aws", FAKE_AWS),
+        ("curl", "#!/bin/bash\necho 10.1.2.3\n"),
+    ):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    record = tmp_path / "record"
+    record.mkdir()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "RECORD": str(record),
+        "HF_SECRET": SECRET,
+        "FILE_SECRET_B64": base64.b64encode(FILE_SECRET.encode()).decode(),
+    }
+    subprocess.run(
+        [BASH or "bash", str(tmp_path / "runner.sh"), str(tmp_path / "runner.json")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    runs = [line.split("\0") for line in (record / "runs").read_text().split("\0\n") if line]
+    doc = RunnerDocument.model_validate_json(text)
+    expected = [(True, c) for c in doc.init_containers] + [(False, c) for c in doc.containers]
+    assert runs == [argv_of(init, c) for init, c in expected]
+    assert (record / "env").read_text().splitlines() == [
+        "HF_TOKEN=unset",
+        f"HF_TOKEN={SECRET}",
+        "HF_TOKEN=unset",
+    ]
+    base = tmp_path / "pods" / "0b6c6a3e-5d2e-4f7b-9a52-1f7f2f9d1c01" / "volumes"
+    assert (base / "config" / "lr").read_text() == "0.0003"
+    assert (base / "config" / "config.yaml").read_text() == "epochs: 3\nname: 'run 1'\n"
+    key = base / "keys" / "id_ed25519"
+    assert key.read_text() == FILE_SECRET
+    assert (base / "data").is_dir()
 
 
 @pytest.mark.skipif(BASH is None, reason="bash is not installed")

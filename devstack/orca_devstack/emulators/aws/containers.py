@@ -1,7 +1,9 @@
 """The container lifecycle behind SSM Run Command, as docs/instance-contract.md describes it.
 
 ORCA sends one ``AWS-RunShellScript`` command per pod, commented ``orca start <ns>/<name>``, whose
-script holds the pod manifest in an ``ORCA_POD_JSON`` heredoc. The emulator plays that script:
+script holds the pod manifest in an ``ORCA_POD_JSON`` heredoc. The contract (comments, manifest,
+status lines, stream names) is ``orca.instance_contract``, imported here rather than restated; the
+emulator plays the start script from its manifest rather than running the runner script:
 
 * init containers run one after another (``waiting/PullingImage`` → ``running/Started`` →
   ``terminated/Completed``), then all main containers together;
@@ -27,16 +29,33 @@ middleware's adapter to moto's SSM and CloudWatch Logs backends) and the schedul
 from __future__ import annotations
 
 import functools
-import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
+from orca.instance_contract import (
+    ContainerReason,
+    ContainerState,
+    ContainerStateEvent,
+    OrcaCommand,
+    container_log_stream,
+    parse_comment,
+    parse_stop_grace,
+    read_pod_manifest,
+)
 from orca_devstack.emulators.aws.lifecycle import Scheduler, Timer
+
+__all__ = [
+    "ContainerReason",
+    "ContainerState",
+    "OrcaCommand",
+    "container_log_stream",
+    "extract_pod_manifest",
+    "parse_comment",
+    "parse_stop_grace",
+]
 
 ANNOTATION_PREFIX = "emulator.orca.research/"
 RUN_SECONDS = ANNOTATION_PREFIX + "run-seconds"
@@ -48,59 +67,11 @@ STOPPED_EXIT_CODE = 143  # 128 + SIGTERM
 OOM_EXIT_CODE = 137  # 128 + SIGKILL, what the kernel OOM killer leaves behind
 LOST_RESPONSE_CODE = -1
 
-_HEREDOC = re.compile(
-    r"<<-?\s*['\"]?ORCA_POD_JSON['\"]?[^\n]*\n(?P<body>.*?)\n[ \t]*ORCA_POD_JSON[ \t]*(?:\n|$)",
-    re.DOTALL,
-)
-_COMMENT = re.compile(r"^orca (?P<verb>start|stop) (?P<namespace>[^/\s]+)/(?P<name>\S+)")
-_GRACE = re.compile(r"ORCA_STOP_GRACE_SECONDS=['\"]?(?P<seconds>\d+(?:\.\d+)?)")
-
-
-class ContainerState(StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    TERMINATED = "terminated"
-
-
-class ContainerReason(StrEnum):
-    PULLING_IMAGE = "PullingImage"
-    STARTED = "Started"
-    COMPLETED = "Completed"
-    ERROR = "Error"
-    OOM_KILLED = "OOMKilled"
-    KILLED = "Killed"
-
-
-@dataclass(frozen=True)
-class OrcaCommand:
-    verb: str
-    namespace: str
-    name: str
-
-
-def parse_comment(comment: str) -> OrcaCommand | None:
-    """``orca start ns/name`` / ``orca stop ns/name`` → the command, else None."""
-    match = _COMMENT.match(comment.strip())
-    if match is None:
-        return None
-    return OrcaCommand(match["verb"], match["namespace"], match["name"])
-
 
 def extract_pod_manifest(script: str) -> dict[str, Any] | None:
-    """The JSON between ``<<'ORCA_POD_JSON'`` and the closing ``ORCA_POD_JSON`` line."""
-    match = _HEREDOC.search(script)
-    if match is None:
-        return None
-    try:
-        manifest = json.loads(match["body"])
-    except json.JSONDecodeError:
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
-def parse_stop_grace(script: str) -> float | None:
-    match = _GRACE.search(script)
-    return float(match["seconds"]) if match else None
+    """The pod manifest the start command's script writes (``orca.instance_contract``)."""
+    manifest = read_pod_manifest(script)
+    return None if manifest is None else manifest.model_dump(by_alias=True, mode="json")
 
 
 def exit_reason(exit_code: int) -> ContainerReason:
@@ -157,19 +128,16 @@ def status_event(
     exit_code: int | None,
     at: datetime,
 ) -> dict[str, Any]:
-    return {
-        "podUID": pod_uid,
-        "container": container,
-        "init": init,
-        "state": state.value,
-        "reason": reason.value,
-        "exitCode": exit_code,
-        "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def container_log_stream(namespace: str, name: str, uid: str, container: str) -> str:
-    return f"{namespace}/{name}/{uid}/{container}"
+    """One status log line, as the contract's runner writes it."""
+    return ContainerStateEvent(
+        pod_uid=pod_uid,
+        container=container,
+        init=init,
+        state=state,
+        reason=reason.value,
+        exit_code=exit_code,
+        at=at,
+    ).to_line()
 
 
 class ContainerHost(Protocol):

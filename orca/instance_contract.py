@@ -1,0 +1,280 @@
+"""The instance contract, defined once: what ORCA sends to a burst instance and what it reports.
+
+docs/instance-contract.md describes it for people. Three parties follow it and all import it from
+here: the bootstrap (`activities/bootstrap_script.py`) that renders the SSM commands, the status
+feed (`activities/container_status_feed.py`) and the status mapping that read what the instance
+reports, and the AWS emulator (`orca_devstack.emulators.aws.containers`) that plays the instance.
+
+* **Start command**: an `AWS-RunShellScript` command commented `orca start <namespace>/<name>`.
+  Its script writes the pod manifest (`PodManifest`, at `POD_JSON_PATH`, in a quoted heredoc
+  delimited by `POD_JSON_DELIMITER`), the runner's input document (`RunnerDocument`, at
+  `<pod dir>/RUNNER_DOCUMENT`) and the static runner script (`orca/instance_runner.sh`,
+  package data, at `<pod dir>/RUNNER_SCRIPT`), and starts the runner with the document's path.
+* **Stop command**: commented `orca stop <namespace>/<name>`; its script sets
+  `ORCA_STOP_GRACE_SECONDS=<n>` (SIGTERM, SIGKILL after the grace period).
+* **Container output**: log group `aws.logGroup`, stream `container_log_stream(...)`.
+* **Container state events**: log group `aws.statusLogGroup`, stream `status_log_stream(uid)`,
+  one `ContainerStateEvent` JSON line per change (`parse_status_line` reads one).
+
+Pure definitions and parsers only; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from orca import pod_names
+
+POD_JSON_PATH = "/etc/orca/pod.json"
+POD_JSON_DELIMITER = "ORCA_POD_JSON"
+POD_DIR = "/var/lib/orca/pods"
+RUNNER_SCRIPT = "runner.sh"
+RUNNER_DOCUMENT = "runner.json"
+RUNNER_DOCUMENT_DELIMITER = "ORCA_RUNNER_JSON"
+"""One line of JSON never equals it, so no value can end the heredoc early."""
+RUNNER_LOG = "runner.log"
+STOP_GRACE_VARIABLE = "ORCA_STOP_GRACE_SECONDS"
+LABEL_POD_UID = "orca.research/pod-uid"
+LABEL_CONTAINER = "orca.research/container"
+LABEL_INIT = "orca.research/init"
+CONTAINER_NAME_PREFIX = "orca_"
+"""The runtime's container name is this prefix and the pod's container name."""
+
+START_VERB = "start"
+STOP_VERB = "stop"
+_COMMENT = re.compile(r"^orca (?P<verb>start|stop) (?P<namespace>[^/\s]+)/(?P<name>\S+)")
+_HEREDOC = re.compile(
+    rf"<<-?\s*['\"]?{POD_JSON_DELIMITER}['\"]?[^\n]*\n(?P<body>.*?)\n[ \t]*{POD_JSON_DELIMITER}"
+    r"[ \t]*(?:\n|$)",
+    re.DOTALL,
+)
+_GRACE = re.compile(rf"{STOP_GRACE_VARIABLE}=['\"]?(?P<seconds>\d+(?:\.\d+)?)")
+
+
+def pod_dir(pod_uid: str) -> str:
+    """The instance directory of one pod: runner, its document, volumes, state files."""
+    return f"{POD_DIR}/{pod_uid}"
+
+
+def unit_name(pod_uid: str) -> str:
+    """The transient systemd unit the runner runs as."""
+    return f"orca-pod-{pod_uid}"
+
+
+def runner_script() -> str:
+    """The static runner (`orca/instance_runner.sh`), shipped as package data."""
+    return resources.files("orca").joinpath("instance_runner.sh").read_text(encoding="utf-8")
+
+
+# -- commands ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrcaCommand:
+    """What an SSM command's comment says it is."""
+
+    verb: str
+    namespace: str
+    name: str
+
+
+def command_comment(verb: str, pod_key: str) -> str:
+    """The SSM `Comment` (at most 100 characters): `orca <verb> <namespace>/<name>`."""
+    return f"orca {verb} {pod_key}"[:100]
+
+
+def parse_comment(comment: str) -> OrcaCommand | None:
+    """`orca start ns/name` / `orca stop ns/name` -> the command, else None."""
+    match = _COMMENT.match(comment.strip())
+    if match is None:
+        return None
+    return OrcaCommand(match["verb"], match["namespace"], match["name"])
+
+
+def parse_stop_grace(script: str) -> float | None:
+    """The grace period a stop command's script sets, in seconds."""
+    match = _GRACE.search(script)
+    return float(match["seconds"]) if match else None
+
+
+# -- the pod manifest -------------------------------------------------------------------------
+class ManifestContainer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+
+
+class PodManifest(BaseModel):
+    """`/etc/orca/pod.json`: names, images, commands; never an env value or a secret."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    init_containers: list[ManifestContainer] = Field(default_factory=list, alias="initContainers")
+    containers: list[ManifestContainer] = Field(default_factory=list)
+    restart_policy: str = Field(default="Always", alias="restartPolicy")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            self.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True
+        )
+
+
+def pod_manifest_heredoc(manifest: PodManifest) -> list[str]:
+    """The start script's lines that write the manifest (a quoted heredoc: no expansion)."""
+    return [
+        f"cat > {POD_JSON_PATH} <<'{POD_JSON_DELIMITER}'",
+        manifest.to_json(),
+        POD_JSON_DELIMITER,
+    ]
+
+
+def read_pod_manifest(script: str) -> PodManifest | None:
+    """The manifest a start command's script writes, or None when it has none."""
+    match = _HEREDOC.search(script)
+    if match is None:
+        return None
+    try:
+        return PodManifest.model_validate_json(match["body"])
+    except ValidationError:
+        return None
+
+
+# -- the runner's input -----------------------------------------------------------------------
+class RunnerFile(BaseModel):
+    """One file of a volume. Exactly one of `content` (inline, not secret) and
+    `secret_parameter` (an SSM SecureString holding the base64 of the file) is set."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    path: str
+    content: str | None = None
+    secret_parameter: str | None = Field(default=None, alias="secretParameter")
+    host_ip: bool = Field(default=False, alias="hostIP")
+    """The file holds the instance's IP address (downward API `status.podIP`/`hostIP`)."""
+    mode: int | None = None
+
+
+class RunnerVolume(BaseModel):
+    """A host directory a container mounts, with the files written into it first."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    path: str
+    files: list[RunnerFile] = Field(default_factory=list)
+    world_readable: bool = Field(default=False, alias="worldReadable")
+    """`chmod -R a+rX` once written, so a container running as another user reads it."""
+
+
+class RunnerEnv(BaseModel):
+    """An env var the runner exports before `run` (never in argv): a secret or the host IP."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    name: str
+    value: str | None = None
+    """A value known beforehand (downward API metadata)."""
+    secret_parameter: str | None = Field(default=None, alias="secretParameter")
+    host_ip: bool = Field(default=False, alias="hostIP")
+
+
+class RunnerContainer(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    name: str
+    image: str
+    run_arguments: list[str] = Field(alias="runArguments")
+    """Everything between `run` and the image (options), already resolved."""
+    arguments: list[str] = Field(default_factory=list)
+    """After the image: the command's tail and the args."""
+    env: list[RunnerEnv] = Field(default_factory=list)
+    neuron_devices: bool = Field(default=False, alias="neuronDevices")
+
+
+class RunnerDocument(BaseModel):
+    """`<pod dir>/runner.json`: everything `instance_runner.sh` needs for one pod."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    pod_uid: str = Field(alias="podUID")
+    region: str
+    status_log_group: str = Field(alias="statusLogGroup")
+    pod_dir: str = Field(alias="podDir")
+    restart_policy: str = Field(alias="restartPolicy")
+    volumes: list[RunnerVolume] = Field(default_factory=list)
+    init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
+    containers: list[RunnerContainer] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            self.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True
+        )
+
+
+# -- what the instance reports ----------------------------------------------------------------
+class ContainerState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
+class ContainerReason(StrEnum):
+    PULLING_IMAGE = "PullingImage"
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    STARTED = "Started"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    OOM_KILLED = "OOMKilled"
+    KILLED = "Killed"
+
+
+def status_log_stream(pod_uid: str) -> str:
+    """The status log group's stream of one pod."""
+    return pod_uid
+
+
+def container_log_stream(namespace: str, name: str, uid: str, container: str) -> str:
+    """The output log group's stream of one container."""
+    return pod_names.container_log_stream(namespace, name, uid, container)
+
+
+class ContainerStateEvent(BaseModel):
+    """One line of the status log group, as the instance's runner writes it (camelCase JSON)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    pod_uid: str = Field(alias="podUID")
+    container: str
+    init: bool = False
+    state: ContainerState
+    reason: str | None = None
+    exit_code: int | None = Field(default=None, alias="exitCode")
+    at: datetime
+
+    @field_serializer("at")
+    def _at(self, at: datetime) -> str:
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def to_line(self) -> dict[str, Any]:
+        """The JSON object of the log line (every key present, as the runner writes it)."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+def parse_status_line(message: str) -> ContainerStateEvent | None:
+    """One status log line -> the event, or None when it is not one (it is then ignored)."""
+    try:
+        return ContainerStateEvent.model_validate(json.loads(message))
+    except (ValueError, ValidationError):
+        return None

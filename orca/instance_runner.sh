@@ -1,0 +1,206 @@
+#!/bin/bash
+# ORCA's instance runner (orca/instance_runner.sh, docs/instance-contract.md).
+#
+# Static: everything about one pod is in the runner document given as $1 (`runner.json`, the
+# `RunnerDocument` model of orca/instance_contract.py), which the start command writes next to
+# this script. The runner prepares the pod's volumes, pulls each image, runs the init containers
+# one after another (restarting a failed one unless restartPolicy is Never), then starts the app
+# containers, follows the runtime's events and reports every container state change as one JSON
+# line to the status log group (stream <pod-uid>). Secrets are fetched from SSM here and reach
+# the runtime through the environment, never argv. Needs bash, jq and the AWS CLI.
+set -uo pipefail
+
+ORCA_DOC=${1:?usage: instance_runner.sh RUNNER_JSON}
+
+orca_field() {  # jq filter -> raw value
+  jq -r "$1" "$ORCA_DOC"
+}
+
+orca_raw() {  # jq filter -> the string as it is (no newline added)
+  jq -j "$1" "$ORCA_DOC"
+}
+
+orca_list() {  # jq filter yielding strings -> NUL-separated, byte-exact (values may hold newlines)
+  jq -j "$1 | ., \"\\u0000\"" "$ORCA_DOC"
+}
+
+AWS_DEFAULT_REGION=$(orca_field .region)
+export AWS_DEFAULT_REGION
+ORCA_POD_UID=$(orca_field .podUID)
+ORCA_STATUS_LOG_GROUP=$(orca_field .statusLogGroup)
+ORCA_DIR=$(orca_field .podDir)
+ORCA_RESTART_POLICY=$(orca_field .restartPolicy)
+ORCA_RUNTIME=docker
+command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl
+ORCA_HOST_IP=""
+ORCA_NEURON_DEVICES=()
+mkdir -p "$ORCA_DIR/volumes"
+
+# One JSON event per container state change (ContainerStateEvent).
+orca_report() {  # container init(true|false) state reason [exitCode]
+  local at ms event
+  at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  ms=$(date +%s%3N)
+  event=$(jq -cn --arg uid "$ORCA_POD_UID" --arg container "$1" --argjson init "$2" \
+    --arg state "$3" --arg reason "$4" --argjson code "${5:-null}" --arg at "$at" \
+    '{podUID: $uid, container: $container, init: $init, state: $state, reason: $reason,
+      exitCode: $code, at: $at}')
+  aws logs create-log-stream --log-group-name "$ORCA_STATUS_LOG_GROUP" \
+    --log-stream-name "$ORCA_POD_UID" >/dev/null 2>&1 || true
+  aws logs put-log-events --log-group-name "$ORCA_STATUS_LOG_GROUP" \
+    --log-stream-name "$ORCA_POD_UID" \
+    --log-events "$(jq -cn --argjson ms "$ms" --arg message "$event" \
+      '[{timestamp: $ms, message: $message}]')" >/dev/null \
+    || echo "orca: could not report $1 $3" >&2
+}
+
+orca_secret() {  # SSM SecureString parameter name
+  aws ssm get-parameter --with-decryption --name "$1" --query Parameter.Value --output text
+}
+
+orca_login() {  # image: log in to ECR registries with the instance profile
+  local registry
+  if [[ $1 =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/ ]]; then
+    registry="${1%%/*}"
+    aws ecr get-login-password --region "${BASH_REMATCH[1]}" \
+      | "$ORCA_RUNTIME" login --username AWS --password-stdin "$registry" >/dev/null
+  fi
+}
+
+orca_backoff() {  # the kubelet's: 10 s doubling to 300 s; the delay is in $delay
+  sleep "$delay"
+  delay=$((delay * 2 > 300 ? 300 : delay * 2))
+}
+
+orca_pull() {  # container init image: pull, retrying with backoff like the kubelet
+  local delay=10
+  orca_report "$1" "$2" waiting PullingImage
+  orca_login "$3" || true
+  until "$ORCA_RUNTIME" pull "$3"; do
+    orca_report "$1" "$2" waiting ImagePullBackOff
+    orca_backoff
+  done
+}
+
+orca_watch() {  # runtime events -> state events, for every container of the pod
+  local action name init code reason
+  "$ORCA_RUNTIME" events --filter "label=orca.research/pod-uid=$ORCA_POD_UID" \
+    --filter event=start --filter event=die --filter event=oom \
+    --format '{{.Action}} {{index .Actor.Attributes "orca.research/container"}} {{index .Actor.Attributes "orca.research/init"}} {{index .Actor.Attributes "exitCode"}}' |
+    while read -r action name init code; do
+      case "$action" in
+        start) orca_report "$name" "$init" running Started ;;
+        oom) touch "$ORCA_DIR/oom-$name" ;;
+        die)
+          reason=Completed
+          [ "${code:-1}" != 0 ] && reason=Error
+          [ -e "$ORCA_DIR/stopping" ] && reason=Killed
+          if [ -e "$ORCA_DIR/oom-$name" ]; then
+            reason=OOMKilled
+            rm -f "$ORCA_DIR/oom-$name"
+          fi
+          orca_report "$name" "$init" terminated "$reason" "${code:-1}"
+          ;;
+      esac
+    done
+}
+
+orca_stopping() {  # the stop command ran: start nothing more, keep reporting
+  if [ -e "$ORCA_DIR/stopping" ]; then
+    wait
+    exit 0
+  fi
+}
+
+orca_volumes() {  # create every volume's directory and write its files
+  local v f path file mode count files
+  count=$(orca_field '.volumes | length')
+  for ((v = 0; v < count; v++)); do
+    path=$(orca_field ".volumes[$v].path")
+    mkdir -p "$path"
+    files=$(orca_field ".volumes[$v].files | length")
+    for ((f = 0; f < files; f++)); do
+      file=$(orca_field ".volumes[$v].files[$f].path")
+      mode=$(orca_field ".volumes[$v].files[$f].mode // empty")
+      mkdir -p "$(dirname "$file")"
+      if [ "$(orca_field ".volumes[$v].files[$f] | has(\"secretParameter\")")" = true ]; then
+        (umask 077; orca_secret "$(orca_field ".volumes[$v].files[$f].secretParameter")" \
+          | base64 -d >"$file")
+      elif [ "$(orca_field ".volumes[$v].files[$f].hostIP // false")" = true ]; then
+        printf '%s' "$ORCA_HOST_IP" >"$file"
+      else
+        orca_raw ".volumes[$v].files[$f].content" >"$file"
+      fi
+      [ -n "$mode" ] && chmod "$(printf '%o' "$mode")" "$file"
+    done
+    if [ "$(orca_field ".volumes[$v].worldReadable // false")" = true ]; then
+      chmod -R a+rX "$path"
+    fi
+  done
+}
+
+orca_run() {  # group(initContainers|containers) index: run one container (-d for app ones)
+  local at=".$1[$2]" e count name value detach=()
+  local -a options arguments devices=()
+  [ "$1" = containers ] && detach=(-d)
+  mapfile -d '' -t options < <(orca_list "$at.runArguments[]")
+  mapfile -d '' -t arguments < <(orca_list "$at.arguments[]")
+  [ "$(orca_field "$at.neuronDevices // false")" = true ] && devices=("${ORCA_NEURON_DEVICES[@]}")
+  count=$(orca_field "$at.env | length")
+  (
+    for ((e = 0; e < count; e++)); do
+      name=$(orca_field "$at.env[$e].name")
+      if [ "$(orca_field "$at.env[$e] | has(\"secretParameter\")")" = true ]; then
+        value=$(orca_secret "$(orca_field "$at.env[$e].secretParameter")") || exit 1
+      elif [ "$(orca_field "$at.env[$e].hostIP // false")" = true ]; then
+        value=$ORCA_HOST_IP
+      else
+        value=$(orca_raw "$at.env[$e].value")
+      fi
+      export "$name=$value"
+    done
+    exec "$ORCA_RUNTIME" run "${detach[@]}" "${options[@]}" "${devices[@]}" \
+      "$(orca_field "$at.image")" "${arguments[@]}"
+  )
+}
+
+orca_watch &
+sleep 1  # the event stream is open before the first container starts
+TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token \
+  -H "X-aws-ec2-metadata-token-ttl-seconds: 300" || true)
+ORCA_HOST_IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" \
+  http://169.254.169.254/latest/meta-data/local-ipv4 || hostname -I | cut -d' ' -f1)
+for device in /dev/neuron*; do
+  [ -e "$device" ] && ORCA_NEURON_DEVICES+=(--device="$device")
+done
+
+orca_volumes
+
+# init containers, one after another
+count=$(orca_field '.initContainers | length')
+for ((i = 0; i < count; i++)); do
+  name=$(orca_field ".initContainers[$i].name")
+  orca_pull "$name" true "$(orca_field ".initContainers[$i].image")"
+  delay=10
+  while true; do
+    orca_stopping
+    "$ORCA_RUNTIME" rm -f "orca_$name" >/dev/null 2>&1 || true
+    if orca_run initContainers "$i"; then break; fi
+    if [ "$ORCA_RESTART_POLICY" = Never ]; then
+      sleep 5
+      exit 1  # restartPolicy Never: the pod has failed
+    fi
+    orca_backoff
+  done
+done
+
+# app containers
+count=$(orca_field '.containers | length')
+for ((i = 0; i < count; i++)); do
+  name=$(orca_field ".containers[$i].name")
+  orca_pull "$name" false "$(orca_field ".containers[$i].image")"
+  orca_stopping
+  "$ORCA_RUNTIME" rm -f "orca_$name" >/dev/null 2>&1 || true
+  orca_run containers "$i" >/dev/null || orca_report "$name" false terminated Error 128
+done
+wait  # keep following the containers' events
