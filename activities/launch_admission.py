@@ -67,7 +67,7 @@ async def _while_busy(call: Callable[[], Awaitable[T]]) -> T:
         except RPCError as error:
             if error.status not in BUSY_STATUSES or time.monotonic() > deadline:
                 raise
-        await asyncio.sleep(random.uniform(0, delay))
+        await asyncio.sleep(random.uniform(0, delay))  # nosec B311 - jitter, not security
         delay = min(delay * 2, 2.0)
 
 

@@ -20,7 +20,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from orca.instance_contract import ContainerStateEvent
-
 from orca.pod_phase import TERMINAL_PHASES, PodPhase
 
 
