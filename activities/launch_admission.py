@@ -67,7 +67,8 @@ async def _while_busy(call: Callable[[], Awaitable[T]]) -> T:
         except RPCError as error:
             if error.status not in BUSY_STATUSES or time.monotonic() > deadline:
                 raise
-        await asyncio.sleep(random.uniform(0, delay))  # nosec B311 - jitter, not security
+        # Jitter, not security: bandit's B311 does not apply.
+        await asyncio.sleep(random.uniform(0, delay))  # nosec B311
         delay = min(delay * 2, 2.0)
 
 

@@ -59,7 +59,7 @@ def test_unreachable_temporal_names_the_address_and_the_setting(tmp_path: Path) 
     result = run_worker(
         tmp_path, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     )
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-2000:]
     assert "cannot reach Temporal at 127.0.0.1:" in result.stderr
     assert "temporal.address" in result.stderr
     assert "Traceback" not in result.stderr
@@ -67,7 +67,7 @@ def test_unreachable_temporal_names_the_address_and_the_setting(tmp_path: Path) 
 
 def test_missing_aws_credentials_say_where_orca_looked(tmp_path: Path) -> None:
     result = run_worker(tmp_path, {})
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-2000:]
     assert "no AWS credentials found" in result.stderr
     assert "Traceback" not in result.stderr
 
