@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -99,6 +100,8 @@ PLAN_WARNINGS_AS_EVENTS = "plan-warnings-as-events"
 POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 """A pod status write or event that still fails after this long (all retries) is dropped, so a
 report the API server refuses can never keep the workflow, and the instance, from ending."""
+COST_IN_MEMO = "cost-in-memo"
+"""Patch ID: the pod's instance cost goes into the memo (`costUSD`) once it is terminated."""
 MONITOR_ROUND = timedelta(hours=1)
 MAX_MONITOR_ROUNDS_PER_RUN = 48
 """Continue as new at least every two days of monitoring, even if Temporal does not suggest it."""
@@ -666,6 +669,9 @@ class PodLifecycle:
             await self._event(
                 EventType.NORMAL, "Terminated", f"Terminated {', '.join(result.terminated)}."
             )
+        if result.cost and workflow.patched(COST_IN_MEMO):
+            # What the budget ledger accrued for the pod's instance, in the Temporal UI's memo.
+            workflow.upsert_memo({"costUSD": str(result.cost.quantize(Decimal("0.0001")))})
 
     # -- helpers ----------------------------------------------------------------------------
     def _stop_requested(self) -> bool:

@@ -86,6 +86,8 @@ class FakeCloud:
     never_running: set[str] = field(default_factory=set)
     retry_interval: timedelta = timedelta(minutes=2)
     give_up_after: timedelta = timedelta(hours=1)
+    instance_cost: Decimal = Decimal(0)
+    """What terminate answers the instance cost (the budget ledger's accrual)."""
     slow_steps: set[str] = field(default_factory=set)
     """Steps ("plan", "start") that block until cancelled or until `release` is set."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -212,7 +214,7 @@ class FakeCloud:
         @activity.defn(name="terminate_instances")
         async def terminate_instances(input: TerminateInput) -> TerminateOutcome:
             self.terminated.extend(input.instance_ids)
-            return TerminateOutcome(terminated=input.instance_ids)
+            return TerminateOutcome(terminated=input.instance_ids, cost=self.instance_cost)
 
         @activity.defn(name="report_pod_status")
         async def report_pod_status(report: PodStatusReport) -> None:
@@ -618,6 +620,16 @@ async def test_instance_limit_keeps_the_pod_pending_until_a_slot_frees(
     assert "maxConcurrentInstances" in pending[0].message
     # A held launch does not walk the other candidates: the limit applies to all of them.
     assert [r.candidate.instance_type for r in h.cloud.launches] == ["g5.xlarge"] * 3
+
+
+async def test_the_instance_cost_lands_in_the_memo(time_skipping_env: WorkflowEnvironment) -> None:
+    h = harness(time_skipping_env, instance_cost=Decimal("12.345678"))
+    async with h.worker():
+        handle = await h.start()
+        result = await handle.result()
+        memo = await (await handle.describe()).memo()
+    assert result.stage is Stage.SUCCEEDED
+    assert memo["costUSD"] == "12.3457"
 
 
 async def test_a_budget_hold_waits_past_the_capacity_give_up_time(
