@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
-from temporalio import activity, workflow
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -26,31 +26,8 @@ from orca.budgets import Budget, BudgetKind, Claim
 from orca.selection import Offering
 from orca.settings import BudgetEnforcement, LaunchType
 from orca.workflows.budget_ledger import BudgetLedger
-from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LedgerRules, LedgerSummary
-
-
-@workflow.defn(name="LedgerTestPod")
-class LedgerTestPod:
-    """Stands in for a pod's workflow: running until signalled, so upkeep sees it as live."""
-
-    def __init__(self) -> None:
-        self._done = False
-        self.stopped_because: str | None = None
-
-    @workflow.signal
-    def finish(self) -> None:
-        self._done = True
-
-    @workflow.signal(name=BUDGET_EXHAUSTED_SIGNAL)
-    def budget_exhausted(self, message: str) -> None:
-        self.stopped_because = message
-        self._done = True
-
-    @workflow.run
-    async def run(self) -> str | None:
-        await workflow.wait_condition(lambda: self._done)
-        return self.stopped_because
-
+from orca.workflows.ledger_models import LedgerRules, LedgerSummary
+from tests.workflows.ledger_test_pod import LedgerTestPod
 
 POSTED_EVENTS: list[PodEventReport] = []
 
