@@ -50,7 +50,7 @@ pytestmark = pytest.mark.slow
 CLUSTER = "orca-dev"
 INSTANCE_TYPE = "m5.large"
 LIVE = ("pending", "running")
-BURST = 12
+BURST = 20
 FAST = {
     "instances": {"capacityRetryInterval": "5s"},
     "worker": {"instancePollInterval": "1s", "statusPollInterval": "1s"},
