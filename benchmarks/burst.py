@@ -56,7 +56,6 @@ from benchmarks.baseline_workflow import BASELINE_WORKFLOW, BurstBaseline, noop
 from orca.settings import WorkerSettings
 from orca.workflow_ids import POD_LIFECYCLE_QUERY
 from orca_devstack.examples import burst_pod
-from orca_devstack.processes import free_port
 from orca_devstack.stack import DevStack, DevStackOptions, Endpoints, render_dev_config
 
 NAMESPACE = "default"
@@ -102,19 +101,7 @@ class BurstStack(DevStack):
 
     def __init__(self, options: BurstOptions, state_dir: Path) -> None:
         super().__init__(
-            DevStackOptions(
-                state_dir=state_dir,
-                headless=True,
-                temporal_port=free_port(),
-                aws_port=free_port(),
-                kube_port=free_port(),
-                kubelet_port=free_port(),
-                worker_metrics_port=free_port(),
-                watcher_metrics_port=free_port(),
-                worker_health_port=free_port(),
-                watcher_health_port=free_port(),
-                aws_launch_delay=options.launch_delay_s,
-            ),
+            DevStackOptions.on_free_ports(state_dir, aws_launch_delay=options.launch_delay_s),
             say=lambda line: options.say(line) if line.startswith("!!") else None,
         )
         self.burst = options

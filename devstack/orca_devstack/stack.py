@@ -38,6 +38,7 @@ from orca_devstack.processes import (
     ChildProcess,
     StackError,
     ensure_port_free,
+    free_port,
     http_answers,
     tcp_answers,
 )
@@ -65,6 +66,25 @@ class DevStackOptions(BaseModel):
     node_name: str = "orca-dev-node"
     temporal_namespace: str = "default"
     task_queue: str = "orca-pods"
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path, **fields: Any) -> DevStackOptions:
+        """A headless stack with every port (the Temporal UI's aside) chosen free: what tests,
+        the chaos suite and the benchmark run beside each other."""
+        ports = {
+            name: free_port()
+            for name in (
+                "temporal_port",
+                "aws_port",
+                "kube_port",
+                "kubelet_port",
+                "worker_metrics_port",
+                "watcher_metrics_port",
+                "worker_health_port",
+                "watcher_health_port",
+            )
+        }
+        return cls(state_dir=state_dir, headless=True, **{**ports, **fields})
 
 
 class Endpoints(BaseModel):

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from orca_devstack.processes import ChildProcess, free_port, http_answers
+from orca_devstack.processes import ChildProcess, http_answers
 from orca_devstack.stack import DevStack, DevStackOptions, render_dev_config
 from tests.chaos.proxy import DroppingProxy
 
@@ -42,19 +42,7 @@ class ChaosStack(DevStack):
         say: Any = print,
     ) -> None:
         super().__init__(
-            DevStackOptions(
-                state_dir=state_dir,
-                headless=True,
-                temporal_port=free_port(),
-                aws_port=free_port(),
-                kube_port=free_port(),
-                kubelet_port=free_port(),
-                worker_metrics_port=free_port(),
-                watcher_metrics_port=free_port(),
-                worker_health_port=free_port(),
-                watcher_health_port=free_port(),
-                aws_launch_delay=launch_delay_s,
-            ),
+            DevStackOptions.on_free_ports(state_dir, aws_launch_delay=launch_delay_s),
             say=lambda line: say(line) if line.startswith("!!") else None,
         )
         self.pods = pods
