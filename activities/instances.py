@@ -101,6 +101,7 @@ class InstanceActivities:
                 gpus=info.gpus,
                 hourly_price=candidate.hourly_price or 0,
                 capacity_type=str(candidate.capacity_type),
+                zone=candidate.zone,
             )
             admission = await self._admission.admit(claim)
             if not admission.admitted:

@@ -38,6 +38,7 @@ from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.shared_offerings import share_unavailable_offerings
+from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
@@ -128,6 +129,7 @@ def build_activities(
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
         LedgerUpkeepActivities(client).ledger_running_pods,
+        SpotPriceActivities(aws).spot_price_history,
         orphans.find_orphans,
         orphans.end_orphans,
     ]

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from orca.budgets import Budget, Claim, Hold, SpendBook
 from orca.selection import Offering
 from orca.settings import BudgetEnforcement
+from orca.spot_accrual import SpotPricing
 
 LEDGER_WORKFLOW = "BudgetLedger"
 LEDGER_ID_PREFIX = "orca-ledger/"
@@ -66,6 +67,21 @@ class Admission(BaseModel):
         return self.hold.message
 
 
+class SpotOffering(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    instance_type: str
+    zone: str
+
+
+class SpotPriceQuery(BaseModel):
+    """The ledger's question to `spot_price_history`: what these offerings cost since `since`
+    (the answer includes the price in effect at `since`)."""
+
+    offerings: list[SpotOffering]
+    since: datetime
+
+
 class LaunchRecord(BaseModel):
     pod: str
     instance_id: str
@@ -105,6 +121,12 @@ class AdmittedClaim(BaseModel):
     instance_id: str | None = None
     accrued_until: datetime | None = None
     cost: Decimal = Decimal(0)
+    spot_pricing: SpotPricing | None = None
+    """A launched spot claim: the price it accrues at now (from its zone's price history)."""
+
+    @property
+    def accrual_price(self) -> Decimal:
+        return self.claim.hourly_price if self.spot_pricing is None else self.spot_pricing.price
 
 
 class PodCost(BaseModel):
