@@ -316,7 +316,7 @@ class DevStack:
         return env
 
     def _start_orca(self, name: str, config_path: Path) -> None:
-        if not module_available(f"{name}.main"):
+        if not module_available(f"orca.{name}.main"):
             self.say(f"  ORCA {name} not available in this build; skipped")
             return
         o = self.options
