@@ -158,3 +158,20 @@ def test_sigterm_to_orca_dev_during_start_leaves_nothing(tmp_path: Path) -> None
     # Whatever had started is gone: nothing listens on the Temporal port any more.
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", ports[0])) != 0
+
+
+def test_the_stack_finds_every_component_outside_a_checkout(tmp_path: Path) -> None:
+    """`orca dev` run from anywhere (its console script, not the repository root) must still
+    find the worker and the watcher under their installed names."""
+    probe = (
+        "from orca_devstack.stack import module_available as m; "
+        "print([m(n) for n in ('orca.worker.main', 'orca.watcher.main', "
+        "'orca_devstack.emulators.aws.__main__', 'orca_devstack.emulators.kube.__main__')])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert found.stdout.strip() == "[True, True, True, True]", found.stderr
+    source = Path(__file__).resolve().parents[2] / "devstack" / "orca_devstack" / "stack.py"
+    assert 'module_available(f"orca.{name}.main")' in source.read_text()
