@@ -89,6 +89,8 @@ class Claim(BaseModel):
     hourly_price: Decimal = Field(default=Decimal(0), ge=0)
     capacity_type: str | None = None
     """`spot` or `on-demand`, for reports."""
+    zone: str | None = None
+    """Where it launches: a spot instance accrues at its zone's spot price over time."""
 
 
 class Hold(BaseModel):

@@ -41,6 +41,7 @@ from orca.activities.pod_parameters import PodParameters
 from orca.activities.pod_references import PodReferences
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.shared_offerings import share_unavailable_offerings
+from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.ssm_commands import SsmCommands
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
@@ -52,6 +53,7 @@ from orca.temporal_client import connect
 from orca.worker.ledger_metrics import LedgerMetrics
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.ledger_models import ledger_task_queue
 from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
 
@@ -67,6 +69,7 @@ def launch_admission(settings: Settings, client: Client) -> LaunchAdmission:
         settings.kubernetes.cluster_name,
         rules_from_settings(settings),
         offering_ttl=settings.instances.unavailable_offering_ttl,
+        workflow_task_queue=ledger_task_queue(settings.temporal.task_queue),
     )
 
 
@@ -143,6 +146,7 @@ def build_activities(
         pod_status.record_pod_event,
         pod_status.delete_pod_object,
         LedgerUpkeepActivities(client).ledger_running_pods,
+        SpotPriceActivities(aws).spot_price_history,
         orphans.find_orphans,
         orphans.end_orphans,
     ]
@@ -176,6 +180,14 @@ async def run(settings: Settings) -> None:
         activities=parts.activities,
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
+    # The ledger's workflow tasks on a queue of their own (`ledger_task_queue`): a worker of its
+    # own, so neither the pods' task queue nor their sticky queue delays an admission. The
+    # pods' worker above still hosts BudgetLedger for a ledger started before this queue.
+    ledger_worker = Worker(
+        client,
+        task_queue=ledger_task_queue(settings.temporal.task_queue),
+        workflows=[BudgetLedger],
+    )
     unenforced = settings.limits.unenforced_budgets()
     if unenforced:
         log.warning(
@@ -197,7 +209,7 @@ async def run(settings: Settings) -> None:
     if settings.metrics.enabled and settings.limits.ledger:
         ledger_metrics = LedgerMetrics(client, settings.kubernetes.cluster_name)
         tasks.append(asyncio.create_task(ledger_metrics.run(stop)))
-    async with worker:
+    async with worker, ledger_worker:
         await stop.wait()
         log.info("worker stopping")
         for task in tasks:

@@ -18,7 +18,11 @@ the ledger admits the next claims in order and keeps their room until they ask.
 Spend accrues from each launched claim's hourly price times its time since launch, every
 `accrual_interval`, split at UTC midnight into the `SpendBook`. Every `upkeep_interval` the
 ledger asks (activity `ledger_running_pods`) which of its pods' workflows still run and
-releases the others (a workflow terminated from the UI, a pod that never came back).
+releases the others (a workflow terminated from the UI, a pod that never came back). A spot
+claim accrues at its zone's spot price over time: each upkeep also reads the price history of
+the running spot offerings (activity `spot_price_history`) and corrects what was accrued since
+each change (`orca.spot_accrual.reprice`), so spend matches the bill up to the changes of the
+last upkeep interval.
 
 A waiting pod admitted because another pod's claim ended is signalled (`launch_admitted`) so
 its workflow asks again at once instead of at its next retry.
@@ -64,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         usage,
     )
     from orca.settings import BudgetEnforcement
+    from orca.spot_accrual import SpotPricePoint, SpotPricing, reprice
     from orca.workflow_ids import pod_ref_from_workflow_id
     from orca.workflows.ledger_models import (
         BUDGET_EXHAUSTED_SIGNAL,
@@ -79,8 +84,12 @@ with workflow.unsafe.imports_passed_through():
         LedgerSummary,
         OfferingMark,
         PodCost,
+        SpotOffering,
+        SpotPriceQuery,
     )
 
+SPOT_PRICE_HISTORY = "spot-price-history"
+"""Patch: the upkeep also reads the spot price history of the running spot claims."""
 RELEASED_KEPT = timedelta(days=35)
 """How long released pods' costs stay in the ledger (a month of `orca usage --by pod`)."""
 MAX_RELEASED = 20_000
@@ -109,6 +118,8 @@ class BudgetLedger:
             await self._announce_spend()
             if workflow.now() >= next_upkeep:
                 await self._release_stale()
+                if workflow.patched(SPOT_PRICE_HISTORY):
+                    await self._reprice_spot()
                 next_upkeep = workflow.now() + self._state.rules.upkeep_interval
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._notify_admitted()
@@ -158,9 +169,15 @@ class BudgetLedger:
         admitted = self._state.admitted.get(record.pod)
         if admitted is None or admitted.launched_at is not None:
             return
-        admitted.launched_at = workflow.now()
-        admitted.accrued_until = admitted.launched_at
+        now = workflow.now()
+        launched_at = now if record.launched_at is None else min(record.launched_at, now)
+        admitted.launched_at = launched_at
+        admitted.accrued_until = launched_at
         admitted.instance_id = record.instance_id
+        if admitted.claim.capacity_type == "spot" and admitted.claim.zone:
+            admitted.spot_pricing = SpotPricing(
+                price=admitted.claim.hourly_price, since=launched_at
+            )
 
     def _release(self, pod: str) -> Decimal:
         """End a pod's claim (waiting or admitted); the dollars its instance cost."""
@@ -224,7 +241,7 @@ class BudgetLedger:
             launched=len(running),
             waiting=[c.pod for c in self._state.waiting],
             holds={pod: hold.message for pod, hold in self._holds.items()},
-            hourly_cost=sum((a.claim.hourly_price for a in admitted if a.launched_at), Decimal(0)),
+            hourly_cost=sum((a.accrual_price for a in admitted if a.launched_at), Decimal(0)),
             spent_today=self._state.spend.spent(None, day_of(now)),
             spent_this_month=self._state.spend.spent(None, month_of(now)),
             budgets=uses,
@@ -294,7 +311,7 @@ class BudgetLedger:
         if admitted.accrued_until is None or now <= admitted.accrued_until:
             return
         claim = admitted.claim
-        for day, dollars in accrual_pieces(admitted.accrued_until, now, claim.hourly_price):
+        for day, dollars in accrual_pieces(admitted.accrued_until, now, admitted.accrual_price):
             self._state.spend.add(claim.namespace, claim.team, day, dollars)
             admitted.cost += dollars
         admitted.accrued_until = now
@@ -367,6 +384,46 @@ class BudgetLedger:
             if pod not in self._state.admitted:
                 continue
             await self._signal(pod, LAUNCH_ADMITTED_SIGNAL)
+
+    async def _reprice_spot(self) -> None:
+        """Correct the running spot claims' accrual by their zones' spot price history."""
+        spot = [a for a in self._state.admitted.values() if a.spot_pricing is not None]
+        if not spot:
+            return
+        self._accrue(workflow.now())
+        offerings = {
+            SpotOffering(instance_type=a.claim.instance_type, zone=a.claim.zone or "") for a in spot
+        }
+        since = min(a.spot_pricing.since for a in spot if a.spot_pricing is not None)
+        try:
+            history: list[SpotPricePoint] = await workflow.execute_activity(
+                "spot_price_history",
+                SpotPriceQuery(
+                    offerings=sorted(offerings, key=lambda o: (o.instance_type, o.zone)),
+                    since=since,
+                ),
+                result_type=list[SpotPricePoint],
+                task_queue=self._state.rules.task_queue or None,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"spot prices of {len(offerings)} offerings",
+            )
+        except ActivityError:
+            workflow.logger.warning("could not read spot price history; accruing at known prices")
+            return
+        # Claims released while the activity ran were billed at the price known then.
+        for admitted in self._state.admitted.values():
+            pricing, claim = admitted.spot_pricing, admitted.claim
+            if pricing is None or admitted.accrued_until is None:
+                continue
+            points = [
+                p for p in history if (p.instance_type, p.zone) == (claim.instance_type, claim.zone)
+            ]
+            repriced = reprice(pricing, points, admitted.accrued_until)
+            for day, dollars in repriced.corrections:
+                self._state.spend.add(claim.namespace, claim.team, day, dollars)
+                admitted.cost += dollars
+            admitted.spot_pricing = repriced.pricing
 
     async def _release_stale(self) -> None:
         pods = sorted({*self._state.admitted, *(c.pod for c in self._state.waiting)})

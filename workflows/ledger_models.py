@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from orca.budgets import Budget, Claim, Hold, SpendBook
 from orca.selection import Offering
 from orca.settings import BudgetEnforcement
+from orca.spot_accrual import SpotPricing
 
 LEDGER_WORKFLOW = "BudgetLedger"
 LEDGER_ID_PREFIX = "orca-ledger/"
@@ -23,6 +24,17 @@ BUDGET_EXHAUSTED_SIGNAL = "budget_exhausted"
 def ledger_workflow_id(cluster_name: str) -> str:
     """One ledger per cluster: every worker of the cluster admits through the same one."""
     return f"{LEDGER_ID_PREFIX}{cluster_name}"
+
+
+def ledger_task_queue(task_queue: str) -> str:
+    """Where the ledger's workflow tasks go: a queue of its own beside the pods' `task_queue`.
+
+    Every launch waits for a ledger update, and each update needs one ledger workflow task. On
+    the pods' queue (and on the worker's sticky queue the pods share) that task waits behind
+    the burst's own workflow tasks; on its own queue, polled by a worker of its own in each
+    worker process, it does not. The ledger's activities still run on `task_queue`. A ledger
+    started before this queue existed keeps its queue: the pods' worker still hosts it."""
+    return f"{task_queue}-ledger"
 
 
 class LedgerRules(BaseModel):
@@ -55,9 +67,27 @@ class Admission(BaseModel):
         return self.hold.message
 
 
+class SpotOffering(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    instance_type: str
+    zone: str
+
+
+class SpotPriceQuery(BaseModel):
+    """The ledger's question to `spot_price_history`: what these offerings cost since `since`
+    (the answer includes the price in effect at `since`)."""
+
+    offerings: list[SpotOffering]
+    since: datetime
+
+
 class LaunchRecord(BaseModel):
     pod: str
     instance_id: str
+    launched_at: datetime | None = None
+    """When RunInstances answered, by the worker's clock (accrual starts there, never later
+    than the ledger's now); absent: when the ledger took the record."""
 
 
 class LedgerBatch(BaseModel):
@@ -91,6 +121,12 @@ class AdmittedClaim(BaseModel):
     instance_id: str | None = None
     accrued_until: datetime | None = None
     cost: Decimal = Decimal(0)
+    spot_pricing: SpotPricing | None = None
+    """A launched spot claim: the price it accrues at now (from its zone's price history)."""
+
+    @property
+    def accrual_price(self) -> Decimal:
+        return self.claim.hourly_price if self.spot_pricing is None else self.spot_pricing.price
 
 
 class PodCost(BaseModel):

@@ -21,12 +21,15 @@ from temporalio.worker import Worker
 from orca.activities.launch_admission import BudgetLedgerClient, LedgerUpkeepActivities
 from orca.activities.models import PodEventReport
 from orca.activities.shared_offerings import share_unavailable_offerings
+from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.unavailable_offerings import UnavailableOfferings
+from orca.aws_clients import AwsClients
 from orca.budgets import Budget, BudgetKind, Claim
 from orca.selection import Offering
-from orca.settings import BudgetEnforcement, LaunchType
+from orca.settings import AwsCredentials, AwsSettings, BudgetEnforcement, LaunchType
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import LedgerRules, LedgerSummary
+from orca_devstack.emulators.aws import AwsEmulator
 from tests.workflows.ledger_test_pod import LedgerTestPod
 
 POSTED_EVENTS: list[PodEventReport] = []
@@ -291,3 +294,72 @@ async def test_a_burst_of_reservations_travels_in_a_few_batches(worker: tuple[Cl
     summary = await ledger.summary()
     assert summary.admitted == 100  # 50 released, the next 50 in line admitted
     assert len(summary.waiting) == 150
+
+
+async def test_spot_spend_follows_the_zones_spot_price_history(
+    temporal_dev_env: WorkflowEnvironment, aws: AwsEmulator
+) -> None:
+    client = temporal_dev_env.client
+    task_queue = f"ledger-spot-{uuid.uuid4()}"
+    zone = f"{aws.defaults.region}a"
+    spot_prices = SpotPriceActivities(
+        AwsClients(
+            AwsSettings(
+                region=aws.defaults.region,
+                endpoint_url=aws.endpoint_url,
+                credentials=AwsCredentials(access_key_id="testing", secret_access_key="testing"),
+            )
+        )
+    )
+    ledger = ledger_for(
+        (client, task_queue),
+        rules(
+            task_queue,
+            accrual_interval=timedelta(milliseconds=200),
+            upkeep_interval=timedelta(milliseconds=400),
+        ),
+    )
+    aws.control.set_spot_price("g5.xlarge", zone, 3600.0)  # $1 a second
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BudgetLedger, LedgerTestPod],
+        activities=[
+            LedgerUpkeepActivities(client).ledger_running_pods,
+            spot_prices.spot_price_history,
+        ],
+    ):
+        pod = await client.start_workflow(
+            LedgerTestPod.run, id=f"pod/ml/spot/{uuid.uuid4()}", task_queue=task_queue
+        )
+        # The plan saw half the price in effect: the history corrects it from the launch on.
+        claim = Claim(
+            pod=pod.id,
+            namespace="ml",
+            instance_type="g5.xlarge",
+            hourly_price=Decimal(1800),
+            capacity_type="spot",
+            zone=zone,
+        )
+        assert (await ledger.ledger.admit(claim)).admitted
+        await ledger.ledger.record_launch(pod.id, "i-0spot")
+
+        async def accrues_at(price: int) -> None:
+            for _ in range(100):
+                if (await ledger.summary()).hourly_cost == price:
+                    return
+                await asyncio.sleep(0.1)
+            pytest.fail(f"still accruing at {(await ledger.summary()).hourly_cost}/h, not {price}")
+
+        await accrues_at(3600)
+        changed_at = aws.control.set_spot_price("g5.xlarge", zone, 7200.0)  # $2 a second
+        await accrues_at(7200)
+        cost = await ledger.ledger.release(pod.id)
+        [billed] = [p for p in (await ledger.summary()).pods if p.pod == pod.id]
+        await pod.signal(LedgerTestPod.finish)
+    expected = Decimal(
+        (changed_at - billed.started).total_seconds() * 1
+        + (billed.ended - changed_at).total_seconds() * 2
+    )
+    assert billed.cost == cost
+    assert abs(cost - expected) < Decimal("0.01"), (cost, expected)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -88,3 +88,37 @@ def test_targeted_capacity_reservation_is_consumed_and_released(
     assert raised.value.response["Error"]["Code"] == "ReservationCapacityExceeded"
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
     wait_until(lambda: available() == 1)
+
+
+def test_a_spot_price_change_shows_in_the_history_from_its_time_on(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    ec2 = aws_client("ec2")
+
+    def history(**window: datetime) -> list[tuple[datetime, float]]:
+        items = ec2.describe_spot_price_history(
+            InstanceTypes=["g5.xlarge"],
+            Filters=[{"Name": "availability-zone", "Values": ["us-west-2a"]}],
+            ProductDescriptions=["Linux/UNIX"],
+            **window,
+        )["SpotPriceHistory"]
+        return [(h["Timestamp"], float(h["SpotPrice"])) for h in items]
+
+    [(_, base)] = history(StartTime=datetime.now(UTC))
+    changed_at = aws.control.set_spot_price("g5.xlarge", "us-west-2a", base * 2)
+    # As EC2: newest first; the last change before StartTime is the price in effect at it.
+    assert history(StartTime=changed_at - timedelta(seconds=1)) == [
+        (changed_at, base * 2),
+        (history()[-1][0], base),
+    ]
+    assert history(StartTime=datetime.now(UTC) + timedelta(seconds=1)) == [(changed_at, base * 2)]
+    # The other zones keep their price.
+    [(_, other)] = [
+        (h["Timestamp"], float(h["SpotPrice"]))
+        for h in ec2.describe_spot_price_history(
+            InstanceTypes=["g5.xlarge"], AvailabilityZone="us-west-2b", StartTime=datetime.now(UTC)
+        )["SpotPriceHistory"]
+    ]
+    assert other != base * 2
+    with pytest.raises(KeyError, match="not offered"):
+        aws.control.set_spot_price("g5.xlarge", "us-west-2z", 1.0)

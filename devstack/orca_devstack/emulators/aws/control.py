@@ -11,6 +11,7 @@ HTTP routes (JSON bodies, on the emulator's own port):
     POST   /_orca/launch-delay        {"instance_type"?, "seconds"}
     POST   /_orca/interrupt           {"instance_id", "kind"?, "notice_seconds"?}
     POST   /_orca/containers/finish   {"pod_uid", "exit_code"?}
+    POST   /_orca/spot-price          {"instance_type", "zone", "price"}
     POST   /_orca/reset
 
 e.g. ``curl -XPOST localhost:5000/_orca/capacity -d '{"instance_type":"p5.48xlarge","count":0}'``.
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from werkzeug.wrappers import Request, Response
 
 from orca_devstack.emulators.aws.capacity import CapacityRule, CapacityType
@@ -57,6 +59,12 @@ class InterruptRequest(BaseModel):
     instance_id: str
     kind: InterruptionKind = InterruptionKind.SPOT_INTERRUPTION
     notice_seconds: float | None = None
+
+
+class SpotPriceRequest(BaseModel):
+    instance_type: str
+    zone: str
+    price: float = Field(gt=0)
 
 
 class FinishRequest(BaseModel):
@@ -129,6 +137,15 @@ class EmulatorControl:
         with self._middleware.lock:
             self._middleware.containers.finish(pod_uid, exit_code)
 
+    def set_spot_price(self, instance_type: str, zone: str, price: float) -> datetime:
+        """The spot price of one offering from now on (its history keeps the earlier ones);
+        returns the change's timestamp as DescribeSpotPriceHistory shows it."""
+        if zone not in self._middleware.offered_zones(instance_type, self._middleware.region):
+            raise KeyError(f"{instance_type} is not offered in {zone}")
+        at = datetime.now(UTC).replace(microsecond=0)
+        self._middleware.spot_market.set_price(instance_type, zone, price, at)
+        return at
+
     def reset(self) -> None:
         """Back to a fresh emulator: moto emptied, default content re-seeded with the same ids,
         capacity, faults and delays back to the configuration."""
@@ -159,6 +176,10 @@ class EmulatorControl:
                 self.interrupt(**InterruptRequest.model_validate(body).model_dump())
             elif route == ("POST", "/_orca/containers/finish"):
                 self.finish_containers(**FinishRequest.model_validate(body).model_dump())
+            elif route == ("POST", "/_orca/spot-price"):
+                change = SpotPriceRequest.model_validate(body)
+                at = self.set_spot_price(change.instance_type, change.zone, change.price)
+                return _json({"ok": True, "at": at.isoformat()})
             elif route == ("POST", "/_orca/reset"):
                 self.reset()
             else:

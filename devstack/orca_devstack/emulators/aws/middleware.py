@@ -69,6 +69,7 @@ from orca_devstack.emulators.aws.interruptions import InterruptionKind
 from orca_devstack.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
 from orca_devstack.emulators.aws.request_limits import check_ec2_request
 from orca_devstack.emulators.aws.reservations import ReservationBook
+from orca_devstack.emulators.aws.spot_market import SpotMarket
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,20 @@ def _now() -> datetime:
 
 def _iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _form_time(form: MultiDict[str, str], name: str) -> datetime | None:
+    """An EC2 query timestamp (ISO 8601, as botocore sends it), or None when absent."""
+    value = form.get(name)
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise AwsError.of(
+            "InvalidParameterValue", f"Value ({value}) for parameter {name} is invalid."
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -249,6 +264,7 @@ class EmulatorMiddleware:
         self.reservations = ReservationBook(self.account_id, self.region)
         self.throttle = Ec2Throttle(time.monotonic)
         self.launch_delays = {k: v for k, v in self.config.launch_delays.items()}
+        self.spot_market = SpotMarket(origin=_now().replace(minute=0, second=0, microsecond=0))
         self.instances.clear()
         self.client_tokens.clear()
         self.containers.reset()
@@ -690,9 +706,14 @@ class EmulatorMiddleware:
             )
         return prices.on_demand_price(instance_type, estimate)
 
-    def spot_price(self, instance_type: str, zone: str) -> float | None:
+    def _base_spot_price(self, instance_type: str, zone: str) -> float | None:
         on_demand = self.on_demand_price(instance_type)
         return None if on_demand is None else prices.spot_price(instance_type, zone, on_demand)
+
+    def spot_price(self, instance_type: str, zone: str) -> float | None:
+        """The price in effect now (the last change set through the control, or the base)."""
+        base = self._base_spot_price(instance_type, zone)
+        return None if base is None else self.spot_market.current(instance_type, zone, base)
 
     def describe_spot_price_history(self, call: AwsCall) -> Response:
         form = call.form
@@ -714,21 +735,26 @@ class EmulatorMiddleware:
             return ec2_response("DescribeSpotPriceHistory", "<spotPriceHistorySet/><nextToken/>")
         if descriptions:
             description = next(d for d in descriptions if d.startswith("Linux/UNIX"))
-        stamp = _iso(_now().replace(minute=0, second=0, microsecond=0))
+        start, end = _form_time(form, "StartTime"), _form_time(form, "EndTime")
         items = []
         for instance_type in types:
             for zone in sorted(self.offered_zones(instance_type, self.region)):
                 if zones_wanted and zone not in zones_wanted:
                     continue
-                price = self.spot_price(instance_type, zone)
-                if price is None:
+                base = self._base_spot_price(instance_type, zone)
+                if base is None:
                     continue
-                items.append(
-                    f"<item><instanceType>{escape(instance_type)}</instanceType>"
-                    f"<productDescription>{escape(description)}</productDescription>"
-                    f"<spotPrice>{price:.6f}</spotPrice><timestamp>{stamp}</timestamp>"
-                    f"<availabilityZone>{zone}</availabilityZone></item>"
-                )
+                # Newest first, as EC2 lists them.
+                for entry in reversed(
+                    self.spot_market.history(instance_type, zone, base, start, end)
+                ):
+                    items.append(
+                        f"<item><instanceType>{escape(instance_type)}</instanceType>"
+                        f"<productDescription>{escape(description)}</productDescription>"
+                        f"<spotPrice>{entry.price:.6f}</spotPrice>"
+                        f"<timestamp>{_iso(entry.at)}</timestamp>"
+                        f"<availabilityZone>{zone}</availabilityZone></item>"
+                    )
         return ec2_response(
             "DescribeSpotPriceHistory",
             f"<spotPriceHistorySet>{''.join(items)}</spotPriceHistorySet><nextToken/>",
