@@ -70,7 +70,6 @@ from orca.instance_contract import (
     unit_name,
 )
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
-from orca.selection import AcceleratorKind, InstanceTypeInfo
 from orca.units import parse_quantity
 
 __all__ = [
@@ -81,7 +80,6 @@ __all__ = [
     "POD_JSON_PATH",
     "STOP_GRACE_VARIABLE",
     "BootstrapPlan",
-    "choose_ami_parameter",
     "pod_manifest",
     "render_bootstrap",
     "render_stop_command",
@@ -91,13 +89,6 @@ __all__ = [
 
 DOCKER_RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 """Kubernetes restartPolicy -> `docker run --restart`."""
-
-AMI_PARAMETER_GPU = (
-    "/aws/service/deeplearning/ami/{arch}/base-oss-nvidia-driver-gpu-amazon-linux-2023"
-    "/latest/ami-id"
-)
-AMI_PARAMETER_NEURON = "/aws/service/neuron/dlami/multi-framework/amazon-linux-2023/latest/image_id"
-AMI_PARAMETER_DEFAULT = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 
 _ECR_REGISTRY_BASH = r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
 """An ECR image reference, as a bash ERE; group 1 is the registry's region."""
@@ -125,21 +116,6 @@ def start_comment(pod: PodRef) -> str:
 
 def stop_comment(pod: PodRef) -> str:
     return command_comment(STOP_VERB, pod.key)
-
-
-def choose_ami_parameter(info: InstanceTypeInfo) -> str:
-    """AWS's public SSM parameter holding the current AMI for this family: the Deep Learning
-    Base AMI (NVIDIA driver) for GPUs, the Neuron DLAMI for Trainium/Inferentia, else AL2023."""
-    arch = (
-        "arm64"
-        if "arm64" in info.architectures and "x86_64" not in info.architectures
-        else "x86_64"
-    )
-    if info.accelerator is AcceleratorKind.GPU:
-        return AMI_PARAMETER_GPU.format(arch=arch)
-    if info.accelerator is AcceleratorKind.NEURON:
-        return AMI_PARAMETER_NEURON
-    return AMI_PARAMETER_DEFAULT.format(arch=arch)
 
 
 def render_stop_command(pod: PodRef, grace_seconds: int) -> str:

@@ -11,19 +11,16 @@ creating a second one.
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orca import instance_tags
-from orca.activities.bootstrap_script import choose_ami_parameter
 from orca.activities.models import InstanceStatus, LaunchRequest
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
 from orca.instance_state import InstanceState
 from orca.launch_spec import CapacityReservationPreference
-from orca.selection import InstanceTypeInfo
 from orca.settings import LaunchType, Settings
 
 
@@ -42,9 +39,6 @@ class Ec2Instances:
         self._aws = aws
         self._settings = settings
         self._cluster = settings.kubernetes.cluster_name
-        self._ami_by_parameter: dict[str, str] = {}
-        self._root_device_by_ami: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     # -- the cluster's instances ---------------------------------------------------------
     def describe_cluster(self) -> dict[str, ListedInstance]:
@@ -73,27 +67,6 @@ class Ec2Instances:
                         pod_name=tags.get(instance_tags.POD_NAME),
                     )
         return listed
-
-    def resolve_image(self, info: InstanceTypeInfo, pinned_ami: str | None) -> tuple[str, str]:
-        """(AMI ID, root device name): the pod's or the settings' AMI, else AWS's public SSM
-        parameter for the instance family (GPU, Neuron or plain AL2023)."""
-        ami = pinned_ami or self._settings.aws.ami_id
-        if ami is None:
-            parameter = choose_ami_parameter(info)
-            with self._lock:
-                ami = self._ami_by_parameter.get(parameter)
-            if ami is None:
-                ami = self._aws.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-                with self._lock:
-                    self._ami_by_parameter[parameter] = ami
-        with self._lock:
-            root = self._root_device_by_ami.get(ami)
-        if root is None:
-            images = self._aws.ec2.describe_images(ImageIds=[ami])["Images"]
-            root = (images[0].get("RootDeviceName") if images else None) or "/dev/xvda"
-            with self._lock:
-                self._root_device_by_ami[ami] = root
-        return ami, root
 
     # -- launch -----------------------------------------------------------------------------
     def run(self, request: LaunchRequest, ami_id: str, root_device: str) -> str:

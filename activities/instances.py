@@ -16,6 +16,7 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities.amis import Amis
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.ec2_instances import Ec2Instances
@@ -47,12 +48,14 @@ class InstanceActivities:
     def __init__(
         self,
         ec2: Ec2Instances,
+        amis: Amis,
         catalog: InstanceCatalog,
         cluster: ClusterInstances,
         unavailable: UnavailableOfferings,
         admission: LaunchAdmission,
     ) -> None:
         self._ec2 = ec2
+        self._amis = amis
         self._catalog = catalog
         self._cluster = cluster
         self._unavailable = unavailable
@@ -113,9 +116,7 @@ class InstanceActivities:
                 "capacity_type": str(candidate.capacity_type),
             }
             try:
-                ami, root = await asyncio.to_thread(
-                    self._ec2.resolve_image, info, request.spec.ami_id
-                )
+                ami, root = await asyncio.to_thread(self._amis.resolve, info, request.spec.ami_id)
                 instance_id = await asyncio.to_thread(self._ec2.run, request, ami, root)
             except Exception as error:
                 await self._admission.release(workflow_id)

@@ -31,7 +31,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from orca import instance_tags
 from orca.activities import orphan_decisions
 from orca.activities.cluster_instances import ClusterInstances
-from orca.activities.containers import SECRET_PREFIX
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.models import EventType, PodEventReport, PodStatusReport
 from orca.activities.orphan_models import (
@@ -47,6 +46,7 @@ from orca.activities.orphan_models import (
     SweptSecrets,
     SweptSpotRequest,
 )
+from orca.activities.pod_parameters import PodParameters, pod_uid_of
 from orca.activities.pod_status import PodStatusActivities, event_body, status_patch
 from orca.aws_clients import AwsClients
 from orca.aws_errors import is_not_found
@@ -96,6 +96,7 @@ class OrphanActivities:
         self,
         aws: AwsClients,
         ec2: Ec2Instances,
+        parameters: PodParameters,
         cluster: ClusterInstances,
         core: kube.CoreV1Api,
         pod_status: PodStatusActivities,
@@ -105,6 +106,7 @@ class OrphanActivities:
     ) -> None:
         self._aws = aws
         self._ec2 = ec2
+        self._parameters = parameters
         self._cluster = cluster
         self._core = core
         self._pod_status = pod_status
@@ -200,13 +202,10 @@ class OrphanActivities:
 
     def _secrets(self) -> tuple[SweptSecrets, ...]:
         by_uid: dict[str, list[tuple[str, datetime | None]]] = {}
-        paginator = self._aws.ssm.get_paginator("get_parameters_by_path")
-        for page in paginator.paginate(Path=f"{SECRET_PREFIX}/", Recursive=True):
-            for parameter in page["Parameters"]:
-                name = str(parameter["Name"])
-                uid = name.removeprefix(f"{SECRET_PREFIX}/").split("/", 1)[0]
-                if uid:
-                    by_uid.setdefault(uid, []).append((name, parameter.get("LastModifiedDate")))
+        for name, modified_at in self._parameters.list():
+            uid = pod_uid_of(name)
+            if uid:
+                by_uid.setdefault(uid, []).append((name, modified_at))
         return tuple(
             SweptSecrets(
                 pod_uid=uid,
@@ -286,9 +285,7 @@ class OrphanActivities:
                 if not is_not_found(error):
                     raise
         elif orphan.kind is OrphanKind.SECRET_PARAMETERS:
-            names = list(orphan.parameter_names)
-            for start in range(0, len(names), 10):  # DeleteParameters takes at most 10
-                self._aws.ssm.delete_parameters(Names=names[start : start + 10])
+            self._parameters.delete(orphan.parameter_names)
         elif orphan.kind is OrphanKind.POD and orphan.pod is not None:
             self._end_pod(orphan)
 

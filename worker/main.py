@@ -19,10 +19,11 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from orca.activities.amis import Amis
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.cluster_instances import ClusterInstances, listed_missing
 from orca.activities.container_status_feed import ContainerStatusFeed
-from orca.activities.containers import ContainerActivities, agents_online
+from orca.activities.containers import ContainerActivities
 from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.instances import InstanceActivities
@@ -36,9 +37,12 @@ from orca.activities.launch_admission import (
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
+from orca.activities.pod_parameters import PodParameters
+from orca.activities.pod_references import PodReferences
 from orca.activities.pod_status import PodStatusActivities
 from orca.activities.shared_offerings import share_unavailable_offerings
 from orca.activities.spot_prices import SpotPriceActivities
+from orca.activities.ssm_commands import SsmCommands
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
@@ -90,8 +94,9 @@ def build_activities(
             lambda _ids: ec2.describe_cluster(), listed_missing, interval_seconds=poll, name="ec2"
         )
     )
+    commands = SsmCommands(aws, settings.aws.log_group)
     agents: BatchedPoller[bool] = BatchedPoller(
-        lambda ids: agents_online(aws, ids),
+        commands.agents_online,
         lambda _id: False,
         interval_seconds=poll,
         name="ssm-agents",
@@ -102,11 +107,23 @@ def build_activities(
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     planning = PlanningActivities(settings, catalog, unavailable, NamespaceTeams(kube.core))
     admission = launch_admission(settings, client)
-    instances = InstanceActivities(ec2, catalog, cluster, unavailable, admission)
-    containers = ContainerActivities(settings, aws, kube.core, cluster, agents, feed, pod_status)
+    parameters = PodParameters(aws)
+    amis = Amis(aws, settings.aws.ami_id)
+    instances = InstanceActivities(ec2, amis, catalog, cluster, unavailable, admission)
+    containers = ContainerActivities(
+        settings.aws,
+        commands,
+        agents,
+        parameters,
+        PodReferences(kube.core),
+        cluster,
+        feed,
+        pod_status.pods,
+    )
     orphans = OrphanActivities(
         aws,
         ec2,
+        parameters,
         cluster,
         kube.core,
         pod_status,

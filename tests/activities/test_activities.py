@@ -22,6 +22,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from orca import instance_tags
+from orca.activities.amis import Amis
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.cluster_instances import ClusterInstances, listed_missing
 from orca.activities.ec2_instances import Ec2Instances
@@ -115,7 +116,12 @@ class Wiring:
         self.cluster = ClusterInstances(self.states)
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
         self.instances = InstanceActivities(
-            self.ec2, self.catalog, self.cluster, self.unavailable, admission or NoAdmission()
+            self.ec2,
+            Amis(self.aws, self.settings.aws.ami_id),
+            self.catalog,
+            self.cluster,
+            self.unavailable,
+            admission or NoAdmission(),
         )
 
     async def plan(self, pod: dict[str, Any]) -> LaunchPlan:

@@ -20,7 +20,7 @@ from temporalio.testing import ActivityEnvironment
 from orca.activities.aws_failures import UNCLASSIFIED_ERROR_ATTEMPTS
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.container_status_feed import ContainerStatusFeed
-from orca.activities.containers import ContainerActivities, agents_online
+from orca.activities.containers import ContainerActivities
 from orca.activities.models import (
     LaunchRequest,
     MonitorInput,
@@ -29,9 +29,12 @@ from orca.activities.models import (
     TerminateInput,
     WaitForInstanceInput,
 )
-from orca.activities.pod_status import PodStatusActivities
+from orca.activities.pod_parameters import PodParameters
+from orca.activities.pod_references import PodReferences
+from orca.activities.ssm_commands import SsmCommands
 from orca.failure_types import FailureType
 from orca.instance_state import InstanceState
+from orca.pod_api import PodApi
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.activities.test_activities import NOW, Wiring, pod_manifest
 
@@ -46,21 +49,23 @@ def containers_for(wiring: Wiring) -> ContainerActivities:
     # These activities never reach the Kubernetes API in these tests (no referenced
     # ConfigMaps or Secrets, and the failures come first), so the client points nowhere.
     core = client.CoreV1Api(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    commands = SsmCommands(wiring.aws, wiring.settings.aws.log_group)
     agents: BatchedPoller[bool] = BatchedPoller(
-        lambda ids: agents_online(wiring.aws, ids),
+        commands.agents_online,
         lambda _id: False,
         interval_seconds=0.2,
         name="ssm-agents",
     )
     feed = ContainerStatusFeed(wiring.aws, wiring.settings.aws.status_log_group, 0.2)
     return ContainerActivities(
-        wiring.settings,
-        wiring.aws,
-        core,
-        wiring.cluster,
+        wiring.settings.aws,
+        commands,
         agents,
+        PodParameters(wiring.aws),
+        PodReferences(core),
+        wiring.cluster,
         feed,
-        PodStatusActivities(core, wiring.settings.node.name),
+        PodApi(core),
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from orca import instance_tags
-from orca.activities.containers import SECRET_PREFIX
+from orca.activities.pod_parameters import SECRET_PREFIX
 from orca.settings import AwsSettings, load_settings
 from orca.watcher import interruption_events
 from tests.deploy.conftest import DEPLOY, REPO

@@ -17,13 +17,11 @@ from hypothesis import strategies as st
 
 from orca.activities.bootstrap_script import (
     BootstrapPlan,
-    choose_ami_parameter,
     render_bootstrap,
     render_stop_command,
 )
 from orca.instance_contract import ContainerStateEvent, RunnerContainer, RunnerDocument
 from orca.launch_spec import InvalidPodSpec, PodRef, parse_launch_spec
-from orca.selection import InstanceTypeInfo
 from orca.settings import InstancesSettings, LimitsSettings
 from tests.unit.pods import container, gpu_pod, neuron_pod, pod
 
@@ -465,41 +463,6 @@ def test_stop_command() -> None:
     assert "label=orca.research/pod-uid=$ORCA_POD_UID" in script
     assert "ORCA_POD_UID=u-9" in script
     assert 'stop --time "$ORCA_STOP_GRACE_SECONDS"' in script
-
-
-@pytest.mark.parametrize(
-    ("info", "parameter"),
-    [
-        (
-            InstanceTypeInfo(name="p5.48xlarge", vcpus=192, memory_mib=2097152, gpus=8),
-            "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id",
-        ),
-        (
-            InstanceTypeInfo(
-                name="g5g.xlarge", vcpus=4, memory_mib=8192, gpus=1, architectures=("arm64",)
-            ),
-            "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id",
-        ),
-        (
-            InstanceTypeInfo(name="trn1.32xlarge", vcpus=128, memory_mib=524288, neuron_devices=16),
-            "/aws/service/neuron/dlami/multi-framework/amazon-linux-2023/latest/image_id",
-        ),
-        (
-            InstanceTypeInfo(name="inf2.xlarge", vcpus=4, memory_mib=16384, neuron_devices=1),
-            "/aws/service/neuron/dlami/multi-framework/amazon-linux-2023/latest/image_id",
-        ),
-        (
-            InstanceTypeInfo(name="c7i.large", vcpus=2, memory_mib=4096),
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-        ),
-        (
-            InstanceTypeInfo(name="m7g.large", vcpus=2, memory_mib=8192, architectures=("arm64",)),
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
-        ),
-    ],
-)
-def test_ami_parameter_per_family(info: InstanceTypeInfo, parameter: str) -> None:
-    assert choose_ami_parameter(info) == parameter
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60)

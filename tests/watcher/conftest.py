@@ -111,6 +111,43 @@ async def recorder(temporal_dev_env: WorkflowEnvironment, task_queue: str) -> As
         yield temporal_dev_env.client
 
 
+@dataclass
+class WatcherParts:
+    """What a watcher test runs against: the Kubernetes emulator (with its kubeconfig and a
+    client), the Temporal dev server with the recording PodLifecycle polling `task_queue`, and
+    the AWS emulator, freshly reset."""
+
+    kube: KubeEmulator
+    kubeconfig: Path
+    core: k8s.CoreV1Api
+    temporal: Client
+    task_queue: str
+    aws: AwsEmulator
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Watcher settings for these parts (`make_settings`'s keywords override them)."""
+        parts: dict[str, Any] = {
+            "kubeconfig": self.kubeconfig,
+            "temporal": self.temporal,
+            "task_queue": self.task_queue,
+            "aws_emulator": self.aws,
+        }
+        return make_settings(**{**parts, **overrides})
+
+
+@pytest.fixture
+def parts(
+    kube: KubeEmulator,
+    kubeconfig: Path,
+    core: k8s.CoreV1Api,
+    recorder: Client,
+    task_queue: str,
+    aws: AwsEmulator,
+) -> WatcherParts:
+    """The six parts most watcher tests need, as one object."""
+    return WatcherParts(kube, kubeconfig, core, recorder, task_queue, aws)
+
+
 def make_settings(
     *,
     kubeconfig: Path,

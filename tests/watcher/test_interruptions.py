@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import boto3
-from kubernetes import client as k8s
 from temporalio.client import Client
 
 from orca import instance_tags
@@ -19,12 +17,11 @@ from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.pod_workflows import PodWorkflows
 from orca.workflows.models import InterruptionNotice
 from orca_devstack.emulators.aws import AwsEmulator
-from orca_devstack.emulators.kube import KubeEmulator
 from tests.fixtures.aws import describe_instances_calls
 from tests.watcher.conftest import (
+    WatcherParts,
     create_pod,
     eventually,
-    make_settings,
     received,
     running,
     running_watcher,
@@ -93,43 +90,32 @@ def _aws_settings(aws: AwsEmulator) -> Any:
 
 
 async def test_interruptions_reach_the_workflow_by_search_attribute_or_by_instance_tags(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig,
-        temporal=recorder,
-        task_queue=task_queue,
-        aws_emulator=aws,
-        interruption_queue_url=aws.defaults.interruption_queue_url,
-    )
+    settings = parts.settings(interruption_queue_url=parts.aws.defaults.interruption_queue_url)
     node = settings.node.name
     cluster = settings.kubernetes.cluster_name
     # Pod A's workflow records its instance as a search attribute; pod B's only has tags.
-    tagged_only = create_pod(core, "by-tags", node)
-    instance_b = launch(aws, pod_tags(tagged_only, cluster))
-    instance_a = launch(aws, {"Name": "by-attribute"})
-    by_attribute = create_pod(core, "by-attribute", node, {INSTANCE_ANNOTATION: instance_a})
-    async with running_watcher(settings, recorder):
-        await eventually(lambda: running(recorder, by_attribute))
-        await eventually(lambda: running(recorder, tagged_only))
-        aws.control.interrupt(instance_a, kind="rebalance")
-        aws.control.interrupt(instance_b, kind="rebalance")
+    tagged_only = create_pod(parts.core, "by-tags", node)
+    instance_b = launch(parts.aws, pod_tags(tagged_only, cluster))
+    instance_a = launch(parts.aws, {"Name": "by-attribute"})
+    by_attribute = create_pod(parts.core, "by-attribute", node, {INSTANCE_ANNOTATION: instance_a})
+    async with running_watcher(settings, parts.temporal):
+        await eventually(lambda: running(parts.temporal, by_attribute))
+        await eventually(lambda: running(parts.temporal, tagged_only))
+        parts.aws.control.interrupt(instance_a, kind="rebalance")
+        parts.aws.control.interrupt(instance_b, kind="rebalance")
         await eventually(
             lambda: received(
-                recorder, by_attribute, f"interruption:rebalance-recommendation:{instance_a}"
+                parts.temporal, by_attribute, f"interruption:rebalance-recommendation:{instance_a}"
             )
         )
         await eventually(
             lambda: received(
-                recorder, tagged_only, f"interruption:rebalance-recommendation:{instance_b}"
+                parts.temporal, tagged_only, f"interruption:rebalance-recommendation:{instance_b}"
             )
         )
-        await eventually(lambda: queue_depth(aws) == 0)  # delivered messages are deleted
+        await eventually(lambda: queue_depth(parts.aws) == 0)  # delivered messages are deleted
 
 
 class _FailingWorkflows(PodWorkflows):

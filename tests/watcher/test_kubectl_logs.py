@@ -9,14 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client as k8s
-from temporalio.client import Client
 
 from orca.aws_clients import AwsClients
 from orca.watcher.kubelet_server import log_stream_name
-from orca_devstack.emulators.aws import AwsEmulator
-from orca_devstack.emulators.kube import KubeEmulator
-from tests.watcher.conftest import create_pod, eventually, make_settings, running_watcher
+from tests.watcher.conftest import WatcherParts, create_pod, eventually, running_watcher
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
@@ -36,18 +32,9 @@ def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws: AwsEmulator,
-) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws
-    )
-    ref = create_pod(core, "logs-1", settings.node.name)
+async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(parts: WatcherParts) -> None:
+    settings = parts.settings()
+    ref = create_pod(parts.core, "logs-1", settings.node.name)
     logs = AwsClients(settings.aws).logs
     stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
     logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
@@ -57,17 +44,17 @@ async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(
         logStreamName=stream,
         logEvents=[{"timestamp": now + i, "message": f"epoch {i}"} for i in range(5)],
     )
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        result = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1")
+        result = await asyncio.to_thread(kubectl, parts.kubeconfig, "logs", "logs-1")
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [f"epoch {i}" for i in range(5)]
 
-        tail = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1", "--tail=2")
+        tail = await asyncio.to_thread(kubectl, parts.kubeconfig, "logs", "logs-1", "--tail=2")
         assert tail.stdout.splitlines() == ["epoch 3", "epoch 4"]
 
         stamped = await asyncio.to_thread(
-            kubectl, kubeconfig, "logs", "logs-1", "-c", "main", "--timestamps"
+            kubectl, parts.kubeconfig, "logs", "logs-1", "-c", "main", "--timestamps"
         )
         first = stamped.stdout.splitlines()[0]
         stamp, _, text = first.partition(" ")
@@ -75,7 +62,7 @@ async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(
         assert stamp.endswith("Z")
         assert "T" in stamp
 
-        missing = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-1", "-c", "nope")
+        missing = await asyncio.to_thread(kubectl, parts.kubeconfig, "logs", "logs-1", "-c", "nope")
         assert missing.returncode != 0
 
 
@@ -92,23 +79,13 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 async def test_kubectl_logs_over_https_when_the_kubelet_endpoint_has_a_certificate(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws: AwsEmulator,
-    tmp_path: Path,
+    tmp_path: Path, parts: WatcherParts
 ) -> None:
-    # A real API server reaches kubelets over HTTPS; a self-signed certificate is what most
-    # clusters accept (no --kubelet-certificate-authority).
     cert, key = self_signed_certificate(tmp_path)
-    base = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws
-    )
+    base = parts.settings()
     node = base.node.model_copy(update={"kubelet_tls_cert_file": cert, "kubelet_tls_key_file": key})
     settings = base.model_copy(update={"node": node})
-    ref = create_pod(core, "logs-tls", settings.node.name)
+    ref = create_pod(parts.core, "logs-tls", settings.node.name)
     logs = AwsClients(settings.aws).logs
     stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
     logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
@@ -117,7 +94,7 @@ async def test_kubectl_logs_over_https_when_the_kubelet_endpoint_has_a_certifica
         logStreamName=stream,
         logEvents=[{"timestamp": int(time.time() * 1000), "message": "over tls"}],
     )
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
         port = watcher.watcher.kubelet.port  # type: ignore[union-attr]
         plain = await asyncio.to_thread(
@@ -136,6 +113,6 @@ async def test_kubectl_logs_over_https_when_the_kubelet_endpoint_has_a_certifica
             timeout=30,
         )
         assert plain.stdout != "200"  # the endpoint speaks TLS only
-        result = await asyncio.to_thread(kubectl, kubeconfig, "logs", "logs-tls")
+        result = await asyncio.to_thread(kubectl, parts.kubeconfig, "logs", "logs-tls")
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == ["over tls"]

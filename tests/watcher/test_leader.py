@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
-from kubernetes import client as k8s
-from temporalio.client import Client
 
-from orca_devstack.emulators.aws import AwsEmulator
-from orca_devstack.emulators.kube import KubeEmulator
 from tests.watcher.conftest import (
+    WatcherParts,
     create_pod,
     eventually,
     executions,
     free_port,
-    make_settings,
     running,
     running_watcher,
 )
@@ -25,17 +20,9 @@ from tests.watcher.conftest import (
 
 @pytest.mark.parametrize("how", ["clean-stop", "crash"])
 async def test_the_follower_takes_over_within_one_lease_duration(
-    how: str,
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    how: str, parts: WatcherParts
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     lease_duration = settings.watcher.leader_election.lease_duration.total_seconds()
     renew = settings.watcher.leader_election.renew_interval.total_seconds()
     # Replicas run in different pods; here on one host, each needs its own kubelet port.
@@ -43,8 +30,8 @@ async def test_the_follower_takes_over_within_one_lease_duration(
         update={"node": settings.node.model_copy(update={"kubelet_port": free_port()})}
     )
     async with (
-        running_watcher(settings, recorder, identity="replica-a") as first,
-        running_watcher(other, recorder, identity="replica-b") as second,
+        running_watcher(settings, parts.temporal, identity="replica-a") as first,
+        running_watcher(other, parts.temporal, identity="replica-b") as second,
     ):
         electors = (first.watcher.elector, second.watcher.elector)
         await eventually(lambda: any(e.is_leader for e in electors))
@@ -53,8 +40,8 @@ async def test_the_follower_takes_over_within_one_lease_duration(
         await eventually(leader.watcher.ready)
         assert follower.watcher.watch is None  # a follower does not watch pods
 
-        before = create_pod(core, "before-failover", settings.node.name)
-        await eventually(lambda: running(recorder, before))
+        before = create_pod(parts.core, "before-failover", settings.node.name)
+        await eventually(lambda: running(parts.temporal, before))
 
         stopped_at = time.monotonic()
         if how == "crash":
@@ -65,9 +52,9 @@ async def test_the_follower_takes_over_within_one_lease_duration(
         # The lease is judged expired by the local clock since the record last changed, so a
         # crashed leader is replaced after one lease duration plus at most one renew interval.
         assert time.monotonic() - stopped_at <= lease_duration + 2 * renew + 1.0
-        after = create_pod(core, "after-failover", settings.node.name)
-        await eventually(lambda: running(recorder, after))
-        assert len(await executions(recorder, before)) == 1
+        after = create_pod(parts.core, "after-failover", settings.node.name)
+        await eventually(lambda: running(parts.temporal, after))
+        assert len(await executions(parts.temporal, before)) == 1
 
 
 LEADER_PARTS = {"node-heartbeat", "pod-watch", "reconcile", "interruptions"}
@@ -79,21 +66,12 @@ def live_leader_parts() -> list[str]:
     )
 
 
-async def test_a_cancelled_watcher_leaves_no_part_running(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
-) -> None:
+async def test_a_cancelled_watcher_leaves_no_part_running(parts: WatcherParts) -> None:
     """Cancelling the watcher's task (as a crash test does, or a caller that owns it) stops its
     heartbeat, pod watch, resync and interruption consumer with it."""
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     before = live_leader_parts()
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(lambda: len(live_leader_parts()) > len(before))
         await watcher.crash()
         assert live_leader_parts() == before

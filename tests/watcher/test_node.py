@@ -6,17 +6,13 @@ import asyncio
 import contextlib
 import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
-from temporalio.client import Client
 
 from orca.watcher.kube_json import read_json, read_json_or_none
 from orca.watcher.main import run
-from orca_devstack.emulators.aws import AwsEmulator
-from orca_devstack.emulators.kube import KubeEmulator
-from tests.watcher.conftest import eventually, make_settings
+from tests.watcher.conftest import WatcherParts, eventually, running_watcher
 
 DEPENDENCY_TAINT = "orca.research/dependency-unavailable"
 
@@ -30,24 +26,21 @@ def condition(node: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 async def test_node_is_registered_ready_with_a_renewed_lease_and_left_not_ready_on_stop(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     name = settings.node.name
-    coordination = k8s.CoordinationV1Api(core.api_client)
+    coordination = k8s.CoordinationV1Api(parts.core.api_client)
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop=stop))
     try:
         # The real health probe: STS on the AWS emulator and a worker polling the task queue.
         node = await eventually(
-            lambda: (n := node_json(core, name)) and condition(n, "Ready")["status"] == "True" and n
+            lambda: (
+                (n := node_json(parts.core, name))
+                and condition(n, "Ready")["status"] == "True"
+                and n
+            )
         )
         assert node["metadata"]["labels"]["orca.research/provider"] == "aws"
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
@@ -89,31 +82,22 @@ async def test_node_is_registered_ready_with_a_renewed_lease_and_left_not_ready_
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=20)
-    node = node_json(core, name)
+    node = node_json(parts.core, name)
     assert node is not None, "the node is kept on shutdown unless node.deleteOnShutdown"
     ready = condition(node, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "WatcherStopped")
 
 
 async def test_no_worker_polling_keeps_the_node_ready_and_taints_it_noschedule(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig,
-        temporal=recorder,
-        task_queue="nobody-polls-this-queue",
-        aws_emulator=aws_emulator,
-    )
+    settings = parts.settings(task_queue="nobody-polls-this-queue")
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop=stop))
     try:
         node = await eventually(
             lambda: (
-                (n := node_json(core, settings.node.name))
+                (n := node_json(parts.core, settings.node.name))
                 and any(t["key"] == DEPENDENCY_TAINT for t in n["spec"].get("taints") or [])
                 and n
             )
@@ -131,47 +115,31 @@ async def test_no_worker_polling_keeps_the_node_ready_and_taints_it_noschedule(
 
 
 async def test_taints_of_other_owners_survive_a_restart_and_unconfigured_ones_go(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    from tests.watcher.conftest import running_watcher
-
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     name = settings.node.name
     extra = {"key": "example.org/maintenance", "value": "soon", "effect": "NoSchedule"}
-    async with running_watcher(settings, recorder):
-        node = await eventually(lambda: node_json(core, name))
-        core.patch_node(name, {"spec": {"taints": [*node["spec"]["taints"], extra]}})
+    async with running_watcher(settings, parts.temporal):
+        node = await eventually(lambda: node_json(parts.core, name))
+        parts.core.patch_node(name, {"spec": {"taints": [*node["spec"]["taints"], extra]}})
     # Restarted without the configured burst taint: ORCA removes its own, keeps the other one.
     untainted = settings.model_copy(
         update={"node": settings.node.model_copy(update={"taints": ()})}
     )
-    async with running_watcher(untainted, recorder):
+    async with running_watcher(untainted, parts.temporal):
         await eventually(
-            lambda: (n := node_json(core, name)) is not None and n["spec"]["taints"] == [extra]
+            lambda: (
+                (n := node_json(parts.core, name)) is not None and n["spec"]["taints"] == [extra]
+            )
         )
 
 
 async def test_health_endpoints_report_ready_once_registered_and_watching(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    from tests.watcher.conftest import running_watcher
-
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
-    async with running_watcher(settings, recorder) as watcher:
+    settings = parts.settings()
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(lambda: watcher.watcher.health_server is not None)
         assert watcher.watcher.health_server is not None
         port = watcher.watcher.health_server.port
@@ -197,22 +165,13 @@ def _status(port: int, path: str) -> int:
         return int(error.code)
 
 
-async def test_the_lease_is_renewed_while_a_dependency_probe_hangs(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
-) -> None:
+async def test_the_lease_is_renewed_while_a_dependency_probe_hangs(parts: WatcherParts) -> None:
     from orca.aws_clients import AwsClients
     from orca.kube_clients import KubeClients
     from orca.watcher.main import Watcher
     from orca.watcher.node_health import Dependencies, always_ready
 
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     name = settings.node.name
     hang = asyncio.Event()
     healthy = always_ready()
@@ -226,10 +185,10 @@ async def test_the_lease_is_renewed_while_a_dependency_probe_hangs(
         settings,
         kube=KubeClients(settings.kubernetes),
         aws=AwsClients(settings.aws),
-        temporal=recorder,
+        temporal=parts.temporal,
         health_check=probe,
     )
-    coordination = k8s.CoordinationV1Api(core.api_client)
+    coordination = k8s.CoordinationV1Api(parts.core.api_client)
 
     def renew_time() -> str | None:
         lease = read_json_or_none(coordination.read_namespaced_lease, name, "kube-node-lease")

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 from kubernetes import client as k8s
 from prometheus_client import REGISTRY
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
 from orca.launch_spec import PodRef, pod_ref_from_pod
 from orca.watcher.kube_json import read_json
 from orca.workflow_ids import pod_workflow_id
-from orca_devstack.emulators.aws import AwsEmulator
-from orca_devstack.emulators.kube import KubeEmulator
 from orca_devstack.emulators.kube.registry import PODS, DeleteOptions
 from tests.watcher.conftest import (
+    WatcherParts,
     create_pod,
     eventually,
     executions,
-    make_settings,
     pod_manifest,
     received,
     running,
@@ -45,100 +42,74 @@ def pod_exists(core: k8s.CoreV1Api, name: str) -> bool:
 
 
 async def test_pod_created_starts_its_workflow_once_despite_duplicates_and_relists(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     node = settings.node.name
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        ref = create_pod(core, "train-1", node)
-        other = create_pod(core, "elsewhere", "some-other-node")
-        await eventually(lambda: running(recorder, ref))
+        ref = create_pod(parts.core, "train-1", node)
+        other = create_pod(parts.core, "elsewhere", "some-other-node")
+        await eventually(lambda: running(parts.temporal, ref))
         for value in ("a", "b", "c"):  # MODIFIED events the watcher must not turn into starts
-            core.patch_namespaced_pod("train-1", "default", {"metadata": {"labels": {"x": value}}})
+            parts.core.patch_namespaced_pod(
+                "train-1", "default", {"metadata": {"labels": {"x": value}}}
+            )
         assert watcher.watcher.watch is not None
         await watcher.watcher.watch.relist()  # a relist reports every pod again
         assert watcher.watcher.reconciler is not None
         await watcher.watcher.reconciler.converge()
         assert watcher.watcher.queues is not None
         await watcher.watcher.queues.idle()
-        assert await executions(recorder, ref) == [WorkflowExecutionStatus.RUNNING]
-        assert await executions(recorder, other) == []
-        described = await recorder.get_workflow_handle(pod_workflow_id(ref)).describe()
-        assert described.task_queue == task_queue
+        assert await executions(parts.temporal, ref) == [WorkflowExecutionStatus.RUNNING]
+        assert await executions(parts.temporal, other) == []
+        described = await parts.temporal.get_workflow_handle(pod_workflow_id(ref)).describe()
+        assert described.task_queue == parts.task_queue
 
 
 async def test_deletion_timestamp_signals_pod_deleted_and_removal_signals_pod_gone(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     node = settings.node.name
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        ref = create_pod(core, "infer-1", node)
-        await eventually(lambda: running(recorder, ref))
-        core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=45)
-        assert pod_exists(core, "infer-1")  # bound pods wait for their kubelet: ORCA
-        await eventually(lambda: received(recorder, ref, "pod_deleted:45"))
+        ref = create_pod(parts.core, "infer-1", node)
+        await eventually(lambda: running(parts.temporal, ref))
+        parts.core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=45)
+        assert pod_exists(parts.core, "infer-1")  # bound pods wait for their kubelet: ORCA
+        await eventually(lambda: received(parts.temporal, ref, "pod_deleted:45"))
         # The workflow releases the pod object when done; here the test plays that part.
-        core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=0)
-        await eventually(lambda: received(recorder, ref, "pod_gone"))
-        handle = recorder.get_workflow_handle(pod_workflow_id(ref))
+        parts.core.delete_namespaced_pod("infer-1", "default", grace_period_seconds=0)
+        await eventually(lambda: received(parts.temporal, ref, "pod_gone"))
+        handle = parts.temporal.get_workflow_handle(pod_workflow_id(ref))
         assert await handle.result() == ["pod_deleted:45", "pod_gone"]
 
 
 async def test_deleting_a_pod_whose_workflow_finished_removes_the_pod_object(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     node = settings.node.name
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        ref = create_pod(core, "done-1", node)
-        await eventually(lambda: running(recorder, ref))
-        handle = recorder.get_workflow_handle(pod_workflow_id(ref))
+        ref = create_pod(parts.core, "done-1", node)
+        await eventually(lambda: running(parts.temporal, ref))
+        handle = parts.temporal.get_workflow_handle(pod_workflow_id(ref))
         await handle.signal(RecordingPodLifecycle.finish)
         await handle.result()
-        core.delete_namespaced_pod("done-1", "default")
-        await eventually(lambda: not pod_exists(core, "done-1"))
+        parts.core.delete_namespaced_pod("done-1", "default")
+        await eventually(lambda: not pod_exists(parts.core, "done-1"))
         # A new pod with the same name is a new incarnation with its own workflow.
-        again = create_pod(core, "done-1", node)
-        await eventually(lambda: running(recorder, again))
+        again = create_pod(parts.core, "done-1", node)
+        await eventually(lambda: running(parts.temporal, again))
         assert again.uid != ref.uid
 
 
 async def test_daemonset_pods_stay_pending_with_one_event_and_are_released_on_delete(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     node = settings.node.name
     manifest = pod_manifest("aws-node-x7k2p", node)
     manifest["metadata"]["ownerReferences"] = [
@@ -150,13 +121,13 @@ async def test_daemonset_pods_stay_pending_with_one_event_and_are_released_on_de
             "controller": True,
         }
     ]
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        created = read_json(core.create_namespaced_pod, "default", manifest)
+        created = read_json(parts.core.create_namespaced_pod, "default", manifest)
         ref = PodRef(namespace="default", name="aws-node-x7k2p", uid=created["metadata"]["uid"])
 
         def reasons() -> list[str]:
-            events = core.list_namespaced_event(
+            events = parts.core.list_namespaced_event(
                 "default", field_selector="involvedObject.name=aws-node-x7k2p"
             ).items
             return [e.reason for e in events if e.source and e.source.component == "orca"]
@@ -167,23 +138,16 @@ async def test_daemonset_pods_stay_pending_with_one_event_and_are_released_on_de
         assert watcher.watcher.queues is not None
         await watcher.watcher.queues.idle()
         assert reasons() == ["DaemonSetPodNotRun"]
-        assert await executions(recorder, ref) == []
-        assert core.read_namespaced_pod("aws-node-x7k2p", "default").status.phase == "Pending"
-        core.delete_namespaced_pod("aws-node-x7k2p", "default")
-        await eventually(lambda: not pod_exists(core, "aws-node-x7k2p"))
+        assert await executions(parts.temporal, ref) == []
+        assert parts.core.read_namespaced_pod("aws-node-x7k2p", "default").status.phase == "Pending"
+        parts.core.delete_namespaced_pod("aws-node-x7k2p", "default")
+        await eventually(lambda: not pod_exists(parts.core, "aws-node-x7k2p"))
 
 
 async def test_410_expired_and_dropped_connections_converge_without_duplicate_starts(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     # The cut below also drops the leader election's connection and holds the API server's
     # store; with the tests' 2 s lease a loaded machine can lose leadership there, and the new
     # leader relists instead of meeting the 410 this test is about. A long lease keeps it on
@@ -195,67 +159,62 @@ async def test_410_expired_and_dropped_connections_converge_without_duplicate_st
         update={"watcher": settings.watcher.model_copy(update={"leader_election": election})}
     )
     node = settings.node.name
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        first = create_pod(core, "before", node)
-        await eventually(lambda: running(recorder, first))
+        first = create_pod(parts.core, "before", node)
+        await eventually(lambda: running(parts.temporal, first))
 
         # A dropped connection: the watch resumes from its resourceVersion.
         expired_before = restarts("expired")
         dropped_before = restarts("dropped")
-        kube._server._server.close_connections()  # type: ignore[union-attr]
-        dropped = create_pod(core, "after-drop", node)
-        await eventually(lambda: running(recorder, dropped))
+        parts.kube._server._server.close_connections()  # type: ignore[union-attr]
+        dropped = create_pod(parts.core, "after-drop", node)
+        await eventually(lambda: running(parts.temporal, dropped))
 
         # 410: while the watch is cut and cannot reconnect, more changes happen than the server
         # retains, among them a new pod and a deletion the watch will never see as events.
-        with kube.store.lock:
-            kube._server._server.close_connections()  # type: ignore[union-attr]
+        with parts.kube.store.lock:
+            parts.kube._server._server.close_connections()  # type: ignore[union-attr]
             for index in range(60):
-                kube.registry.create(PODS, "default", pod_manifest(f"filler-{index}", "elsewhere"))
-            created = kube.registry.create(PODS, "default", pod_manifest("during-410", node))
-            kube.registry.delete(
+                parts.kube.registry.create(
+                    PODS, "default", pod_manifest(f"filler-{index}", "elsewhere")
+                )
+            created = parts.kube.registry.create(PODS, "default", pod_manifest("during-410", node))
+            parts.kube.registry.delete(
                 PODS, "default", "after-drop", DeleteOptions(grace_period_seconds=0)
             )
         expired = pod_ref_from_pod(created)
-        await eventually(lambda: running(recorder, expired))
-        await eventually(lambda: received(recorder, dropped, "pod_gone"), within=20)
+        await eventually(lambda: running(parts.temporal, expired))
+        await eventually(lambda: received(parts.temporal, dropped, "pod_gone"), within=20)
         assert watcher.watcher.watch is not None
         await eventually(lambda: watcher.watcher.watch.live)  # type: ignore[union-attr]
         for ref in (first, dropped, expired):
-            assert len(await executions(recorder, ref)) == 1
+            assert len(await executions(parts.temporal, ref)) == 1
         assert restarts("expired") > expired_before
         assert restarts("dropped") > dropped_before
 
 
 async def test_restarted_watcher_converges_pods_created_and_deleted_while_it_was_down(
-    kube: KubeEmulator,
-    kubeconfig: Path,
-    core: k8s.CoreV1Api,
-    recorder: Client,
-    task_queue: str,
-    aws_emulator: AwsEmulator,
+    parts: WatcherParts,
 ) -> None:
-    settings = make_settings(
-        kubeconfig=kubeconfig, temporal=recorder, task_queue=task_queue, aws_emulator=aws_emulator
-    )
+    settings = parts.settings()
     node = settings.node.name
-    async with running_watcher(settings, recorder) as watcher:
+    async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
-        kept = create_pod(core, "kept", node)
-        vanishing = create_pod(core, "vanishing", node)
-        await eventually(lambda: running(recorder, kept))
-        await eventually(lambda: running(recorder, vanishing))
+        kept = create_pod(parts.core, "kept", node)
+        vanishing = create_pod(parts.core, "vanishing", node)
+        await eventually(lambda: running(parts.temporal, kept))
+        await eventually(lambda: running(parts.temporal, vanishing))
         await watcher.crash()
 
     # While no watcher runs: a pod is created, another deleted for good.
-    newcomer = create_pod(core, "newcomer", node)
-    core.delete_namespaced_pod("vanishing", "default", grace_period_seconds=0)
+    newcomer = create_pod(parts.core, "newcomer", node)
+    parts.core.delete_namespaced_pod("vanishing", "default", grace_period_seconds=0)
     await asyncio.sleep(0)
 
-    async with running_watcher(settings, recorder) as watcher:
-        await eventually(lambda: running(recorder, newcomer))
-        await eventually(lambda: received(recorder, vanishing, "pod_gone"))
-        assert await running(recorder, kept)
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(lambda: running(parts.temporal, newcomer))
+        await eventually(lambda: received(parts.temporal, vanishing, "pod_gone"))
+        assert await running(parts.temporal, kept)
         for ref in (kept, newcomer, vanishing):
-            assert len(await executions(recorder, ref)) == 1
+            assert len(await executions(parts.temporal, ref)) == 1

@@ -1,36 +1,25 @@
 """A permanent AWS failure stops the spending: the pod fails with a reason naming the AWS call
 and its instance is terminated; rejected credentials are retried and the pod carries on.
 
-The workflow runs on the time-skipping test server with the scripted activities of
-test_pod_lifecycle.py, except the step under test: it raises the error botocore raises for the
-AWS answer (`ClientError(parsed response, operation)`) through the same `fails_on_aws_errors`
-boundary the real activities use (the real activities against the AWS emulator's injected
-faults are in tests/activities/test_aws_failures.py).
+The workflow runs on the time-skipping test server with the fakes of
+`tests/workflows/fake_activities.py`, told to raise, for the step under test, the error botocore
+raises for the AWS answer (`ClientError(parsed response, operation)`) through the same
+`fails_on_aws_errors` boundary the real activities use (the real activities against the AWS
+emulator's injected faults are in tests/activities/test_aws_failures.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from botocore.exceptions import ClientError
-from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from orca.activities.aws_failures import UNCLASSIFIED_ERROR_ATTEMPTS, fails_on_aws_errors
-from orca.activities.models import (
-    MonitorInput,
-    MonitorOutcome,
-    StartContainersInput,
-    StartContainersOutcome,
-)
+from orca.activities.aws_failures import UNCLASSIFIED_ERROR_ATTEMPTS
 from orca.failure_types import FailureType
 from orca.workflows.models import Stage
-from orca.workflows.pod_lifecycle import PodLifecycle
-from tests.workflows.test_pod_lifecycle import Harness, harness
+from tests.workflows.test_pod_lifecycle import harness
 
 
 def aws_answer(code: str, operation: str) -> ClientError:
@@ -43,107 +32,83 @@ def aws_answer(code: str, operation: str) -> ClientError:
     )
 
 
-def worker_with(h: Harness, *replacements: Any) -> Worker:
-    """The harness's worker with some scripted activities replaced (matched by name)."""
-    replaced = {fn.__name__ for fn in replacements}
-    activities = [fn for fn in h.cloud.activities() if fn.__name__ not in replaced]
-    return Worker(
-        h.client,
-        task_queue=h.task_queue,
-        workflows=[PodLifecycle],
-        activities=[*activities, *replacements],
-    )
-
-
-async def test_ssm_access_denied_fails_the_pod_and_terminates_the_instance(
+@pytest.mark.parametrize(
+    ("activity_name", "code", "operation", "attempts", "reason", "names_the_call"),
+    [
+        pytest.param(
+            "start_containers",
+            "AccessDeniedException",
+            "SendCommand",
+            [1],  # not retried
+            FailureType.AWS_ACCESS_DENIED,
+            "ssm:SendCommand AccessDeniedException: ",
+            id="ssm-access-denied",
+        ),
+        pytest.param(
+            "monitor_pod",
+            "AccessDeniedException",
+            "FilterLogEvents",
+            [1],
+            FailureType.AWS_ACCESS_DENIED,
+            "logs:FilterLogEvents AccessDeniedException: ",
+            id="logs-access-denied-while-running",
+        ),
+        pytest.param(
+            "start_containers",
+            "SomethingNewFromAws",
+            "SendCommand",
+            list(range(1, UNCLASSIFIED_ERROR_ATTEMPTS + 1)),  # its budget, then it gives up
+            FailureType.AWS_CALL_FAILED,
+            "ssm:SendCommand SomethingNewFromAws: ",
+            id="unknown-error-after-its-budget",
+        ),
+    ],
+)
+async def test_a_permanent_aws_failure_fails_the_pod_and_terminates_the_instance(
     time_skipping_env: WorkflowEnvironment,
+    activity_name: str,
+    code: str,
+    operation: str,
+    attempts: list[int],
+    reason: FailureType,
+    names_the_call: str,
 ) -> None:
     h = harness(time_skipping_env)
-    attempts: list[int] = []
-
-    @activity.defn(name="start_containers")
-    @fails_on_aws_errors()
-    async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
-        attempts.append(activity.info().attempt)
-        raise aws_answer("AccessDeniedException", "SendCommand")
-
-    async with worker_with(h, start_containers):
+    # More errors than the activity may try: it must stop on its own.
+    h.containers.fail_next(
+        activity_name,
+        *(aws_answer(code, operation) for _ in range(UNCLASSIFIED_ERROR_ATTEMPTS + 2)),
+    )
+    async with h.worker():
         handle = await h.start()
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-    assert attempts == [1]  # not retried
+    assert h.containers.attempts[activity_name] == attempts
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == FailureType.AWS_ACCESS_DENIED
-    assert h.cloud.terminated == ["i-00000001"]
-    failed = h.cloud.statuses[-1]
+    assert cause.type == reason
+    assert h.instances.terminated == ["i-00000001"]
+    failed = h.pod_status.statuses[-1]
     assert failed.phase == "Failed"
-    assert failed.reason == FailureType.AWS_ACCESS_DENIED
+    assert failed.reason == reason
     assert failed.message is not None
-    assert failed.message.startswith("ssm:SendCommand AccessDeniedException: ")
-    assert any(
-        e.reason == FailureType.AWS_ACCESS_DENIED and e.type == "Warning" for e in h.cloud.events
-    )
-    assert h.cloud.monitor_rounds == 0
-
-
-async def test_logs_access_denied_while_running_fails_the_pod_and_terminates(
-    time_skipping_env: WorkflowEnvironment,
-) -> None:
-    h = harness(time_skipping_env)
-
-    @activity.defn(name="monitor_pod")
-    @fails_on_aws_errors()
-    async def monitor_pod(input: MonitorInput) -> MonitorOutcome:
-        raise aws_answer("AccessDeniedException", "FilterLogEvents")
-
-    async with worker_with(h, monitor_pod):
-        handle = await h.start()
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-    assert h.cloud.terminated == ["i-00000001"]
-    assert h.cloud.statuses[-1].reason == FailureType.AWS_ACCESS_DENIED
-    assert "logs:FilterLogEvents" in (h.cloud.statuses[-1].message or "")
-
-
-async def test_unknown_aws_error_fails_the_pod_after_its_budget(
-    time_skipping_env: WorkflowEnvironment,
-) -> None:
-    h = harness(time_skipping_env)
-    attempts: list[int] = []
-
-    @activity.defn(name="start_containers")
-    @fails_on_aws_errors()
-    async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
-        attempts.append(activity.info().attempt)
-        raise aws_answer("SomethingNewFromAws", "SendCommand")
-
-    async with worker_with(h, start_containers):
-        handle = await h.start()
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-    assert attempts == list(range(1, UNCLASSIFIED_ERROR_ATTEMPTS + 1))
-    assert h.cloud.terminated == ["i-00000001"]
-    assert h.cloud.statuses[-1].reason == FailureType.AWS_CALL_FAILED
+    assert failed.message.startswith(names_the_call)
+    assert any(e.reason == reason and e.type == "Warning" for e in h.pod_status.events)
+    if activity_name == "start_containers":
+        assert "monitor_pod" not in h.containers.attempts  # nothing ran, nothing to watch
 
 
 async def test_rejected_credentials_are_retried_and_the_pod_carries_on(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     h = harness(time_skipping_env)
-    attempts: list[int] = []
-
-    @activity.defn(name="start_containers")
-    @fails_on_aws_errors()
-    async def start_containers(input: StartContainersInput) -> StartContainersOutcome:
-        attempts.append(activity.info().attempt)
-        if len(attempts) <= 3:  # until an operator rotates the key
-            raise aws_answer("ExpiredToken", "SendCommand")
-        return StartContainersOutcome(command_id="cmd-1")
-
-    async with worker_with(h, start_containers):
+    # Three rejections, until an operator rotates the key.
+    h.containers.fail_next(
+        "start_containers", *(aws_answer("ExpiredToken", "SendCommand") for _ in range(3))
+    )
+    async with h.worker():
         handle = await h.start()
         result = await handle.result()
-    assert attempts == [1, 2, 3, 4]
+    assert h.containers.attempts["start_containers"] == [1, 2, 3, 4]
     assert result.stage is Stage.SUCCEEDED
-    assert all(s.phase != "Failed" for s in h.cloud.statuses)
+    assert all(s.phase != "Failed" for s in h.pod_status.statuses)

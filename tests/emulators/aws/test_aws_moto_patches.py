@@ -25,9 +25,13 @@ def test_a_command_runs_on_the_instances_it_names_only(
         Parameters={"commands": ["echo hi"]},
     )["Command"]
     assert command["InstanceIds"] == [target]
-    invocations = ssm.list_command_invocations(CommandId=command["CommandId"])
-    assert [i["InstanceId"] for i in invocations["CommandInvocations"]] == [target]
-    assert bystander not in str(invocations)
+    # ORCA's calls: the command is listed for its instance only, and has no invocation elsewhere.
+    listed = ssm.list_commands(InstanceId=bystander)["Commands"]
+    assert command["CommandId"] not in [c["CommandId"] for c in listed]
+    invocation = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=target)
+    assert invocation["InstanceId"] == target
+    with pytest.raises(ClientError, match="InvocationDoesNotExist"):
+        ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=bystander)
 
 
 def test_commands_are_found_by_id_among_many(
@@ -48,7 +52,7 @@ def test_commands_are_found_by_id_among_many(
         [found] = ssm.list_commands(CommandId=command_id)["Commands"]
         assert found["Comment"] == f"command {n}"
     with pytest.raises(ClientError, match="InvalidCommandId"):
-        ssm.list_command_invocations(CommandId="00000000-0000-0000-0000-000000000000")
+        ssm.list_commands(CommandId="00000000-0000-0000-0000-000000000000")
 
 
 def test_instance_tags_read_as_moto_would_read_them(

@@ -95,12 +95,6 @@ class EmulatorControl:
         with self._middleware.lock:
             self._middleware.capacity.set(CapacityRule(instance_type, count, zone, kind))
 
-    def available_capacity(
-        self, instance_type: str, zone: str, capacity_type: CapacityType | str
-    ) -> int:
-        with self._middleware.lock:
-            return self._middleware.available(instance_type, zone, CapacityType(capacity_type))
-
     def inject_fault(
         self,
         operation: str,

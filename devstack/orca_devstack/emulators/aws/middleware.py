@@ -7,15 +7,15 @@ moto cannot answer realistically are intercepted here:
 * EC2 ``RunInstances`` — faults, throttling, catalog and zone checks, capacity, capacity
   reservations, spot max price, ClientToken idempotency; then moto launches and the instances
   are put back to ``pending`` until their launch delay has passed.
-* EC2 ``CreateFleet`` ``Type=instant`` — answered here on top of ``RunInstances``, with capacity
-  errors in ``Errors[]`` of a 200 response, as AWS does (moto's own instant fleets ignore
-  capacity).
 * EC2 ``TerminateInstances`` — instances pass through ``shutting-down``.
-* EC2 ``DescribeSpotPriceHistory``, ``Create/Describe/CancelCapacityReservation(s)``.
-* SSM ``DescribeInstanceInformation``, ``ListCommandInvocations`` (moto lacks both) and
-  ``SendCommand`` (only to Online instances; ``orca start/stop`` commands drive the container
-  lifecycle).
+* EC2 ``DescribeSpotPriceHistory``, ``CreateCapacityReservation`` (tests reserve capacity with
+  it) and ``DescribeCapacityReservations``.
+* SSM ``DescribeInstanceInformation`` (moto lacks it) and ``SendCommand`` (only to Online
+  instances; ``orca start/stop`` commands drive the container lifecycle).
 * Pricing ``GetProducts`` (moto has no Pricing API).
+
+Only what ORCA, its tests, its benchmarks or ``orca dev`` call is emulated: an endpoint nobody
+calls is not kept in step with AWS, so it is not here.
 
 State changes go through moto's backends in-process, under one lock shared with the scheduler.
 """
@@ -42,7 +42,6 @@ from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYP
 from moto.ec2.models.instances import StateReason
 from moto.logs.models import logs_backends
 from moto.sqs.models import sqs_backends
-from moto.ssm.exceptions import SSMException
 from moto.ssm.models import ssm_backends
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
@@ -77,18 +76,6 @@ logger = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 CONTROL_PREFIX = "/_orca/"
-CAPACITY_ERRORS = frozenset(
-    {
-        "InsufficientInstanceCapacity",
-        "InstanceLimitExceeded",
-        "Unsupported",
-        "MaxSpotInstanceCountExceeded",
-        "SpotMaxPriceTooLow",
-        "InsufficientFreeAddressesInSubnet",
-        "VcpuLimitExceeded",
-        "ReservationCapacityExceeded",
-    }
-)
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _INSTANCE_ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
 _RUNNING_STATE = re.compile(r"(<instanceState>\s*<code>)16(</code>\s*<name>)running(</name>)")
@@ -390,15 +377,12 @@ class EmulatorMiddleware:
     def _handlers(self) -> dict[tuple[str, str], Callable[[AwsCall], Response]]:
         return {
             ("ec2", "RunInstances"): self.run_instances,
-            ("ec2", "CreateFleet"): self.create_fleet,
             ("ec2", "TerminateInstances"): self.terminate_instances,
             ("ec2", "DescribeSpotPriceHistory"): self.describe_spot_price_history,
             ("ec2", "CreateCapacityReservation"): self.create_capacity_reservation,
             ("ec2", "DescribeCapacityReservations"): self.describe_capacity_reservations,
-            ("ec2", "CancelCapacityReservation"): self.cancel_capacity_reservation,
             ("ssm", "DescribeInstanceInformation"): self.describe_instance_information,
             ("ssm", "SendCommand"): self.send_command,
-            ("ssm", "ListCommandInvocations"): self.list_command_invocations,
             ("pricing", "GetProducts"): self.get_products,
             ("api.pricing", "GetProducts"): self.get_products,
             ("sqs", "ReceiveMessage"): self.receive_message,
@@ -483,45 +467,20 @@ class EmulatorMiddleware:
                 )
             return response
 
-    def _template_data(self, form: MultiDict[str, str]) -> dict[str, Any]:
-        template_id = form.get("LaunchTemplate.LaunchTemplateId")
-        template_name = form.get("LaunchTemplate.LaunchTemplateName")
-        if not template_id and not template_name:
-            return {}
-        args = {"LaunchTemplateId": template_id, "LaunchTemplateName": template_name}
-        args["Version"] = form.get("LaunchTemplate.Version", "$Default")
-        try:
-            return dict(self.ec2._get_template_from_args({k: v for k, v in args.items() if v}).data)
-        except Exception:
-            return {}
-
     def launch(self, call: AwsCall, form: MultiDict[str, str]) -> Response:
         """RunInstances with capacity, reservations and the pending state (lock held)."""
         form = form.copy()
-        template = self._template_data(form)
-        instance_type = form.get("InstanceType") or template.get("InstanceType") or "m1.small"
+        instance_type = form.get("InstanceType") or "m1.small"
         if instance_type not in INSTANCE_TYPES:
             raise AwsError.of(
                 "InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType."
             )
-        market = form.get("InstanceMarketOptions.MarketType") or (
-            (template.get("InstanceMarketOptions") or {}).get("MarketType")
-        )
+        market = form.get("InstanceMarketOptions.MarketType")
         capacity_type = CapacityType.SPOT if market == "spot" else CapacityType.ON_DEMAND
         min_count = int(form.get("MinCount", "1") or 1)
         max_count = int(form.get("MaxCount", str(min_count)) or min_count)
-        subnet_id = (
-            form.get("SubnetId")
-            or form.get("NetworkInterface.1.SubnetId")
-            or template.get("SubnetId")
-            or next(
-                (n.get("SubnetId") for n in template.get("NetworkInterfaces") or [] if n),
-                None,
-            )
-        )
-        zone = form.get("Placement.AvailabilityZone") or (
-            (template.get("Placement") or {}).get("AvailabilityZone")
-        )
+        subnet_id = form.get("SubnetId") or form.get("NetworkInterface.1.SubnetId")
+        zone = form.get("Placement.AvailabilityZone")
         if subnet_id:
             zone = str(self.ec2.get_subnet(subnet_id).availability_zone)
         target = form.get(
@@ -576,7 +535,7 @@ class EmulatorMiddleware:
         count = min(max_count, available)
         form["MinCount"] = str(count)
         form["MaxCount"] = str(count)
-        if "InstanceType" not in form and template.get("InstanceType") is None:
+        if "InstanceType" not in form:
             form["InstanceType"] = instance_type
         response = self.forward(call, form)
         if response.status_code != 200:
@@ -617,177 +576,6 @@ class EmulatorMiddleware:
         if tracked is not None:
             tracked.running_at = time.monotonic()
         self._emit_state(instance_id, "running")
-
-    # ------------------------------------------------------------ CreateFleet
-    def create_fleet(self, call: AwsCall) -> Response:
-        form = call.form
-        if form.get("Type", "maintain") != "instant":
-            self._inject_faults("CreateFleet", self._instance_types_of(call))
-            with self.lock:
-                return self.forward(call)
-        configs = indexed_groups(form, "LaunchTemplateConfigs")
-        specs: list[tuple[dict[str, str], dict[str, str]]] = []
-        for config in configs:
-            template_spec = {
-                k.split(".", 1)[1]: v
-                for k, v in config.items()
-                if k.startswith("LaunchTemplateSpecification.")
-            }
-            overrides = indexed_groups(MultiDict(config), "Overrides") or [{}]
-            specs.extend((template_spec, override) for override in overrides)
-        top_level_types = [o.get("InstanceType", "") for _, o in specs]
-        with self.lock:
-            decision = self.faults.decide("CreateFleet", top_level_types)
-        if decision.latency_s:
-            time.sleep(decision.latency_s)
-        if decision.error is not None and decision.error.code not in CAPACITY_ERRORS:
-            raise decision.error
-        total = int(form.get("TargetCapacitySpecification.TotalTargetCapacity", "1"))
-        default_type = form.get(
-            "TargetCapacitySpecification.DefaultTargetCapacityType", "on-demand"
-        )
-        spot_n = int(form.get("TargetCapacitySpecification.SpotTargetCapacity", "0") or 0)
-        od_n = int(form.get("TargetCapacitySpecification.OnDemandTargetCapacity", "0") or 0)
-        remaining = max(0, total - spot_n - od_n)
-        if default_type == "spot":
-            spot_n += remaining
-        else:
-            od_n += remaining
-        fleet_id = f"fleet-{uuid.uuid4()}"
-        fleet_tags = [
-            g
-            for g in indexed_groups(form, "TagSpecification")
-            if g.get("ResourceType") == "instance"
-        ]
-        launched: list[tuple[dict[str, str], dict[str, str], str, list[str], str]] = []
-        errors: list[tuple[dict[str, str], dict[str, str], str, AwsError]] = []
-        with self.lock:
-            for lifecycle, wanted in (("spot", spot_n), ("on-demand", od_n)):
-                if wanted <= 0:
-                    continue
-                for template_spec, override in self._fleet_order(form, specs, lifecycle):
-                    if wanted <= 0:
-                        break
-                    if decision.error is not None and decision.error.code in CAPACITY_ERRORS:
-                        errors.append((template_spec, override, lifecycle, decision.error))
-                        continue
-                    sub = self._fleet_run_form(
-                        template_spec, override, lifecycle, wanted, fleet_tags
-                    )
-                    try:
-                        response = self.launch(call, sub)
-                    except AwsError as error:
-                        errors.append((template_spec, override, lifecycle, error))
-                        continue
-                    text = response.get_data(as_text=True)
-                    if response.status_code != 200:
-                        code = re.search(r"<Code>([^<]+)</Code>", text)
-                        message = re.search(r"<Message>([^<]*)</Message>", text)
-                        errors.append(
-                            (
-                                template_spec,
-                                override,
-                                lifecycle,
-                                AwsError.of(
-                                    code[1] if code else "InternalError",
-                                    message[1] if message else None,
-                                ),
-                            )
-                        )
-                        continue
-                    ids = _INSTANCE_ID.findall(text)
-                    for instance_id in ids:
-                        self._instance(instance_id).add_tags({"aws:ec2:fleet-id": fleet_id})
-                    instance_type = override.get("InstanceType") or self._template_data(
-                        MultiDict({f"LaunchTemplate.{k}": v for k, v in template_spec.items()})
-                    ).get("InstanceType", "")
-                    launched.append((template_spec, override, lifecycle, ids, instance_type))
-                    wanted -= len(ids)
-        inner = f"<fleetId>{fleet_id}</fleetId><errorSet>"
-        for template_spec, override, lifecycle, failure in errors:
-            inner += (
-                "<item>"
-                + _lt_and_overrides_xml(template_spec, override)
-                + f"<lifecycle>{lifecycle}</lifecycle><errorCode>{escape(failure.code)}</errorCode>"
-                f"<errorMessage>{escape(failure.message)}</errorMessage></item>"
-            )
-        inner += "</errorSet><fleetInstanceSet>"
-        for template_spec, override, lifecycle, ids, instance_type in launched:
-            items = "".join(f"<item>{i}</item>" for i in ids)
-            inner += (
-                "<item>"
-                + _lt_and_overrides_xml(template_spec, override)
-                + f"<lifecycle>{lifecycle}</lifecycle><instanceIds>{items}</instanceIds>"
-                f"<instanceType>{escape(instance_type)}</instanceType><platform>Linux/UNIX</platform>"
-                "</item>"
-            )
-        inner += "</fleetInstanceSet>"
-        return ec2_response("CreateFleet", inner)
-
-    def _fleet_order(
-        self,
-        form: MultiDict[str, str],
-        specs: list[tuple[dict[str, str], dict[str, str]]],
-        lifecycle: str,
-    ) -> list[tuple[dict[str, str], dict[str, str]]]:
-        if lifecycle == "spot":
-            strategy = form.get("SpotOptions.AllocationStrategy", "lowest-price")
-        else:
-            strategy = form.get("OnDemandOptions.AllocationStrategy", "lowest-price")
-        if "prioritized" in strategy:
-            return sorted(specs, key=lambda s: float(s[1].get("Priority", "1e9")))
-
-        def price(spec: tuple[dict[str, str], dict[str, str]]) -> float:
-            override = spec[1]
-            instance_type = override.get("InstanceType", "")
-            zone = override.get("AvailabilityZone")
-            if override.get("SubnetId"):
-                try:
-                    zone = str(self.ec2.get_subnet(override["SubnetId"]).availability_zone)
-                except Exception:
-                    zone = None
-            if lifecycle == "spot" and zone:
-                value = self.spot_price(instance_type, zone)
-            else:
-                value = self.on_demand_price(instance_type)
-            return value if value is not None else float("inf")
-
-        return sorted(specs, key=price)
-
-    @staticmethod
-    def _fleet_run_form(
-        template_spec: dict[str, str],
-        override: dict[str, str],
-        lifecycle: str,
-        count: int,
-        instance_tags: list[dict[str, str]],
-    ) -> MultiDict[str, str]:
-        form: MultiDict[str, str] = MultiDict(
-            {
-                "Action": "RunInstances",
-                "Version": "2016-11-15",
-                "MinCount": "1",
-                "MaxCount": str(count),
-            }
-        )
-        for key, value in template_spec.items():
-            form[f"LaunchTemplate.{key}"] = value
-        if override.get("InstanceType"):
-            form["InstanceType"] = override["InstanceType"]
-        if override.get("SubnetId"):
-            form["SubnetId"] = override["SubnetId"]
-        elif override.get("AvailabilityZone"):
-            form["Placement.AvailabilityZone"] = override["AvailabilityZone"]
-        if override.get("ImageId"):
-            form["ImageId"] = override["ImageId"]
-        if lifecycle == "spot":
-            form["InstanceMarketOptions.MarketType"] = "spot"
-            if override.get("MaxPrice"):
-                form["InstanceMarketOptions.SpotOptions.MaxPrice"] = override["MaxPrice"]
-        for index, group in enumerate(instance_tags, start=1):
-            for key, value in group.items():
-                form[f"TagSpecification.{index}.{key}"] = value
-        return form
 
     # ------------------------------------------------------------ terminating
     def terminate_instances(self, call: AwsCall) -> Response:
@@ -1106,30 +894,13 @@ class EmulatorMiddleware:
             f"<capacityReservationSet>{items}</capacityReservationSet>",
         )
 
-    def cancel_capacity_reservation(self, call: AwsCall) -> Response:
-        reservation_id = call.form.get("CapacityReservationId", "")
-        with self.lock:
-            reservation = self.reservations.get(reservation_id)
-            self.reservations.cancel(reservation_id)
-            unused = reservation.available_instance_count
-            zone, instance_type = reservation.availability_zone, reservation.instance_type
-            self.capacity.set(
-                CapacityRule(
-                    instance_type,
-                    self.capacity.limit(instance_type, zone, CapacityType.ON_DEMAND) + unused,
-                    zone,
-                    CapacityType.ON_DEMAND,
-                )
-            )
-        return ec2_response("CancelCapacityReservation", "<return>true</return>")
-
     # --------------------------------------------------------------------- SSM
     def agent_online(self, instance_id: str) -> bool:
         if self._state(instance_id) != "running":
             return False
         tracked = self.instances.get(instance_id)
         if tracked is None:
-            return True  # launched outside the emulator's path (e.g. a maintain fleet)
+            return True  # launched outside the emulator's path
         if tracked.running_at is None:
             return False
         online = time.monotonic() - tracked.running_at >= self.config.agent_delay_s
@@ -1253,47 +1024,6 @@ class EmulatorMiddleware:
             command.status = "Failed" if "Failed" in statuses else "Success"
         command.status_details = command.status
 
-    def list_command_invocations(self, call: AwsCall) -> Response:
-        payload = call.payload
-        command_id = payload.get("CommandId")
-        instance_id = payload.get("InstanceId")
-        details = bool(payload.get("Details"))
-        with self.lock:
-            try:
-                commands = self.ssm.list_commands(command_id, instance_id)
-            except SSMException as error:
-                raise AwsError.of(error.code, error.message) from None
-            items = []
-            for command in commands:
-                for invocation in command.invocations:
-                    if instance_id and invocation["InstanceId"] != instance_id:
-                        continue
-                    item = {
-                        "CommandId": command.command_id,
-                        "InstanceId": invocation["InstanceId"],
-                        "Comment": command.comment,
-                        "DocumentName": command.document_name,
-                        "DocumentVersion": "$DEFAULT",
-                        "RequestedDateTime": command.requested_date_time.timestamp(),
-                        "Status": invocation["Status"],
-                        "StatusDetails": invocation["StatusDetails"],
-                        "StandardOutputUrl": "",
-                        "StandardErrorUrl": "",
-                        "CommandPlugins": [],
-                    }
-                    if details:
-                        item["CommandPlugins"] = [
-                            {
-                                "Name": invocation["PluginName"],
-                                "Status": invocation["Status"],
-                                "StatusDetails": invocation["StatusDetails"],
-                                "ResponseCode": invocation["ResponseCode"],
-                                "Output": invocation.get("StandardOutputContent", ""),
-                            }
-                        ]
-                    items.append(item)
-        return json_response({"CommandInvocations": items})
-
 
 def _instance_information(instance: Any, status: str) -> dict[str, Any]:
     return {
@@ -1311,22 +1041,6 @@ def _instance_information(instance: Any, status: str) -> dict[str, Any]:
         "SourceId": instance.id,
         "SourceType": "AWS::EC2::Instance",
     }
-
-
-def _lt_and_overrides_xml(template_spec: dict[str, str], override: dict[str, str]) -> str:
-    spec = "".join(
-        f"<{k[0].lower() + k[1:]}>{escape(v)}</{k[0].lower() + k[1:]}>"
-        for k, v in template_spec.items()
-    )
-    over = "".join(
-        f"<{k[0].lower() + k[1:]}>{escape(v)}</{k[0].lower() + k[1:]}>"
-        for k, v in override.items()
-        if "." not in k
-    )
-    return (
-        f"<launchTemplateAndOverrides><launchTemplateSpecification>{spec}"
-        f"</launchTemplateSpecification><overrides>{over}</overrides></launchTemplateAndOverrides>"
-    )
 
 
 def _fingerprint(form: MultiDict[str, str]) -> str:

@@ -138,15 +138,6 @@ class ReservationBook:
                 f"The capacity reservation ID '{reservation_id}' does not exist",
             ) from None
 
-    def cancel(self, reservation_id: str) -> None:
-        reservation = self.get(reservation_id)
-        if reservation.state != "active":
-            raise AwsError.of(
-                "IncorrectState",
-                f"The capacity reservation '{reservation_id}' is in state {reservation.state}.",
-            )
-        reservation.state = "cancelled"
-
     def choose(
         self,
         *,
