@@ -50,7 +50,7 @@ from orca.aws_errors import is_not_found
 from orca.failure_types import FailureType
 from orca.instance_state import is_lost
 from orca.launch_spec import InvalidPodSpec, PodRef, pod_ref_from_pod
-from orca.logging import bind_work_context
+from orca.logging import bind_work_context, redacting
 from orca.metrics import POD_STARTUP_SECONDS
 from orca.pod_phase import PodPhase
 from orca.settings import Settings
@@ -133,9 +133,10 @@ class ContainerActivities:
                 raise ApplicationError(
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
-            command_id = await asyncio.to_thread(
-                self._send, pod, instance_id, plan.script, plan.secret_parameters
-            )
+            with redacting(plan.secret_parameters.values()):  # no log line shows them
+                command_id = await asyncio.to_thread(
+                    self._send, pod, instance_id, plan.script, plan.secret_parameters
+                )
             activity.logger.info("containers started", extra={"command_id": command_id})
             return StartContainersOutcome(command_id=command_id)
 
