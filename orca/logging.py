@@ -279,6 +279,8 @@ def configure_logging(
     # Temporal's own workflow/activity loggers carry useful lifecycle warnings; keep them at level.
     logging.getLogger("temporalio.workflow").setLevel(level)
     logging.getLogger("temporalio.activity").setLevel(level)
+    # The audit trail (`orca.aws_audit`) is written whatever the level.
+    logging.getLogger("orca.audit").setLevel(logging.INFO)
 
     structlog.configure(
         processors=[

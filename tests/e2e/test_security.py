@@ -5,7 +5,8 @@ emulators, ORCA's watcher and one worker; `tests.fixtures.dev_stack.MultiWorkerS
 - a pod whose env and files come from a Kubernetes Secret with a unique marker value runs (the
   marker reaches its SSM SecureString parameter, so the secret did travel), and the marker, in
   any of its encodings, is in no line of the worker's or the watcher's output and nowhere in the
-  pod's Temporal history (every event, payloads included, as the server returns them).
+  pod's Temporal history (every event, payloads included, as the server returns them);
+- the same pod's AWS mutations are in the worker's audit trail (`orca.audit`), with request IDs.
 
 Nothing is mocked.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +158,26 @@ def test_a_pod_secret_is_in_no_log_line_and_not_in_the_history(
     for line in lines:
         for form in encodings(marker):
             assert form.decode() not in line, f"secret value in a log line: {line[:300]}"
+
+    # The audit trail of the same pod, in the worker's output: its launch, its secrets, its
+    # commands and its terminate, each with the pod and an AWS request ID.
+    audited = [
+        record
+        for record in map(json.loads, filter(lambda line: '"orca.audit"' in line, lines))
+        if record.get("pod_uid") == uid
+    ]
+    operations = {record["operation"] for record in audited}
+    assert operations >= {
+        "ec2:RunInstances",
+        "ssm:PutParameter",
+        "ssm:SendCommand",
+        "ssm:DeleteParameters",
+        "ec2:TerminateInstances",
+    }
+    assert all(record["pod"] == f"default/{name}" for record in audited)
+    # The AWS emulator answers SendCommand itself (its container lifecycle) without the
+    # x-amzn-RequestId header AWS always sends; every call moto answers carries one.
+    assert all(r.get("request_id") for r in audited if r["operation"] != "ssm:SendCommand")
 
     history, events = history_bytes(
         stack, pod_workflow_id(PodRef(namespace="default", name=name, uid=uid))
