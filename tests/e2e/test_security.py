@@ -185,3 +185,34 @@ def test_a_pod_secret_is_in_no_log_line_and_not_in_the_history(
     assert events > 10, "the pod's whole lifecycle is in the history"
     for form in encodings(marker):
         assert form not in history, "secret value in the Temporal history"
+
+
+def instances_of(stack: MultiWorkerStack, pod_uid: str) -> list[dict[str, Any]]:
+    response = aws(stack, "ec2").describe_instances(
+        Filters=[{"Name": "tag:orca.research/pod-uid", "Values": [pod_uid]}]
+    )
+    return [i for r in response["Reservations"] for i in r["Instances"]]
+
+
+def test_a_privileged_pod_is_refused_with_an_event_and_launches_nothing(
+    stack: MultiWorkerStack, core: client.CoreV1Api
+) -> None:
+    name = f"priv-{uuid.uuid4().hex[:6]}"
+    pod = burst_pod(name, {"orca.research/instance-type": "m5.large"})
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    uid = core.create_namespaced_pod("default", pod).metadata.uid
+    eventually(lambda: phase(core, name) == "Failed", f"{name} to fail")
+    status = core.read_namespaced_pod(name, "default").status
+    launched = {c.type: c for c in status.conditions or []}["orca.research/InstanceLaunched"]
+    assert launched.status == "False"
+    assert launched.reason == "InvalidPodSpec"
+    assert "spec.containers[0].securityContext.privileged" in launched.message
+    assert "baseline" in launched.message
+    events = core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={name}"
+    ).items
+    refusals = [e for e in events if e.reason == "InvalidPodSpec"]
+    assert refusals
+    assert "privileged" in refusals[0].message
+    assert instances_of(stack, uid) == []
+    assert not any(uid in line and "ec2:RunInstances" in line for line in output_lines(stack))
