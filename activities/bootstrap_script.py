@@ -623,14 +623,7 @@ class _Renderer:
             arguments += ["--gpus", "all"]
         if container.get("workingDir"):
             arguments += ["--workdir", str(container["workingDir"])]
-        security = container.get("securityContext") or {}
-        if security.get("runAsUser") is not None:
-            user = str(security["runAsUser"])
-            if security.get("runAsGroup") is not None:
-                user += f":{security['runAsGroup']}"
-            arguments += ["--user", user]
-        if security.get("privileged"):
-            arguments.append("--privileged")
+        arguments += self._security_arguments(container)
         env_arguments, exported = self._env(container, where)
         arguments += env_arguments
         for env in exported:
@@ -650,6 +643,36 @@ class _Renderer:
             env=exported,
             neuron_devices=wants("aws.amazon.com/neuron"),
         )
+
+    def _security_arguments(self, container: Mapping[str, Any]) -> list[str]:
+        """The container's securityContext (over the pod's) applied by the container runtime:
+        user and groups, read-only root, capabilities, no-new-privileges, sysctls. What
+        `security.podSecurityLevel` refuses never gets here (`orca.pod_security`)."""
+        pod_context: Mapping[str, Any] = self.pod_spec.get("securityContext") or {}
+        own: Mapping[str, Any] = container.get("securityContext") or {}
+        security = {**pod_context, **own}
+        arguments: list[str] = []
+        if security.get("runAsUser") is not None:
+            user = str(security["runAsUser"])
+            if security.get("runAsGroup") is not None:
+                user += f":{security['runAsGroup']}"
+            arguments += ["--user", user]
+        for group in pod_context.get("supplementalGroups") or ():
+            arguments += ["--group-add", str(group)]
+        if own.get("privileged"):
+            arguments.append("--privileged")
+        if own.get("readOnlyRootFilesystem"):
+            arguments.append("--read-only")
+        capabilities: Mapping[str, Any] = own.get("capabilities") or {}
+        for capability in capabilities.get("drop") or ():
+            arguments += ["--cap-drop", str(capability)]
+        for capability in capabilities.get("add") or ():
+            arguments += ["--cap-add", str(capability)]
+        if own.get("allowPrivilegeEscalation") is False:
+            arguments += ["--security-opt", "no-new-privileges"]
+        for sysctl in pod_context.get("sysctls") or ():
+            arguments += ["--sysctl", f"{sysctl['name']}={sysctl.get('value', '')}"]
+        return arguments
 
     def runner(self, status_log_group: str) -> RunnerDocument:
         """The runner document: volumes first, so containers' mounts know their host dirs."""

@@ -45,7 +45,7 @@ from orca.activities.status_mapping import pod_is_finished, pod_status_from_even
 from orca.failure_types import FailureType
 from orca.instance_state import is_lost
 from orca.launch_spec import InvalidPodSpec, pod_ref_from_pod
-from orca.logging import bind_work_context
+from orca.logging import bind_work_context, redacting
 from orca.metrics import POD_STARTUP_SECONDS
 from orca.pod_api import PodApi
 from orca.pod_phase import PodPhase
@@ -108,10 +108,11 @@ class ContainerActivities:
                 raise ApplicationError(
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
-            await asyncio.to_thread(self._parameters.put, plan.secret_parameters)
-            command_id = await asyncio.to_thread(
-                self._commands.send_start, pod, instance_id, plan.script
-            )
+            with redacting(plan.secret_parameters.values()):  # no log line shows them
+                await asyncio.to_thread(self._parameters.put, plan.secret_parameters)
+                command_id = await asyncio.to_thread(
+                    self._commands.send_start, pod, instance_id, plan.script
+                )
             activity.logger.info("containers started", extra={"command_id": command_id})
             return StartContainersOutcome(command_id=command_id)
 

@@ -36,6 +36,7 @@ from orca.launch_spec import (
     parse_launch_spec,
 )
 from orca.logging import bind_work_context
+from orca.pod_security import check_pod_security
 from orca.selection import (
     RESOURCES_FIELD,
     CandidateOffering,
@@ -165,6 +166,7 @@ class PlanningActivities:
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
         settings = self._settings
         try:
+            check_pod_security(input.pod, settings.security.pod_security_level)
             spec = parse_launch_spec(input.pod, settings.instances, settings.limits)
         except InvalidPodSpec as error:
             raise ApplicationError(

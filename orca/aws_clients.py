@@ -5,6 +5,9 @@ boto3's default chain (environment, shared files, IRSA / instance role). `aws.ro
 on top through STS with automatic refresh. `aws.endpointURL` sends every call to another endpoint
 (the AWS emulator of `orca dev`, LocalStack); nothing else in ORCA knows about emulators.
 
+Every session gets the audit hooks (`orca.aws_audit`): each AWS mutation made through any client
+of it is one record on the `orca.audit` logger.
+
 botocore's `adaptive` retry mode already backs off on `RequestLimitExceeded` with jitter and a
 client-side token bucket; ORCA's own retries (Temporal's) sit on top for longer outages.
 """
@@ -19,6 +22,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from orca.aws_audit import register_audit
 from orca.settings import AwsSettings
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ class AwsClients:
             ) from None
         if self.settings.role_arn:
             session = _assume_role(session, self.settings)
+        register_audit(session.events)
         return session
 
     def client(self, service: str) -> Any:

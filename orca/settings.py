@@ -333,6 +333,20 @@ class LoggingSettings(_Section):
     log_aws_calls: bool = Field(default=False, alias="logAWSCalls")
 
 
+class PodSecurityLevel(StrEnum):
+    """The Kubernetes Pod Security Standards levels (`orca.pod_security`)."""
+
+    PRIVILEGED = "privileged"
+    BASELINE = "baseline"
+    RESTRICTED = "restricted"
+
+
+class SecuritySettings(_Section):
+    pod_security_level: PodSecurityLevel = PodSecurityLevel.BASELINE
+    """Burst pods that do not meet this Pod Security Standards level fail with InvalidPodSpec
+    before anything is launched; `privileged` checks nothing."""
+
+
 class PrometheusSettings(_Section):
     enabled: bool = True
     """Accepted for the Go ORCA's files and ignored: `metrics.enabled` decides."""
@@ -467,6 +481,7 @@ class Settings(BaseSettings):
     watcher: WatcherSettings = WatcherSettings()
     worker: WorkerSettings = WorkerSettings()
     orphans: OrphansSettings = OrphansSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @classmethod
     def settings_customise_sources(

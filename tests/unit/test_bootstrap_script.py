@@ -479,3 +479,35 @@ def test_any_env_value_reaches_docker_as_one_argument(value: str) -> None:
     )
     argv = run_line(render(manifest).script, "a")
     assert argv[argv.index("-e") + 1] == f"V={value}"
+
+
+def test_the_allowed_security_context_is_applied_by_the_container_runtime() -> None:
+    manifest = pod(
+        annotations={"orca.research/instance-type": "m5.large"},
+        containers=[container("app", "busybox"), container("plain", "busybox")],
+    )
+    manifest["spec"]["securityContext"] = {
+        "runAsUser": 1000,
+        "runAsGroup": 3000,
+        "supplementalGroups": [4000],
+        "sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}],
+    }
+    manifest["spec"]["containers"][0]["securityContext"] = {
+        "runAsUser": 2000,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+    }
+    script = render(manifest).script
+    app = run_line(script, "app")
+    assert app[app.index("--user") + 1] == "2000:3000"  # the container's user, the pod's group
+    assert app[app.index("--group-add") + 1] == "4000"
+    assert "--read-only" in app
+    assert app[app.index("--cap-drop") + 1] == "ALL"
+    assert app[app.index("--cap-add") + 1] == "NET_BIND_SERVICE"
+    assert app[app.index("--security-opt") + 1] == "no-new-privileges"
+    assert app[app.index("--sysctl") + 1] == "net.ipv4.tcp_syncookies=1"
+    plain = run_line(script, "plain")
+    assert plain[plain.index("--user") + 1] == "1000:3000"  # the pod's own
+    for flag in ("--read-only", "--cap-drop", "--cap-add", "--security-opt", "--privileged"):
+        assert flag not in plain
