@@ -13,7 +13,8 @@ The schemas are generated from the kubernetes Python client's model classes (`op
 `attribute_map`), which are themselves generated from the real server's OpenAPI: every property
 the client knows, with its type; components are named as on a real server
 (`io.k8s.api.core.v1.Pod`). Strategic-merge keys come from the emulator's own table
-(`patching.MERGE_KEYS`), so `kubectl apply` computes the same patches as against a real cluster.
+(`patching.MERGE_KEYS`), so `kubectl apply` computes the same patches as against a real cluster;
+descriptions come from the models' documentation, so `kubectl explain` reads as usual.
 kubectl no longer asks for OpenAPI v2 once v3 answers, so none is served (404, as a server with
 v2 disabled).
 """
@@ -136,11 +137,16 @@ class _Builder:
             self.components[name] = {"type": "object"}
             return name
         schema: JsonObject = {"type": "object", "properties": {}}
+        summary = (cls.__doc__ or "").strip().split("\n\n")[0].strip()
+        if summary and not summary.startswith("Attributes:"):
+            schema["description"] = " ".join(summary.split())
         self.components[name] = schema  # before the properties: models refer to themselves
+        described = getattr(cls, "model_fields", {})
         for attribute, type_name in cls.openapi_types.items():
             json_name = cls.attribute_map[attribute]
             here = (*path, json_name)
             prop = self.type_schema(type_name, here)
+            description = getattr(described.get(attribute), "description", None)
             if type_name.startswith("List["):
                 key = patching.merge_key_for(here)
                 if key is not None:
@@ -158,6 +164,8 @@ class _Builder:
                     )
             if "$ref" in prop:
                 prop = {"allOf": [prop]}  # OpenAPI v3: siblings of $ref are not allowed
+            if description:
+                prop["description"] = description
             schema["properties"][json_name] = prop
         return name
 

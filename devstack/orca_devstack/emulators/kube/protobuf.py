@@ -214,6 +214,16 @@ _MESSAGES: dict[str, dict[int, Field]] = {
         7: ("conditions", "Condition", True),
     },
 }
+# Go's protobuf encoder writes non-pointer scalars even when zero, where JSON's `omitempty` would
+# leave them out: the empty string always means "unset", and so does zero for these fields.
+_OMIT_ZERO = frozenset(
+    {
+        ("ObjectMeta", "generation"),
+        ("ServicePort", "nodePort"),
+        ("ServiceSpec", "healthCheckNodePort"),
+        ("ServiceSpec", "publishNotReadyAddresses"),
+    }
+)
 # The top-level kinds a body may carry, by (apiVersion, kind).
 DECODABLE_KINDS = {
     ("v1", "Namespace"),
@@ -343,7 +353,11 @@ def _message(name: str, data: bytes, path: str = "") -> Any:
             else:
                 obj.setdefault(json_name, []).append(_value(kind, raw, here))
         else:
-            obj[json_name] = _value(kind, raw, here)
+            value = _value(kind, raw, here)
+            if value == "" or (not value and (name, json_name) in _OMIT_ZERO):
+                obj.pop(json_name, None)
+            else:
+                obj[json_name] = value
     return _to_json(name, obj)
 
 
