@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -79,10 +78,7 @@ def test_get_nodes_and_pods_wide(
 
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(POD_YAML)
-    assert (
-        kubectl("create", "-f", str(manifest)).stdout.strip()
-        == "pod/web created"
-    )
+    assert kubectl("create", "-f", str(manifest)).stdout.strip() == "pod/web created"
     eventually(lambda: kube_core.read_namespaced_pod("web", "default").spec.node_name)
     pods = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
     assert pods[0].split() == [
@@ -130,12 +126,8 @@ def test_apply_then_delete(kubectl: Kubectl, kube_core: client.CoreV1Api, tmp_pa
     manifest.write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: '1'}\n"
     )
-    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == (
-        "configmap/settings created"
-    )
-    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == (
-        "configmap/settings unchanged"
-    )
+    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "configmap/settings created"
+    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "configmap/settings unchanged"
     kubectl("patch", "configmap", "settings", "-p", '{"data":{"b":"2"}}')
     assert kube_core.read_namespaced_config_map("settings", "default").data == {"a": "1", "b": "2"}
     kubectl("label", "configmap", "settings", "team=orca")
@@ -235,9 +227,7 @@ def test_create_generators_send_protobuf(kubectl: Kubectl, kube_core: client.Cor
     assert (secret.type, base64.b64decode(secret.data["token"])) == ("Opaque", b"s3cr3t")
     assert kube_core.read_namespaced_config_map("cfg", "lab").data == {"a": "1", "b": ""}
     service = kube_core.read_namespaced_service("web", "lab")
-    assert [(p.port, p.target_port, p.protocol) for p in service.spec.ports] == [
-        (80, 8080, "TCP")
-    ]
+    assert [(p.port, p.target_port, p.protocol) for p in service.spec.ports] == [(80, 8080, "TCP")]
     pdb = client.PolicyV1Api(kube_core.api_client).read_namespaced_pod_disruption_budget(
         "web", "lab"
     )
@@ -277,7 +267,8 @@ def test_client_side_validation_uses_the_servers_openapi(kubectl: Kubectl, tmp_p
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f'Error from server (BadRequest): error when creating "{manifest}": Pod in version "v1" '
-        'cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagee"'
+        "cannot be handled as a Pod: strict decoding error: "
+        'unknown field "spec.containers[0].imagee"'
     )
     warned = kubectl("create", "-f", str(manifest), "--validate=warn", check=False)
     assert 'Warning: unknown field "spec.containers[0].imagee"' in warned.stderr
@@ -392,4 +383,3 @@ def test_a_refused_request_leaves_the_connection_usable(kube_emulator: KubeEmula
             assert (answer.status, b'"name":"default"' in answer.read()) == (200, True)
     finally:
         connection.close()
-    time.sleep(0)  # nothing to wait for: the assertions above ran on one connection

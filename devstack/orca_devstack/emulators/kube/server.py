@@ -203,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _Server
+    _body_read = False  # per request: whether its body has been read (or discarded)
+    _warnings: tuple[str, ...] | list[str] = ()  # per request: the Warning headers to send
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests and `orca dev` own the terminal
@@ -343,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         segments = [urllib.parse.unquote(s) for s in url.path.strip("/").split("/") if s]
         self._body_read = False
-        self._warnings: list[str] = []
+        self._warnings = []
         try:
             self._route(segments, query)
         except errors.ApiError as error:
