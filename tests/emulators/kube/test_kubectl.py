@@ -232,6 +232,26 @@ def test_create_generators_send_protobuf(kubectl: Kubectl, kube_core: client.Cor
         "web", "lab"
     )
     assert (pdb.spec.min_available, pdb.spec.selector.match_labels) == (1, {"app": "web"})
+    listed = kubectl("-n", "lab", "get", "secrets,configmaps,serviceaccounts,services,pdb")
+    tables = [block.splitlines() for block in listed.stdout.strip().split("\n\n")]
+    without_age = [[t[0].split(), *(row.split()[:-1] for row in t[1:])] for t in tables]
+    assert without_age == [
+        [["NAME", "TYPE", "DATA", "AGE"], ["secret/creds", "Opaque", "1"]],
+        [["NAME", "DATA", "AGE"], ["configmap/cfg", "2"]],
+        [
+            ["NAME", "SECRETS", "AGE"],
+            ["serviceaccount/default", "0"],
+            ["serviceaccount/robot", "0"],
+        ],
+        [
+            ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+            ["service/web", "ClusterIP", "<none>", "<none>", "80/TCP"],
+        ],
+        [
+            ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"],
+            ["poddisruptionbudget.policy/web", "1", "N/A", "0"],
+        ],
+    ]
     # Every namespace has its default ServiceAccount, the new one and those made at start.
     accounts = kubectl("-n", "lab", "get", "serviceaccounts", "-o", "name").stdout.split()
     assert accounts == ["serviceaccount/default", "serviceaccount/robot"]

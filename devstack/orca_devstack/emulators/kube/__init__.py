@@ -79,8 +79,9 @@ Known differences from a real API server:
   of message instead of repeated events with back-off.
 * Pod logs are proxied to `<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...` trying https
   without verification, then http; no client certificate is presented.
-* Table printing (kubectl get) covers pods, nodes, namespaces and events; other resources print
-  Name and Created At.
+* Table printing (kubectl get): the real printers' columns for pods, nodes, namespaces, core/v1
+  events, secrets, configmaps, serviceaccounts, services, poddisruptionbudgets and leases;
+  events.k8s.io/v1 events print Name and Created At.
 """
 
 from orca_devstack.emulators.kube.emulator import KubeEmulator
