@@ -257,6 +257,28 @@ def test_create_generators_send_protobuf(kubectl: Kubectl, kube_core: client.Cor
     assert accounts == ["serviceaccount/default", "serviceaccount/robot"]
     for existing in ("default", "kube-system"):
         kube_core.read_namespaced_service_account("default", existing)
+    # Pods run as an existing service account only (the ServiceAccount admission plugin).
+    kubectl(
+        "-n",
+        "lab",
+        "run",
+        "as-robot",
+        "--image=x",
+        '--overrides={"spec": {"serviceAccountName": "robot"}}',
+    )
+    ghost = kubectl(
+        "-n",
+        "lab",
+        "run",
+        "as-ghost",
+        "--image=x",
+        '--overrides={"spec": {"serviceAccountName": "ghost"}}',
+        check=False,
+    )
+    assert ghost.stderr.strip() == (
+        'Error from server (Forbidden): pods "as-ghost" is forbidden: error looking up service '
+        'account lab/ghost: serviceaccount "ghost" not found'
+    )
     kubectl("-n", "lab", "delete", "serviceaccount", "default")
     kube_core.read_namespaced_service_account("default", "lab")  # made again, as a controller
     kubectl("create", "namespace", "lab", check=False)

@@ -31,6 +31,8 @@ Known differences from a real API server:
   are disabled).
 * Every namespace gets a `default` ServiceAccount at once (and again when it is deleted), as the
   serviceaccount controller would make it; no token Secrets and no `kube-root-ca.crt` ConfigMap.
+  As the ServiceAccount admission plugin, pod creation is refused (403) when the pod's service
+  account does not exist.
 * Strategic merge patch knows only these merge keys: spec.containers, spec.initContainers,
   spec.ephemeralContainers, spec.volumes, spec.imagePullSecrets (name); spec.hostAliases (ip);
   Service spec.ports (port); container ports (containerPort); env (name); volumeMounts

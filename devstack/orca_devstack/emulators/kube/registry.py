@@ -236,6 +236,8 @@ class Registry:
                 and self.store.get(NAMESPACES, "", metadata["namespace"]) is None
             ):
                 raise errors.not_found("namespaces", metadata["namespace"])
+            if resource.key == "/pods":
+                self._check_service_account(obj)
             key_namespace = metadata["namespace"] if resource.namespaced else ""
             if self.store.get(resource, key_namespace, metadata["name"]) is not None:
                 raise errors.already_exists(resource.plural, metadata["name"], resource.group)
@@ -245,6 +247,19 @@ class Registry:
             if resource.key == "/namespaces":
                 self._ensure_default_service_account(metadata["name"])
             return created
+
+    def _check_service_account(self, pod: JsonObject) -> None:
+        """The ServiceAccount admission plugin: a pod's service account must exist."""
+        metadata = pod["metadata"]
+        account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.store.get(SERVICE_ACCOUNTS, metadata["namespace"], account) is None:
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'pods "{metadata["name"]}" is forbidden: error looking up service account '
+                f'{metadata["namespace"]}/{account}: serviceaccount "{account}" not found',
+                {"name": metadata["name"], "kind": "pods"},
+            )
 
     def _ensure_default_service_account(self, namespace: str) -> None:
         """As the serviceaccount controller: every namespace has a `default` ServiceAccount
