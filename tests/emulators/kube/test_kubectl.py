@@ -300,6 +300,23 @@ def test_server_side_apply(kubectl: Kubectl, kube_core: client.CoreV1Api, tmp_pa
     kubectl("apply", "--server-side", "-f", str(manifest))
     # b was applied by kubectl and no longer is: removed; c belongs to another writer: kept.
     assert kube_core.read_namespaced_config_map("settings", "default").data == {"a": "9", "c": "3"}
+    # Another manager applying a field kubectl applied with another value: a conflict.
+    manifest.write_text(manifest.read_text().replace("'9'", "'7'"))
+    conflict = kubectl(
+        "apply", "--server-side", "--field-manager=alice", "-f", str(manifest), check=False
+    )
+    assert conflict.returncode == 1
+    assert 'error: Apply failed with 1 conflict: conflict with "kubectl": .data.a' in (
+        conflict.stderr
+    )
+    kubectl(
+        "apply", "--server-side", "--field-manager=alice", "--force-conflicts", "-f", str(manifest)
+    )
+    assert kube_core.read_namespaced_config_map("settings", "default").data == {"a": "7", "c": "3"}
+    # alice owns a now: kubectl applying its old value conflicts with her.
+    manifest.write_text(manifest.read_text().replace("'7'", "'9'"))
+    again = kubectl("apply", "--server-side", "-f", str(manifest), check=False)
+    assert 'conflict with "alice": .data.a' in again.stderr
 
 
 def test_client_side_validation_uses_the_servers_openapi(kubectl: Kubectl, tmp_path: Path) -> None:

@@ -20,10 +20,11 @@ Known differences from a real API server:
 * Responses are JSON only (protobuf Accept headers get JSON). Request bodies may be JSON, YAML,
   or protobuf for the kinds kubectl's generators send so (`kubectl create namespace|secret|
   configmap|serviceaccount|service|pdb`, see `protobuf`); other protobuf kinds and CBOR get 415.
-  Server-side apply (`application/apply-patch+yaml`) merges the applied configuration and removes
-  map fields the same manager no longer applies, but keeps no managedFields and detects no
-  conflicts between managers (`force` changes nothing). `dryRun=All` is honoured on create,
-  update, patch, apply and delete. OpenAPI v3 (`openapi`, generated from the Python client's
+  Server-side apply (`application/apply-patch+yaml`) merges the applied configuration, removes
+  map fields the same manager no longer applies, and reports conflicts (409, or ownership moves
+  with `force`) between apply managers only: fields written by create, update or patch have no
+  owner, and no managedFields are returned. `dryRun=All` is honoured on create, update, patch,
+  apply and delete. OpenAPI v3 (`openapi`, generated from the Python client's
   models) for the served kinds drives kubectl's validation and `kubectl explain`; `fieldValidation`
   is honoured (unknown fields only: duplicate fields and type errors are not checked). No OpenAPI
   v2 (kubectl 1.32 does not need it) and no aggregated discovery (the legacy discovery documents

@@ -341,8 +341,10 @@ class Registry:
 
         The applied configuration is merged into the live object as a strategic merge patch, and
         the fields this manager applied last time but no longer does are removed (map fields;
-        lists with a merge key keep their other items). Field ownership conflicts between
-        managers are not detected: `force` is accepted and changes nothing.
+        lists with a merge key keep their other items). A field another manager applied with a
+        different value is a conflict (409) unless `force` is set, which moves the field to this
+        manager. Ownership is tracked among apply managers only: fields written by create,
+        update or patch belong to nobody and never conflict.
         """
         if not options.field_manager:
             raise errors.bad_request("fieldManager is required for apply requests")
@@ -371,6 +373,7 @@ class Registry:
                 return created, True
             uid = current["metadata"]["uid"]
             key = (resource.key, key_namespace, name, uid, options.field_manager)
+            self._resolve_conflicts(resource, key, applied, options)
             patch = _with_removals(self._applied.get(key, {}), applied)
             for managed in ("resourceVersion", "uid"):
                 patch.get("metadata", {}).pop(managed, None)
@@ -381,6 +384,58 @@ class Registry:
             updated = self._update(resource, current, patched, subresource, options.dry_run)
             self._remember_applied(resource, updated, options, applied)
             return updated, False
+
+    def _resolve_conflicts(
+        self,
+        resource: ResourceType,
+        key: tuple[str, str, str, str, str],
+        applied: JsonObject,
+        options: WriteOptions,
+    ) -> None:
+        mine = _leaves(applied)
+        conflicts: dict[str, list[tuple[str | tuple[str, Any], ...]]] = {}
+        for other, config in self._applied.items():
+            if other[:4] != key[:4] or other[4] == key[4]:
+                continue
+            theirs = _leaves(config)
+            for path, value in mine.items():
+                if path in theirs and theirs[path] != value:
+                    conflicts.setdefault(other[4], []).append(path)
+        if not conflicts:
+            return
+        if options.force:
+            if not options.dry_run:
+                for manager, paths in conflicts.items():
+                    config = self._applied[(*key[:4], manager)]
+                    for path in paths:
+                        _drop_path(config, path)
+            return
+        count = sum(len(paths) for paths in conflicts.values())
+        if count == 1:
+            manager, paths = next(iter(conflicts.items()))
+            summary = f'conflict with "{manager}": {_format_path(paths[0])}'
+        else:
+            summary = "\n".join(
+                f'conflicts with "{manager}":\n'
+                + "\n".join(f"- {_format_path(path)}" for path in paths)
+                for manager, paths in conflicts.items()
+            )
+        raise errors.ApiError(
+            409,
+            "Conflict",
+            f"Apply failed with {count} conflict{'s' if count > 1 else ''}: {summary}",
+            {
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{manager}"',
+                        "field": _format_path(path),
+                    }
+                    for manager, paths in conflicts.items()
+                    for path in paths
+                ]
+            },
+        )
 
     def _remember_applied(
         self, resource: ResourceType, obj: JsonObject, options: WriteOptions, applied: JsonObject
@@ -732,6 +787,60 @@ def _with_removals(previous: Any, applied: Any) -> Any:
     for key, value in applied.items():
         patch[key] = _with_removals(previous.get(key), value)
     return patch
+
+
+_IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+FieldPath = tuple[str | tuple[str, Any], ...]  # map keys, and (merge key, value) for list items
+
+
+def _leaves(value: Any, path: FieldPath = (), names: tuple[str, ...] = ()) -> dict[FieldPath, Any]:
+    """The fields an apply configuration sets: maps and keyed lists walked, the rest leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[FieldPath, Any] = {}
+        for key, item in value.items():
+            out.update(_leaves(item, (*path, key), (*names, key)))
+        return {p: v for p, v in out.items() if p not in _IDENTITY}
+    merge_key = patching.merge_key_for(names) if isinstance(value, list) else None
+    if (
+        isinstance(value, list)
+        and merge_key
+        and all(isinstance(item, dict) and merge_key in item for item in value)
+    ):
+        out = {}
+        for item in value:
+            out.update(_leaves(item, (*path, (merge_key, item[merge_key])), names))
+        return out
+    return {path: value}
+
+
+def _drop_path(config: Any, path: FieldPath) -> None:
+    for position, step in enumerate(path):
+        last = position == len(path) - 1
+        if isinstance(step, tuple) and isinstance(config, list):
+            match = next(
+                (i for i in config if isinstance(i, dict) and i.get(step[0]) == step[1]), None
+            )
+            if match is None:
+                return
+            if last:
+                config.remove(match)
+                return
+            config = match
+        elif isinstance(step, str) and isinstance(config, dict) and step in config:
+            if last:
+                del config[step]
+                return
+            config = config[step]
+        else:
+            return
+
+
+def _format_path(path: FieldPath) -> str:
+    """As the API server names a field: `.spec.containers[name="main"].image`."""
+    return "".join(
+        f"[{step[0]}={json.dumps(step[1])}]" if isinstance(step, tuple) else f".{step}"
+        for step in path
+    )
 
 
 def set_condition(
