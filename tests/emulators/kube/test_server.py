@@ -73,18 +73,24 @@ def test_table_responses_for_kubectl(kube_emulator: KubeEmulator) -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/vnd.kubernetes.protobuf", "application/yaml"]
+    ("content_type", "code"),
+    [
+        ("application/vnd.kubernetes.protobuf", 400),  # not a runtime.Unknown after the magic
+        ("application/yaml", 400),  # not valid YAML
+        ("application/cbor", 415),
+    ],
 )
-def test_non_json_bodies_are_refused_with_415(
-    kube_emulator: KubeEmulator, content_type: str
+def test_undecodable_bodies_are_refused(
+    kube_emulator: KubeEmulator, content_type: str, code: int
 ) -> None:
     status, body = fetch(
         f"{kube_emulator.url}/api/v1/namespaces",
         method="POST",
         headers={"Content-Type": content_type},
-        body=b"k8s\x00...",
+        body=b"k8s\x00\x0a\xff: [",
     )
-    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
+    assert status == code
+    assert body["reason"] == ("BadRequest" if code == 400 else "UnsupportedMediaType")
 
 
 def test_bad_requests(kube_emulator: KubeEmulator) -> None:
@@ -104,4 +110,4 @@ def test_bad_requests(kube_emulator: KubeEmulator) -> None:
         headers={"Content-Type": "application/apply-patch+yaml"},
         body=b"{}",
     )
-    assert (status, body["reason"]) == (415, "UnsupportedMediaType")  # no server-side apply
+    assert (status, body["message"]) == (400, "fieldManager is required for apply requests")

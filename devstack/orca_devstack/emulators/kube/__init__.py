@@ -10,19 +10,30 @@ exists.
 Modules: `store` (objects, global resourceVersion, event log), `registry` (API semantics),
 `admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`,
 `node_lifecycle` (node health, condition taints, taint-based eviction), `tables`
-(server-side printing for kubectl), `server` (HTTP), `emulator` (`KubeEmulator`).
+(server-side printing for kubectl), `protobuf` (protobuf request bodies), `openapi` (OpenAPI v3 and
+field validation), `server` (HTTP), `emulator` (`KubeEmulator`).
 
 Known differences from a real API server:
 
 * Plain HTTP only, no TLS; no authentication or authorization (any token is accepted), no RBAC,
   no admission webhooks, no audit, no API priority and fairness.
-* JSON only: protobuf, YAML and CBOR request bodies get 415 UnsupportedMediaType; protobuf Accept
-  headers get JSON. kubectl's generator commands that send protobuf bodies through typed clients
-  (`kubectl create namespace|configmap|secret ...`) therefore fail; `kubectl create -f` and
-  `kubectl apply -f` (client-side apply) work. No server-side apply (`application/apply-patch+yaml`
-  is 415), no managedFields, no dryRun (a dryRun request is carried out), no OpenAPI documents
-  (/openapi/v2 and /v3 are 404, so kubectl needs `--validate=false`), no aggregated discovery (the
-  legacy discovery documents are served and kubectl falls back to them).
+* Responses are JSON only (protobuf Accept headers get JSON). Request bodies may be JSON, YAML,
+  or protobuf for the kinds kubectl's generators send so (`kubectl create namespace|secret|
+  configmap|serviceaccount|service|pdb`, see `protobuf`); other protobuf kinds and CBOR get 415.
+  Server-side apply (`application/apply-patch+yaml`) merges the applied configuration, removes
+  map fields the same manager no longer applies, and reports conflicts (409, or ownership moves
+  with `force`) between apply managers only: fields written by create, update or patch have no
+  owner, and no managedFields are returned. `dryRun=All` is honoured on create, update, patch,
+  apply and delete. OpenAPI v3 (`openapi`, generated from the Python client's
+  models) for the served kinds drives kubectl's validation and `kubectl explain`; `fieldValidation`
+  is honoured (unknown fields only: duplicate fields and type errors are not checked). No OpenAPI
+  v2 (kubectl 1.32 does not need it) and no aggregated discovery (the legacy discovery documents
+  are served and kubectl falls back to them). No ephemeral containers (`kubectl debug` says they
+  are disabled).
+* Every namespace gets a `default` ServiceAccount at once (and again when it is deleted), as the
+  serviceaccount controller would make it; no token Secrets and no `kube-root-ca.crt` ConfigMap.
+  As the ServiceAccount admission plugin, pod creation is refused (403) when the pod's service
+  account does not exist.
 * Strategic merge patch knows only these merge keys: spec.containers, spec.initContainers,
   spec.ephemeralContainers, spec.volumes, spec.imagePullSecrets (name); spec.hostAliases (ip);
   Service spec.ports (port); container ports (containerPort); env (name); volumeMounts
@@ -35,9 +46,10 @@ Known differences from a real API server:
   list are ignored, and `continue` pages come from the current state (the token keeps the first
   page's resourceVersion, and expires with it as on a real server).
 * Watch: bookmarks every 60 s by default (configurable) and one at the end of a stream that
-  ends by `timeoutSeconds`; no `sendInitialEvents`; watch with a Table Accept header streams plain
-  objects. A watch from a resourceVersion newer than the current one waits for it instead of
-  failing. The retained window counts events (`retained_events`), not time.
+  ends by `timeoutSeconds`; no `sendInitialEvents`. A watch with a Table Accept header streams
+  one-row Tables (with the column definitions in every event). A watch from a resourceVersion
+  newer than the current one waits for it instead of failing. The retained window counts events
+  (`retained_events`), not time.
 * Field selectors: the real per-resource sets of supported fields, each matched as the string
   value of a dotted path (e.g. `source` on events is not mapped to `source.component`).
 * Defaults: only those kubectl displays (restartPolicy, terminationGracePeriodSeconds, dnsPolicy,
@@ -52,7 +64,8 @@ Known differences from a real API server:
   grace period 0); other objects go at once unless they carry finalizers. propagationPolicy is
   ignored: there is no garbage collector for ownerReferences. Deleting a namespace removes its
   content and itself at once (no Terminating phase); default, kube-system and kube-public cannot
-  be deleted. Eviction ignores PodDisruptionBudgets.
+  be deleted. Eviction ignores PodDisruptionBudgets. A DELETE on a collection (label and field
+  selectors) deletes each selected object as a DELETE on it would (not on namespaces: 405).
 * core/v1 and events.k8s.io/v1 events are stored separately, not as two views of one object.
 * Services get no cluster IP, endpoints or load balancer.
 * Node lifecycle (`node_lifecycle`): lease-based node health (Unknown after
@@ -69,8 +82,9 @@ Known differences from a real API server:
   of message instead of repeated events with back-off.
 * Pod logs are proxied to `<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...` trying https
   without verification, then http; no client certificate is presented.
-* Table printing (kubectl get) covers pods, nodes, namespaces and events; other resources print
-  Name and Created At.
+* Table printing (kubectl get): the real printers' columns for pods, nodes, namespaces, core/v1
+  events, secrets, configmaps, serviceaccounts, services, poddisruptionbudgets and leases;
+  events.k8s.io/v1 events print Name and Created At.
 """
 
 from orca_devstack.emulators.kube.emulator import KubeEmulator

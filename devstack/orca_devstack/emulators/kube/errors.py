@@ -105,7 +105,13 @@ def expired(message: str) -> ApiError:
 def method_not_allowed(
     message: str = "the server does not allow this method on the requested resource",
 ) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", message)
+    return ApiError(405, "MethodNotAllowed", message, {})
+
+
+def path_not_found() -> ApiError:
+    """No such path: unlike a missing object, the details name nothing (kubectl debug relies on
+    that to tell a missing subresource from a missing pod)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def unsupported_media_type(content_type: str) -> ApiError:

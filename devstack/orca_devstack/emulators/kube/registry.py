@@ -14,10 +14,10 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from orca_devstack.emulators.kube import admission, errors, patching
+from orca_devstack.emulators.kube import admission, errors, openapi, patching
 from orca_devstack.emulators.kube.selectors import (
     FieldRequirement,
     LabelRequirement,
@@ -55,6 +55,21 @@ class DeleteOptions:
     grace_period_seconds: int | None = None
     precondition_uid: str | None = None
     precondition_resource_version: str | None = None
+    dry_run: bool = False
+
+
+FIELD_VALIDATIONS = ("Ignore", "Warn", "Strict")
+
+
+@dataclass
+class WriteOptions:
+    """A create, update or patch request's options; `warnings` collects the Warning headers."""
+
+    dry_run: bool = False
+    field_validation: str = "Warn"  # a real server's default when the request names none
+    field_manager: str | None = None
+    force: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ def _resource(group: str, plural: str) -> ResourceType:
 PODS = _resource("", "pods")
 NODES = _resource("", "nodes")
 NAMESPACES = _resource("", "namespaces")
+SERVICE_ACCOUNTS = _resource("", "serviceaccounts")
 EVENTS = _resource("", "events")
 LEASES = _resource("coordination.k8s.io", "leases")
 
@@ -115,6 +131,9 @@ class Registry:
         self.store = store
         self.clock = clock
         self.admission = admission_config
+        # Server-side apply: the last configuration each field manager applied to an object,
+        # keyed by (resource key, namespace, name, uid, manager).
+        self._applied: dict[tuple[str, str, str, str, str], JsonObject] = {}
         for name in INITIAL_NAMESPACES:
             self.create(NAMESPACES, "", {"metadata": {"name": name}})
 
@@ -168,10 +187,18 @@ class Registry:
 
     # -- create --------------------------------------------------------------------------------
 
-    def create(self, resource: ResourceType, namespace: str, body: Any) -> JsonObject:
+    def create(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        body: Any,
+        options: WriteOptions | None = None,
+    ) -> JsonObject:
+        options = options or WriteOptions()
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
+        check_fields(resource, obj, options)
         obj["apiVersion"] = resource.api_version
         obj["kind"] = resource.kind
         metadata = obj.get("metadata")
@@ -209,10 +236,40 @@ class Registry:
                 and self.store.get(NAMESPACES, "", metadata["namespace"]) is None
             ):
                 raise errors.not_found("namespaces", metadata["namespace"])
+            if resource.key == "/pods":
+                self._check_service_account(obj)
             key_namespace = metadata["namespace"] if resource.namespaced else ""
             if self.store.get(resource, key_namespace, metadata["name"]) is not None:
                 raise errors.already_exists(resource.plural, metadata["name"], resource.group)
-            return self.store.write(resource, obj, event_type="ADDED")
+            if options.dry_run:
+                return obj
+            created = self.store.write(resource, obj, event_type="ADDED")
+            if resource.key == "/namespaces":
+                self._ensure_default_service_account(metadata["name"])
+            return created
+
+    def _check_service_account(self, pod: JsonObject) -> None:
+        """The ServiceAccount admission plugin: a pod's service account must exist."""
+        metadata = pod["metadata"]
+        account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.store.get(SERVICE_ACCOUNTS, metadata["namespace"], account) is None:
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'pods "{metadata["name"]}" is forbidden: error looking up service account '
+                f'{metadata["namespace"]}/{account}: serviceaccount "{account}" not found',
+                {"name": metadata["name"], "kind": "pods"},
+            )
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """As the serviceaccount controller: every namespace has a `default` ServiceAccount
+        (created with the namespace, and again whenever it is deleted)."""
+        with self.store.lock:
+            namespace_obj = self.store.get(NAMESPACES, "", namespace)
+            if namespace_obj is None or namespace_obj["metadata"].get("deletionTimestamp"):
+                return
+            if self.store.get(SERVICE_ACCOUNTS, namespace, "default") is None:
+                self.create(SERVICE_ACCOUNTS, namespace, {"metadata": {"name": "default"}})
 
     # -- update --------------------------------------------------------------------------------
 
@@ -223,9 +280,13 @@ class Registry:
         name: str,
         body: Any,
         subresource: str | None = None,
+        options: WriteOptions | None = None,
     ) -> JsonObject:
+        options = options or WriteOptions()
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise errors.bad_request("the request body must be a JSON object")
+        body = copy.deepcopy(body)
+        check_fields(resource, body, options)
         body_name = (body.get("metadata") or {}).get("name")
         if body_name and body_name != name:
             raise errors.bad_request(
@@ -233,7 +294,7 @@ class Registry:
             )
         with self.store.lock:
             current = self.get(resource, namespace, name)
-            return self._update(resource, current, copy.deepcopy(body), subresource)
+            return self._update(resource, current, body, subresource, options.dry_run)
 
     def patch(
         self,
@@ -243,7 +304,9 @@ class Registry:
         patch_type: str,
         patch: Any,
         subresource: str | None = None,
+        options: WriteOptions | None = None,
     ) -> JsonObject:
+        options = options or WriteOptions()
         with self.store.lock:
             current = self.get(resource, namespace, name)
             try:
@@ -261,7 +324,128 @@ class Registry:
                 raise errors.ApiError(422, "Invalid", str(error)) from error
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise errors.ApiError(422, "Invalid", "the patch removed the object's metadata")
-            return self._update(resource, current, patched, subresource)
+            check_fields(resource, patched, options)
+            return self._update(resource, current, patched, subresource, options.dry_run)
+
+    def apply(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        options: WriteOptions,
+        subresource: str | None = None,
+    ) -> tuple[JsonObject, bool]:
+        """Server-side apply (`application/apply-patch+yaml`); returns the object and whether it
+        was created.
+
+        The applied configuration is merged into the live object as a strategic merge patch, and
+        the fields this manager applied last time but no longer does are removed (map fields;
+        lists with a merge key keep their other items). A field another manager applied with a
+        different value is a conflict (409) unless `force` is set, which moves the field to this
+        manager. Ownership is tracked among apply managers only: fields written by create,
+        update or patch belong to nobody and never conflict.
+        """
+        if not options.field_manager:
+            raise errors.bad_request("fieldManager is required for apply requests")
+        if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+            raise errors.bad_request("the apply configuration must be a YAML or JSON object")
+        if body.get("apiVersion") != resource.api_version or body.get("kind") != resource.kind:
+            raise errors.bad_request(
+                f"the apply configuration is a {body.get('kind')!r} in "
+                f"{body.get('apiVersion')!r}, not a {resource.kind} in {resource.api_version!r}"
+            )
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        applied = copy.deepcopy(body)
+        check_fields(resource, applied, options)
+        with self.store.lock:
+            key_namespace = namespace if resource.namespaced else ""
+            current = self.store.get(resource, key_namespace, name)
+            if current is None:
+                if subresource is not None:
+                    raise errors.not_found(resource.plural, name, resource.group)
+                created = self.create(resource, namespace, applied, options)
+                self._remember_applied(resource, created, options, applied)
+                return created, True
+            uid = current["metadata"]["uid"]
+            key = (resource.key, key_namespace, name, uid, options.field_manager)
+            self._resolve_conflicts(resource, key, applied, options)
+            patch = _with_removals(self._applied.get(key, {}), applied)
+            for managed in ("resourceVersion", "uid"):
+                patch.get("metadata", {}).pop(managed, None)
+            try:
+                patched = patching.strategic_merge_patch(current, patch)
+            except patching.PatchError as error:
+                raise errors.ApiError(422, "Invalid", str(error)) from error
+            updated = self._update(resource, current, patched, subresource, options.dry_run)
+            self._remember_applied(resource, updated, options, applied)
+            return updated, False
+
+    def _resolve_conflicts(
+        self,
+        resource: ResourceType,
+        key: tuple[str, str, str, str, str],
+        applied: JsonObject,
+        options: WriteOptions,
+    ) -> None:
+        mine = _leaves(applied)
+        conflicts: dict[str, list[tuple[str | tuple[str, Any], ...]]] = {}
+        for other, config in self._applied.items():
+            if other[:4] != key[:4] or other[4] == key[4]:
+                continue
+            theirs = _leaves(config)
+            for path, value in mine.items():
+                if path in theirs and theirs[path] != value:
+                    conflicts.setdefault(other[4], []).append(path)
+        if not conflicts:
+            return
+        if options.force:
+            if not options.dry_run:
+                for manager, paths in conflicts.items():
+                    config = self._applied[(*key[:4], manager)]
+                    for path in paths:
+                        _drop_path(config, path)
+            return
+        count = sum(len(paths) for paths in conflicts.values())
+        if count == 1:
+            manager, paths = next(iter(conflicts.items()))
+            summary = f'conflict with "{manager}": {_format_path(paths[0])}'
+        else:
+            summary = "\n".join(
+                f'conflicts with "{manager}":\n'
+                + "\n".join(f"- {_format_path(path)}" for path in paths)
+                for manager, paths in conflicts.items()
+            )
+        raise errors.ApiError(
+            409,
+            "Conflict",
+            f"Apply failed with {count} conflict{'s' if count > 1 else ''}: {summary}",
+            {
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{manager}"',
+                        "field": _format_path(path),
+                    }
+                    for manager, paths in conflicts.items()
+                    for path in paths
+                ]
+            },
+        )
+
+    def _remember_applied(
+        self, resource: ResourceType, obj: JsonObject, options: WriteOptions, applied: JsonObject
+    ) -> None:
+        if options.dry_run or options.field_manager is None:
+            return
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace", "") if resource.namespaced else ""
+        key = (resource.key, namespace, metadata["name"], metadata["uid"], options.field_manager)
+        self._applied[key] = applied
 
     def mutate(
         self,
@@ -284,6 +468,7 @@ class Registry:
         current: JsonObject,
         new: JsonObject,
         subresource: str | None,
+        dry_run: bool = False,
     ) -> JsonObject:
         name = current["metadata"]["name"]
         new_metadata = new.setdefault("metadata", {})
@@ -353,6 +538,8 @@ class Registry:
         candidate["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if candidate == current:
             return current  # a no-op write does not take a resourceVersion
+        if dry_run:
+            return candidate
         if (
             candidate["metadata"].get("deletionTimestamp")
             and not candidate["metadata"].get("finalizers")
@@ -402,12 +589,41 @@ class Registry:
                     f"{metadata['resourceVersion']}",
                 )
             if resource.key == "/namespaces":
-                return self._delete_namespace(current)
+                return self._delete_namespace(current, options.dry_run)
+            if options.dry_run:
+                return current
             grace = self._grace_period(resource, current, options)
             key_namespace = metadata.get("namespace", "") if resource.namespaced else ""
             if grace > 0 or metadata.get("finalizers"):
                 return self._mark_deleting(resource, current, grace)
-            return self.store.remove(resource, key_namespace, name)
+            removed = self.store.remove(resource, key_namespace, name)
+            if resource.key == "/serviceaccounts" and name == "default":
+                self._ensure_default_service_account(key_namespace)
+            return removed
+
+    def delete_collection(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        labels: tuple[LabelRequirement, ...],
+        fields: tuple[FieldRequirement, ...],
+        options: DeleteOptions,
+    ) -> ListResult:
+        """DELETE on a collection: delete each selected object as a DELETE on it would."""
+        if resource.key == "/namespaces":
+            raise errors.method_not_allowed()
+        with self.store.lock:
+            selected = self.list(resource, namespace, labels, fields)
+            deleted = []
+            for obj in selected.items:
+                metadata = obj["metadata"]
+                ns = metadata.get("namespace", "") if resource.namespaced else ""
+                try:
+                    deleted.append(self.delete(resource, ns, metadata["name"], options))
+                except errors.ApiError as error:
+                    if error.code != 404:
+                        raise
+            return ListResult(deleted, self.store.resource_version, None, None)
 
     def _grace_period(self, resource: ResourceType, pod: JsonObject, options: DeleteOptions) -> int:
         if resource.key != "/pods":
@@ -444,7 +660,7 @@ class Registry:
             candidate["metadata"]["generation"] = int(candidate["metadata"]["generation"]) + 1
         return self.store.write(resource, candidate, event_type="MODIFIED")
 
-    def _delete_namespace(self, namespace_obj: JsonObject) -> JsonObject:
+    def _delete_namespace(self, namespace_obj: JsonObject, dry_run: bool = False) -> JsonObject:
         name = namespace_obj["metadata"]["name"]
         if name in _UNDELETABLE_NAMESPACES:
             raise errors.ApiError(
@@ -453,6 +669,8 @@ class Registry:
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                 {"name": name, "kind": "namespaces"},
             )
+        if dry_run:
+            return namespace_obj
         # A real namespace goes through phase Terminating while its content is deleted; here the
         # content goes at once, with DELETED events, and then the namespace.
         for resource in ALL_RESOURCES:
@@ -542,6 +760,87 @@ class Registry:
                 "reportingInstance": "",
             },
         )
+
+
+def check_fields(resource: ResourceType, obj: JsonObject, options: WriteOptions) -> None:
+    """Field validation as a real server does it: Strict refuses unknown fields (400), Warn drops
+    them with a warning, Ignore drops them silently."""
+    if options.field_validation == "Strict":
+        unknown = openapi.unknown_fields(resource, obj)
+        if unknown:
+            listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+            raise errors.bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                f"{resource.kind}: strict decoding error: {listed}"
+            )
+        return
+    unknown = openapi.prune_unknown(resource, obj)
+    if options.field_validation == "Warn":
+        options.warnings.extend(f'unknown field "{path}"' for path in unknown)
+
+
+def _with_removals(previous: Any, applied: Any) -> Any:
+    """`applied` as a merge patch that also removes the map fields only `previous` had."""
+    if not isinstance(previous, dict) or not isinstance(applied, dict):
+        return copy.deepcopy(applied)
+    patch: JsonObject = {key: None for key in previous if key not in applied}
+    for key, value in applied.items():
+        patch[key] = _with_removals(previous.get(key), value)
+    return patch
+
+
+_IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+FieldPath = tuple[str | tuple[str, Any], ...]  # map keys, and (merge key, value) for list items
+
+
+def _leaves(value: Any, path: FieldPath = (), names: tuple[str, ...] = ()) -> dict[FieldPath, Any]:
+    """The fields an apply configuration sets: maps and keyed lists walked, the rest leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[FieldPath, Any] = {}
+        for key, item in value.items():
+            out.update(_leaves(item, (*path, key), (*names, key)))
+        return {p: v for p, v in out.items() if p not in _IDENTITY}
+    merge_key = patching.merge_key_for(names) if isinstance(value, list) else None
+    if (
+        isinstance(value, list)
+        and merge_key
+        and all(isinstance(item, dict) and merge_key in item for item in value)
+    ):
+        out = {}
+        for item in value:
+            out.update(_leaves(item, (*path, (merge_key, item[merge_key])), names))
+        return out
+    return {path: value}
+
+
+def _drop_path(config: Any, path: FieldPath) -> None:
+    for position, step in enumerate(path):
+        last = position == len(path) - 1
+        if isinstance(step, tuple) and isinstance(config, list):
+            match = next(
+                (i for i in config if isinstance(i, dict) and i.get(step[0]) == step[1]), None
+            )
+            if match is None:
+                return
+            if last:
+                config.remove(match)
+                return
+            config = match
+        elif isinstance(step, str) and isinstance(config, dict) and step in config:
+            if last:
+                del config[step]
+                return
+            config = config[step]
+        else:
+            return
+
+
+def _format_path(path: FieldPath) -> str:
+    """As the API server names a field: `.spec.containers[name="main"].image`."""
+    return "".join(
+        f"[{step[0]}={json.dumps(step[1])}]" if isinstance(step, tuple) else f".{step}"
+        for step in path
+    )
 
 
 def set_condition(

@@ -3,7 +3,12 @@
 A `ThreadingHTTPServer` gives each connection its own thread, so hundreds of long-lived watch
 streams and ordinary requests proceed side by side. Watches are chunked HTTP/1.1 responses with one
 JSON event per line, as a real API server sends them. Responses are always JSON, whatever the
-Accept header asks for (kubectl falls back from protobuf).
+Accept header asks for (kubectl falls back from protobuf). Request bodies may be JSON, YAML, or
+protobuf for the kinds kubectl's generators send that way (`protobuf.py`).
+
+Every request's body is read to its end, even when the request is refused before the body is
+looked at: an unread body would otherwise be taken for the next request on the kept-alive
+connection.
 """
 
 from __future__ import annotations
@@ -17,16 +22,22 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from orca_devstack.emulators.kube import errors, tables
+import yaml
+
+from orca_devstack.emulators.kube import errors, openapi, protobuf, tables
 from orca_devstack.emulators.kube.registry import (
+    FIELD_VALIDATIONS,
     NODES,
     PODS,
     DeleteOptions,
+    PatchType,
     Registry,
+    WriteOptions,
     find_resource,
 )
 from orca_devstack.emulators.kube.selectors import (
@@ -54,7 +65,8 @@ KUBERNETES_VERSION = {
 }
 DEFAULT_WATCH_TIMEOUT_SECONDS = 1800
 _TRUE = ("true", "True", "1")
-_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+_MAX_DISCARDED_BODY = 64 * 1024 * 1024
 _LOG_PARAMETERS = (
     "follow",
     "tailLines",
@@ -87,8 +99,13 @@ def api_resource_list(group: str, version: str) -> JsonObject:
                 "singularName": resource.singular,
                 "namespaced": resource.namespaced,
                 "kind": resource.kind,
-                "verbs": _VERBS,
+                "verbs": [
+                    verb
+                    for verb in _VERBS
+                    if verb != "deletecollection" or resource.key != "/namespaces"
+                ],
                 **({"shortNames": list(resource.short_names)} if resource.short_names else {}),
+                **({"categories": list(resource.categories)} if resource.categories else {}),
             }
         )
         for sub in resource.subresources:
@@ -186,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _Server
+    _body_read = False  # per request: whether its body has been read (or discarded)
+    _warnings: tuple[str, ...] | list[str] = ()  # per request: the Warning headers to send
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests and `orca dev` own the terminal
@@ -197,10 +216,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.emulator.registry
 
     def _send_json(self, code: int, body: Any) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        self._send_bytes(code, json.dumps(body, separators=(",", ":")).encode())
+
+    def _send_bytes(self, code: int, payload: bytes) -> None:
+        self._discard_body()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        for warning in self._warnings:
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            self.send_header("Warning", f'299 - "{escaped}"')
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -208,24 +233,110 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_error(self, error: errors.ApiError) -> None:
         self._send_json(error.code, error.status())
 
+    def _raw_body(self) -> bytes:
+        if self._body_read:
+            return b""
+        self._body_read = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True  # no chunked request bodies: do not reuse the stream
+            raise errors.ApiError(
+                411, "LengthRequired", "a request body must come with a Content-Length"
+            )
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as error:
+            self.close_connection = True
+            raise errors.bad_request("invalid Content-Length") from error
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _discard_body(self) -> None:
+        """Read what is left of the request body, so the connection can carry the next one."""
+        if self._body_read:
+            return
+        self._body_read = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            return
+        if length > _MAX_DISCARDED_BODY:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
+
     def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body()
         if not raw:
             return None
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        if "protobuf" in content_type or "yaml" in content_type or "cbor" in content_type:
-            # client-go retries a 415 in JSON.
+        if content_type == protobuf.CONTENT_TYPE:
+            return protobuf.decode(raw)
+        if content_type in ("application/yaml", PatchType.APPLY):
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as error:
+                raise errors.bad_request(f"the request body is not valid YAML: {error}") from error
+        if content_type and not content_type.endswith("json"):
             raise errors.ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: application/json; got {content_type}",
+                "the body of the request was in an unknown format - accepted media types "
+                f"include: application/json, application/yaml, {protobuf.CONTENT_TYPE}; "
+                f"got {content_type}",
             )
         try:
             return json.loads(raw)
         except ValueError as error:
             raise errors.bad_request(f"the request body is not valid JSON: {error}") from error
+
+    def _write_options(self, query: dict[str, str], operation: str) -> WriteOptions:
+        options = WriteOptions(
+            dry_run=self._dry_run(operation),
+            field_manager=query.get("fieldManager") or None,
+            force=query.get("force") in _TRUE,
+        )
+        validation = query.get("fieldValidation") or "Warn"
+        if validation not in FIELD_VALIDATIONS:
+            raise errors.invalid(
+                operation,
+                "",
+                [
+                    (
+                        "fieldValidation",
+                        f'Unsupported value: "{validation}": supported values: '
+                        + ", ".join(f'"{v}"' for v in FIELD_VALIDATIONS),
+                    )
+                ],
+                "meta.k8s.io",
+            )
+        options.field_validation = validation
+        self._warnings = options.warnings
+        return options
+
+    def _dry_run(self, operation: str) -> bool:
+        values = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("dryRun", [])
+        for position, value in enumerate(values):
+            if value != "All":
+                raise errors.invalid(
+                    operation,
+                    "",
+                    [
+                        (
+                            f"dryRun[{position}]",
+                            f'Unsupported value: "{value}": supported values: "All"',
+                        )
+                    ],
+                    "meta.k8s.io",
+                )
+        return bool(values)
 
     def _dispatch(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -233,6 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
             k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()
         }
         segments = [urllib.parse.unquote(s) for s in url.path.strip("/").split("/") if s]
+        self._body_read = False
+        self._warnings = []
         try:
             self._route(segments, query)
         except errors.ApiError as error:
@@ -241,6 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as error:  # a bug must still answer with a Status, not a dropped socket
             self._send_error(errors.internal_error(f"{type(error).__name__}: {error}"))
+        finally:
+            self._discard_body()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch  # noqa: N815
 
@@ -257,6 +372,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if segments == ["version"]:
             self._send_json(200, KUBERNETES_VERSION)
+            return
+        if segments[:2] == ["openapi", "v3"]:
+            if len(segments) == 2:
+                self._send_json(200, openapi.index())
+                return
+            document = openapi.document("/".join(segments[2:]))
+            if document is None:
+                raise errors.path_not_found()
+            self._send_bytes(200, document)
             return
         if segments == ["api"]:
             host, port = self.server.emulator.address
@@ -308,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(segments) >= 4 and segments[0] == "apis":
             self._route_resource(segments[1], segments[2], segments[3:], query)
             return
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.path_not_found()
 
     def _route_resource(
         self, group: str, version: str, rest: list[str], query: dict[str, str]
@@ -320,19 +444,13 @@ class _Handler(BaseHTTPRequestHandler):
                 namespace, rest = rest[1], rest[2:]
         resource = find_resource(group, version, rest[0])
         if resource is None or len(rest) > 3:
-            raise errors.ApiError(
-                404, "NotFound", "the server could not find the requested resource"
-            )
+            raise errors.path_not_found()
         if resource.namespaced and namespace is None and len(rest) > 1:
-            raise errors.ApiError(
-                404, "NotFound", "the server could not find the requested resource"
-            )
+            raise errors.path_not_found()
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
         if subresource is not None and subresource not in resource.subresources:
-            raise errors.ApiError(
-                404, "NotFound", "the server could not find the requested resource"
-            )
+            raise errors.path_not_found()
         ns = namespace or ""
         method = self.command
         if name is None:
@@ -342,8 +460,23 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._list(resource, namespace, query)
             elif method == "POST":
+                options = self._write_options(query, "CreateOptions")
                 body = self._read_body()
-                self._send_json(201, self.registry.create(resource, ns, body))
+                self._send_json(201, self.registry.create(resource, ns, body, options))
+            elif method == "DELETE":
+                labels, fields = self._selectors(resource, query)
+                result = self.registry.delete_collection(
+                    resource, namespace, labels, fields, self._delete_options(query)
+                )
+                self._send_json(
+                    200,
+                    {
+                        "kind": f"{resource.kind}List",
+                        "apiVersion": resource.api_version,
+                        "metadata": {"resourceVersion": str(result.resource_version)},
+                        "items": result.items,
+                    },
+                )
             else:
                 raise errors.method_not_allowed()
             return
@@ -387,14 +520,22 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, obj)
         elif method == "PUT":
+            options = self._write_options(query, "UpdateOptions")
             self._send_json(
-                200, self.registry.replace(resource, ns, name, self._read_body(), subresource)
+                200,
+                self.registry.replace(resource, ns, name, self._read_body(), subresource, options),
             )
         elif method == "PATCH":
+            options = self._write_options(query, "PatchOptions")
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             body = self._read_body()
+            if content_type == PatchType.APPLY:
+                obj, created = self.registry.apply(resource, ns, name, body, options, subresource)
+                self._send_json(201 if created else 200, obj)
+                return
             self._send_json(
-                200, self.registry.patch(resource, ns, name, content_type, body, subresource)
+                200,
+                self.registry.patch(resource, ns, name, content_type, body, subresource, options),
             )
         elif method == "DELETE":
             self._send_json(
@@ -414,10 +555,19 @@ class _Handler(BaseHTTPRequestHandler):
                     f"invalid gracePeriodSeconds: {query['gracePeriodSeconds']}"
                 ) from error
         preconditions = body.get("preconditions") or {}
+        dry_run = self._dry_run("DeleteOptions") or body.get("dryRun") == ["All"]
+        if body.get("dryRun") not in (None, [], ["All"]):
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                [("dryRun", f'Unsupported value: {body["dryRun"]}: supported values: "All"')],
+                "meta.k8s.io",
+            )
         return DeleteOptions(
             grace_period_seconds=grace,
             precondition_uid=preconditions.get("uid"),
             precondition_resource_version=preconditions.get("resourceVersion"),
+            dry_run=dry_run,
         )
 
     # -- list and watch ------------------------------------------------------------------------
@@ -491,12 +641,20 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.bad_request(f"invalid watch parameter: {error}") from error
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
         store = self.registry.store
+        self._discard_body()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.close_connection = True
-        stream = _WatchStream(resource, namespace, labels, fields)
+        render: Callable[[JsonObject], JsonObject] | None = None
+        if self._wants_table():
+            # Each event carries a one-row Table, as kubectl get -w asks with as=Table.
+            def render(obj: JsonObject) -> JsonObject:
+                rv = obj["metadata"].get("resourceVersion", "")
+                return self._table(resource, [obj], {"resourceVersion": rv})
+
+        stream = _WatchStream(resource, namespace, labels, fields, render)
         deadline = time.monotonic() + timeout
         interval = self.server.emulator.bookmark_interval
         next_bookmark = time.monotonic() + interval
@@ -507,7 +665,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 for obj in objects:
                     if stream.selects(obj):
-                        self._write_chunk(_event_line("ADDED", obj))
+                        self._write_chunk(stream.event_line("ADDED", obj))
                 cursor = current
             while True:
                 remaining = deadline - time.monotonic()
@@ -637,11 +795,16 @@ class _WatchStream:
         namespace: str | None,
         labels: tuple[LabelRequirement, ...],
         fields: tuple[FieldRequirement, ...],
+        render: Callable[[JsonObject], JsonObject] | None = None,
     ) -> None:
         self.resource = resource
         self.namespace = namespace if resource.namespaced else None
         self.labels = labels
         self.fields = fields
+        self.render = render  # turns an object into what the event carries (a Table)
+
+    def event_line(self, event_type: str, obj: JsonObject) -> bytes:
+        return _event_line(event_type, self.render(obj) if self.render else obj)
 
     def selects(self, obj: JsonObject) -> bool:
         metadata = obj["metadata"]
@@ -656,18 +819,28 @@ class _WatchStream:
         if event.type == "MODIFIED":
             was_selected = event.previous is not None and self.selects(event.previous)
             if now_selected and not was_selected:
-                return _event_line("ADDED", event.object)
+                return self.event_line("ADDED", event.object)
             if was_selected and not now_selected:
-                return _event_line("DELETED", event.object)
+                return self.event_line("DELETED", event.object)
             if not now_selected:
                 return None
         elif not now_selected:
             return None
+        if self.render is not None:
+            return self.event_line(event.type, event.object)
         if event.encoded is None:
             event.encoded = _event_line(event.type, event.object)  # shared by every watcher
         return event.encoded
 
     def bookmark(self, resource_version: int) -> JsonObject:
+        if self.render is not None:
+            return {
+                "kind": "Table",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": str(resource_version)},
+                "columnDefinitions": [],
+                "rows": [],
+            }
         return {
             "kind": self.resource.kind,
             "apiVersion": self.resource.api_version,

@@ -33,6 +33,9 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     singular: str = ""
+    categories: tuple[
+        str, ...
+    ] = ()  # discovery's `categories`: "all" is what `kubectl get all` gets
 
     @property
     def api_version(self) -> str:
@@ -49,14 +52,22 @@ class ResourceType:
 
 CORE_RESOURCES = (
     ResourceType(
-        "", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "eviction", "log"), "pod"
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        ("po",),
+        ("status", "binding", "eviction", "log"),
+        "pod",
+        ("all",),
     ),
     ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status",), "node"),
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",), "namespace"),
     ResourceType("", "v1", "Event", "events", True, ("ev",), (), "event"),
     ResourceType("", "v1", "Secret", "secrets", True, (), (), "secret"),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), "configmap"),
-    ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), "service"),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), "service", ("all",)),
     ResourceType(
         "", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), "serviceaccount"
     ),

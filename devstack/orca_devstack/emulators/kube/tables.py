@@ -1,7 +1,8 @@
 """Server-side printing: the `meta.k8s.io/v1 Table` responses kubectl asks for on `kubectl get`.
 
-Columns follow the real API server's printers for pods, nodes, namespaces and events; every other
-resource gets the generic Name / Created At table a real server gives custom resources.
+Columns follow the real API server's printers for pods, nodes, namespaces, events, secrets,
+configmaps, serviceaccounts, services, poddisruptionbudgets and leases; any other resource gets the
+generic Name / Created At table a real server gives custom resources.
 """
 
 from __future__ import annotations
@@ -127,6 +128,62 @@ def _event_row(event: JsonObject, moment: dt.datetime) -> list[Any]:
     ]
 
 
+def _secret_row(secret: JsonObject, moment: dt.datetime) -> list[Any]:
+    data = secret.get("data") or {}
+    return [secret["metadata"]["name"], secret.get("type", ""), len(data), age(secret, moment)]
+
+
+def _config_map_row(config_map: JsonObject, moment: dt.datetime) -> list[Any]:
+    count = len(config_map.get("data") or {}) + len(config_map.get("binaryData") or {})
+    return [config_map["metadata"]["name"], count, age(config_map, moment)]
+
+
+def _service_account_row(account: JsonObject, moment: dt.datetime) -> list[Any]:
+    return [account["metadata"]["name"], len(account.get("secrets") or []), age(account, moment)]
+
+
+def _service_row(service: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec = service.get("spec") or {}
+    service_type = spec.get("type", "ClusterIP")
+    external = spec.get("externalIPs") or []
+    if service_type == "ExternalName":
+        external = [spec.get("externalName", "")]
+    elif service_type == "LoadBalancer":
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        external = external + [i.get("ip") or i.get("hostname") or "" for i in ingress]
+        external = external or ["<pending>"]
+    ports = []
+    for port in spec.get("ports") or []:
+        node_port = f":{port['nodePort']}" if port.get("nodePort") else ""
+        ports.append(f"{port.get('port')}{node_port}/{port.get('protocol', 'TCP')}")
+    selector = spec.get("selector") or {}
+    return [
+        service["metadata"]["name"],
+        service_type,
+        spec.get("clusterIP") or "<none>",
+        ",".join(external) or "<none>",
+        ",".join(ports) or "<none>",
+        age(service, moment),
+        ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
+    ]
+
+
+def _pdb_row(pdb: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec = pdb.get("spec") or {}
+    return [
+        pdb["metadata"]["name"],
+        str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+        str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+        int((pdb.get("status") or {}).get("disruptionsAllowed", 0)),
+        age(pdb, moment),
+    ]
+
+
+def _lease_row(lease: JsonObject, moment: dt.datetime) -> list[Any]:
+    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+    return [lease["metadata"]["name"], holder, age(lease, moment)]
+
+
 def _generic_row(obj: JsonObject, moment: dt.datetime) -> list[Any]:
     return [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")]
 
@@ -191,6 +248,49 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[JsonObject, dt.datetime], lis
             ("Message", "string", 0, "A human-readable description."),
         ],
         _event_row,
+    ),
+    "/secrets": (
+        [
+            _NAME,
+            ("Type", "string", 0, "The type of the secret"),
+            ("Data", "string", 0, "The number of data items in the secret"),
+            _AGE,
+        ],
+        _secret_row,
+    ),
+    "/configmaps": (
+        [_NAME, ("Data", "string", 0, "The number of data items in the configmap"), _AGE],
+        _config_map_row,
+    ),
+    "/serviceaccounts": (
+        [_NAME, ("Secrets", "string", 0, "The number of secrets of the service account"), _AGE],
+        _service_account_row,
+    ),
+    "/services": (
+        [
+            _NAME,
+            ("Type", "string", 0, "The type of the service."),
+            ("Cluster-IP", "string", 0, "The IP address of the service."),
+            ("External-IP", "string", 0, "The external IP addresses of the service."),
+            ("Port(s)", "string", 0, "The ports of the service."),
+            _AGE,
+            ("Selector", "string", 1, "The label selector of the service."),
+        ],
+        _service_row,
+    ),
+    "policy/poddisruptionbudgets": (
+        [
+            _NAME,
+            ("Min Available", "string", 0, "The minimum number of pods that must be available."),
+            ("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
+            ("Allowed Disruptions", "integer", 0, "The number of disruptions currently allowed."),
+            _AGE,
+        ],
+        _pdb_row,
+    ),
+    "coordination.k8s.io/leases": (
+        [_NAME, ("Holder", "string", 0, "The holder of the lease."), _AGE],
+        _lease_row,
     ),
 }
 _GENERIC = (
