@@ -87,8 +87,16 @@ def api_message(error: k8s.ApiException) -> str:
     return str(message or error.reason or error.status)
 
 
-class NoAwsCredentialsError(CommandError):
-    """No AWS credentials to read the instance catalog (`orca submit` goes on without it)."""
+class AwsUnavailableError(CommandError):
+    """AWS cannot be asked for the instance catalog (`orca submit` goes on without it)."""
+
+
+class NoAwsCredentialsError(AwsUnavailableError):
+    """No AWS credentials to read the instance catalog."""
+
+
+class AwsUnreachableError(AwsUnavailableError):
+    """The AWS endpoint does not answer."""
 
 
 async def instance_catalog(settings: Settings) -> tuple[CatalogSnapshot, dict[str, str]]:
@@ -106,7 +114,7 @@ async def instance_catalog(settings: Settings) -> tuple[CatalogSnapshot, dict[st
             EXIT_FAILURE,
         ) from None
     except botocore.exceptions.EndpointConnectionError as error:
-        raise CommandError(
+        raise AwsUnreachableError(
             f"cannot reach AWS at {error.kwargs.get('endpoint_url', '?')} to read the instance "
             f"catalog; check aws.region and aws.endpointURL (ORCA_AWS__ENDPOINT_URL)",
             EXIT_FAILURE,

@@ -122,15 +122,13 @@ Decision = tuple[CandidatePlan | None, str | None]
 
 
 def _decision(spec: LaunchSpec, settings: Settings) -> tuple[Decision | None, str | None]:
-    """The worker's decision, or (None, why not) when there are no AWS credentials to read the
-    catalog: a researcher with only a kubeconfig still submits; the worker decides anyway."""
+    """The worker's decision, or (None, why not) when AWS cannot be asked for the catalog (no
+    credentials, an unreachable endpoint): a researcher with only a kubeconfig still submits;
+    the worker decides anyway."""
     try:
         catalog, subnets = asyncio.run(connections.instance_catalog(settings))
-    except connections.NoAwsCredentialsError:
-        return None, (
-            "not shown: no AWS credentials to read the instance catalog (the worker decides; "
-            "`orca status POD` shows its choice)"
-        )
+    except connections.AwsUnavailableError as error:
+        return None, f"not shown ({error}); the worker decides: `orca status POD` shows it"
     return decide(spec, settings, catalog, subnets), None
 
 

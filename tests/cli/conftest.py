@@ -26,7 +26,9 @@ def _command_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def no_config_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def no_config_file(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A researcher's shell: no ./orca.yaml, no ~/.config/orca/config.yaml, no $ORCA_CONFIG
     (the autouse fixture removes every ORCA_ variable), no $KUBECONFIG."""
     home = tmp_path_factory.mktemp("home")
