@@ -71,7 +71,9 @@ def show(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str,
 
 def test_published_settings_hold_nothing_secret_and_the_public_temporal_address() -> None:
     text = published_settings(operator_settings())
-    assert "s3cr3t" not in text and "tok-123" not in text and "AKIAEXAMPLE" not in text
+    assert "s3cr3t" not in text
+    assert "tok-123" not in text
+    assert "AKIAEXAMPLE" not in text
     published = json.loads(text)
     assert published["temporal"]["address"] == "temporal.example.org:7233"
     assert "publicAddress" not in published["temporal"]

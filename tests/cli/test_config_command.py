@@ -89,7 +89,8 @@ def test_show_prints_the_effective_settings_with_secrets_masked(
     assert shown["temporal"]["namespace"] == "research"
     assert shown["temporal"]["apiKey"] == "**********"
     assert shown["aws"]["credentials"]["secretAccessKey"] == "**********"
-    assert "s3cr3t" not in out and "tok-123" not in out
+    assert "s3cr3t" not in out
+    assert "tok-123" not in out
     assert shown["limits"]["minimumRuntime"] == "1h"  # durations as written in the file
 
     code, out, _ = run(capsys, "config", "show", "--config", str(path), "-o", "json")
@@ -107,7 +108,8 @@ def test_schema_is_the_settings_model_and_checks_files_as_the_model_does(
     assert schema["required"] == ["aws"]
     assert schema["additionalProperties"] is False
     temporal = schema["$defs"]["TemporalSettings"]["properties"]
-    assert "taskQueue" in temporal and "uiURL" in temporal  # the file's camelCase keys
+    assert "taskQueue" in temporal
+    assert "uiURL" in temporal
     assert "Temporal UI" in temporal["uiURL"]["description"]  # attribute docstrings
 
     validator = jsonschema.Draft202012Validator(schema)

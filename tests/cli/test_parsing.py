@@ -35,7 +35,8 @@ def test_an_option_before_the_command_is_not_reset_by_the_command() -> None:
     args = build_parser().parse_args(["--config", "a.yaml", "config", "show"])
     assert args.config == Path("a.yaml")
     args = build_parser().parse_args(["config", "show"])
-    assert args.config is None and args.namespace is None
+    assert args.config is None
+    assert args.namespace is None
 
 
 def test_every_command_accepts_the_global_options_after_it() -> None:
