@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import yaml
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 
 TEXT = "text"
 TABLE = "table"
@@ -49,10 +50,10 @@ def print_document(document: Any, output: str, out: TextIO) -> None:
 
 
 def to_plain(value: Any) -> Any:
-    """Only JSON types: models dumped by alias in JSON mode, datetimes RFC 3339, decimals as
+    """Only JSON types: models dumped in JSON mode with camelCase keys, datetimes RFC 3339, decimals as
     strings, enums as their values."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
+        return _camel_keys(value.model_dump(mode="json", by_alias=True))
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -63,6 +64,15 @@ def to_plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Enum):
         return value.value
+    return value
+
+
+def _camel_keys(value: Any) -> Any:
+    """Workflow models name their fields in snake_case; documents use kubectl's camelCase."""
+    if isinstance(value, dict):
+        return {to_camel(str(k)): _camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(v) for v in value]
     return value
 
 
