@@ -43,6 +43,7 @@ from orca.settings import (
     KubernetesSettings,
     Settings,
     find_config_file,
+    load_settings,
     normalise_document,
     read_config_document,
     settings_from_document,
@@ -85,6 +86,19 @@ def command_settings(
         )
     document = _merged(normalise_document(published, f"published on node {node_name}"), local)
     return settings_from_document(document, f"{where} over the settings on node {node_name}")
+
+
+def process_settings(
+    config: Path | None, kubeconfig: Path | None = None, context: str | None = None
+) -> Settings:
+    """The worker's and the watcher's settings: the config file and the environment as
+    `load_settings` reads them, with `--kubeconfig` / `--context`; never the node's."""
+    if kubeconfig is None and context is None:
+        return load_settings(config)
+    path = find_config_file(config, os.environ)
+    where = f"in {path}" if path is not None else "(no config file; environment only)"
+    local = read_config_document(path) if path is not None else {}
+    return settings_from_document(with_kubernetes_flags(local, kubeconfig, context), where)
 
 
 def with_kubernetes_flags(

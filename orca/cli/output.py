@@ -50,8 +50,8 @@ def print_document(document: Any, output: str, out: TextIO) -> None:
 
 
 def to_plain(value: Any) -> Any:
-    """Only JSON types: models dumped in JSON mode with camelCase keys, datetimes RFC 3339, decimals as
-    strings, enums as their values."""
+    """Only JSON types: models dumped in JSON mode with camelCase keys, datetimes RFC 3339,
+    decimals as strings, enums as their values."""
     if isinstance(value, BaseModel):
         return _camel_keys(value.model_dump(mode="json", by_alias=True))
     if isinstance(value, dict):

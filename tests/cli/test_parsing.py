@@ -140,3 +140,14 @@ def test_fish_completes_commands_and_option_values(
     assert commands.split("\t")[0] == "status"
     assert outputs.split() == ["json", "table", "wide", "yaml"]
     assert [line.split("\t")[0] for line in config.splitlines()] == ["schema", "show", "validate"]
+
+
+def test_the_processes_take_kubeconfig_and_context_from_the_command_line(tmp_path: Path) -> None:
+    from orca.cli.cluster_settings import process_settings
+
+    config = tmp_path / "orca.yaml"
+    config.write_text("aws: {region: us-west-2}\nkubernetes: {context: from-file}\n", "utf-8")
+    settings = process_settings(config, kubeconfig=tmp_path / "kc", context="from-flag")
+    assert settings.kubernetes.kubeconfig == tmp_path / "kc"
+    assert settings.kubernetes.context == "from-flag"
+    assert process_settings(config).kubernetes.context == "from-file"
