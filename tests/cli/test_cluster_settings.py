@@ -185,3 +185,53 @@ def test_the_context_namespace_is_the_default_namespace(
     path = kubeconfig_with_namespaces(tmp_path, kube_kubeconfig)
     assert default_namespace(KubernetesSettings(kubeconfig=path), environ={}) == "lab"
     assert default_namespace(KubernetesSettings(kubeconfig=path, context="plain"), {}) == "default"
+
+
+def test_submit_without_aws_credentials_creates_the_pod_and_says_why_no_decision(
+    kube_core: k8s.CoreV1Api,
+    kube_kubeconfig: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_config_file: None,
+) -> None:
+    register_node(kube_core, operator_settings())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to look for
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "no-aws",
+                    "annotations": {"orca.research/instance-type": "g5.xlarge"},
+                },
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    code = main(["submit", str(manifest), "--kubeconfig", str(kube_kubeconfig)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "pod/no-aws created in namespace default" in out
+    assert "Decision:     not shown (no AWS credentials" in out
+    created = kube_core.read_namespaced_pod("no-aws", "default")
+    assert created.spec.node_selector == {"orca.research/provider": "aws"}  # the node's labels
+
+    # An annotation the published `instances` section refuses is refused before anything.
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8")
+        .replace("no-aws", "bad")
+        .replace("g5.xlarge", "p5.48xlarge"),
+        encoding="utf-8",
+    )
+    code = main(["submit", str(manifest), "--kubeconfig", str(kube_kubeconfig)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "p5.48xlarge" in err
+    assert out == ""
