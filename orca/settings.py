@@ -37,6 +37,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -75,11 +76,31 @@ def _quantity(value: Any) -> str:
 
 
 Duration = Annotated[
-    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "a duration such as 90s, 5m, 4h, 1h30m or 7d, or seconds",
+        }
+    ),
 ]
 """A timedelta written as `90s`, `5m`, `4h`, `1h30m` or `7d` (or a number of seconds)."""
 
-Quantity = Annotated[str, BeforeValidator(_quantity)]
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity),
+    WithJsonSchema(
+        {
+            "type": ["string", "number"],
+            "description": "a Kubernetes resource quantity such as 1000 or 4Ti",
+        }
+    ),
+]
 """A Kubernetes resource quantity kept as written (`1000`, `4Ti`), validated on load."""
 
 Price = Annotated[Decimal, Field(gt=0)]
@@ -99,7 +120,11 @@ class _Section(BaseModel):
     """A block of the YAML file: camelCase keys, snake_case accepted, unknown keys rejected."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
 
@@ -393,6 +418,10 @@ class TemporalTls(_Section):
 
 class TemporalSettings(_Section):
     address: NonEmptyStr = "localhost:7233"
+    public_address: str | None = None
+    """The frontend address the researchers' `orca` CLI uses, published on the virtual node
+    (`orca.published_settings`); unset publishes `address`. Set it when `address` is an
+    in-cluster Service name."""
     namespace: NonEmptyStr = "default"
     task_queue: NonEmptyStr = "orca-pods"
     api_key: SecretStr | None = None
@@ -467,6 +496,7 @@ class Settings(BaseSettings):
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     aws: AwsSettings
@@ -552,12 +582,30 @@ def load_settings(config_path: Path | None = None) -> Settings:
     document = _read_yaml(path) if path is not None else {}
     where = f"in {path}" if path is not None else "(no config file; environment only)"
     try:
-        return Settings(**_normalise_keys(Settings, document, ()))
+        normalised = _normalise_keys(Settings, document, ())
     except ConfigError as error:
         raise ConfigError(f"invalid configuration {where}:\n  {error}") from None
+    return settings_from_document(normalised, where)
+
+
+def settings_from_document(normalised: Mapping[str, Any], where: str) -> Settings:
+    """`Settings` from a document with field names as keys (`read_config_document`,
+    `normalise_document`), the environment overriding it; `ConfigError` naming every bad key
+    path, `where` saying where the document came from ("in /etc/orca/config.yaml")."""
+    try:
+        return Settings(**normalised)
     except ValidationError as error:
         lines = "\n".join(f"  {_describe_error(item)}" for item in error.errors())
         raise ConfigError(f"invalid configuration {where}:\n{lines}") from None
+
+
+def normalise_document(document: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A config document (camelCase keys) with field names as keys; unknown keys refused."""
+    try:
+        normalised: dict[str, Any] = _normalise_keys(Settings, dict(document), ())
+    except ConfigError as error:
+        raise ConfigError(f"invalid configuration {where}:\n  {error}") from None
+    return normalised
 
 
 def read_config_document(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
+from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.watcher.interruptions import InterruptionConsumer
@@ -143,6 +144,7 @@ class Watcher:
             settings.node,
             self.health_check,
             kubelet_port=self.kubelet.port if self.kubelet else None,
+            annotations={PUBLISHED_SETTINGS_ANNOTATION: published_settings(settings)},
         )
         self.reconciler = Reconciler(self.workflows, reactions, queues, core, node_name)
         log.info("leading: registering the node and watching pods", node=node_name)

@@ -25,6 +25,7 @@ from the settings is removed from the node. Every other taint (the node lifecycl
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -244,15 +245,22 @@ def build_node(
     *,
     kubelet_port: int | None = None,
     previous_conditions: list[dict[str, Any]] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The whole Node object to create (or whose labels, taints and status to patch)."""
+    """The whole Node object to create (or whose labels, taints and status to patch).
+
+    `annotations` are published on the node as well (the cluster settings for the CLI,
+    `orca.published_settings`)."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": settings.name,
             "labels": node_labels(settings),
-            "annotations": {TAINTS_ANNOTATION: owned_taints_annotation(settings)},
+            "annotations": {
+                **(annotations or {}),
+                TAINTS_ANNOTATION: owned_taints_annotation(settings),
+            },
         },
         "spec": {"taints": wanted_taints(settings, health)},
         "status": node_status(

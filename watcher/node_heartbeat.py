@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -59,8 +60,10 @@ class NodeHeartbeat:
         health_check: HealthCheck,
         *,
         kubelet_port: int | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         self.core = core
+        self.annotations = dict(annotations or {})
         self.coordination = coordination
         self.settings = settings
         self.health_check = health_check
@@ -151,13 +154,20 @@ class NodeHeartbeat:
         log.info("node left NotReady on shutdown", node=self.name)
 
     def _register(self, health: NodeHealth) -> None:
-        body = build_node(self.settings, health, datetime.now(UTC), kubelet_port=self.kubelet_port)
+        body = build_node(
+            self.settings,
+            health,
+            datetime.now(UTC),
+            kubelet_port=self.kubelet_port,
+            annotations=self.annotations,
+        )
         existing = read_json_or_none(self.core.read_node, self.name)
         if existing is None:
             self.core.create_node(cast(Any, body))
         else:
             self._conditions = (existing.get("status") or {}).get("conditions")
-            self.core.patch_node(self.name, {"metadata": {"labels": body["metadata"]["labels"]}})
+            metadata = {"labels": body["metadata"]["labels"], "annotations": self.annotations}
+            self.core.patch_node(self.name, {"metadata": metadata})
             self._apply_taints(health)
         # A real API server ignores status on create; it is written through the subresource.
         self._patch_status(health)

@@ -8,32 +8,37 @@ fix by starting a server or correcting a setting.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import botocore.exceptions
-import urllib3.exceptions
 from kubernetes import client as k8s
 from temporalio.client import Client
 
 from orca.aws_clients import AwsClients, AwsCredentialsError
+from orca.cli import cluster_settings, permissions
 from orca.cli.errors import EXIT_FAILURE, EXIT_USAGE, CommandError
-from orca.kube_clients import KubeClients, KubeConfigError
+from orca.cli.permissions import Permission
 from orca.logging import configure_logging
 from orca.selection import CatalogSnapshot
-from orca.settings import LogLevel, Settings, TemporalSettings, load_settings
+from orca.settings import LogLevel, Settings, TemporalSettings
 from orca.temporal_client import TemporalUnavailable, connect
 
 T = TypeVar("T")
 
 
-def load_command_settings(config_path: Path | None) -> Settings:
-    """The settings, with logging on stderr at warning level (debug stays debug), so a
-    command's output is only what it prints."""
-    settings = load_settings(config_path)
+def load_command_settings(args: argparse.Namespace) -> Settings:
+    """The command's settings (`orca.cli.cluster_settings`: the config file, or the settings the
+    cluster publishes on ORCA's node), with logging on stderr at warning level (debug stays
+    debug), so a command's output is only what it prints."""
+    settings = cluster_settings.command_settings(
+        getattr(args, "config", None),
+        kubeconfig=getattr(args, "kubeconfig", None),
+        context=getattr(args, "context", None),
+    )
     logging_settings = settings.logging
     if logging_settings.level is not LogLevel.DEBUG:
         logging_settings = logging_settings.model_copy(update={"level": LogLevel.WARNING})
@@ -41,37 +46,35 @@ def load_command_settings(config_path: Path | None) -> Settings:
     return settings
 
 
+def namespace(args: argparse.Namespace, settings: Settings) -> str:
+    """`-n`, else the kubeconfig context's namespace, else `default` (as kubectl)."""
+    given: str | None = getattr(args, "namespace", None)
+    return given or cluster_settings.default_namespace(settings.kubernetes)
+
+
 async def temporal(settings: Settings) -> Client:
     """A client for `settings.temporal`, or `CommandError` naming the address and the setting."""
+    global current_temporal
+    current_temporal = settings.temporal
     try:
         return await connect(settings.temporal)
     except TemporalUnavailable as error:
         raise CommandError(str(error), EXIT_FAILURE) from None
 
 
+current_temporal: TemporalSettings | None = None
+"""The Temporal connection the command made, for `orca.cli.main` to name in a refusal."""
+
+
 def kube_core(settings: Settings) -> k8s.CoreV1Api:
     """The Kubernetes core API, or `CommandError` (exit 2) when no configuration is usable."""
-    try:
-        return KubeClients(settings.kubernetes).core
-    except KubeConfigError as error:
-        raise CommandError(str(error), EXIT_USAGE) from None
+    return cluster_settings.kube_core(settings.kubernetes)
 
 
-def kube_call(core: k8s.CoreV1Api, what: str, call: Callable[[], T]) -> T:
-    """Run one Kubernetes API call; an unreachable API server becomes a `CommandError`.
-
-    `ApiException`s are left to the caller: only it knows what a 404 or 409 means there.
-    """
-    try:
-        return call()
-    except (urllib3.exceptions.HTTPError, OSError) as error:
-        host = core.api_client.configuration.host
-        raise CommandError(
-            f"cannot reach the Kubernetes API server at {host} to {what} ({_reason(error)}). "
-            "Check kubernetes.kubeconfig / kubernetes.context (or KUBECONFIG) and that the "
-            "cluster is up.",
-            EXIT_FAILURE,
-        ) from None
+def kube_call(core: k8s.CoreV1Api, what: str, call: Callable[[], T], needs: Permission) -> T:
+    """Run one Kubernetes API call (`orca.cli.permissions.kube_call`): an unreachable API
+    server, a 401 or a 403 becomes a `CommandError` naming the permission `needs`."""
+    return permissions.kube_call(core, what, call, needs)
 
 
 def api_message(error: k8s.ApiException) -> str:
@@ -84,6 +87,18 @@ def api_message(error: k8s.ApiException) -> str:
     return str(message or error.reason or error.status)
 
 
+class AwsUnavailableError(CommandError):
+    """AWS cannot be asked for the instance catalog (`orca submit` goes on without it)."""
+
+
+class NoAwsCredentialsError(AwsUnavailableError):
+    """No AWS credentials to read the instance catalog."""
+
+
+class AwsUnreachableError(AwsUnavailableError):
+    """The AWS endpoint does not answer."""
+
+
 async def instance_catalog(settings: Settings) -> tuple[CatalogSnapshot, dict[str, str]]:
     """The region's catalog and `zone -> subnet`, fetched exactly as the worker fetches them."""
     from orca.activities.instance_catalog import InstanceCatalog
@@ -93,13 +108,13 @@ async def instance_catalog(settings: Settings) -> tuple[CatalogSnapshot, dict[st
     except AwsCredentialsError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
     except botocore.exceptions.NoCredentialsError:
-        raise CommandError(
+        raise NoAwsCredentialsError(
             "no AWS credentials found to read the instance catalog; set aws.profile, "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where an instance role is available",
             EXIT_FAILURE,
         ) from None
     except botocore.exceptions.EndpointConnectionError as error:
-        raise CommandError(
+        raise AwsUnreachableError(
             f"cannot reach AWS at {error.kwargs.get('endpoint_url', '?')} to read the instance "
             f"catalog; check aws.region and aws.endpointURL (ORCA_AWS__ENDPOINT_URL)",
             EXIT_FAILURE,
@@ -123,8 +138,3 @@ def workflow_ui_url(settings: TemporalSettings, workflow_id: str, run_id: str | 
     if run_id:
         url += f"/{quote(run_id, safe='')}"
     return url
-
-
-def _reason(error: Any) -> str:
-    reason = getattr(error, "reason", None)
-    return str(reason or error)

@@ -12,9 +12,15 @@ import asyncio
 import sys
 from pathlib import Path
 
-from orca.cli import connections
+from orca.cli import connections, output
 from orca.cli.errors import EXIT_OK
-from orca.cli.pod_manifest import decide, read_pod_manifest, render_decision, validate
+from orca.cli.pod_manifest import (
+    decide,
+    decision_document,
+    read_pod_manifest,
+    render_decision,
+    validate,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,14 +35,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--all", action="store_true", help="list every candidate, not only the first ten"
     )
+    output.add_output_option(parser, table=False)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
     pod = read_pod_manifest(args.manifest)
     spec = validate(pod, settings)
     catalog, subnets = asyncio.run(connections.instance_catalog(settings))
     plan, waiting = decide(spec, settings, catalog, subnets)
+    if args.output in output.DOCUMENT_FORMATS:
+        output.print_document(decision_document(spec, plan, waiting), args.output, sys.stdout)
+        return EXIT_OK
     render_decision(spec, plan, waiting, sys.stdout, limit=None if args.all else 10)
     return EXIT_OK

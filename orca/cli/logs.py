@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 
 from orca.cli import connections
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
+from orca.cli.permissions import Permission
 from orca.cli.status import read_pod
 
 
@@ -27,7 +28,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "API and ORCA's kubelet endpoint. With -f, keep streaming until the container ends.",
     )
     parser.add_argument("pod", metavar="POD", help="a pod name")
-    parser.add_argument("-n", "--namespace", default="default", help="default: default")
     parser.add_argument(
         "-c", "--container", help="container name (default: the only or the first container)"
     )
@@ -37,37 +37,40 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
+    namespace = connections.namespace(args, settings)
     if args.tail is not None and args.tail < 0:
         raise CommandError(f"--tail {args.tail}: give a number of lines >= 0", EXIT_USAGE)
     core = connections.kube_core(settings)
-    pod = read_pod(core, args.pod, args.namespace)
+    pod = read_pod(core, args.pod, namespace)
     names = [c.name for c in pod.spec.containers]
     container = args.container or names[0]
     if container not in names:
         init = [c.name for c in pod.spec.init_containers or []]
         if container not in init:
             raise CommandError(
-                f"pod {args.namespace}/{args.pod} has no container {container!r}; "
+                f"pod {namespace}/{args.pod} has no container {container!r}; "
                 f"containers: {', '.join(names + init)}",
                 EXIT_USAGE,
             )
     kwargs: dict[str, Any] = {"container": container, "follow": args.follow}
     if args.tail is not None:
         kwargs["tail_lines"] = args.tail
-    what = f"read the logs of {args.namespace}/{args.pod}"
+    what = f"read the logs of {namespace}/{args.pod}"
+    needs = Permission("get", "pods/log", namespace)
     try:
         response = connections.kube_call(
             core,
             what,
             lambda: core.read_namespaced_pod_log(
-                args.pod, args.namespace, _preload_content=False, **kwargs
+                args.pod, namespace, _preload_content=False, **kwargs
             ),
+            needs,
         )
-        connections.kube_call(core, what, lambda: _copy(response))
+        connections.kube_call(core, what, lambda: _copy(response), needs)
     except k8s.ApiException as error:
         raise CommandError(
-            f"cannot read the logs of {args.namespace}/{args.pod} ({container}): "
+            f"cannot read the logs of {namespace}/{args.pod} ({container}): "
             f"{connections.api_message(error)}",
             EXIT_USAGE if error.status in (400, 404) else 1,
         ) from None

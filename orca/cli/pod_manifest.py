@@ -224,3 +224,19 @@ def _price(price: Decimal | None) -> str:
 
 def _money(price: Decimal) -> str:
     return f"${price.quantize(Decimal('0.0001')).normalize():f}"
+
+
+def decision_document(
+    spec: LaunchSpec, plan: CandidatePlan | None, waiting: str | None
+) -> dict[str, Any]:
+    """`render_decision` as a document (`-o json|yaml`): every candidate, not only the first."""
+    return {
+        "pod": spec.pod.key,
+        "selection": describe_selection(spec),
+        "launchType": spec.launch_type.value,
+        "maxSpotPrice": spec.max_spot_price,
+        "chosen": plan.candidates[0] if plan is not None else None,
+        "candidates": list(plan.candidates) if plan is not None else [],
+        "skipped": list(plan.skipped) if plan is not None else [],
+        "waiting": waiting,
+    }

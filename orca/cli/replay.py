@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             )
         histories = read_history_files(args.histories)
         return asyncio.run(_replay_and_report(histories_from(histories), sys.stdout))
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
     return asyncio.run(_replay_from_server(settings, args))
 
 

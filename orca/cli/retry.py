@@ -22,8 +22,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from orca.cli import connections
+from orca.cli import connections, output
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
+from orca.cli.permissions import Permission
 from orca.cli.status import read_pod
 from orca.launch_spec import PodRef
 from orca.pod_phase import PodPhase
@@ -43,16 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "new run of its PodLifecycle workflow under the same workflow ID. Prints the new run.",
     )
     parser.add_argument("pod", metavar="POD", help="a pod name")
-    parser.add_argument("-n", "--namespace", default="default", help="default: default")
+    output.add_output_option(parser, table=False)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = connections.load_command_settings(args.config)
-    return asyncio.run(_retry(settings, args.pod, args.namespace))
+    settings = connections.load_command_settings(args)
+    namespace = connections.namespace(args, settings)
+    return asyncio.run(_retry(settings, args.pod, namespace, args.output))
 
 
-async def _retry(settings: Settings, name: str, namespace: str) -> int:
+async def _retry(settings: Settings, name: str, namespace: str, output_format: str) -> int:
     core = connections.kube_core(settings)
     pod = await asyncio.to_thread(read_pod, core, name, namespace)
     if pod.metadata.deletion_timestamp is not None:
@@ -89,11 +91,20 @@ async def _retry(settings: Settings, name: str, namespace: str) -> int:
             f"a run of {workflow_id} started meanwhile; see `orca status {name} -n {namespace}`"
         ) from None
     out = sys.stdout
+    url = None
+    if settings.temporal.ui_url:
+        url = connections.workflow_ui_url(settings.temporal, workflow_id, new.result_run_id)
+    if output_format in output.DOCUMENT_FORMATS:
+        document = {
+            "pod": {"namespace": namespace, "name": name, "uid": ref.uid, "phase": "Pending"},
+            "workflow": {"id": workflow_id, "runID": new.result_run_id, "uiURL": url},
+        }
+        output.print_document(document, output_format, out)
+        return EXIT_OK
     print(f"Retrying {ref.key}: status reset to Pending", file=out)
     print(f"Workflow:     {workflow_id}", file=out)
     print(f"New run:      {new.result_run_id}", file=out)
-    if settings.temporal.ui_url:
-        url = connections.workflow_ui_url(settings.temporal, workflow_id, new.result_run_id)
+    if url:
         print(f"Temporal UI:  {url}", file=out)
     return EXIT_OK
 
@@ -162,6 +173,7 @@ def _reset_pod_status(core: k8s.CoreV1Api, pod: Any) -> None:
             lambda: core.patch_namespaced_pod_status(
                 name, namespace, body, _content_type="application/merge-patch+json"
             ),
+            Permission("patch", "pods/status", namespace),
         )
     except k8s.ApiException as error:
         if error.status == 409:

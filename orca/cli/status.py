@@ -29,8 +29,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orca import search_attributes
 from orca.budgets import CENT
-from orca.cli import connections
+from orca.cli import connections, output
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
+from orca.cli.permissions import Permission
 from orca.launch_spec import PodRef
 from orca.ledger_summary import LedgerNotFound, read_ledger_summary
 from orca.pod_phase import PodPhase
@@ -55,16 +56,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("pod", nargs="?", metavar="POD", help="a pod name")
     parser.add_argument(
-        "-n", "--namespace", help="the pod's namespace (default: default; the table: all)"
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="the table: ORCA's pods in every namespace (default: the namespace, see -n)",
     )
+    output.add_output_option(parser, table=True)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
+    namespace = connections.namespace(args, settings)
     if args.pod:
-        return asyncio.run(_pod_detail(settings, args.pod, args.namespace or "default"))
-    return asyncio.run(_pod_table(settings, args.namespace, sys.stdout))
+        if args.output == output.WIDE:
+            raise CommandError("-o wide is for the table; with POD use -o json or yaml", EXIT_USAGE)
+        return asyncio.run(_pod_detail(settings, args.pod, namespace, args.output))
+    where = None if args.all_namespaces else namespace
+    return asyncio.run(_pod_table(settings, where, args.output, sys.stdout))
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -136,57 +145,145 @@ def list_node_pods(core: k8s.CoreV1Api, node_name: str, namespace: str | None) -
     if namespace:
         pods = connections.kube_call(
             core,
-            "list pods",
+            f"list pods in namespace {namespace}",
             lambda: core.list_namespaced_pod(namespace, field_selector=selector),
+            Permission("list", "pods", namespace),
         )
     else:
         pods = connections.kube_call(
-            core, "list pods", lambda: core.list_pod_for_all_namespaces(field_selector=selector)
+            core,
+            "list pods in every namespace",
+            lambda: core.list_pod_for_all_namespaces(field_selector=selector),
+            Permission("list", "pods"),
         )
     return sorted(pods.items, key=lambda p: (p.metadata.namespace, p.metadata.name))
 
 
-async def _pod_table(settings: Settings, namespace: str | None, out: TextIO) -> int:
-    core = connections.kube_core(settings)
-    pods = await asyncio.to_thread(list_node_pods, core, settings.node.name, namespace)
-    client = await connections.temporal(settings)
-    workflows = await _visibility(settings, list_workflow_summaries(client, namespace))
+@dataclass(frozen=True)
+class PodRow:
+    """One line of the table (and one object of `-o json`)."""
+
+    namespace: str
+    name: str
+    uid: str
+    phase: str
+    stage: str | None
+    instance_id: str | None
+    instance_type: str | None
+    zone: str | None
+    launch_type: str | None
+    cost: Decimal | None
+    created: datetime | None
+    workflow_id: str
+    workflow_status: str | None
+    reason: str | None
+
+    def cells(self, now: datetime, *, with_cost: bool, wide: bool) -> tuple[str, ...]:
+        cost = (cost_cell(self.cost),) if with_cost else ()
+        extra = (
+            (self.workflow_status or NONE, self.reason or NONE, self.workflow_id) if wide else ()
+        )
+        return (
+            self.namespace,
+            self.name,
+            self.phase,
+            self.stage or NONE,
+            self.instance_id or NONE,
+            self.instance_type or NONE,
+            self.zone or NONE,
+            self.launch_type or NONE,
+            *cost,
+            age(self.created, now),
+            *extra,
+        )
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "phase": self.phase,
+            "stage": self.stage,
+            "instanceID": self.instance_id,
+            "instanceType": self.instance_type,
+            "zone": self.zone,
+            "launchType": self.launch_type,
+            "cost": self.cost.quantize(CENT) if self.cost is not None else None,
+            "creationTimestamp": self.created,
+            "workflowID": self.workflow_id,
+            "workflowStatus": self.workflow_status,
+            "reason": self.reason,
+        }
+
+
+def pod_rows(
+    pods: Sequence[Any],
+    workflows: dict[str, WorkflowSummary],
+    costs: dict[str, Decimal] | None,
+) -> list[PodRow]:
+    """The table's rows: each pod joined with its workflow's summary and its cost so far."""
     by_uid = {
         ref.uid: summary
         for summary in workflows.values()
         if (ref := pod_ref_from_workflow_id(summary.workflow_id)) is not None
     }
-    if not pods:
+    rows = []
+    for pod in pods:
+        metadata = pod.metadata
+        summary = by_uid.get(metadata.uid)
+        ref = PodRef(namespace=metadata.namespace, name=metadata.name, uid=metadata.uid)
+        workflow_id = pod_workflow_id(ref)
+        rows.append(
+            PodRow(
+                namespace=metadata.namespace,
+                name=metadata.name,
+                uid=metadata.uid,
+                phase=(pod.status.phase if pod.status else None) or PodPhase.PENDING,
+                stage=summary.stage_text if summary else None,
+                instance_id=summary.instance_id if summary else None,
+                instance_type=summary.instance_type if summary else None,
+                zone=summary.zone if summary else None,
+                launch_type=summary.launch_type if summary else None,
+                cost=costs.get(workflow_id) if costs is not None else None,
+                created=metadata.creation_timestamp,
+                workflow_id=workflow_id,
+                workflow_status=summary.status.name if summary and summary.status else None,
+                reason=pod.status.reason if pod.status else None,
+            )
+        )
+    return rows
+
+
+HEADER = ("NAMESPACE", "NAME", "PHASE", "STAGE", "INSTANCE", "TYPE", "ZONE", "LAUNCH TYPE")
+WIDE_HEADER = ("WORKFLOW STATUS", "REASON", "WORKFLOW")
+
+
+async def _pod_table(
+    settings: Settings, namespace: str | None, output_format: str, out: TextIO
+) -> int:
+    core = connections.kube_core(settings)
+    pods = await asyncio.to_thread(list_node_pods, core, settings.node.name, namespace)
+    client = await connections.temporal(settings)
+    workflows = await _visibility(settings, list_workflow_summaries(client, namespace))
+    costs = await pod_costs(client, settings.kubernetes.cluster_name) if pods else None
+    rows = pod_rows(pods, workflows, costs)
+    if output_format in output.DOCUMENT_FORMATS:
+        output.print_document({"pods": [row.document() for row in rows]}, output_format, out)
+        return EXIT_OK
+    if not rows:
         where = f"namespace {namespace}" if namespace else "any namespace"
         print(f"No pods on node {settings.node.name} in {where}.", file=out)
         return EXIT_OK
-    costs = await pod_costs(client, settings.kubernetes.cluster_name)
-    header = ("NAMESPACE", "NAME", "PHASE", "STAGE", "INSTANCE", "TYPE", "ZONE", "LAUNCH TYPE")
-    rows: list[tuple[str, ...]] = []
+    wide = output_format == output.WIDE
     now = datetime.now(UTC)
-    for pod in pods:
-        summary = by_uid.get(pod.metadata.uid)
-        cost: tuple[str, ...] = ()
-        if costs is not None:
-            ref = PodRef(
-                namespace=pod.metadata.namespace, name=pod.metadata.name, uid=pod.metadata.uid
-            )
-            cost = (cost_cell(costs.get(pod_workflow_id(ref))),)
-        rows.append(
-            (
-                pod.metadata.namespace,
-                pod.metadata.name,
-                (pod.status.phase if pod.status else None) or PodPhase.PENDING,
-                summary.stage_text if summary else NONE,
-                (summary.instance_id if summary else None) or NONE,
-                (summary.instance_type if summary else None) or NONE,
-                (summary.zone if summary else None) or NONE,
-                (summary.launch_type if summary else None) or NONE,
-                *cost,
-                age(pod.metadata.creation_timestamp, now),
-            )
-        )
-    print_table((*header, *(("COST",) if costs is not None else ()), "AGE"), rows, out)
+    header = (
+        *HEADER,
+        *(("COST",) if costs is not None else ()),
+        "AGE",
+        *(WIDE_HEADER if wide else ()),
+    )
+    cells = [row.cells(now, with_cost=costs is not None, wide=wide) for row in rows]
+    print_table(header, cells, out)
     return EXIT_OK
 
 
@@ -205,11 +302,7 @@ def cost_cell(cost: Decimal | None) -> str:
     return NONE if cost is None else f"${cost.quantize(CENT)}"
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
-        print("   ".join(cells).rstrip(), file=out)
+print_table = output.print_table
 
 
 def age(created: datetime | None, now: datetime) -> str:
@@ -229,6 +322,7 @@ def read_pod(core: k8s.CoreV1Api, name: str, namespace: str) -> Any:
             core,
             f"read pod {namespace}/{name}",
             lambda: core.read_namespaced_pod(name, namespace),
+            Permission("get", "pods", namespace),
         )
     except k8s.ApiException as error:
         if error.status == 404:
@@ -238,7 +332,7 @@ def read_pod(core: k8s.CoreV1Api, name: str, namespace: str) -> Any:
         ) from None
 
 
-async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
+async def _pod_detail(settings: Settings, name: str, namespace: str, output_format: str) -> int:
     out = sys.stdout
     core = connections.kube_core(settings)
     pod = await asyncio.to_thread(read_pod, core, name, namespace)
@@ -246,6 +340,17 @@ async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
     workflow_id = pod_workflow_id(ref)
     client = await connections.temporal(settings)
     handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await _visibility(settings, handle.describe())
+    except RPCError as error:
+        if error.status is not RPCStatusCode.NOT_FOUND:
+            raise CommandError(f"Temporal refused to describe {workflow_id}: {error}") from None
+        description = None
+    view = await _describe_query(handle) if description is not None else None
+    if output_format in output.DOCUMENT_FORMATS:
+        document = detail_document(settings, pod, workflow_id, description, view)
+        output.print_document(document, output_format, out)
+        return EXIT_OK
 
     status = pod.status
     print(f"Pod:          {ref.key} (uid {ref.uid})", file=out)
@@ -259,11 +364,7 @@ async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
             file=out,
         )
     print(f"Workflow:     {workflow_id}", file=out)
-    try:
-        description = await _visibility(settings, handle.describe())
-    except RPCError as error:
-        if error.status is not RPCStatusCode.NOT_FOUND:
-            raise CommandError(f"Temporal refused to describe {workflow_id}: {error}") from None
+    if description is None:
         print(
             "              no workflow yet (the watcher starts it once the pod is bound)", file=out
         )
@@ -274,7 +375,6 @@ async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
         url = connections.workflow_ui_url(settings.temporal, workflow_id, description.run_id)
         print(f"Temporal UI:  {url}", file=out)
 
-    view = await _describe_query(handle)
     if view is None:
         summary = WorkflowSummary.from_execution(description)
         print(f"Stage:        {summary.stage_text} (from search attributes)", file=out)
@@ -290,6 +390,51 @@ async def _pod_detail(settings: Settings, name: str, namespace: str) -> int:
         return EXIT_OK
     render_view(view, out)
     return EXIT_OK
+
+
+def detail_document(
+    settings: Settings,
+    pod: Any,
+    workflow_id: str,
+    description: Any,
+    view: LifecycleView | None,
+) -> dict[str, Any]:
+    """`orca status POD -o json|yaml`: the pod, its workflow run and the workflow's own view
+    (`describe` query; null when no worker answered, the search attributes then say what is
+    known)."""
+    status = pod.status
+    workflow: dict[str, Any] = {"id": workflow_id, "runID": None, "status": None}
+    if description is not None:
+        summary = WorkflowSummary.from_execution(description)
+        workflow.update(
+            {
+                "runID": description.run_id,
+                "status": description.status.name if description.status else None,
+                "stage": summary.stage_text,
+                "instanceID": summary.instance_id,
+                "instanceType": summary.instance_type,
+                "zone": summary.zone,
+                "launchType": summary.launch_type,
+            }
+        )
+        if settings.temporal.ui_url:
+            workflow["uiURL"] = connections.workflow_ui_url(
+                settings.temporal, workflow_id, description.run_id
+            )
+    return {
+        "pod": {
+            "namespace": pod.metadata.namespace,
+            "name": pod.metadata.name,
+            "uid": pod.metadata.uid,
+            "nodeName": pod.spec.node_name,
+            "onOrcaNode": pod.spec.node_name == settings.node.name,
+            "phase": (status.phase if status else None) or PodPhase.PENDING,
+            "reason": status.reason if status else None,
+            "message": status.message if status else None,
+        },
+        "workflow": workflow,
+        "view": view,
+    }
 
 
 async def _describe_query(handle: Any) -> LifecycleView | None:

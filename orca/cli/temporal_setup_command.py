@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
     return asyncio.run(_setup(settings))
 
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--since: {error}", EXIT_USAGE) from None
     if since <= timedelta(0):
         raise CommandError("--since must be longer than 0s", EXIT_USAGE)
-    settings = connections.load_command_settings(args.config)
+    settings = connections.load_command_settings(args)
     summary = asyncio.run(ledger_summary(settings))
     now = datetime.now(UTC)
     render(summary, UsageDimension(args.by), now - since, now, args.output, sys.stdout)

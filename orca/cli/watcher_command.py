@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from orca.aws_clients import AwsCredentialsError
+from orca.cli.cluster_settings import process_settings
 from orca.cli.errors import EXIT_FAILURE, EXIT_OK, CommandError
 from orca.kube_clients import KubeConfigError
 from orca.logging import configure_logging
-from orca.settings import load_settings
 from orca.temporal_client import TemporalUnavailable
 
 
@@ -28,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = process_settings(
+        args.config,
+        kubeconfig=getattr(args, "kubeconfig", None),
+        context=getattr(args, "context", None),
+    )
     configure_logging(settings.logging, component="watcher")
     from orca.watcher.main import main  # the watcher's imports are only paid by this command
 

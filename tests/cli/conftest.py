@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +23,17 @@ def _command_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def no_config_file(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A researcher's shell: no ./orca.yaml, no ~/.config/orca/config.yaml, no $ORCA_CONFIG
+    (the autouse fixture removes every ORCA_ variable), no $KUBECONFIG."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    if Path("/etc/orca/config.yaml").exists():
+        pytest.skip("/etc/orca/config.yaml exists here: every command would read it")

@@ -254,3 +254,87 @@ def test_temporal_setup_finds_the_attributes_orca_dev_registered(
     code, out, err = orca(dev_stack, capsys, "temporal", "setup")
     assert code == 0, err
     assert "All 8 ORCA search attributes already exist on namespace default." in out
+
+
+def namespaced_kubeconfig(stack: DevStack, tmp_path: Path, namespace: str) -> Path:
+    """The stack's kubeconfig with `namespace` in its current context, as a researcher's is."""
+    config = yaml.safe_load(Path(stack.endpoints["kubeconfig"]).read_text(encoding="utf-8"))
+    for context in config["contexts"]:
+        context["context"]["namespace"] = namespace
+    path = tmp_path / "researcher-kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_a_researcher_with_only_a_kubeconfig_uses_every_command(
+    dev_stack: DevStack,
+    core: client.CoreV1Api,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_config_file: None,
+) -> None:
+    """No config file: the settings come from the annotation the stack's watcher published on
+    its node; the namespace from the kubeconfig context; global options after the command."""
+    core.create_namespace({"metadata": {"name": "lab"}})
+    kubeconfig = str(namespaced_kubeconfig(dev_stack, tmp_path, "lab"))
+
+    def researcher(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv, "--kubeconfig", kubeconfig])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    manifest = pod_manifest(
+        "lab-train",
+        {
+            "orca.research/instance-type": "m5.large",
+            "emulator.orca.research/run-seconds": "inf",
+            "emulator.orca.research/log-lines": "epoch 1",
+        },
+    )
+    path = str(write(tmp_path, manifest))
+    code, out, err = researcher("explain", path, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["chosen"]["instanceType"] == "m5.large"
+
+    code, out, err = researcher("submit", path)
+    assert code == 0, err
+    assert "pod/lab-train created in namespace lab" in out
+    created = core.read_namespaced_pod("lab-train", "lab")
+
+    def lab_phase() -> bool:
+        return str(core.read_namespaced_pod("lab-train", "lab").status.phase) == "Running"
+
+    eventually(lab_phase, "lab-train to run", within=150)
+
+    code, out, err = researcher("status")
+    assert code == 0, err
+    [row] = out.splitlines()[1:]
+    assert row.split()[:3] == ["lab", "lab-train", "Running"]
+
+    code, out, err = researcher("status", "-o", "json")
+    assert code == 0, err
+    [pod] = json.loads(out)["pods"]
+    assert pod["uid"] == created.metadata.uid
+    assert pod["instanceType"] == "m5.large"
+    assert pod["workflowID"] == f"pod/lab/lab-train/{created.metadata.uid}"
+
+    code, out, err = researcher("status", "-A", "-o", "wide")
+    assert code == 0, err
+    header = out.splitlines()[0]
+    assert header.split()[-3:] == ["STATUS", "REASON", "WORKFLOW"]
+    assert f"pod/lab/lab-train/{created.metadata.uid}" in out
+
+    code, out, err = researcher("status", "lab-train", "-o", "yaml")
+    assert code == 0, err
+    detail = yaml.safe_load(out)
+    assert detail["pod"]["onOrcaNode"] is True
+    assert detail["workflow"]["status"] == "RUNNING"
+    assert detail["view"]["stage"] == "Running"
+
+    code, out, err = researcher("logs", "lab-train")
+    assert code == 0, err
+    assert "epoch 1" in out
+
+    code, _, err = researcher("retry", "lab-train")
+    assert code == 2
+    assert "still running under workflow pod/lab/lab-train/" in err

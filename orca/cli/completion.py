@@ -1,0 +1,179 @@
+"""`orca completion bash|zsh|fish`: shell completion generated from the argument parser itself.
+
+The scripts are static tables walked out of the argparse tree (`command_tree`): every command
+path (`status`, `config show`), its subcommands and options, the values of options with choices
+(`-o json`), and the options that take a file. Nothing runs Python on <TAB>, so completion is
+instant, and a new command or option completes as soon as the parser has it. zsh reuses the bash
+function through `bashcompinit`; fish gets `complete` lines of its own.
+
+Install: `orca completion bash > /etc/bash_completion.d/orca` (or `source <(orca completion
+bash)` in ~/.bashrc); `source <(orca completion zsh)` in ~/.zshrc; `orca completion fish >
+~/.config/fish/completions/orca.fish`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+from orca.cli.errors import EXIT_OK
+
+SHELLS = ("bash", "zsh", "fish")
+FILE_OPTIONS = ("--config", "--kubeconfig", "--export", "--histories")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish)",
+        description="Print the completion script for SHELL. bash: `source <(orca completion "
+        "bash)` in ~/.bashrc; zsh: `source <(orca completion zsh)` in ~/.zshrc; fish: "
+        "`orca completion fish > ~/.config/fish/completions/orca.fish`.",
+    )
+    parser.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orca.cli.main import build_parser  # the whole tree, built as `orca` builds it
+
+    sys.stdout.write(completion_script(args.shell, build_parser()))
+    return EXIT_OK
+
+
+@dataclass
+class CommandNode:
+    """One command path's completions."""
+
+    path: tuple[str, ...]
+    help: str = ""
+    subcommands: dict[str, str] = field(default_factory=dict)
+    """Name -> one-line help."""
+    options: list[str] = field(default_factory=list)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Option -> its allowed values."""
+    positional_choices: tuple[str, ...] = ()
+    file_options: list[str] = field(default_factory=list)
+
+
+def command_tree(parser: argparse.ArgumentParser) -> list[CommandNode]:
+    """Every command path of `parser`, the top level first."""
+    nodes: list[CommandNode] = []
+    _walk(parser, (), "", nodes)
+    return nodes
+
+
+def _walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...], help_text: str, nodes: list[CommandNode]
+) -> None:
+    node = CommandNode(path=path, help=help_text)
+    nodes.append(node)
+    children: list[tuple[str, argparse.ArgumentParser, str]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, child in action.choices.items():
+                node.subcommands[name] = helps.get(name, "")
+                children.append((name, child, helps.get(name, "")))
+        elif action.option_strings:
+            if action.help == argparse.SUPPRESS:
+                continue
+            node.options.extend(action.option_strings)
+            if action.choices is not None:
+                for option in action.option_strings:
+                    node.choices[option] = tuple(str(c) for c in action.choices)
+            node.file_options.extend(o for o in action.option_strings if o in FILE_OPTIONS)
+        elif action.choices is not None:
+            node.positional_choices = tuple(str(c) for c in action.choices)
+    for name, child, child_help in children:
+        _walk(child, (*path, name), child_help, nodes)
+
+
+def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
+    nodes = command_tree(parser)
+    if shell == "fish":
+        return _fish(nodes)
+    script = _bash(nodes)
+    if shell == "zsh":
+        return (
+            "(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }\n"
+            "autoload -U +X bashcompinit && bashcompinit\n" + script
+        )
+    return script
+
+
+def _bash(nodes: list[CommandNode]) -> str:
+    words = []
+    choices = []
+    files = sorted({option for node in nodes for option in node.file_options})
+    for node in nodes:
+        key = " ".join(node.path)
+        all_words = [*node.subcommands, *node.positional_choices, *node.options]
+        words.append(f"  [{shlex.quote(key) if key else '_'}]={shlex.quote(' '.join(all_words))}")
+        for option, values in node.choices.items():
+            choice_key = shlex.quote(f"{key}|{option}")
+            choices.append(f"  [{choice_key}]={shlex.quote(' '.join(values))}")
+    return (
+        "# orca shell completion (generated by `orca completion bash`)\n"
+        "declare -A _orca_words=(\n" + "\n".join(words) + "\n)\n"
+        "declare -A _orca_choices=(\n" + "\n".join(choices) + "\n)\n"
+        f"_orca_files={shlex.quote(' '.join(files))}\n"
+        + """_orca() {
+  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" path="" i w next
+  (( COMP_CWORD > 0 )) && prev="${COMP_WORDS[COMP_CWORD-1]}"
+  for (( i = 1; i < COMP_CWORD; i++ )); do
+    w="${COMP_WORDS[i]}"
+    next="${path:+$path }$w"
+    [[ -n "${_orca_words[$next]+set}" ]] && path="$next"
+  done
+  local values="${_orca_choices[${path}|${prev}]}"
+  [[ -z "$values" ]] && values="${_orca_choices[|${prev}]}"
+  if [[ -n "$values" ]]; then
+    COMPREPLY=( $(compgen -W "$values" -- "$cur") )
+    return 0
+  fi
+  if [[ " $_orca_files " == *" $prev "* ]]; then
+    COMPREPLY=( $(compgen -f -- "$cur") )
+    return 0
+  fi
+  COMPREPLY=( $(compgen -W "${_orca_words[${path:-_}]}" -- "$cur") )
+}
+complete -o default -F _orca orca
+"""
+    )
+
+
+def _fish(nodes: list[CommandNode]) -> str:
+    lines = ["# orca shell completion (generated by `orca completion fish`)", "complete -c orca -f"]
+    for node in nodes:
+        condition = _fish_condition(node)
+        for name, help_text in node.subcommands.items():
+            lines.append(
+                f"complete -c orca -n {shlex.quote(condition)} -a {shlex.quote(name)} "
+                f"-d {shlex.quote(help_text)}"
+            )
+        if node.positional_choices:
+            values = " ".join(node.positional_choices)
+            lines.append(f"complete -c orca -n {shlex.quote(condition)} -a {shlex.quote(values)}")
+        for option in node.options:
+            flag = f"-l {option[2:]}" if option.startswith("--") else f"-s {option[1:]}"
+            allowed = node.choices.get(option)
+            extra = ""
+            if allowed:
+                extra = f" -x -a {shlex.quote(' '.join(allowed))}"
+            elif option in node.file_options:
+                extra = " -r -F"
+            lines.append(f"complete -c orca -n {shlex.quote(condition)} {flag}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def _fish_condition(node: CommandNode) -> str:
+    """True while the command line is at `node.path`: its words seen, no deeper command."""
+    if not node.path:
+        return "__fish_use_subcommand"
+    parts = [f"__fish_seen_subcommand_from {name}" for name in node.path]
+    if node.subcommands:
+        parts.append(f"not __fish_seen_subcommand_from {' '.join(node.subcommands)}")
+    return "; and ".join(parts)
