@@ -28,7 +28,7 @@ from tests.deploy.conftest import DEPLOY, render_chart, strictly_invalid
 from tests.deploy.test_kustomize import config_map, named
 from tests.fixtures.aws import AwsClientFactory
 
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::SQS::QueuePolicy:UserWarning")
+pytestmark = pytest.mark.filterwarnings(r"ignore:Tried to parse AWS..SQS..QueuePolicy:UserWarning")
 
 TEMPLATE = DEPLOY / "aws" / "orca.cfn.yaml"
 OIDC = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
