@@ -40,9 +40,10 @@ def _closed(properties: dict[str, Any], required: list[str] | None = None) -> di
     return schema
 
 
-def _process() -> dict[str, Any]:
+def _process(**extra: Any) -> dict[str, Any]:
     return _closed(
         {
+            **extra,
             "replicas": {"type": "integer", "minimum": 0},
             "resources": _OBJECT,
             "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
@@ -89,7 +90,9 @@ def chart_values_schema() -> dict[str, Any]:
             "serviceAccounts": _closed(
                 {"worker": _service_account(), "watcher": _service_account()}
             ),
-            "worker": _process(),
+            "worker": _process(
+                podDataNamespaces={"type": "array", "items": {"type": "string", "minLength": 1}}
+            ),
             "watcher": _process(),
             "podDisruptionBudget": _closed({"enabled": _BOOL}),
             "temporalTLS": _closed(

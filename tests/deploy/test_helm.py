@@ -393,3 +393,26 @@ def test_namespace_is_created_only_when_asked(
     (namespace,) = of_kind(every_option, "Namespace")
     assert namespace["metadata"]["name"] == NAMESPACE
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_pod_data_can_be_limited_to_chosen_namespaces(
+    chart_objects: list[dict[str, Any]],
+) -> None:
+    assert named(chart_objects, "ClusterRoleBinding", "orca-worker-pod-data")
+    objects = render_chart("--set", "worker.podDataNamespaces={ml,vision}")
+    assert strictly_invalid(objects) == []
+    names = {b["metadata"]["name"] for b in of_kind(objects, "ClusterRoleBinding")}
+    assert "orca-worker-pod-data" not in names
+    bindings = [
+        b for b in of_kind(objects, "RoleBinding") if b["metadata"]["name"].endswith("data")
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml", "vision"]
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "orca-worker-pod-data",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "orca-worker", "namespace": NAMESPACE}
+        ]
