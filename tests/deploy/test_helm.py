@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.deploy.conftest import (
     CHART,
     DEPLOY,
     NAMESPACE,
+    helm_path,
     helm_template,
     render,
     render_chart,
@@ -416,3 +418,15 @@ def test_pod_data_can_be_limited_to_chosen_namespaces(
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "orca-worker", "namespace": NAMESPACE}
         ]
+
+
+def test_helm_lint_strict_passes() -> None:
+    result = subprocess.run(
+        [str(helm_path()), "lint", "--strict", str(CHART)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
