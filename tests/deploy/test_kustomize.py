@@ -83,12 +83,9 @@ def test_base_renders_the_expected_objects(objects: list[dict[str, Any]]) -> Non
     ]:
         assert expected in kinds
     assert set(dict(deployments(objects))) == set(PROCESSES)
-    # Only kustomize creates the namespace (helm install --create-namespace, or namespace.create).
-    if any(
-        o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "kustomize"
-        for o in objects
-    ):
-        assert ("Namespace", NAMESPACE) in kinds
+    (manager,) = {o["metadata"]["labels"]["app.kubernetes.io/managed-by"] for o in objects}
+    # The chart leaves the namespace to `helm install --create-namespace` (or namespace.create).
+    assert (("Namespace", NAMESPACE) in kinds) == (manager == "kustomize")
 
 
 def test_namespaced_objects_live_in_orca_system(objects: list[dict[str, Any]]) -> None:
