@@ -430,3 +430,26 @@ def test_helm_lint_strict_passes() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_notes_say_how_to_verify_and_warn_without_irsa() -> None:
+    """NOTES.txt, as `helm install` prints it (a client-side dry run needs no cluster)."""
+
+    def notes(*args: str) -> str:
+        result = subprocess.run(
+            [str(helm_path()), "install", "orca", str(CHART), "-n", NAMESPACE, "--dry-run=client"]
+            + list(args),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split("NOTES:", 1)[1]
+
+    plain = notes("--set", "config.node.name=burst-a")
+    assert "kubectl get node burst-a" in plain
+    assert "deployment/orca-worker deployment/orca-watcher" in plain
+    assert "serviceAccounts.worker.roleArn is empty" in plain
+    with_role = notes("--set", f"serviceAccounts.worker.roleArn={WORKER_ROLE}")
+    assert "roleArn is empty" not in with_role
