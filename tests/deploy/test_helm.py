@@ -436,9 +436,9 @@ def test_notes_say_how_to_verify_and_warn_without_irsa() -> None:
     """NOTES.txt, as `helm install` prints it (a client-side dry run needs no cluster)."""
 
     def notes(*args: str) -> str:
+        command = [str(helm_path()), "install", "orca", str(CHART), "-n", NAMESPACE]
         result = subprocess.run(
-            [str(helm_path()), "install", "orca", str(CHART), "-n", NAMESPACE, "--dry-run=client"]
-            + list(args),
+            [*command, "--dry-run=client", *args],
             capture_output=True,
             text=True,
             timeout=120,
