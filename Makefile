@@ -61,13 +61,17 @@ bandit: venv
 	$(BIN)/bandit -c pyproject.toml -q -s $(BANDIT_DEV_SKIPS) -r devstack/orca_devstack
 
 ## the coverage total must stay at or above .coverage-floor (tests/coverage_floor.py);
-## `make pytest COVERAGE=0` runs the tests without measuring (faster, no floor check)
+## `make pytest COVERAGE=0` runs the tests without measuring (faster, no floor check).
+## PYTEST_WORKERS test processes (pytest-xdist), each test file whole in one of them (its
+## module fixtures are shared); the stack tests mostly wait, so two share the two cores well.
 COVERAGE ?= 1
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 pytest: venv
 ifeq ($(COVERAGE),0)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 else
-	$(BIN)/pytest --cov --cov-report=
+	$(BIN)/pytest $(PYTEST_ARGS) --cov --cov-report=
 	$(BIN)/python -m tests.coverage_floor
 endif
 

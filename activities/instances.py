@@ -74,7 +74,7 @@ class InstanceActivities:
             if existing:
                 instance = existing[0]
                 # Its claim was admitted by the attempt that launched it; start its accrual.
-                await self._admission.record_launch(pod_workflow_id(pod), instance.instance_id)
+                self._admission.note_launch(pod_workflow_id(pod), instance.instance_id)
                 activity.logger.info(
                     "instance already launched for this pod; reusing it",
                     extra={"instance_id": instance.instance_id},
@@ -126,7 +126,7 @@ class InstanceActivities:
                     await self._admission.offering_unavailable(candidate.offering)
                     return LaunchOutcome(capacity_error=code, message=error_message(error))
                 raise  # classified at the activity boundary (`fails_on_aws_errors`)
-            await self._admission.record_launch(workflow_id, instance_id)
+            self._admission.note_launch(workflow_id, instance_id)
             LAUNCHES.labels(**labels).inc()
             if request.fallback:
                 FALLBACKS.labels(candidate.instance_type, str(candidate.capacity_type)).inc()
@@ -138,24 +138,39 @@ class InstanceActivities:
     async def wait_until_running(self, input: WaitForInstanceInput) -> WaitForInstanceOutcome:
         deadline = time.monotonic() + input.timeout.total_seconds()
         started = time.monotonic()
-        with bind_work_context(
-            workflow_id=activity.info().workflow_id, instance_id=input.instance_id
-        ):
-            while True:
-                status = await self._cluster.status(input.instance_id)
-                activity.heartbeat(status.state)
-                if status.state is InstanceState.RUNNING:
-                    return WaitForInstanceOutcome(status=status)
-                unknown_too_long = (
-                    status.state is InstanceState.MISSING
-                    and time.monotonic() - started > EVENTUAL_CONSISTENCY_GRACE_SECONDS
-                )
-                if status.state not in (InstanceState.PENDING, InstanceState.MISSING) or (
-                    unknown_too_long
-                ):
-                    return WaitForInstanceOutcome(status=status)
-                if time.monotonic() > deadline:
-                    return WaitForInstanceOutcome(status=status, timed_out=True)
+        workflow_id = activity.info().workflow_id or ""
+        with bind_work_context(workflow_id=workflow_id, instance_id=input.instance_id):
+            # The durable launch record (`launch_instance` only queued one, without waiting):
+            # its round trip to the ledger overlaps the wait for the instance.
+            recorded = asyncio.ensure_future(
+                self._admission.record_launch(workflow_id, input.instance_id)
+            )
+            try:
+                outcome = await self._wait_for(input, started, deadline)
+            except BaseException:
+                recorded.cancel()
+                raise
+            await recorded
+            return outcome
+
+    async def _wait_for(
+        self, input: WaitForInstanceInput, started: float, deadline: float
+    ) -> WaitForInstanceOutcome:
+        while True:
+            status = await self._cluster.status(input.instance_id)
+            activity.heartbeat(status.state)
+            if status.state is InstanceState.RUNNING:
+                return WaitForInstanceOutcome(status=status)
+            unknown_too_long = (
+                status.state is InstanceState.MISSING
+                and time.monotonic() - started > EVENTUAL_CONSISTENCY_GRACE_SECONDS
+            )
+            if status.state not in (InstanceState.PENDING, InstanceState.MISSING) or (
+                unknown_too_long
+            ):
+                return WaitForInstanceOutcome(status=status)
+            if time.monotonic() > deadline:
+                return WaitForInstanceOutcome(status=status, timed_out=True)
 
     @activity.defn(name="terminate_instances")
     @fails_on_aws_errors(permanent=False)

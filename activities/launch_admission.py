@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
+import structlog
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -44,6 +45,7 @@ from orca.workflows.ledger_models import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 RUNNING_QUERY_CHUNK = 100
 LEDGER_RPC_TIMEOUT = timedelta(seconds=30)
@@ -72,6 +74,14 @@ async def _while_busy(call: Callable[[], Awaitable[T]]) -> T:
         delay = min(delay * 2, 2.0)
 
 
+def _log_lost_note(answer: asyncio.Future[Any]) -> None:
+    if not answer.cancelled() and answer.exception() is not None:
+        log.info(
+            "a launch record did not reach the ledger; wait_until_running sends it again",
+            error=str(answer.exception()),
+        )
+
+
 def rules_from_settings(settings: Settings) -> LedgerRules:
     limits = settings.limits
     return LedgerRules(
@@ -93,7 +103,13 @@ class LaunchAdmission(Protocol):
 
     async def admit(self, claim: Claim) -> Admission: ...
 
-    async def record_launch(self, pod: str, instance_id: str) -> None: ...
+    def note_launch(self, pod: str, instance_id: str) -> None:
+        """Queue the launch record without waiting for the ledger's answer (the launch path
+        does not wait; `record_launch` from `wait_until_running` makes it durable)."""
+
+    async def record_launch(
+        self, pod: str, instance_id: str, launched_at: datetime | None = None
+    ) -> None: ...
 
     async def release(self, pod: str) -> Decimal: ...
 
@@ -107,7 +123,12 @@ class NoAdmission:
     async def admit(self, claim: Claim) -> Admission:
         return Admission(admitted=True)
 
-    async def record_launch(self, pod: str, instance_id: str) -> None:
+    def note_launch(self, pod: str, instance_id: str) -> None:
+        return None
+
+    async def record_launch(
+        self, pod: str, instance_id: str, launched_at: datetime | None = None
+    ) -> None:
         return None
 
     async def release(self, pod: str) -> Decimal:
@@ -134,9 +155,13 @@ class BudgetLedgerClient:
         cluster_name: str,
         rules: LedgerRules,
         offering_ttl: timedelta = timedelta(minutes=3),
+        workflow_task_queue: str | None = None,
     ) -> None:
+        """`workflow_task_queue`: where a ledger this client starts runs its workflow tasks
+        (the worker gives it `ledger_task_queue`); by default the rules' `task_queue`."""
         self._client = client
         self._rules = rules
+        self._workflow_task_queue = workflow_task_queue or rules.task_queue
         self._offering_ttl = offering_ttl
         self.workflow_id = ledger_workflow_id(cluster_name)
         self._queue: list[_Request] = []
@@ -146,8 +171,21 @@ class BudgetLedgerClient:
         admission: Admission = await self._submit(_Request(reserve=claim))
         return admission
 
-    async def record_launch(self, pod: str, instance_id: str) -> None:
-        await self._submit(_Request(launched=LaunchRecord(pod=pod, instance_id=instance_id)))
+    def note_launch(self, pod: str, instance_id: str) -> None:
+        """The launch record goes with the next batch; the launch does not wait for it.
+
+        It saves the launch path one ledger round trip. A record lost with its worker (killed
+        before the batch went) is made good by `record_launch` in `wait_until_running`, which
+        the workflow always runs next; the ledger ignores the second record of a launch."""
+        record = LaunchRecord(pod=pod, instance_id=instance_id, launched_at=datetime.now(UTC))
+        answer = self._enqueue(_Request(launched=record))
+        answer.add_done_callback(_log_lost_note)
+
+    async def record_launch(
+        self, pod: str, instance_id: str, launched_at: datetime | None = None
+    ) -> None:
+        record = LaunchRecord(pod=pod, instance_id=instance_id, launched_at=launched_at)
+        await self._submit(_Request(launched=record))
 
     async def release(self, pod: str) -> Decimal:
         """Release the pod's claim (the dollars its instance cost); 0 without a ledger."""
@@ -155,12 +193,16 @@ class BudgetLedgerClient:
         return cost
 
     async def _submit(self, request: _Request) -> Any:
+        return await self._enqueue(request)
+
+    def _enqueue(self, request: _Request) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        request.answer = loop.create_future()
+        answer: asyncio.Future[Any] = loop.create_future()
+        request.answer = answer
         self._queue.append(request)
         if self._sender is None or self._sender.done():
             self._sender = loop.create_task(self._send_queued())
-        return await request.answer
+        return answer
 
     async def _send_queued(self) -> None:
         """One update in flight per worker, carrying everything queued meanwhile."""
@@ -195,7 +237,7 @@ class BudgetLedgerClient:
                 BudgetLedger.run,
                 LedgerState(rules=self._rules),
                 id=self.workflow_id,
-                task_queue=self._rules.task_queue,
+                task_queue=self._workflow_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
             started: LedgerBatchResult = await self._client.execute_update_with_start_workflow(

@@ -48,6 +48,7 @@ from orca.temporal_client import connect
 from orca.worker.ledger_metrics import LedgerMetrics
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.ledger_models import ledger_task_queue
 from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
 
@@ -63,6 +64,7 @@ def launch_admission(settings: Settings, client: Client) -> LaunchAdmission:
         settings.kubernetes.cluster_name,
         rules_from_settings(settings),
         offering_ttl=settings.instances.unavailable_offering_ttl,
+        workflow_task_queue=ledger_task_queue(settings.temporal.task_queue),
     )
 
 
@@ -159,6 +161,14 @@ async def run(settings: Settings) -> None:
         activities=parts.activities,
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )
+    # The ledger's workflow tasks on a queue of their own (`ledger_task_queue`): a worker of its
+    # own, so neither the pods' task queue nor their sticky queue delays an admission. The
+    # pods' worker above still hosts BudgetLedger for a ledger started before this queue.
+    ledger_worker = Worker(
+        client,
+        task_queue=ledger_task_queue(settings.temporal.task_queue),
+        workflows=[BudgetLedger],
+    )
     unenforced = settings.limits.unenforced_budgets()
     if unenforced:
         log.warning(
@@ -180,7 +190,7 @@ async def run(settings: Settings) -> None:
     if settings.metrics.enabled and settings.limits.ledger:
         ledger_metrics = LedgerMetrics(client, settings.kubernetes.cluster_name)
         tasks.append(asyncio.create_task(ledger_metrics.run(stop)))
-    async with worker:
+    async with worker, ledger_worker:
         await stop.wait()
         log.info("worker stopping")
         for task in tasks:

@@ -158,8 +158,10 @@ class BudgetLedger:
         admitted = self._state.admitted.get(record.pod)
         if admitted is None or admitted.launched_at is not None:
             return
-        admitted.launched_at = workflow.now()
-        admitted.accrued_until = admitted.launched_at
+        now = workflow.now()
+        launched_at = now if record.launched_at is None else min(record.launched_at, now)
+        admitted.launched_at = launched_at
+        admitted.accrued_until = launched_at
         admitted.instance_id = record.instance_id
 
     def _release(self, pod: str) -> Decimal:

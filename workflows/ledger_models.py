@@ -25,6 +25,17 @@ def ledger_workflow_id(cluster_name: str) -> str:
     return f"{LEDGER_ID_PREFIX}{cluster_name}"
 
 
+def ledger_task_queue(task_queue: str) -> str:
+    """Where the ledger's workflow tasks go: a queue of its own beside the pods' `task_queue`.
+
+    Every launch waits for a ledger update, and each update needs one ledger workflow task. On
+    the pods' queue (and on the worker's sticky queue the pods share) that task waits behind
+    the burst's own workflow tasks; on its own queue, polled by a worker of its own in each
+    worker process, it does not. The ledger's activities still run on `task_queue`. A ledger
+    started before this queue existed keeps its queue: the pods' worker still hosts it."""
+    return f"{task_queue}-ledger"
+
+
 class LedgerRules(BaseModel):
     """The budgets as the worker that last spoke to the ledger has them configured.
 
@@ -58,6 +69,9 @@ class Admission(BaseModel):
 class LaunchRecord(BaseModel):
     pod: str
     instance_id: str
+    launched_at: datetime | None = None
+    """When RunInstances answered, by the worker's clock (accrual starts there, never later
+    than the ledger's now); absent: when the ledger took the record."""
 
 
 class LedgerBatch(BaseModel):

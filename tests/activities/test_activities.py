@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ from orca.settings import (
     Settings,
     WorkerSettings,
 )
+from orca.workflow_ids import pod_workflow_id
 from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.ledger_models import LedgerSummary
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import describe_instances_calls
 
@@ -485,6 +488,54 @@ async def test_the_budget_ledger_holds_launches_until_a_terminate_releases_room(
         )
         second = await ActivityEnvironment().run(wiring.instances.launch_instance, requests[1])
         assert second.instance_id is not None
+    await wiring.cluster.close()
+
+
+class LosesLaunchNotes(BudgetLedgerClient):
+    """A worker killed before its queued launch record reached the ledger (fault injection)."""
+
+    def note_launch(self, pod: str, instance_id: str) -> None:
+        return None
+
+
+async def test_a_launch_record_lost_with_its_worker_is_made_good_by_wait_until_running(
+    aws: AwsEmulator, temporal_dev_env: WorkflowEnvironment
+) -> None:
+    task_queue = f"ledger-{uuid.uuid4()}"
+    rules = rules_from_settings(settings_for(aws, LimitsSettings())).model_copy(
+        update={"task_queue": task_queue}
+    )
+    ledger = LosesLaunchNotes(temporal_dev_env.client, f"c-{uuid.uuid4().hex[:6]}", rules)
+    wiring = Wiring(aws, admission=ledger)
+    pod = pod_manifest({"orca.research/instance-type": "m5.large"})
+    plan = await wiring.plan(pod)
+    request = LaunchRequest(
+        spec=plan.spec,
+        candidate=plan.candidates[0],
+        client_token=f"t-note-{uuid.uuid4().hex[:6]}",
+        requested_at=NOW,
+    )
+    # Activities run in the pod's own workflow, whose ID is the ledger's name for the claim.
+    in_pod_workflow = ActivityEnvironment()
+    in_pod_workflow.info = dataclasses.replace(
+        in_pod_workflow.info, workflow_id=pod_workflow_id(plan.spec.pod)
+    )
+    summary = functools.partial(
+        temporal_dev_env.client.get_workflow_handle(ledger.workflow_id).query, BudgetLedger.summary
+    )
+    async with Worker(temporal_dev_env.client, task_queue=task_queue, workflows=[BudgetLedger]):
+        launched = await in_pod_workflow.run(wiring.instances.launch_instance, request)
+        assert launched.instance_id is not None
+        before: LedgerSummary = await summary()
+        assert (before.admitted, before.launched) == (1, 0)
+        running = await in_pod_workflow.run(
+            wiring.instances.wait_until_running,
+            WaitForInstanceInput(instance_id=launched.instance_id, timeout=timedelta(minutes=1)),
+        )
+        assert running.status.state is InstanceState.RUNNING
+        after: LedgerSummary = await summary()
+        assert after.launched == 1
+        assert [p.pod for p in after.pods if p.running] == [pod_workflow_id(plan.spec.pod)]
     await wiring.cluster.close()
 
 
