@@ -41,6 +41,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck orca/instance_runner.sh
+	$(BIN)/cfn-lint deploy/aws/*.cfn.yaml
 
 format: venv
 	$(BIN)/ruff check --fix .

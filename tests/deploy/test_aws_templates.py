@@ -1,6 +1,8 @@
-"""The IAM policies and the interruption-queue CloudFormation in deploy/: they parse, their tag
-conditions hold, and they allow every AWS call the code makes (a new boto3 call without a policy
-update fails here, not in a cluster with AccessDenied)."""
+"""The IAM policies and the AWS stack (deploy/aws/orca.cfn.yaml) in deploy/: they parse, their tag
+conditions hold, they allow every AWS call the code makes (a new boto3 call without a policy
+update fails here, not in a cluster with AccessDenied), and the stack's policies are the JSON
+files' exactly, with the account, region and names as parameters. The stack is also created on
+the AWS emulator (test_aws_stack.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from orca.watcher import interruption_events
 from tests.deploy.conftest import DEPLOY, REPO
 
 IAM = DEPLOY / "iam"
-CFN = DEPLOY / "aws" / "interruption-queue.cfn.yaml"
+CFN = DEPLOY / "aws" / "orca.cfn.yaml"
 MANAGED_BY = f"aws:ResourceTag/{instance_tags.MANAGED_BY}"
 SERVICES = ("ec2", "ssm", "logs", "sqs", "pricing")
 
@@ -282,3 +284,128 @@ def test_queue_policy_lets_only_the_rules_send() -> None:
     assert sorted(s["!GetAtt"] for s in sources) == sorted(f"{n}.Arn" for n in rules)
     (deny,) = [s for s in document["Statement"] if s["Effect"] == "Deny"]
     assert deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+# -- the stack's IAM policies are deploy/iam/*.json ---------------------------------------------
+
+# What the JSON files write where the stack has a parameter, a pseudo parameter or an attribute.
+EXAMPLE_OIDC = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+EXAMPLE_VALUES = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-west-2",
+    "AWS::AccountId": "111122223333",
+    "OidcProvider": EXAMPLE_OIDC,
+    "InterruptionQueue.Arn": "arn:aws:sqs:us-west-2:111122223333:orca-interruptions",
+    "InstanceRole.Arn": "arn:aws:iam::111122223333:role/orca-instance",
+}
+_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def example_value(name: str, template: dict[str, Any]) -> str:
+    if name in EXAMPLE_VALUES:
+        return EXAMPLE_VALUES[name]
+    return str(template["Parameters"][name]["Default"])
+
+
+def resolve(value: Any, template: dict[str, Any]) -> Any:
+    """The template's value with the JSON files' example account, region and names filled in
+    (!Ref, !Sub, !GetAtt; parameters at their defaults)."""
+    if isinstance(value, list):
+        return [resolve(item, template) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"!Ref"}:
+        return example_value(value["!Ref"], template)
+    if set(value) == {"!GetAtt"}:
+        return example_value(value["!GetAtt"], template)
+    if set(value) == {"!Sub"}:
+        return _SUB_VARIABLE.sub(lambda m: example_value(m.group(1), template), value["!Sub"])
+    return {key: resolve(item, template) for key, item in value.items()}
+
+
+def role_policies(role: str) -> dict[str, Any]:
+    template = load_template()
+    properties = template["Resources"][role]["Properties"]
+    return {
+        policy["PolicyName"]: resolve(policy["PolicyDocument"], template)
+        for policy in properties["Policies"]
+    }
+
+
+def trust_policy(role: str) -> dict[str, Any]:
+    template = load_template()
+    document = resolve(
+        template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"], template
+    )
+    parsed: dict[str, Any] = json.loads(document) if isinstance(document, str) else document
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("role", "policy_file"),
+    [
+        ("WorkerRole", "orca-controller-policy.json"),
+        ("WatcherRole", "orca-watcher-policy.json"),
+        ("InstanceRole", "orca-instance-policy.json"),
+    ],
+)
+def test_stack_policies_equal_the_json_files(role: str, policy_file: str) -> None:
+    (document,) = role_policies(role).values()
+    assert document == load_policy(policy_file), (
+        f"{role}'s policy in deploy/aws/orca.cfn.yaml differs from deploy/iam/{policy_file}"
+    )
+
+
+def test_stack_trust_policies_equal_the_json_files() -> None:
+    assert trust_policy("InstanceRole") == load_policy("orca-instance-trust-policy.json")
+    both = load_policy("orca-controller-trust-policy.json")
+    subjects = {}
+    for role in ("WorkerRole", "WatcherRole"):
+        (statement,) = trust_policy(role)["Statement"]
+        conditions = statement["Condition"]["StringEquals"]
+        subjects[role] = conditions.pop(f"{EXAMPLE_OIDC}:sub")
+        (expected,) = json.loads(json.dumps(both["Statement"]))
+        expected["Condition"]["StringEquals"].pop(f"{EXAMPLE_OIDC}:sub")
+        assert statement == expected, role
+    # Each role trusts only its own ServiceAccount (the JSON's one role trusts both).
+    assert subjects == {
+        "WorkerRole": "system:serviceaccount:orca-system:orca-worker",
+        "WatcherRole": "system:serviceaccount:orca-system:orca-watcher",
+    }
+
+
+def test_instance_profile_and_log_groups_match_the_configuration() -> None:
+    template = load_template()
+    resources = template["Resources"]
+    settings = config()
+    profile = resources["InstanceProfile"]["Properties"]
+    assert resolve(profile["InstanceProfileName"], template) == settings.aws.instance_profile
+    assert profile["Roles"] == [{"!Ref": "InstanceRole"}]
+    groups = {
+        resolve(r["Properties"]["LogGroupName"], template): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    assert set(groups) == {settings.aws.log_group, settings.aws.status_log_group}
+    for properties in groups.values():
+        assert int(resolve(properties["RetentionInDays"], template)) > 0
+
+
+def test_stack_outputs_name_real_chart_values() -> None:
+    """The HelmValues output's --set keys, and every output's "Helm value ...", exist in the
+    chart's values.yaml (a renamed value fails here)."""
+    values = yaml.safe_load((DEPLOY / "helm" / "orca" / "values.yaml").read_text())
+    outputs = load_template()["Outputs"]
+    keys = re.findall(r"--set ([\w.]+)=", outputs["HelmValues"]["Value"]["!Sub"])
+    keys += [
+        match.group(1)
+        for output in outputs.values()
+        if (match := re.search(r"Helm value ([\w.]+)\.", output.get("Description", "")))
+    ]
+    assert len(keys) >= 12
+    for key in keys:
+        node: Any = values
+        for part in key.split("."):
+            assert isinstance(node, dict), key
+            assert part in node, f"{key} is not a chart value"
+            node = node[part]

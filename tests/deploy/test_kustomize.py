@@ -1,6 +1,8 @@
-"""The kustomize base, rendered by the real `kubectl kustomize`, checked as a reviewer would:
-probes, a restrictive security context, resources, ServiceAccounts, least-privilege RBAC, and a
-config.yaml that ORCA itself loads."""
+"""The kustomize base (rendered by the real `kubectl kustomize`) and the Helm chart with its
+default values (rendered by the real `helm template`), each checked as a reviewer would: probes,
+a restrictive security context, resources, ServiceAccounts, least-privilege RBAC, and a
+config.yaml that ORCA itself loads. Every check below runs on both renders, so the two install
+paths cannot drift apart; the chart's own options are in test_helm.py."""
 
 from __future__ import annotations
 
@@ -40,6 +42,14 @@ def deployments(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, 
         yield deployment["metadata"]["name"], deployment
 
 
+@pytest.fixture(scope="session", params=["kustomize-base", "helm-chart"])
+def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The same install, from either path: the kustomize base or the chart's defaults."""
+    fixture = "base_objects" if request.param == "kustomize-base" else "chart_objects"
+    rendered: list[dict[str, Any]] = request.getfixturevalue(fixture)
+    return rendered
+
+
 def config_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
     maps = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"].startswith("orca-")]
     assert len(maps) == 1, "expected the generated orca-config ConfigMap"
@@ -47,22 +57,19 @@ def config_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    base_objects: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> Settings:
+def settings(objects: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The ConfigMap's config.yaml loaded by ORCA, with the env the watcher Deployment sets."""
     path = tmp_path_factory.mktemp("config") / "config.yaml"
-    path.write_text(config_map(base_objects)["data"]["config.yaml"])
+    path.write_text(config_map(objects)["data"]["config.yaml"])
     with pytest.MonkeyPatch.context() as env:
         for name in [n for n in os.environ if n.startswith("ORCA_")]:
             env.delenv(name)
         return load_settings(path)
 
 
-def test_base_renders_the_expected_objects(base_objects: list[dict[str, Any]]) -> None:
-    kinds = {(o["kind"], o["metadata"]["name"]) for o in base_objects}
+def test_base_renders_the_expected_objects(objects: list[dict[str, Any]]) -> None:
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     for expected in [
-        ("Namespace", NAMESPACE),
         ("ServiceAccount", "orca-worker"),
         ("ServiceAccount", "orca-watcher"),
         ("Deployment", "orca-worker"),
@@ -71,15 +78,20 @@ def test_base_renders_the_expected_objects(base_objects: list[dict[str, Any]]) -
         ("Service", "orca-watcher-kubelet"),
         ("ClusterRole", "orca-watcher"),
         ("ClusterRole", "orca-worker"),
+        ("ClusterRole", "orca-user"),
+        ("Role", "orca-user"),
     ]:
         assert expected in kinds
-    assert set(dict(deployments(base_objects))) == set(PROCESSES)
+    assert set(dict(deployments(objects))) == set(PROCESSES)
+    (manager,) = {o["metadata"]["labels"]["app.kubernetes.io/managed-by"] for o in objects}
+    # The chart leaves the namespace to `helm install --create-namespace` (or namespace.create).
+    assert (("Namespace", NAMESPACE) in kinds) == (manager == "kustomize")
 
 
-def test_namespaced_objects_live_in_orca_system(base_objects: list[dict[str, Any]]) -> None:
+def test_namespaced_objects_live_in_orca_system(objects: list[dict[str, Any]]) -> None:
     """Only the node-lease Role and its binding are elsewhere: the kubelet's Lease namespace."""
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-    for obj in base_objects:
+    for obj in objects:
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
             continue
@@ -100,15 +112,15 @@ def test_config_map_loads_with_orca_settings(settings: Settings) -> None:
 
 
 def test_deployments_run_the_right_command_as_the_right_account(
-    base_objects: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
 ) -> None:
-    for name, deployment in deployments(base_objects):
+    for name, deployment in deployments(objects):
         account, subcommand, _ = PROCESSES[name]
         spec = deployment["spec"]
         pod = spec["template"]["spec"]
         assert spec["replicas"] == 2, f"{name}: two replicas, no single point of failure"
         assert pod["serviceAccountName"] == account
-        named(base_objects, "ServiceAccount", account)
+        named(objects, "ServiceAccount", account)
         (container,) = pod["containers"]
         assert [*container.get("command", []), *container["args"]][-1] == subcommand
         assert container["image"].startswith("ghcr.io/orca-research/orca:")
@@ -118,13 +130,13 @@ def test_deployments_run_the_right_command_as_the_right_account(
 
 
 def test_every_deployment_has_liveness_and_readiness_probes(
-    base_objects: list[dict[str, Any]], settings: Settings
+    objects: list[dict[str, Any]], settings: Settings
 ) -> None:
     health_ports = {
         "orca-worker": settings.worker.health_port,
         "orca-watcher": settings.watcher.health_port,
     }
-    for name, deployment in deployments(base_objects):
+    for name, deployment in deployments(objects):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         for probe_name, path in (
@@ -141,9 +153,9 @@ def test_every_deployment_has_liveness_and_readiness_probes(
 
 
 def test_watcher_exposes_the_kubelet_endpoint_and_advertises_its_pod_ip(
-    base_objects: list[dict[str, Any]], settings: Settings
+    objects: list[dict[str, Any]], settings: Settings
 ) -> None:
-    watcher = named(base_objects, "Deployment", "orca-watcher")
+    watcher = named(objects, "Deployment", "orca-watcher")
     (container,) = watcher["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["kubelet"] == settings.node.kubelet_port
@@ -151,16 +163,16 @@ def test_watcher_exposes_the_kubelet_endpoint_and_advertises_its_pod_ip(
     assert env["ORCA_NODE__ADDRESS"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     lease_ns = env["ORCA_WATCHER__LEADER_ELECTION__LEASE_NAMESPACE"]
     assert lease_ns["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    service = named(base_objects, "Service", "orca-watcher-kubelet")
+    service = named(objects, "Service", "orca-watcher-kubelet")
     (service_port,) = service["spec"]["ports"]
     assert service_port["port"] == settings.node.kubelet_port
     assert service_port["targetPort"] == "kubelet"
 
 
 def test_every_container_has_the_restrictive_security_context(
-    base_objects: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
 ) -> None:
-    for name, deployment in deployments(base_objects):
+    for name, deployment in deployments(objects):
         pod = deployment["spec"]["template"]["spec"]
         pod_context = pod.get("securityContext", {})
         for host_namespace in ("hostNetwork", "hostPID", "hostIPC"):
@@ -180,9 +192,9 @@ def test_every_container_has_the_restrictive_security_context(
 
 
 def test_every_container_has_resource_requests_and_limits(
-    base_objects: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
 ) -> None:
-    for name, deployment in deployments(base_objects):
+    for name, deployment in deployments(objects):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             resources = container.get("resources", {})
             for section in ("requests", "limits"):
@@ -193,10 +205,10 @@ def test_every_container_has_resource_requests_and_limits(
 
 
 def test_config_is_mounted_at_the_default_search_path(
-    base_objects: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
 ) -> None:
-    generated = config_map(base_objects)["metadata"]["name"]
-    for name, deployment in deployments(base_objects):
+    generated = config_map(objects)["metadata"]["name"]
+    for name, deployment in deployments(objects):
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         (container,) = pod["containers"]
@@ -207,9 +219,9 @@ def test_config_is_mounted_at_the_default_search_path(
         assert Path("/etc/orca/config.yaml") in DEFAULT_CONFIG_PATHS
 
 
-def test_services_select_pods_that_serve_their_ports(base_objects: list[dict[str, Any]]) -> None:
-    templates = [d["spec"]["template"] for _, d in deployments(base_objects)]
-    for service in of_kind(base_objects, "Service"):
+def test_services_select_pods_that_serve_their_ports(objects: list[dict[str, Any]]) -> None:
+    templates = [d["spec"]["template"] for _, d in deployments(objects)]
+    for service in of_kind(objects, "Service"):
         selector = service["spec"]["selector"]
         selected = [t for t in templates if selector.items() <= t["metadata"]["labels"].items()]
         assert selected, f"Service {service['metadata']['name']} selects no pod"
@@ -229,18 +241,16 @@ def rules(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]
             yield f"{obj['kind']}/{obj['metadata']['name']}", rule
 
 
-def test_rbac_grants_no_wildcards_or_escalation(base_objects: list[dict[str, Any]]) -> None:
-    for where, rule in rules(base_objects):
+def test_rbac_grants_no_wildcards_or_escalation(objects: list[dict[str, Any]]) -> None:
+    for where, rule in rules(objects):
         for field in ("verbs", "resources", "apiGroups", "resourceNames"):
             assert "*" not in rule.get(field, []), f"{where}: wildcard in {field}"
         assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate"}, where
         assert "nonResourceURLs" not in rule, where
 
 
-def test_secrets_can_only_be_read_by_name(base_objects: list[dict[str, Any]]) -> None:
-    granted = [
-        (where, rule) for where, rule in rules(base_objects) if "secrets" in rule["resources"]
-    ]
+def test_secrets_can_only_be_read_by_name(objects: list[dict[str, Any]]) -> None:
+    granted = [(where, rule) for where, rule in rules(objects) if "secrets" in rule["resources"]]
     assert granted, "the worker must read Secrets that pods reference"
     for where, rule in granted:
         assert set(rule["verbs"]) == {"get"}, f"{where}: secrets may only be read by name"
@@ -270,9 +280,9 @@ def role_verbs(objects: list[dict[str, Any]], account: str) -> dict[str, set[str
 
 
 def test_each_service_account_holds_exactly_what_its_code_calls(
-    base_objects: list[dict[str, Any]],
+    objects: list[dict[str, Any]],
 ) -> None:
-    assert role_verbs(base_objects, "orca-worker") == {
+    assert role_verbs(objects, "orca-worker") == {
         "pods": {"get", "list", "delete"},
         "pods/status": {"patch"},
         "events": {"create"},
@@ -280,7 +290,7 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
         "secrets": {"get"},
         "namespaces": {"get"},
     }
-    assert role_verbs(base_objects, "orca-watcher") == {
+    assert role_verbs(objects, "orca-watcher") == {
         "nodes": {"create", "get", "patch"},
         "nodes/status": {"patch"},
         "pods": {"get", "list", "watch", "delete"},
@@ -289,30 +299,28 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
 
 
 def test_name_limited_rules_match_the_configured_names(
-    base_objects: list[dict[str, Any]], settings: Settings
+    objects: list[dict[str, Any]], settings: Settings
 ) -> None:
-    watcher = named(base_objects, "ClusterRole", "orca-watcher")
+    watcher = named(objects, "ClusterRole", "orca-watcher")
     for rule in watcher["rules"]:
         if "resourceNames" in rule:
             assert rule["resourceNames"] == [settings.node.name]
-    node_lease = named(base_objects, "Role", "orca-watcher-node-lease")
+    node_lease = named(objects, "Role", "orca-watcher-node-lease")
     assert node_lease["metadata"]["namespace"] == NODE_LEASE_NAMESPACE
     assert [settings.node.name] in [r.get("resourceNames") for r in node_lease["rules"]]
-    election = named(base_objects, "Role", "orca-watcher-leader-election")
-    watcher_namespace = named(base_objects, "Deployment", "orca-watcher")["metadata"]["namespace"]
+    election = named(objects, "Role", "orca-watcher-leader-election")
+    watcher_namespace = named(objects, "Deployment", "orca-watcher")["metadata"]["namespace"]
     assert election["metadata"]["namespace"] == watcher_namespace
     lease_name = settings.watcher.leader_election.lease_name
     assert [lease_name] in [r.get("resourceNames") for r in election["rules"]]
 
 
-def test_bindings_name_existing_service_accounts(base_objects: list[dict[str, Any]]) -> None:
+def test_bindings_name_existing_service_accounts(objects: list[dict[str, Any]]) -> None:
     accounts = {
         (a["metadata"]["namespace"], a["metadata"]["name"])
-        for a in of_kind(base_objects, "ServiceAccount")
+        for a in of_kind(objects, "ServiceAccount")
     }
-    for binding in of_kind(base_objects, "ClusterRoleBinding") + of_kind(
-        base_objects, "RoleBinding"
-    ):
+    for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
         for subject in binding["subjects"]:
             assert (subject["namespace"], subject["name"]) in accounts
 
@@ -347,7 +355,14 @@ def test_temporal_components_configure_tls_and_api_key(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         f"resources: [{base}]\ncomponents: [{', '.join(components)}]\n"
     )
-    objects = render(overlay)
+    check_temporal_connection(render(overlay), tmp_path, monkeypatch)
+
+
+def check_temporal_connection(
+    objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both Deployments read the API key from its Secret and the mTLS files (client certificate,
+    key, private CA) from the mounted Secret, and ORCA loads those paths as its settings."""
     config = tmp_path / "config.yaml"
     config.write_text(config_map(objects)["data"]["config.yaml"])
     for name, deployment in deployments(objects):
