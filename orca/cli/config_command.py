@@ -23,6 +23,7 @@ from typing import Any
 from orca.cli import connections, output
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.settings import Settings, find_config_file, load_settings
+from orca.settings_schema import settings_json_schema
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,7 +91,7 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def settings_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = Settings.model_json_schema(by_alias=True, mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    """The one generated schema (`orca.settings_schema`, also the Helm chart's), titled."""
+    schema = settings_json_schema()
     schema["title"] = "ORCA configuration (config.yaml)"
     return schema
