@@ -75,6 +75,11 @@ def _quantity(value: Any) -> str:
     return text
 
 
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"
+"""`orca.units`' duration parts, repeated and anchored (JSON Schema patterns are not)."""
+QUANTITY_PATTERN = r"^\s*\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?\s*$"
+"""`orca.units`' quantity without a sign: capacities are never negative."""
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
@@ -82,7 +87,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
+                {"type": "string", "pattern": DURATION_PATTERN},
                 {"type": "number", "minimum": 0},
             ],
             "description": "a duration such as 90s, 5m, 4h, 1h30m or 7d, or seconds",
@@ -96,8 +101,11 @@ Quantity = Annotated[
     BeforeValidator(_quantity),
     WithJsonSchema(
         {
-            "type": ["string", "number"],
-            "description": "a Kubernetes resource quantity such as 1000 or 4Ti",
+            "anyOf": [
+                {"type": "string", "pattern": QUANTITY_PATTERN},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "a Kubernetes resource quantity such as 1000, 500m, 16Gi or 4Ti",
         }
     ),
 ]

@@ -19,48 +19,15 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
-from orca import settings
 from orca.settings import Settings
 from orca.units import format_duration
 
-# orca.units._DURATION_PART, repeated, anchored (JSON Schema patterns are not anchored).
-DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"
-DURATION_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "pattern": DURATION_PATTERN},
-        {"type": "number", "minimum": 0},
-    ],
-    "description": "A duration: 250ms, 90s, 5m, 1h30m, 7d, or a number of seconds.",
-}
-
-
-# orca.units._QUANTITY without a sign: node capacities are never negative.
-QUANTITY_PATTERN = r"^\s*\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?\s*$"
-QUANTITY_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "pattern": QUANTITY_PATTERN},
-        {"type": "number", "minimum": 0},
-    ],
-    "description": "A Kubernetes quantity such as 2, 500m, 16Gi or 1Ti.",
-}
-
 
 class _OrcaSchema(GenerateJsonSchema):
-    """pydantic's generator with ORCA's textual types described as text."""
-
-    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:
-        # pydantic says ISO 8601 ("P1D"); ORCA's Duration parser takes Go-style text.
-        return dict(DURATION_SCHEMA)
-
-    def function_before_schema(
-        self, schema: core_schema.BeforeValidatorFunctionSchema
-    ) -> JsonSchemaValue:
-        if schema["function"].get("function") is settings._quantity:
-            return dict(QUANTITY_SCHEMA)
-        return super().function_before_schema(schema)
+    """pydantic's generator with defaults written as the file writes them. (Durations and
+    quantities describe their own text: `orca.settings.Duration` and `Quantity`.)"""
 
     def encode_default(self, dft: Any) -> Any:
         # A field's default as the file writes it: timedelta(seconds=40) is "40s", not "PT40S".

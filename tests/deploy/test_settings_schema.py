@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orca import settings_schema
+from orca import settings, settings_schema
 from orca.units import parse_duration, parse_quantity
 from tests.deploy.conftest import DEPLOY
 
@@ -80,7 +80,7 @@ _PART = st.tuples(st.integers(min_value=0, max_value=999), _UNITS).map(lambda p:
 @given(st.lists(_PART, min_size=1, max_size=4).map("".join))
 def test_every_duration_orca_parses_matches_the_pattern(text: str) -> None:
     parse_duration(text)
-    assert re.search(settings_schema.DURATION_PATTERN, text)
+    assert re.search(settings.DURATION_PATTERN, text)
 
 
 @given(
@@ -90,11 +90,11 @@ def test_every_duration_orca_parses_matches_the_pattern(text: str) -> None:
 def test_every_capacity_orca_parses_matches_the_pattern(number: int, suffix: str) -> None:
     text = f"{number}{suffix}"
     assert parse_quantity(text) >= 0
-    assert re.search(settings_schema.QUANTITY_PATTERN, text)
+    assert re.search(settings.QUANTITY_PATTERN, text)
 
 
 @pytest.mark.parametrize("text", ["5 minutes", "1h30", "-5m", "m"])
 def test_text_orca_refuses_as_a_duration_the_pattern_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
-    assert not re.search(settings_schema.DURATION_PATTERN, text)
+    assert not re.search(settings.DURATION_PATTERN, text)
