@@ -34,8 +34,9 @@ lock:
 run: venv
 	$(BIN)/orca dev --example-pods
 
-## make test: ruff (lint + format check), shellcheck, mypy, bandit, then every test tier with the coverage floor
-test: venv lint typecheck bandit pytest
+## make test: ruff (lint + format check), shellcheck, cfn-lint, mypy, bandit, pip-audit, then every
+## test tier with the coverage floor
+test: venv lint typecheck audit pytest
 
 lint: venv
 	$(BIN)/ruff check .
