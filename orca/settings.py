@@ -396,7 +396,7 @@ class MetricsSettings(_Section):
 class DevelopmentSettings(_Section):
     """Accepted for compatibility with the Go ORCA's files.
 
-    `dryRun` stops every pod before RunInstances/CreateFleet (the pod fails with `DryRun`).
+    `dryRun` stops every pod before RunInstances (the pod fails with `DryRun`).
     `mockAWS: true` told the Go ORCA to fake AWS; this ORCA has no fake inside it (the embedded
     stack, `orca dev`, is the fake), so a file written for the Go ORCA must not spend money
     here: `mockAWS` means a dry run too, and the processes say so at start."""
