@@ -109,7 +109,7 @@ class ContainerActivities:
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
             with redacting(plan.secret_parameters.values()):  # no log line shows them
-                await asyncio.to_thread(self._parameters.put, plan.secret_parameters)
+                await asyncio.to_thread(self._parameters.put, plan.secret_parameters, instance_id)
                 command_id = await asyncio.to_thread(
                     self._commands.send_start, pod, instance_id, plan.script
                 )
