@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from orca.aws_clients import AwsClients
+from orca.instance_contract import POD_PARAMETER_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm.type_defs import TagTypeDef
 
-SECRET_PREFIX = "/orca/pods"
+SECRET_PREFIX = POD_PARAMETER_PREFIX
 INSTANCE_ARN_TAG = "orca.research/instance-arn"
 DELETE_PER_CALL = 10
 """DeleteParameters takes at most 10 names."""

@@ -122,8 +122,11 @@ def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:
     for action in ("ssm:PutParameter", "ssm:GetParametersByPath", "ssm:DeleteParameters"):
         for statement in statements(controller, action):
             assert all(r.endswith(prefix) for r in as_list(statement["Resource"])), action
+    # Public AMI parameters, and the pods' status keys (the status feed verifies reports).
     for statement in statements(controller, "ssm:GetParameter"):
-        assert all(r.endswith("::parameter/aws/service/*") for r in as_list(statement["Resource"]))
+        assert all(
+            r.endswith(("::parameter/aws/service/*", prefix)) for r in as_list(statement["Resource"])
+        )
     instance = load_policy("orca-instance-policy.json")
     (statement,) = statements(instance, "ssm:GetParameter")
     assert all(r.endswith(prefix) for r in as_list(statement["Resource"]))
