@@ -206,6 +206,7 @@ def render_bootstrap(
             f"chmod 700 {q(renderer.runner_path)}",
             "# the runner reads its document with jq (in AL2023 and the DLAMIs; else installed)",
             "command -v jq >/dev/null 2>&1 || dnf install -y -q jq",
+            "command -v openssl >/dev/null 2>&1 || dnf install -y -q openssl",
             "# a transient unit outlives this SSM command; long init containers miss its timeout",
             "if command -v systemd-run >/dev/null 2>&1; then",
             f"  systemctl reset-failed {q(unit)} 2>/dev/null || true",

@@ -124,9 +124,8 @@ def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:
             assert all(r.endswith(prefix) for r in as_list(statement["Resource"])), action
     # Public AMI parameters, and the pods' status keys (the status feed verifies reports).
     for statement in statements(controller, "ssm:GetParameter"):
-        assert all(
-            r.endswith(("::parameter/aws/service/*", prefix)) for r in as_list(statement["Resource"])
-        )
+        resources = as_list(statement["Resource"])
+        assert all(r.endswith(("::parameter/aws/service/*", prefix)) for r in resources)
     instance = load_policy("orca-instance-policy.json")
     (statement,) = statements(instance, "ssm:GetParameter")
     assert all(r.endswith(prefix) for r in as_list(statement["Resource"]))
