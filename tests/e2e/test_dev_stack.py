@@ -92,6 +92,7 @@ def test_pod_runs_to_completion_on_its_own_instance(
     assert len(launched) == 1, "exactly one instance per pod"
     assert launched[0]["InstanceType"] == "m5.large"
     assert launched[0]["MetadataOptions"]["HttpTokens"] == "required"
+    assert launched[0]["MetadataOptions"]["HttpPutResponseHopLimit"] == 1  # host only
     eventually(
         lambda: instances_of(ec2, uid)[0]["State"]["Name"] == "terminated",
         "the instance to be terminated after the pod finished",
