@@ -16,7 +16,8 @@ HMAC of the pod's own status key and sits in the pod's own stream. The key is ha
 (another worker, after a restart). Lines of a pod whose key is not known yet wait in `_pending`
 and are checked when it is; a pod with no key parameter (started before ORCA signed reports) has
 its unsigned reports accepted. Every rejected line is counted in
-`orca_forged_status_reports_total` and logged without its content. The keys stay in memory only.
+`orca_forged_status_reports_total` and logged without its content. The keys stay in memory only,
+held by the log redaction (`orca.logging.SECRET_VALUES`) while the feed knows them.
 
 The loop outlives any one activity, so it cannot raise; a permanent error (Logs access denied)
 is kept in `permanent_error` and raised by every monitor round (`raise_if_failing`), which fails
@@ -45,6 +46,7 @@ from orca.instance_contract import (
     status_log_stream,
     verify_status_line,
 )
+from orca.logging import SECRET_VALUES
 from orca.metrics import FORGED_STATUS_REPORTS
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,9 @@ class ContainerStatusFeed:
         self._set_key(pod_uid, status_key)
 
     def _set_key(self, pod_uid: str, key: str | None) -> None:
+        if key is not None and self._keys.get(pod_uid) != key:
+            self._forget_key(pod_uid)
+            SECRET_VALUES.hold([key])  # while the feed knows it, no log line shows it
         self._keys[pod_uid] = key
         self._file(self._pending.pop(pod_uid, []))
 
@@ -178,7 +183,7 @@ class ContainerStatusFeed:
                 self._expected.discard(pod_uid)
                 self._events.pop(pod_uid, None)
                 self._pending.pop(pod_uid, None)
-                self._keys.pop(pod_uid, None)
+                self._forget_key(pod_uid)
                 self._last_event_ms.pop(pod_uid, None)
 
     def _read(self, streams: list[str] | None, start_ms: int | None) -> list[tuple[str, str, str]]:
@@ -239,7 +244,14 @@ class ContainerStatusFeed:
         log.warning("ignored a status report that is not signed by its pod", stream=stream)
         return None
 
+    def _forget_key(self, pod_uid: str) -> None:
+        key = self._keys.pop(pod_uid, None)
+        if key is not None:
+            SECRET_VALUES.release([key])
+
     async def close(self) -> None:
+        for pod_uid in list(self._keys):
+            self._forget_key(pod_uid)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,6 +26,7 @@ from orca.instance_contract import (
     signed_status_line,
     status_key_parameter,
 )
+from orca.logging import redact_text
 from orca.metrics import FORGED_STATUS_REPORTS
 from orca.settings import AwsSettings
 from orca_devstack.emulators.aws import AwsEmulator
@@ -158,5 +159,8 @@ async def test_reports_not_signed_by_the_pods_own_key_change_nothing_and_are_cou
     # The victim's own signed report still counts.
     write_state(logs, group, victim, "terminated", victim_key)
     assert await eventually_states(feed, victim, 2) == ["running", "terminated"]
+    # The keys are secrets: no log line shows one while the feed holds it.
+    assert victim_key not in redact_text(f"key={victim_key}")
     feed.unsubscribe(victim)
     await feed.close()
+    assert victim_key in redact_text(f"key={victim_key}")
