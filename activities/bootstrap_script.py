@@ -67,6 +67,7 @@ from orca.instance_contract import (
     pod_dir,
     pod_manifest_heredoc,
     runner_script,
+    status_key_parameter,
     unit_name,
 )
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
@@ -158,8 +159,12 @@ def render_bootstrap(
     config_maps: Mapping[str, Mapping[str, str]],
     secrets: Mapping[str, Mapping[str, str]],
     secret_parameter_prefix: str,
+    status_key: str | None = None,
 ) -> BootstrapPlan:
     """Render the start script for `pod` (Kubernetes API camelCase dict).
+
+    `status_key` (hex, `orca.instance_contract.new_status_key`) becomes the pod's parameter
+    `status_key_parameter(uid)`, which the runner signs its status reports with.
 
     Raises `InvalidPodSpec` naming the field (`spec.containers[0].env[2]`) when a non-optional
     ConfigMap or Secret key the pod refers to does not exist.
@@ -173,7 +178,11 @@ def render_bootstrap(
         secrets=secrets,
         prefix=secret_parameter_prefix.rstrip("/") + "/",
     )
-    document = renderer.runner(status_log_group).to_json()
+    key_parameter = None
+    if status_key is not None:
+        key_parameter = status_key_parameter(spec.pod.uid)
+        renderer.secret_parameters[key_parameter] = status_key
+    document = renderer.runner(status_log_group, key_parameter).to_json()
     runner = runner_script()
     delimiter = _heredoc_delimiter("ORCA_RUNNER", runner)
     unit = _unit_name(spec.pod)
@@ -197,6 +206,7 @@ def render_bootstrap(
             f"chmod 700 {q(renderer.runner_path)}",
             "# the runner reads its document with jq (in AL2023 and the DLAMIs; else installed)",
             "command -v jq >/dev/null 2>&1 || dnf install -y -q jq",
+            "command -v openssl >/dev/null 2>&1 || dnf install -y -q openssl",
             "# a transient unit outlives this SSM command; long init containers miss its timeout",
             "if command -v systemd-run >/dev/null 2>&1; then",
             f"  systemctl reset-failed {q(unit)} 2>/dev/null || true",
@@ -674,7 +684,7 @@ class _Renderer:
             arguments += ["--sysctl", f"{sysctl['name']}={sysctl.get('value', '')}"]
         return arguments
 
-    def runner(self, status_log_group: str) -> RunnerDocument:
+    def runner(self, status_log_group: str, key_parameter: str | None) -> RunnerDocument:
         """The runner document: volumes first, so containers' mounts know their host dirs."""
         volumes = self._volumes()
         init = [
@@ -691,6 +701,7 @@ class _Renderer:
             status_log_group=status_log_group,
             pod_dir=self.pod_dir,
             restart_policy=self.spec.restart_policy,
+            status_key_parameter=key_parameter,
             volumes=volumes,
             init_containers=init,
             containers=apps,

@@ -43,6 +43,7 @@ from orca.activities.pod_references import PodReferences
 from orca.activities.ssm_commands import RUNNING_STATUSES, SsmCommands
 from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
 from orca.failure_types import FailureType
+from orca.instance_contract import new_status_key
 from orca.instance_state import is_lost
 from orca.launch_spec import InvalidPodSpec, pod_ref_from_pod
 from orca.logging import bind_work_context, redacting
@@ -90,7 +91,8 @@ class ContainerActivities:
                 existing = await asyncio.to_thread(self._commands.find_start, pod, instance_id)
                 if existing is not None:
                     return StartContainersOutcome(command_id=existing)
-            self._feed.expect(pod.uid)
+            status_key = new_status_key()  # a secret: never logged, never in the history
+            self._feed.expect(pod.uid, status_key)
             await self._wait_for_agent(instance_id, input.agent_timeout.total_seconds())
             config_maps, secrets = await asyncio.to_thread(self._references.read, input.pod)
             try:
@@ -103,13 +105,14 @@ class ContainerActivities:
                     config_maps=config_maps,
                     secrets=secrets,
                     secret_parameter_prefix=secret_parameter_prefix(pod.uid),
+                    status_key=status_key,
                 )
             except InvalidPodSpec as error:
                 raise ApplicationError(
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
             with redacting(plan.secret_parameters.values()):  # no log line shows them
-                await asyncio.to_thread(self._parameters.put, plan.secret_parameters)
+                await asyncio.to_thread(self._parameters.put, plan.secret_parameters, instance_id)
                 command_id = await asyncio.to_thread(
                     self._commands.send_start, pod, instance_id, plan.script
                 )

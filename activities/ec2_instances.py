@@ -118,7 +118,9 @@ def run_instances_params(
         "MetadataOptions": {
             "HttpTokens": "required",
             "HttpEndpoint": "enabled",
-            "HttpPutResponseHopLimit": 2,
+            # 1: a container's packets take one more hop, so only the host reaches IMDS and
+            # the instance role (docs/security.md); the pod may opt in to 2.
+            "HttpPutResponseHopLimit": 2 if spec.instance_metadata else 1,
             "InstanceMetadataTags": "disabled",
         },
         "BlockDeviceMappings": [

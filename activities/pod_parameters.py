@@ -4,16 +4,29 @@ Secret values never appear in the start script (SSM commands are visible to anyo
 them): the script reads them from these parameters on the instance. They are written right before
 the start command is sent and deleted when the pod's containers end; the orphan sweep lists what
 is left under the prefix and deletes parameters no running workflow owns.
+
+Each parameter is tagged `INSTANCE_ARN_TAG` = the ARN of the pod's instance; the instance policy
+(deploy/iam/orca-instance-policy.json) lets a role session read a parameter only when that tag
+equals the session's `ec2:SourceInstanceARN`, so an instance reads its own pod's secrets and no
+other's (docs/security.md). PutParameter cannot tag and overwrite in one call (a retry
+overwrites), so the tag is added right after; until then the parameter is unreadable, which fails
+closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from orca.aws_clients import AwsClients
+from orca.instance_contract import POD_PARAMETER_PREFIX
 
-SECRET_PREFIX = "/orca/pods"
+if TYPE_CHECKING:
+    from mypy_boto3_ssm.type_defs import TagTypeDef
+
+SECRET_PREFIX = POD_PARAMETER_PREFIX
+INSTANCE_ARN_TAG = "orca.research/instance-arn"
 DELETE_PER_CALL = 10
 """DeleteParameters takes at most 10 names."""
 
@@ -31,10 +44,14 @@ class PodParameters:
     def __init__(self, aws: AwsClients) -> None:
         self._aws = aws
 
-    def put(self, parameters: Mapping[str, str]) -> None:
-        """Write (or overwrite) each parameter as a SecureString."""
+    def put(self, parameters: Mapping[str, str], instance_id: str) -> None:
+        """Write (or overwrite) each parameter as a SecureString readable by that instance only."""
+        tags: list[TagTypeDef] = [
+            {"Key": INSTANCE_ARN_TAG, "Value": self._aws.instance_arn(instance_id)}
+        ]
         for name, value in parameters.items():
             self._aws.ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+            self._aws.ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name, Tags=tags)
 
     def list(self, path: str = f"{SECRET_PREFIX}/") -> list[tuple[str, datetime | None]]:
         """(name, last modified) of every parameter under `path`."""

@@ -53,6 +53,7 @@ _ID_FIELDS = frozenset(
         "FleetId",
         "FleetIds",
         "Resources",
+        "ResourceId",
         "CommandId",
         "QueueUrl",
         "Name",

@@ -109,6 +109,24 @@ class AwsClients:
         )
         return client
 
+    @cached_property
+    def account_id(self) -> str:
+        """The account ORCA's session (and so every instance it launches) is in: GetCallerIdentity
+        needs no permission."""
+        return str(self.client("sts").get_caller_identity()["Account"])
+
+    def instance_arn(self, instance_id: str) -> str:
+        """The ARN IAM puts in `ec2:SourceInstanceARN` for the instance's role credentials."""
+        region = self.settings.region
+        partition = (
+            "aws-cn"
+            if region.startswith("cn-")
+            else "aws-us-gov"
+            if region.startswith("us-gov-")
+            else "aws"
+        )
+        return f"arn:{partition}:ec2:{region}:{self.account_id}:instance/{instance_id}"
+
     def check_credentials(self) -> None:
         """Fail with a clear message when no credentials can be found at all."""
         if self.session.get_credentials() is None:

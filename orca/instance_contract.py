@@ -14,15 +14,24 @@ reports, and the AWS emulator (`orca_devstack.emulators.aws.containers`) that pl
   `ORCA_STOP_GRACE_SECONDS=<n>` (SIGTERM, SIGKILL after the grace period).
 * **Container output**: log group `aws.logGroup`, stream `container_log_stream(...)`.
 * **Container state events**: log group `aws.statusLogGroup`, stream `status_log_stream(uid)`,
-  one `ContainerStateEvent` JSON line per change (`parse_status_line` reads one).
+  one `ContainerStateEvent` JSON line per change (`parse_status_line` reads one), signed: the line
+  is `{"report": "<the event's JSON text>", "signature": "<hex HMAC-SHA256 of that text>"}` under
+  the pod's own random key (`STATUS_KEY_BYTES`), which ORCA writes as the pod's SecureString
+  parameter `status_key_parameter(uid)` with its other secrets and the runner reads like them
+  (`RunnerDocument.status_key_parameter`). Every instance may append to every status stream (IAM
+  cannot scope a stream to an instance, docs/security.md), but only the pod's own instance can
+  read its key, so only it can write a report ORCA accepts (`verify_status_line`).
 
 Pure definitions and parsers only; no I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -41,6 +50,10 @@ RUNNER_DOCUMENT = "runner.json"
 RUNNER_DOCUMENT_DELIMITER = "ORCA_RUNNER_JSON"
 """One line of JSON never equals it, so no value can end the heredoc early."""
 RUNNER_LOG = "runner.log"
+POD_PARAMETER_PREFIX = "/orca/pods"
+"""A pod's SSM parameters are under `<prefix>/<pod-uid>/`."""
+STATUS_KEY_NAME = "status-key"
+STATUS_KEY_BYTES = 32
 STOP_GRACE_VARIABLE = "ORCA_STOP_GRACE_SECONDS"
 LABEL_POD_UID = "orca.research/pod-uid"
 LABEL_CONTAINER = "orca.research/container"
@@ -213,6 +226,8 @@ class RunnerDocument(BaseModel):
     status_log_group: str = Field(alias="statusLogGroup")
     pod_dir: str = Field(alias="podDir")
     restart_policy: str = Field(alias="restartPolicy")
+    status_key_parameter: str | None = Field(default=None, alias="statusKeyParameter")
+    """The SSM parameter holding the key the runner signs its status reports with."""
     volumes: list[RunnerVolume] = Field(default_factory=list)
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
     containers: list[RunnerContainer] = Field(default_factory=list)
@@ -278,3 +293,58 @@ def parse_status_line(message: str) -> ContainerStateEvent | None:
         return ContainerStateEvent.model_validate(json.loads(message))
     except (ValueError, ValidationError):
         return None
+
+
+# -- signed reports ---------------------------------------------------------------------------
+def status_key_parameter(pod_uid: str) -> str:
+    """The SSM SecureString parameter holding the pod's status key (hex)."""
+    return f"{POD_PARAMETER_PREFIX}/{pod_uid}/{STATUS_KEY_NAME}"
+
+
+def new_status_key() -> str:
+    return secrets.token_hex(STATUS_KEY_BYTES)
+
+
+def sign_status_report(key: str, report: str) -> str:
+    """Hex HMAC-SHA256 of the report's text under the hex key (`openssl dgst -sha256 -mac HMAC
+    -macopt hexkey:<key>` on the instance)."""
+    return hmac.new(bytes.fromhex(key), report.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def signed_status_line(event: ContainerStateEvent, key: str) -> str:
+    """The log line an instance writes for one event."""
+    report = json.dumps(event.to_line(), separators=(",", ":"))
+    return json.dumps({"report": report, "signature": sign_status_report(key, report)})
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """One status log line split into the report and its signature (None: unsigned)."""
+
+    report: str
+    signature: str | None
+
+
+def split_status_line(message: str) -> StatusLine:
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return StatusLine(message, None)
+    if isinstance(data, dict) and isinstance(data.get("report"), str):
+        signature = data.get("signature")
+        return StatusLine(data["report"], signature if isinstance(signature, str) else None)
+    return StatusLine(message, None)
+
+
+def verify_status_line(line: StatusLine, key: str, stream: str) -> ContainerStateEvent | None:
+    """The event when the line is a report of the stream's own pod signed with its key, else
+    None (forged, misplaced, unsigned or not a report)."""
+    if line.signature is None:
+        return None
+    expected = sign_status_report(key, line.report)
+    if not hmac.compare_digest(expected, line.signature.lower()):
+        return None
+    event = parse_status_line(line.report)
+    if event is None or status_log_stream(event.pod_uid) != stream:
+        return None
+    return event

@@ -7,7 +7,9 @@
 # one after another (restarting a failed one unless restartPolicy is Never), then starts the app
 # containers, follows the runtime's events and reports every container state change as one JSON
 # line to the status log group (stream <pod-uid>). Secrets are fetched from SSM here and reach
-# the runtime through the environment, never argv. Needs bash, jq and the AWS CLI.
+# the runtime through the environment, never argv. Each report is signed with the pod's status
+# key (HMAC-SHA256, the SSM parameter statusKeyParameter): ORCA ignores a report without the
+# right signature. Needs bash, jq, openssl and the AWS CLI.
 set -uo pipefail
 
 ORCA_DOC=${1:?usage: instance_runner.sh RUNNER_JSON}
@@ -30,6 +32,8 @@ ORCA_POD_UID=$(orca_field .podUID)
 ORCA_STATUS_LOG_GROUP=$(orca_field .statusLogGroup)
 ORCA_DIR=$(orca_field .podDir)
 ORCA_RESTART_POLICY=$(orca_field .restartPolicy)
+ORCA_STATUS_KEY_PARAMETER=$(orca_field '.statusKeyParameter // empty')
+ORCA_STATUS_KEY=""
 ORCA_RUNTIME=docker
 command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl
 ORCA_HOST_IP=""
@@ -38,13 +42,19 @@ mkdir -p "$ORCA_DIR/volumes"
 
 # One JSON event per container state change (ContainerStateEvent).
 orca_report() {  # container init(true|false) state reason [exitCode]
-  local at ms event
+  local at ms event signature
   at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   ms=$(date +%s%3N)
   event=$(jq -cn --arg uid "$ORCA_POD_UID" --arg container "$1" --argjson init "$2" \
     --arg state "$3" --arg reason "$4" --argjson code "${5:-null}" --arg at "$at" \
     '{podUID: $uid, container: $container, init: $init, state: $state, reason: $reason,
       exitCode: $code, at: $at}')
+  if [ -n "$ORCA_STATUS_KEY" ]; then  # {report: the event's text, signature: its HMAC}
+    signature=$(printf '%s' "$event" \
+      | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$ORCA_STATUS_KEY" -r | cut -d' ' -f1)
+    event=$(jq -cn --arg report "$event" --arg signature "$signature" \
+      '{report: $report, signature: $signature}')
+  fi
   aws logs create-log-stream --log-group-name "$ORCA_STATUS_LOG_GROUP" \
     --log-stream-name "$ORCA_POD_UID" >/dev/null 2>&1 || true
   aws logs put-log-events --log-group-name "$ORCA_STATUS_LOG_GROUP" \
@@ -163,6 +173,11 @@ orca_run() {  # group(initContainers|containers) index: run one container (-d fo
       "$(orca_field "$at.image")" "${arguments[@]}"
   )
 }
+
+if [ -n "$ORCA_STATUS_KEY_PARAMETER" ]; then
+  ORCA_STATUS_KEY=$(orca_secret "$ORCA_STATUS_KEY_PARAMETER") \
+    || echo "orca: could not read the status key; reports will be ignored" >&2
+fi
 
 orca_watch &
 sleep 1  # the event stream is open before the first container starts

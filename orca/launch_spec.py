@@ -69,6 +69,9 @@ class Annotation(StrEnum):
     USER_DATA = "orca.research/user-data"
     TERMINATION_PROTECTION = "orca.research/termination-protection"
     DEBUG = "orca.research/debug"
+    INSTANCE_METADATA = "orca.research/instance-metadata"
+    """`true`: the pod's containers may reach the instance metadata service (hop limit 2) and so
+    take the instance role; by default only the host can (hop limit 1, docs/security.md)."""
     CAPACITY_RESERVATION_ID = "orca.research/capacity-reservation-id"
     CAPACITY_RESERVATION_PREFERENCE = "orca.research/capacity-reservation-preference"
     CAPACITY_BLOCK_ID = "orca.research/capacity-block-id"
@@ -142,6 +145,8 @@ class LaunchSpec(BaseModel):
     """Base64, as annotated."""
     termination_protection: bool = False
     debug: bool = False
+    instance_metadata: bool = False
+    """Containers may reach IMDS (the `instance-metadata` annotation); the host always can."""
     capacity_reservation_id: str | None = None
     capacity_reservation_preference: CapacityReservationPreference | None = None
     capacity_block_id: str | None = None
@@ -241,6 +246,7 @@ def parse_launch_spec(
         user_data=_user_data(annotations),
         termination_protection=_boolean(annotations, Annotation.TERMINATION_PROTECTION),
         debug=_boolean(annotations, Annotation.DEBUG),
+        instance_metadata=_boolean(annotations, Annotation.INSTANCE_METADATA),
         capacity_reservation_id=reservation_id,
         capacity_reservation_preference=preference,
         capacity_block_id=block_id,

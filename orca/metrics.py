@@ -33,6 +33,11 @@ POD_STARTUP_SECONDS = Histogram(
     "Time from pod creation to Running.",
     buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600),
 )
+FORGED_STATUS_REPORTS = Counter(
+    "orca_forged_status_reports_total",
+    "Container status reports ignored: unsigned, signed with the wrong key, or in another pod's "
+    "stream (docs/security.md).",
+)
 AWS_API_CALLS = Counter(
     "orca_aws_api_calls_total", "AWS API calls, by service and operation.", ["service", "operation"]
 )

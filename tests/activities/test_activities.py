@@ -186,11 +186,32 @@ async def test_plan_orders_offerings_by_zone_price_and_launch_is_idempotent(
     assert tags["orca.research/pod-namespace"] == "research"
     assert tags["orca.research/managed-by"] == "orca"
     assert tags["orca.research/budget-namespace"] == "research"
-    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    metadata = instance["MetadataOptions"]
+    assert metadata["HttpTokens"] == "required"
+    assert metadata["HttpEndpoint"] == "enabled"
+    assert metadata["HttpPutResponseHopLimit"] == 1  # containers cannot reach IMDS
     assert instance["Placement"]["AvailabilityZone"] == plan.candidates[0].zone
     volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
     volumes = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
     assert all(v["Encrypted"] for v in volumes)
+
+
+async def test_a_pod_that_opts_in_to_instance_metadata_gets_hop_limit_two(
+    aws: AwsEmulator, aws_client: Any
+) -> None:
+    wiring = Wiring(aws)
+    pod = pod_manifest(
+        {"orca.research/instance-type": "m5.large", "orca.research/instance-metadata": "true"}
+    )
+    plan = await wiring.plan(pod)
+    request = LaunchRequest(
+        spec=plan.spec, candidate=plan.candidates[0], client_token="imds-1", requested_at=NOW
+    )
+    launched = await ActivityEnvironment().run(wiring.instances.launch_instance, request)
+    reservations = aws_client("ec2").describe_instances(InstanceIds=[launched.instance_id])
+    metadata = reservations["Reservations"][0]["Instances"][0]["MetadataOptions"]
+    assert metadata["HttpTokens"] == "required"
+    assert metadata["HttpPutResponseHopLimit"] == 2
 
 
 async def test_targeted_reservation_outside_the_first_zone_is_planned_and_launched(

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orca import instance_tags
-from orca.activities.pod_parameters import SECRET_PREFIX
+from orca.activities.pod_parameters import INSTANCE_ARN_TAG, SECRET_PREFIX
 from orca.settings import AwsSettings, load_settings
 from orca.watcher import interruption_events
 from tests.deploy.conftest import DEPLOY, REPO
@@ -122,11 +122,55 @@ def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:
     for action in ("ssm:PutParameter", "ssm:GetParametersByPath", "ssm:DeleteParameters"):
         for statement in statements(controller, action):
             assert all(r.endswith(prefix) for r in as_list(statement["Resource"])), action
+    # Public AMI parameters, and the pods' status keys (the status feed verifies reports).
     for statement in statements(controller, "ssm:GetParameter"):
-        assert all(r.endswith("::parameter/aws/service/*") for r in as_list(statement["Resource"]))
+        resources = as_list(statement["Resource"])
+        assert all(r.endswith(("::parameter/aws/service/*", prefix)) for r in resources)
     instance = load_policy("orca-instance-policy.json")
     (statement,) = statements(instance, "ssm:GetParameter")
     assert all(r.endswith(prefix) for r in as_list(statement["Resource"]))
+
+
+def test_an_instance_reads_only_the_secret_parameters_tagged_with_its_own_arn() -> None:
+    """Instance-profile sessions carry no principal tags, but IAM puts the instance's ARN in
+    `ec2:SourceInstanceARN`; ORCA tags each of a pod's parameters with its instance's ARN."""
+    instance = load_policy("orca-instance-policy.json")
+    reads = [
+        s
+        for s in instance["Statement"]
+        if {"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"}
+        & set(as_list(s["Action"]))
+    ]
+    assert len(reads) == 1
+    assert as_list(reads[0]["Action"]) == ["ssm:GetParameter"]
+    assert reads[0]["Condition"] == {
+        "StringEquals": {
+            f"ssm:resourceTag/{INSTANCE_ARN_TAG}": "${ec2:SourceInstanceARN}",
+        }
+    }
+    controller = load_policy("orca-controller-policy.json")
+    (tagging,) = statements(controller, "ssm:AddTagsToResource")
+    assert all(r.endswith(f"parameter{SECRET_PREFIX}/*") for r in as_list(tagging["Resource"]))
+
+
+def test_an_instance_may_only_append_to_status_streams() -> None:
+    """CloudWatch Logs has no condition key on the stream and no policy variable names the pod,
+    so IAM cannot keep one instance out of another's status stream: the instance may only create
+    streams and put events there (no listing of pods' streams, no reading); the reports are
+    signed per pod (docs/security.md)."""
+    instance = load_policy("orca-instance-policy.json")
+    status = [
+        s
+        for s in instance["Statement"]
+        if any("log-group:/orca/container-status" in r for r in as_list(s["Resource"]))
+    ]
+    assert len(status) == 1
+    assert sorted(as_list(status[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert as_list(status[0]["Resource"]) == [
+        "arn:aws:logs:us-west-2:111122223333:log-group:/orca/container-status:log-stream:*"
+    ]
+    readers = {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery"}
+    assert not readers & allowed_actions(instance)
 
 
 def test_resources_match_the_configuration() -> None:
@@ -140,7 +184,7 @@ def test_resources_match_the_configuration() -> None:
     controller = (IAM / "orca-controller-policy.json").read_text()
     for group in (settings.aws.log_group, settings.aws.status_log_group):
         assert f":log-group:{group}:*" in controller
-        assert f":log-group:{group}:*" in (IAM / "orca-instance-policy.json").read_text()
+        assert f":log-group:{group}:" in (IAM / "orca-instance-policy.json").read_text()
     queue_name = str(settings.aws.interruption_queue_url).rsplit("/", 1)[-1]
     assert f":sqs:{settings.aws.region}:" in controller
     assert controller.count(f':{queue_name}"') == 1

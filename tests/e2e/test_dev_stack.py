@@ -9,15 +9,25 @@ pod object left, and after SIGTERM no process of the stack left alive.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from kubernetes import client
 
+from orca.instance_contract import (
+    ContainerReason,
+    ContainerState,
+    ContainerStateEvent,
+    signed_status_line,
+    status_key_parameter,
+)
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually
 
@@ -82,6 +92,7 @@ def test_pod_runs_to_completion_on_its_own_instance(
     assert len(launched) == 1, "exactly one instance per pod"
     assert launched[0]["InstanceType"] == "m5.large"
     assert launched[0]["MetadataOptions"]["HttpTokens"] == "required"
+    assert launched[0]["MetadataOptions"]["HttpPutResponseHopLimit"] == 1  # host only
     eventually(
         lambda: instances_of(ec2, uid)[0]["State"]["Name"] == "terminated",
         "the instance to be terminated after the pod finished",
@@ -155,3 +166,64 @@ def test_sigterm_stops_every_process(dev_stack: DevStack) -> None:
         return True
 
     eventually(all_gone, "every child process to exit", within=20)
+
+
+def test_a_report_forged_by_another_pods_instance_changes_nothing(
+    dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
+) -> None:
+    """The attacker's instance can read its own status key and append to any status stream; a
+    report naming the victim, signed with the attacker's key or not at all, is ignored."""
+
+    def aws(service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=dev_stack.endpoints["aws_endpoint_url"],
+            region_name="us-west-2",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    annotations = {
+        "orca.research/instance-type": "m5.large",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    victim, attacker = f"e2e-victim-{uuid.uuid4().hex[:6]}", f"e2e-attack-{uuid.uuid4().hex[:6]}"
+    victim_uid = core.create_namespaced_pod("default", burst_pod(victim, annotations)).metadata.uid
+    attacker_uid = core.create_namespaced_pod(
+        "default", burst_pod(attacker, annotations)
+    ).metadata.uid
+    for name in (victim, attacker):
+        eventually(lambda name=name: phase(core, name) == "Running", f"{name} to run")
+    ssm, logs = aws("ssm"), aws("logs")
+    attacker_key = ssm.get_parameter(Name=status_key_parameter(attacker_uid), WithDecryption=True)[
+        "Parameter"
+    ]["Value"]
+    forged = ContainerStateEvent(
+        pod_uid=victim_uid,
+        container="main",
+        state=ContainerState.TERMINATED,
+        reason=ContainerReason.COMPLETED.value,
+        exit_code=0,
+        at=datetime.now(UTC),
+    )
+    for stream, message in (
+        (victim_uid, signed_status_line(forged, attacker_key)),
+        (victim_uid, json.dumps(forged.to_line())),
+        (attacker_uid, signed_status_line(forged, attacker_key)),
+    ):
+        logs.put_log_events(
+            logGroupName="/orca/container-status",
+            logStreamName=stream,
+            logEvents=[{"timestamp": int(time.time() * 1000), "message": message}],
+        )
+    worker_log = dev_stack.state_dir / "logs" / "worker.log"
+    eventually(
+        lambda: worker_log.read_text(errors="replace").count("ignored a status report") >= 3,
+        "the worker to ignore the forged reports",
+    )
+    assert phase(core, victim) == "Running"
+    assert instances_of(ec2, victim_uid)[0]["State"]["Name"] == "running"
+    for name in (victim, attacker):
+        core.delete_namespaced_pod(name, "default")
+    for name in (victim, attacker):
+        eventually(lambda name=name: phase(core, name) is None, f"{name} to be released")

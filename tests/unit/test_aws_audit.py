@@ -43,6 +43,8 @@ def test_resource_ids_come_from_identifier_fields_only() -> None:
         "TagSpecifications": [{"Tags": [{"Key": "Name", "Value": "x"}]}],
     }
     assert resource_ids(params) == ("/orca/pods/u/env/main/TOKEN", "i-1")
+    tagged = {"ResourceType": "Parameter", "ResourceId": "/orca/pods/u/status-key", "Tags": []}
+    assert resource_ids(tagged) == ("/orca/pods/u/status-key",)  # SSM AddTagsToResource
     run = {"Instances": [{"InstanceId": "i-2", "ImageId": "ami-1"}, {"InstanceId": "i-3"}]}
     assert resource_ids({}, run) == ("i-2", "i-3")
     fleet = {"Instances": [{"InstanceIds": ["i-4", "i-5"]}], "FleetId": "fleet-1"}

@@ -20,7 +20,15 @@ from orca.activities.bootstrap_script import (
     render_bootstrap,
     render_stop_command,
 )
-from orca.instance_contract import ContainerStateEvent, RunnerContainer, RunnerDocument
+from orca.instance_contract import (
+    ContainerStateEvent,
+    RunnerContainer,
+    RunnerDocument,
+    new_status_key,
+    split_status_line,
+    status_key_parameter,
+    verify_status_line,
+)
 from orca.launch_spec import InvalidPodSpec, PodRef, parse_launch_spec
 from orca.settings import InstancesSettings, LimitsSettings
 from tests.unit.pods import container, gpu_pod, neuron_pod, pod
@@ -455,6 +463,48 @@ def test_reported_state_event_is_contract_json(tmp_path: Path) -> None:
     )
     assert (event.reason, event.exit_code) == ("OOMKilled", 137)
     assert isinstance(events[0]["timestamp"], int)
+
+
+@pytest.mark.skipif(
+    BASH is None or shutil.which("openssl") is None, reason="bash or openssl is not installed"
+)
+def test_reported_state_event_is_signed_with_the_pods_key(tmp_path: Path) -> None:
+    """With the pod's status key, the runner's line verifies under that key (openssl's HMAC),
+    and under no other."""
+    script = runner(render(full_pod()).script)
+    function = re.search(r"^orca_report\(\) \{.*?^\}$", script, re.S | re.M)
+    assert function
+    recorder = tmp_path / "calls"
+    key = new_status_key()
+    program = "\n".join(
+        [
+            f"RECORD={shlex.quote(str(recorder))}",
+            'aws() { printf "%s\\0" "$@" >> "$RECORD"; printf "\\n" >> "$RECORD"; }',
+            "ORCA_POD_UID=uid-1 ORCA_STATUS_LOG_GROUP=/orca/container-status",
+            f"ORCA_STATUS_KEY={key}",
+            function.group(0),
+            "orca_report trainer false running Started",
+        ]
+    )
+    subprocess.run([BASH or "bash", "-c", program], check=True, capture_output=True, text=True)
+    calls = [line.split("\0") for line in recorder.read_text().split("\0\n") if line]
+    put = next(c for c in calls if c[:2] == ["logs", "put-log-events"])
+    line = split_status_line(json.loads(put[put.index("--log-events") + 1])[0]["message"])
+    event = verify_status_line(line, key, "uid-1")
+    assert event is not None
+    assert (event.pod_uid, event.container, event.state) == ("uid-1", "trainer", "running")
+    assert verify_status_line(line, new_status_key(), "uid-1") is None
+    assert verify_status_line(line, key, "uid-2") is None  # misplaced in another pod's stream
+
+
+def test_the_status_key_is_a_secret_parameter_the_runner_is_told_about() -> None:
+    key = new_status_key()
+    plan = render(full_pod(), status_key=key)
+    doc = document(plan.script)
+    uid = "0b6c6a3e-5d2e-4f7b-9a52-1f7f2f9d1c01"
+    assert doc.status_key_parameter == status_key_parameter(uid)
+    assert plan.secret_parameters[status_key_parameter(uid)] == key
+    assert key not in plan.script
 
 
 def test_stop_command() -> None:

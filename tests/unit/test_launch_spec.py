@@ -344,6 +344,7 @@ def test_defaults() -> None:
         ("user-data", "not base64!", "base64"),
         ("termination-protection", "yes", "true, false"),
         ("debug", "1", "true, false"),
+        ("instance-metadata", "on", "true, false"),
         ("capacity-reservation-id", "cr-XYZ", "cr-0123"),
         ("capacity-block-id", "cb-123", "cr-0123"),
         ("capacity-reservation-preference", "always", "open, targeted, none"),

@@ -9,6 +9,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from orca.instance_contract import (
+    new_status_key,
+    split_status_line,
+    status_key_parameter,
+    verify_status_line,
+)
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.fixtures.aws import AwsClientFactory, wait_until
 
@@ -74,7 +80,34 @@ def status_events(logs: Any, pod_uid: str) -> list[dict[str, Any]]:
     events = logs.filter_log_events(
         logGroupName="/orca/container-status", logStreamNames=[pod_uid]
     )["events"]
-    return [json.loads(e["message"]) for e in events]
+    return [json.loads(split_status_line(e["message"]).report) for e in events]
+
+
+def test_status_reports_are_signed_with_the_pods_key_from_its_parameter(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    """As the runner does: the key is the pod's SSM parameter, each line carries the HMAC."""
+    ssm, logs = aws_client("ssm"), aws_client("logs")
+    instance_id = running_instance(aws, aws_client)
+    pod = make_pod({"emulator.orca.research/run-seconds": "0.1"})
+    key = new_status_key()
+    ssm.put_parameter(
+        Name=status_key_parameter(pod["uid"]), Value=key, Type="SecureString", Overwrite=True
+    )
+    command_id = send(ssm, instance_id, "orca start ml/train", start_script(pod))
+    wait_until(lambda: invocation(ssm, command_id, instance_id)["Status"] == "Success")
+    messages = [
+        e["message"]
+        for e in logs.filter_log_events(
+            logGroupName="/orca/container-status", logStreamNames=[pod["uid"]]
+        )["events"]
+    ]
+    assert messages
+    events = [verify_status_line(split_status_line(m), key, pod["uid"]) for m in messages]
+    assert all(e is not None and e.pod_uid == pod["uid"] for e in events)
+    assert not any(
+        verify_status_line(split_status_line(m), new_status_key(), pod["uid"]) for m in messages
+    )
 
 
 def test_agent_goes_online_only_after_running(

@@ -12,7 +12,9 @@ emulator plays the start script from its manifest rather than running the runner
   ``OOMKilled``);
   ``emulator.orca.research/log-lines`` (``\\n``-separated) go to each main container's stream in
   ``/orca/pods`` when it starts;
-* every state change is one JSON event in ``/orca/container-status``, stream ``<pod-uid>``;
+* every state change is one JSON event in ``/orca/container-status``, stream ``<pod-uid>``,
+  signed with the pod's status key read from its SSM parameter as the runner does
+  (``signed_status_line``; unsigned when the start command stored no key, as an older ORCA);
 * the start command's invocation is ``InProgress`` until the containers end, then ``Success``
   (all exited 0) or ``Failed`` with ``ResponseCode`` = the exit code;
 * an ``orca stop <ns>/<name>`` command (``ORCA_STOP_GRACE_SECONDS=<n>``) stops them: they end as
@@ -127,8 +129,8 @@ def status_event(
     reason: ContainerReason,
     exit_code: int | None,
     at: datetime,
-) -> dict[str, Any]:
-    """One status log line, as the contract's runner writes it."""
+) -> ContainerStateEvent:
+    """One status report, as the contract's runner makes it."""
     return ContainerStateEvent(
         pod_uid=pod_uid,
         container=container,
@@ -137,13 +139,13 @@ def status_event(
         reason=reason.value,
         exit_code=exit_code,
         at=at,
-    ).to_line()
+    )
 
 
 class ContainerHost(Protocol):
     """Where a run's effects land (moto's logs and SSM backends, in the emulator)."""
 
-    def write_status(self, pod_uid: str, events: list[dict[str, Any]]) -> None: ...
+    def write_status(self, pod_uid: str, events: list[ContainerStateEvent]) -> None: ...
 
     def write_output(self, stream: str, lines: list[str]) -> None: ...
 

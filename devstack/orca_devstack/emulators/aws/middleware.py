@@ -47,6 +47,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
+from orca.instance_contract import (
+    ContainerStateEvent,
+    signed_status_line,
+    status_key_parameter,
+    status_log_stream,
+)
 from orca_devstack.emulators.aws import interruptions, prices
 from orca_devstack.emulators.aws.capacity import (
     CapacityModel,
@@ -1069,10 +1075,16 @@ class MotoContainerHost:
         stamp = int(time.time() * 1000)
         logs.put_log_events(group, stream, [{"timestamp": stamp, "message": m} for m in messages])
 
-    def write_status(self, pod_uid: str, events: list[dict[str, Any]]) -> None:
+    def write_status(self, pod_uid: str, events: list[ContainerStateEvent]) -> None:
+        """As the runner: each report signed with the key in the pod's SSM parameter."""
         defaults = self._middleware.defaults
         assert defaults is not None
-        self._put(defaults.status_log_group, pod_uid, [json.dumps(e) for e in events])
+        parameter = self._middleware.ssm.get_parameter(status_key_parameter(pod_uid))
+        key = None if parameter is None else parameter.decrypt(parameter.value)
+        lines = [
+            json.dumps(e.to_line()) if key is None else signed_status_line(e, key) for e in events
+        ]
+        self._put(defaults.status_log_group, status_log_stream(pod_uid), lines)
 
     def write_output(self, stream: str, lines: list[str]) -> None:
         defaults = self._middleware.defaults
