@@ -216,21 +216,12 @@ def register_audit(events: Any) -> None:
         context: dict[str, Any],
         **_: Any,
     ) -> None:
-        started = context.pop(_CONTEXT_KEY, None)
-        if started is None:
-            return
-        operation, resources = started
-        _write(
-            audit_record(
-                operation=operation,
-                resources=resources,
-                work_context=structlog.contextvars.get_contextvars(),
-                response=parsed,
-                http_response=http_response,
-            )
-        )
+        _finish(context, response=parsed, http_response=http_response)
 
     def failed(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+        _finish(context, error=exception)
+
+    def _finish(context: dict[str, Any], **outcome: Any) -> None:
         started = context.pop(_CONTEXT_KEY, None)
         if started is None:
             return
@@ -240,7 +231,7 @@ def register_audit(events: Any) -> None:
                 operation=operation,
                 resources=resources,
                 work_context=structlog.contextvars.get_contextvars(),
-                error=exception,
+                **outcome,
             )
         )
 
