@@ -147,27 +147,6 @@ def test_invalid_annotation_launches_nothing_and_says_why(
     assert instances_of(ec2, uid) == []
 
 
-def test_sigterm_stops_every_process(dev_stack: DevStack) -> None:
-    pids = dict(dev_stack.endpoints["pids"])
-    assert set(pids) >= {"temporal", "aws-emulator", "kube-emulator", "worker", "watcher"}
-    for pid in pids.values():
-        os.kill(pid, 0)  # alive now
-    dev_stack.process.send_signal(signal.SIGTERM)
-    assert dev_stack.process.wait(timeout=60) == 0
-    assert "stopped" in dev_stack.output()
-
-    def all_gone() -> bool:
-        for pid in pids.values():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue
-            return False
-        return True
-
-    eventually(all_gone, "every child process to exit", within=20)
-
-
 def test_a_report_forged_by_another_pods_instance_changes_nothing(
     dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
 ) -> None:
@@ -227,3 +206,25 @@ def test_a_report_forged_by_another_pods_instance_changes_nothing(
         core.delete_namespaced_pod(name, "default")
     for name in (victim, attacker):
         eventually(lambda name=name: phase(core, name) is None, f"{name} to be released")
+
+
+# Last in the module: it stops the module's stack.
+def test_sigterm_stops_every_process(dev_stack: DevStack) -> None:
+    pids = dict(dev_stack.endpoints["pids"])
+    assert set(pids) >= {"temporal", "aws-emulator", "kube-emulator", "worker", "watcher"}
+    for pid in pids.values():
+        os.kill(pid, 0)  # alive now
+    dev_stack.process.send_signal(signal.SIGTERM)
+    assert dev_stack.process.wait(timeout=60) == 0
+    assert "stopped" in dev_stack.output()
+
+    def all_gone() -> bool:
+        for pid in pids.values():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            return False
+        return True
+
+    eventually(all_gone, "every child process to exit", within=20)
