@@ -26,6 +26,7 @@ from orca.published_settings import (
 from orca.settings import KubernetesSettings, Settings
 from orca.watcher.node_health import always_ready
 from orca.watcher.node_heartbeat import NodeHeartbeat
+from tests.cli.manifests import write_pod_manifest
 
 
 def operator_settings(**sections: Any) -> Settings:
@@ -199,21 +200,7 @@ def test_submit_without_aws_credentials_creates_the_pod_and_says_why_no_decision
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to look for
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "no-aws",
-                    "annotations": {"orca.research/instance-type": "g5.xlarge"},
-                },
-                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-            }
-        ),
-        encoding="utf-8",
-    )
+    manifest = write_pod_manifest(tmp_path, "no-aws", "g5.xlarge")
     capsys.readouterr()
     code = main(["submit", str(manifest), "--kubeconfig", str(kube_kubeconfig)])
     out, err = capsys.readouterr()

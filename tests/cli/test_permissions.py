@@ -26,6 +26,7 @@ from orca.cli.permissions import Permission, refusal_from_status, temporal_refus
 from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings
 from orca_devstack.emulators.kube import KubeEmulator
+from tests.cli.manifests import write_pod_manifest
 
 Refuse = Callable[[str, str], int | None]
 """(method, path) -> 401 or 403 to refuse the request with, None to pass it on."""
@@ -222,21 +223,7 @@ def test_a_refused_create_names_it(
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to look for
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "new",
-                    "annotations": {"orca.research/instance-type": "m5.large"},
-                },
-                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-            }
-        ),
-        encoding="utf-8",
-    )
+    manifest = write_pod_manifest(tmp_path, "new", "m5.large")
     kubeconfig = rbac(lambda method, path: 403 if method == "POST" else None)
     # The catalog is skipped (no AWS credentials), as for a researcher without an AWS account.
     code, err = run(
