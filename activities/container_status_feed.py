@@ -141,10 +141,7 @@ class ContainerStatusFeed:
         key = self._keys[pod_uid] if pod_uid in self._keys else self._read_key(pod_uid)
         if not backfill:
             return key, []
-        calls = self.calls
-        lines = self._read([pod_uid], None)
-        self.backfill_calls += self.calls - calls
-        return key, lines
+        return key, self._read([pod_uid], None)
 
     def unsubscribe(self, pod_uid: str) -> None:
         left = self._subscribers.get(pod_uid, 0) - 1
@@ -196,6 +193,8 @@ class ContainerStatusFeed:
         try:
             while True:
                 self.calls += 1
+                if streams is not None:  # counted here: the shared loop reads meanwhile
+                    self.backfill_calls += 1
                 page = self._aws.logs.filter_log_events(**kwargs)
                 found += [
                     (e.get("eventId", ""), e.get("logStreamName", ""), e.get("message", ""))
