@@ -92,6 +92,7 @@ def rules_from_settings(settings: Settings) -> LedgerRules:
         ),
         minimum_runtime=limits.minimum_runtime,
         accrual_interval=limits.accrual_interval,
+        upkeep_interval=limits.ledger_upkeep_interval,
         task_queue=settings.temporal.task_queue,
         enforcement=limits.enforcement,
         warning_threshold=limits.warning_threshold,

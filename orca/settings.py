@@ -331,6 +331,9 @@ class LimitsSettings(_Section):
     """A dollar budget holds a launch when what is left cannot pay for this long of it."""
     accrual_interval: Duration = timedelta(minutes=1)
     """How often the budget ledger adds running instances' cost to the spend."""
+    ledger_upkeep_interval: Duration = timedelta(minutes=2)
+    """How often the budget ledger releases the claims of pods whose workflow has ended without
+    releasing (a release lost to a kill): the longest such a claim keeps its room."""
     enforcement: BudgetEnforcement = BudgetEnforcement.HOLD
     warning_threshold: float = Field(default=0.8, gt=0, le=1)
     """The share of a dollar budget spent at which the scope's running pods get a warning event."""

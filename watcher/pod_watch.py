@@ -86,8 +86,9 @@ class PodWatch:
                     self.live = False
                 except k8s.ApiException as error:
                     self.live = False
-                    if error.status == 410:
+                    if error.status == 410:  # a server may refuse the watch itself with 410
                         WATCH_RESTARTS.labels(reason="expired").inc()
+                        log.info("pod watch expired (410); relisting")
                         self.resource_version = None
                         continue
                     WATCH_RESTARTS.labels(reason="error").inc()

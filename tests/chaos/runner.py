@@ -337,27 +337,39 @@ def _disrupt(
 
 def _drop_watches(stack: ChaosStack, core: client.CoreV1Api, retained_events: int) -> str:
     """Cut every ORCA connection to the API and hold new ones while the emulator's event window
-    moves past the watcher's resourceVersion: its resume gets 410 Gone. (Right after a watcher
-    kill there may be no watch to resume: the new watcher lists once it leads.)"""
+    moves past the watcher's resourceVersion: its resume gets 410 Gone. A reconnect can slip
+    past the hold (accepted just before it, or the watcher between a kill and its first list),
+    so the drop is repeated, up to three times, until the watcher logs the 410."""
     assert stack.proxy is not None
-    cut = stack.proxy.drop(hold=True)
-    filler = int(retained_events * 1.5) + 10
+    log = stack.state_dir / "logs/watcher.log"
+    relists_before = _count(log, WATCH_EXPIRED_LINE)
+    cut = writes = 0
+    for attempt in range(1, 4):
+        cut += stack.proxy.drop(hold=True)
+        writes += _fill_event_window(core, int(retained_events * 1.5) + 10)
+        stack.proxy.release()
+        # The next disruption waits until the watcher has resumed into the 410 and relisted, so
+        # a kill cannot hide it.
+        if _wait(lambda: _count(log, WATCH_EXPIRED_LINE) > relists_before, 15):
+            outcome = "resumed into 410 Gone and relisted"
+            if attempt > 1:
+                outcome += f" (drop {attempt})"
+            break
+    else:
+        outcome = "no 410 after 3 drops"
+    return f"{cut} connections cut, {writes} writes while holding; {outcome}"
+
+
+def _fill_event_window(core: client.CoreV1Api, count: int) -> int:
     tag = f"{time.time_ns():x}"
 
     def one(index: int) -> None:
         body: Any = {"metadata": {"name": f"chaos-filler-{tag}-{index}", "labels": {LABEL: tag}}}
         core.create_namespaced_config_map(NAMESPACE, body)
 
-    log = stack.state_dir / "logs/watcher.log"
-    relists_before = _count(log, WATCH_EXPIRED_LINE)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(one, range(filler)))
-    stack.proxy.release()
-    # The next disruption waits until the watcher has resumed into the 410 and relisted, so a
-    # kill cannot hide it.
-    relisted = _wait(lambda: _count(log, WATCH_EXPIRED_LINE) > relists_before, 30)
-    outcome = "resumed into 410 Gone and relisted" if relisted else "no 410 within 30 s"
-    return f"{cut} connections cut, {filler} writes while holding; {outcome}"
+        list(pool.map(one, range(count)))
+    return count
 
 
 def _count(path: Path, text: str) -> int:

@@ -53,6 +53,11 @@ CLUSTER = "orca-dev"
 INSTANCE_TYPE = "m5.large"
 LIVE = ("pending", "running")
 BURST = int(os.environ.get("ORCA_TEST_LEDGER_BURST", "20"))
+UPKEEP_S = 10.0
+"""The ledger's stale-claim check interval (`limits.ledgerUpkeepInterval`, 2 min by default): a
+release lost to a kill is made good by then."""
+
+
 FAST = {
     "instances": {"capacityRetryInterval": "5s"},
     "worker": {"instancePollInterval": "1s", "statusPollInterval": "1s"},
@@ -60,7 +65,7 @@ FAST = {
 
 
 def with_limits(**limits: Any) -> dict[str, Any]:
-    return {**FAST, "limits": limits}
+    return {**FAST, "limits": {"ledgerUpkeepInterval": f"{UPKEEP_S:g}s", **limits}}
 
 
 # -- clients and helpers ---------------------------------------------------------------------
@@ -200,10 +205,6 @@ def all_succeeded(core: client.CoreV1Api, names: list[str], within: float) -> No
         return len(now) == len(wanted) and all(p == "Succeeded" for p in now.values())
 
     eventually(done, f"{len(names)} pods to succeed", within=within)
-
-
-UPKEEP_S = 120
-"""The ledger's stale-claim check interval: a release lost to a kill is made good by then."""
 
 
 def no_claims_left(stack: MultiWorkerStack, within: float = 60) -> LedgerSummary:

@@ -143,7 +143,8 @@ def test_invalid_annotation_launches_nothing_and_says_why(
     assert launched.reason == "InvalidPodSpec"
     assert "orca.research/launch-type" in launched.message
     assert "on-demand" in launched.message
-    assert "InvalidPodSpec" in event_reasons(core, name)
+    # The event is a second API call after the status write (one activity): it follows shortly.
+    eventually(lambda: "InvalidPodSpec" in event_reasons(core, name), "the InvalidPodSpec event")
     assert instances_of(ec2, uid) == []
 
 
