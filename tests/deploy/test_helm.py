@@ -283,6 +283,8 @@ def test_every_namespaced_object_is_in_the_release_namespace() -> None:
             assert namespace is None
         elif "node-lease" in obj["metadata"]["name"]:
             assert namespace == "kube-node-lease"
+        elif "client-ca" in obj["metadata"]["name"]:
+            assert namespace == "kube-system"
         else:
             assert namespace == "burst", obj["metadata"]["name"]
     for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
