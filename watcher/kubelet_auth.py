@@ -86,7 +86,7 @@ class RequestAttributes:
     subresources: tuple[str, ...]
 
 
-class Refusal(Exception):
+class Refusal(Exception):  # noqa: N818 - names the answer the endpoint gives, like Forbidden
     """A request the endpoint answers with `code` and a Status body instead of serving it."""
 
     def __init__(self, code: int, reason: str, message: str) -> None:
@@ -262,9 +262,9 @@ class KubeletAuth:
         return caller
 
     def authenticate(self, peer: Mapping[str, Any] | None, authorization: str | None) -> Caller:
-        caller = caller_from_certificate(peer)
-        if caller is not None:
-            return caller
+        certified = caller_from_certificate(peer)
+        if certified is not None:
+            return certified
         token = bearer_token(authorization)
         if token is None:
             raise unauthorized()
@@ -287,10 +287,9 @@ class KubeletAuth:
                 ) from error
             found = caller_from_token_review(review)
             self._tokens.put(key, found, TOKEN_CACHE_SECONDS)
-        if found is None:
+        if not isinstance(found, Caller):
             raise unauthorized()
-        caller: Caller = found
-        return caller
+        return found
 
     def authorize(self, caller: Caller, attributes: RequestAttributes) -> None:
         for subresource in attributes.subresources:
@@ -328,7 +327,9 @@ def client_ca_bundle(core: k8s.CoreV1Api, override: Path | None) -> str | None:
     if override is not None:
         return override.read_text()
     configmap = read_json_or_none(
-        core.read_namespaced_config_map, AUTHENTICATION_CONFIGMAP, AUTHENTICATION_CONFIGMAP_NAMESPACE
+        core.read_namespaced_config_map,
+        AUTHENTICATION_CONFIGMAP,
+        AUTHENTICATION_CONFIGMAP_NAMESPACE,
     )
     bundle = ((configmap or {}).get("data") or {}).get(CLIENT_CA_KEY)
     return str(bundle) if bundle else None
@@ -338,4 +339,3 @@ def _short(error: Exception) -> str:
     if isinstance(error, k8s.ApiException):
         return f"{error.status} {error.reason}"
     return str(error) or type(error).__name__
-

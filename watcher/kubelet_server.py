@@ -34,7 +34,6 @@ import urllib.parse
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client as k8s
@@ -396,4 +395,3 @@ class KubeletServer:
                 pass  # the API server's log requests would drown the watcher's own lines
 
         return Handler
-

@@ -48,7 +48,9 @@ def self_signed_certificate(
     """A self-signed serving certificate (PEM) and its key (PEM, unencrypted) for the node."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = now or datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@{int(start.timestamp())}")])
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@{int(start.timestamp())}")]
+    )
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -32,8 +32,8 @@ from orca.logging import get_logger
 from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
-from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher import kubelet_tls
+from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
 from orca.watcher.kubelet_server import KubeletServer
 from orca.watcher.leader import LeaderElector
@@ -308,6 +308,4 @@ def kubelet_tls_context(settings: Settings) -> ssl.SSLContext:
             node.kubelet_tls_cert_file, node.kubelet_tls_key_file
         )
     log.info("kubelet endpoint serves a self-signed certificate", address=node.address)
-    return kubelet_tls.server_context(
-        *kubelet_tls.self_signed_certificate(node.address, node.name)
-    )
+    return kubelet_tls.server_context(*kubelet_tls.self_signed_certificate(node.address, node.name))

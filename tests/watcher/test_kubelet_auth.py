@@ -77,7 +77,9 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
         assert status == 200
 
         # A bearer token the API server accepts, of a user allowed everything.
-        status, body = await asyncio.to_thread(get, path + "?tailLines=1", token="orca-dev-emulator")
+        status, body = await asyncio.to_thread(
+            get, path + "?tailLines=1", token="orca-dev-emulator"
+        )
         assert (status, body) == (200, b"line 2\n")
 
 

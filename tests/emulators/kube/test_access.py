@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from cryptography import x509
 from kubernetes import client
+
 from orca_devstack.emulators.kube import KubeEmulator
 from orca_devstack.emulators.kube.access import EMULATOR_TOKEN, KUBELET_CLIENT_USER, decide
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from kubernetes import client
-from orca_devstack.emulators.kube import KubeEmulator
 
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.emulators.kube.fake_kubelet import fake_kubelet
 from tests.fixtures.kube import eventually, ready_node
 

@@ -111,9 +111,7 @@ class ClusterCA:
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)
@@ -216,7 +214,9 @@ def review_access(body: Any) -> dict[str, Any]:
     non_resource = spec.get("nonResourceAttributes")
     causes: list[tuple[str, str]] = []
     if not user and not groups:
-        causes.append(("spec.user", 'Invalid value: "": at least one of user or group must be specified'))
+        causes.append(
+            ("spec.user", 'Invalid value: "": at least one of user or group must be specified')
+        )
     if (resource is None) == (non_resource is None):
         causes.append(
             (
@@ -262,7 +262,8 @@ def _spec(body: Any, kind: str, group: str) -> dict[str, Any]:
 
 
 def _created(body: dict[str, Any], kind: str, api_version: str, status: dict[str, Any]) -> Any:
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    given = body.get("metadata")
+    metadata: dict[str, Any] = given if isinstance(given, dict) else {}
     return {
         "kind": kind,
         "apiVersion": api_version,

@@ -122,10 +122,13 @@ class KubeEmulator:
 
     @property
     def client_ca_pem(self) -> str:
-        """The cluster's client CA (also in ConfigMap kube-system/extension-apiserver-authentication)."""
+        """The cluster's client CA (PEM), as published in ConfigMap
+        kube-system/extension-apiserver-authentication."""
         return self.access.ca.pem
 
-    def issue_client_certificate(self, user: str, groups: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    def issue_client_certificate(
+        self, user: str, groups: tuple[str, ...] = ()
+    ) -> tuple[bytes, bytes]:
         """A client certificate and key (PEM) signed by the cluster CA: CN `user`, O `groups`."""
         return self.access.ca.issue(user, groups)
 
