@@ -17,6 +17,7 @@ kubelet does it (`kubelet_auth`): a client certificate signed by the cluster's c
 bearer token (TokenReview), then a SubjectAccessReview on `nodes/<subresource>` of this node. The
 API server proxies `kubectl logs` with its kubelet client certificate (`--kubelet-client-
 certificate`), which needs `nodes/proxy`. Without credentials: 401; without the permission: 403.
+Only GET is served; other methods (`/exec`, `/attach`, `/portForward`) get 405 once authorized.
 
 The client CA bundle is read at start and again every `CLIENT_CA_REFRESH_SECONDS` (new CAs are
 trusted at once; a CA removed from the bundle stays trusted until the watcher restarts). TLS
@@ -330,15 +331,7 @@ class KubeletServer:
                 parsed = urllib.parse.urlsplit(self.path)
                 segments = [urllib.parse.unquote(s) for s in parsed.path.split("/") if s]
                 query = dict(urllib.parse.parse_qsl(parsed.query))
-                try:
-                    peer = getattr(self.connection, "getpeercert", lambda: None)()
-                    server.auth.check(
-                        self.command, parsed.path, peer, self.headers.get("Authorization")
-                    )
-                except Refusal as refusal:
-                    if refusal.code >= 500:
-                        log.warning("kubelet endpoint authorization failed", error=refusal.message)
-                    self._send(refusal.code, refusal.body(), "application/json")
+                if not self._authorized(parsed.path):
                     return
                 try:
                     if segments == ["healthz"]:
@@ -359,6 +352,27 @@ class KubeletServer:
                 except Exception as error:
                     log.warning("kubelet endpoint failed", path=parsed.path, error=str(error))
                     self._send(500, f"internal error: {error}".encode(), "text/plain")
+
+            def do_other(self) -> None:
+                """Methods the endpoint serves nowhere: refused after authorization, as a
+                kubelet refuses what it does not route (exec, attach and port-forward)."""
+                self.close_connection = True  # the request body is left unread
+                if self._authorized(urllib.parse.urlsplit(self.path).path):
+                    self._send(405, b"405 method not allowed\n", "text/plain")
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_other  # noqa: N815
+
+            def _authorized(self, path: str) -> bool:
+                """Whether the caller may make this request; if not, the refusal is sent."""
+                try:
+                    peer = getattr(self.connection, "getpeercert", lambda: None)()
+                    server.auth.check(self.command, path, peer, self.headers.get("Authorization"))
+                except Refusal as refusal:
+                    if refusal.code >= 500:
+                        log.warning("kubelet endpoint authorization failed", error=refusal.message)
+                    self._send(refusal.code, refusal.body(), "application/json")
+                    return False
+                return True
 
             def _logs(
                 self, namespace: str, pod: str, container: str, query: dict[str, str]

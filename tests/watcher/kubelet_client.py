@@ -16,8 +16,9 @@ def kubelet_get(
     *,
     token: str | None = None,
     certificate: tuple[bytes, bytes] | None = None,
+    method: str = "GET",
 ) -> tuple[int, bytes]:
-    """(status, body) of GET https://127.0.0.1:<port><path>."""
+    """(status, body) of `method` https://127.0.0.1:<port><path> (GET by default)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -28,7 +29,9 @@ def kubelet_get(
             key_file.write_bytes(certificate[1])
             context.load_cert_chain(str(cert_file), str(key_file))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers=headers)
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}{path}", headers=headers, method=method
+    )
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return int(response.status), bytes(response.read())

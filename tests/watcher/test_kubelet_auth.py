@@ -76,6 +76,18 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
         status, _ = await asyncio.to_thread(get, "/healthz", certificate=apiserver)
         assert status == 200
 
+        # exec is not served: refused as any unknown request, after authorization.
+        exec_path = f"/exec/{ref.namespace}/{ref.name}/main?command=sh"
+        status, body = await asyncio.to_thread(get, exec_path, method="POST")
+        assert status == 401
+        status, body = await asyncio.to_thread(get, exec_path, token="alice-token", method="POST")
+        assert (status, json.loads(body)["message"].split(")")[0]) == (
+            403,
+            "Forbidden (user=alice, verb=create, resource=nodes, subresource=proxy",
+        )
+        status, _ = await asyncio.to_thread(get, exec_path, certificate=apiserver, method="POST")
+        assert status == 405
+
         # A bearer token the API server accepts, of a user allowed everything.
         status, body = await asyncio.to_thread(
             get, path + "?tailLines=1", token="orca-dev-emulator"
