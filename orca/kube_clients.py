@@ -53,5 +53,13 @@ class KubeClients:
         return client.CoreV1Api(self.api)
 
     @cached_property
+    def authentication(self) -> client.AuthenticationV1Api:
+        return client.AuthenticationV1Api(self.api)
+
+    @cached_property
+    def authorization(self) -> client.AuthorizationV1Api:
+        return client.AuthorizationV1Api(self.api)
+
+    @cached_property
     def coordination(self) -> client.CoordinationV1Api:
         return client.CoordinationV1Api(self.api)

@@ -248,8 +248,13 @@ class NodeSettings(_Section):
     kubelet_port: int = Field(default=10250, ge=1, le=65535)
     kubelet_tls_cert_file: Path | None = Field(default=None, alias="kubeletTLSCertFile")
     kubelet_tls_key_file: Path | None = Field(default=None, alias="kubeletTLSKeyFile")
-    """Serve the kubelet endpoint over HTTPS with this certificate and key, as a real API server
-    expects (`kubectl logs`); unset serves plain HTTP, enough for the embedded stack."""
+    """The kubelet endpoint's serving certificate and key (PEM). The endpoint is always HTTPS:
+    unset, the watcher makes a self-signed certificate for `address` at start, which API servers
+    accept unless run with `--kubelet-certificate-authority`."""
+    kubelet_client_ca_file: Path | None = Field(default=None, alias="kubeletClientCAFile")
+    """CA bundle (PEM) that verifies client certificates at the kubelet endpoint (the kubelet's
+    `--client-ca-file`). Unset: the cluster's, from ConfigMap
+    kube-system/extension-apiserver-authentication, key `client-ca-file`."""
     lease_duration: Duration = timedelta(seconds=40)
     lease_renew_interval: Duration = timedelta(seconds=10)
     status_update_interval: Duration = timedelta(minutes=1)

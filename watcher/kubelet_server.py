@@ -11,14 +11,23 @@ Served on `node.kubeletPort` at the node's advertised InternalIP:
 - `/stats/summary`: the kubelet Summary API shape, filled with what ORCA knows (the node, its pods
   and containers with start times; no CPU or memory usage, which only the instance knows).
 
-Plain HTTP: the API server tries HTTPS and falls back to HTTP on a real cluster only when told to
-(`--kubelet-preferred-address-types` and a proxy); serve it behind a TLS-terminating sidecar there.
-The Kubernetes emulator of `orca dev` tries HTTPS then HTTP and so works with it unchanged.
+Always HTTPS (`kubelet_tls`: the provided `node.kubeletTLSCertFile`/`KeyFile`, else a self-signed
+certificate made at start), and every request, on every path, is authenticated and authorized as a
+kubelet does it (`kubelet_auth`): a client certificate signed by the cluster's client CA or a
+bearer token (TokenReview), then a SubjectAccessReview on `nodes/<subresource>` of this node. The
+API server proxies `kubectl logs` with its kubelet client certificate (`--kubelet-client-
+certificate`), which needs `nodes/proxy`. Without credentials: 401; without the permission: 403.
+Only GET is served; other methods (`/exec`, `/attach`, `/portForward`) get 405 once authorized.
+
+The client CA bundle is read at start and again every `CLIENT_CA_REFRESH_SECONDS` (new CAs are
+trusted at once; a CA removed from the bundle stays trusted until the watcher restarts). TLS
+handshakes run on each connection's own thread, so a slow client never holds up the others.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 import time
@@ -26,7 +35,6 @@ import urllib.parse
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client as k8s
@@ -34,7 +42,9 @@ from kubernetes import client as k8s
 from orca import aws_errors, pod_names
 from orca.logging import get_logger
 from orca.pod_phase import TERMINAL_PHASES
+from orca.watcher import kubelet_tls
 from orca.watcher.kube_json import read_json_or_none
+from orca.watcher.kubelet_auth import KubeletAuth, Refusal
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -43,6 +53,7 @@ log = get_logger(__name__)
 
 FOLLOW_POLL_SECONDS = 1.0
 POD_CHECK_SECONDS = 5.0
+CLIENT_CA_REFRESH_SECONDS = 60.0
 
 
 def log_stream_name(namespace: str, pod: str, uid: str, container: str) -> str:
@@ -75,6 +86,41 @@ class LogQuery:
             raise ValueError("tailLines must be >= 0")
 
 
+class _TlsServer(ThreadingHTTPServer):
+    """A threading HTTP server whose connections do their TLS handshake on their own thread."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        context: ssl.SSLContext,
+    ) -> None:
+        self.context = context
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        wrapped = self.context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.settimeout(30.0)
+            request.do_handshake()
+            request.settimeout(None)
+        except (ssl.SSLError, OSError) as error:
+            log.debug("kubelet endpoint TLS handshake failed", error=str(error))
+            return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("kubelet endpoint connection failed", exc_info=True)
+
+
 class KubeletServer:
     def __init__(
         self,
@@ -86,21 +132,29 @@ class KubeletServer:
         log_group: str,
         node_name: str,
         pods: Callable[[], list[dict[str, Any]]],
-        tls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext,
+        auth: KubeletAuth,
+        client_ca: Callable[[], str | None],
     ) -> None:
+        """`tls` is a `kubelet_tls` server context; `client_ca` returns the client CA bundle
+        (PEM) to trust, or None while there is none."""
         self.core = core
         self.logs = logs
         self.log_group = log_group
         self.node_name = node_name
         self.pods = pods
+        self.auth = auth
         self.started_at = datetime.now(UTC)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._tls = tls
+        self._client_ca = client_ca
+        self._trusted_bundles: set[str] = set()
+        self._server = _TlsServer((host, port), self._handler_class(), tls)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="kubelet-server", daemon=True
+        )
+        self._ca_thread = threading.Thread(
+            target=self._refresh_client_ca, name="kubelet-client-ca", daemon=True
         )
 
     @property
@@ -108,8 +162,40 @@ class KubeletServer:
         return int(self._server.server_address[1])
 
     def start(self) -> KubeletServer:
+        self.load_client_ca()
         self._thread.start()
+        self._ca_thread.start()
         return self
+
+    def load_client_ca(self) -> bool:
+        """Trust the current client CA bundle; False when it could not be read."""
+        try:
+            bundle = self._client_ca()
+        except Exception as error:
+            log.warning(
+                "kubelet client CA not readable; client certificates are refused until it is",
+                error=str(error),
+            )
+            return False
+        if bundle is None:
+            log.warning(
+                "no client CA bundle (ConfigMap kube-system/extension-apiserver-authentication "
+                "key client-ca-file, or node.kubeletClientCAFile); client certificates are "
+                "refused until there is one"
+            )
+            return False
+        if bundle not in self._trusted_bundles:
+            try:
+                kubelet_tls.add_client_ca(self._tls, bundle)
+            except ssl.SSLError as error:
+                log.warning("kubelet client CA bundle is not valid PEM", error=str(error))
+                return False
+            self._trusted_bundles.add(bundle)
+        return True
+
+    def _refresh_client_ca(self) -> None:
+        while not self._stopping.wait(CLIENT_CA_REFRESH_SECONDS):
+            self.load_client_ca()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -245,6 +331,8 @@ class KubeletServer:
                 parsed = urllib.parse.urlsplit(self.path)
                 segments = [urllib.parse.unquote(s) for s in parsed.path.split("/") if s]
                 query = dict(urllib.parse.parse_qsl(parsed.query))
+                if not self._authorized(parsed.path):
+                    return
                 try:
                     if segments == ["healthz"]:
                         self._send(200, b"ok", "text/plain")
@@ -264,6 +352,27 @@ class KubeletServer:
                 except Exception as error:
                     log.warning("kubelet endpoint failed", path=parsed.path, error=str(error))
                     self._send(500, f"internal error: {error}".encode(), "text/plain")
+
+            def do_other(self) -> None:
+                """Methods the endpoint serves nowhere: refused after authorization, as a
+                kubelet refuses what it does not route (exec, attach and port-forward)."""
+                self.close_connection = True  # the request body is left unread
+                if self._authorized(urllib.parse.urlsplit(self.path).path):
+                    self._send(405, b"405 method not allowed\n", "text/plain")
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_other  # noqa: N815
+
+            def _authorized(self, path: str) -> bool:
+                """Whether the caller may make this request; if not, the refusal is sent."""
+                try:
+                    peer = getattr(self.connection, "getpeercert", lambda: None)()
+                    server.auth.check(self.command, path, peer, self.headers.get("Authorization"))
+                except Refusal as refusal:
+                    if refusal.code >= 500:
+                        log.warning("kubelet endpoint authorization failed", error=refusal.message)
+                    self._send(refusal.code, refusal.body(), "application/json")
+                    return False
+                return True
 
             def _logs(
                 self, namespace: str, pod: str, container: str, query: dict[str, str]
@@ -300,11 +409,3 @@ class KubeletServer:
                 pass  # the API server's log requests would drown the watcher's own lines
 
         return Handler
-
-
-def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """The server-side TLS context for the kubelet endpoint (node.kubeletTLSCertFile/KeyFile)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert_file), str(key_file))
-    return context

@@ -32,8 +32,10 @@ from orca.logging import get_logger
 from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
+from orca.watcher import kubelet_tls
 from orca.watcher.interruptions import InterruptionConsumer
-from orca.watcher.kubelet_server import KubeletServer, tls_context
+from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
+from orca.watcher.kubelet_server import KubeletServer
 from orca.watcher.leader import LeaderElector
 from orca.watcher.node_health import HealthCheck, NodeHealthProbe
 from orca.watcher.node_heartbeat import NodeHeartbeat
@@ -209,7 +211,15 @@ class Watcher:
             log_group=settings.aws.log_group,
             node_name=settings.node.name,
             pods=lambda: list(self.watch.pods.values()) if self.watch else [],
-            tls=kubelet_tls(settings),
+            tls=kubelet_tls_context(settings),
+            auth=KubeletAuth(
+                authentication=self.kube.authentication,
+                authorization=self.kube.authorization,
+                node_name=settings.node.name,
+            ),
+            client_ca=lambda: client_ca_bundle(
+                self.kube.core, settings.node.kubelet_client_ca_file
+            ),
         ).start()
         metrics_on_health = settings.metrics.enabled and (
             settings.metrics.port == settings.watcher.health_port
@@ -290,8 +300,12 @@ def main(settings: Settings) -> None:
     asyncio.run(run(settings))
 
 
-def kubelet_tls(settings: Settings) -> ssl.SSLContext | None:
+def kubelet_tls_context(settings: Settings) -> ssl.SSLContext:
+    """The provided certificate and key, else a self-signed certificate for the node's address."""
     node = settings.node
-    if node.kubelet_tls_cert_file is None or node.kubelet_tls_key_file is None:
-        return None
-    return tls_context(node.kubelet_tls_cert_file, node.kubelet_tls_key_file)
+    if node.kubelet_tls_cert_file is not None and node.kubelet_tls_key_file is not None:
+        return kubelet_tls.server_context_from_files(
+            node.kubelet_tls_cert_file, node.kubelet_tls_key_file
+        )
+    log.info("kubelet endpoint serves a self-signed certificate", address=node.address)
+    return kubelet_tls.server_context(*kubelet_tls.self_signed_certificate(node.address, node.name))

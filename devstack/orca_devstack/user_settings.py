@@ -44,6 +44,7 @@ STACK_OWNED: tuple[tuple[str, ...], ...] = (
     ("node", "kubelet_port"),
     ("node", "kubelet_tls_cert_file"),
     ("node", "kubelet_tls_key_file"),
+    ("node", "kubelet_client_ca_file"),
     ("temporal",),
     ("kubernetes", "kubeconfig"),
     ("kubernetes", "context"),

@@ -93,7 +93,7 @@ def chart_values_schema() -> dict[str, Any]:
             "worker": _process(
                 podDataNamespaces={"type": "array", "items": {"type": "string", "minLength": 1}}
             ),
-            "watcher": _process(),
+            "watcher": _process(kubeletTLS=_closed({"secretName": _STRING})),
             "podDisruptionBudget": _closed({"enabled": _BOOL}),
             "temporalTLS": _closed(
                 {"secretName": _STRING, "clientCertificate": _BOOL, "privateCA": _BOOL}

@@ -283,6 +283,8 @@ def test_every_namespaced_object_is_in_the_release_namespace() -> None:
             assert namespace is None
         elif "node-lease" in obj["metadata"]["name"]:
             assert namespace == "kube-node-lease"
+        elif "client-ca" in obj["metadata"]["name"]:
+            assert namespace == "kube-system"
         else:
             assert namespace == "burst", obj["metadata"]["name"]
     for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
@@ -453,3 +455,22 @@ def test_notes_say_how_to_verify_and_warn_without_irsa() -> None:
     assert "serviceAccounts.worker.roleArn is empty" in plain
     with_role = notes("--set", f"serviceAccounts.worker.roleArn={WORKER_ROLE}")
     assert "roleArn is empty" not in with_role
+
+
+def test_the_kubelet_serving_certificate_comes_from_a_secret_when_named() -> None:
+    def watcher_container(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        pod = named(objects, "Deployment", "orca-watcher")["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        return pod, container
+
+    pod, container = watcher_container(render_chart())
+    assert "kubelet-tls" not in {v["name"] for v in pod["volumes"]}  # self-signed at start
+    pod, container = watcher_container(
+        render_chart("--set", "watcher.kubeletTLS.secretName=orca-kubelet-tls")
+    )
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "kubelet-tls"]
+    assert volume["secret"]["secretName"] == "orca-kubelet-tls"
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "kubelet-tls"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ORCA_NODE__KUBELET_TLS_CERT_FILE"] == f"{mount['mountPath']}/tls.crt"
+    assert env["ORCA_NODE__KUBELET_TLS_KEY_FILE"] == f"{mount['mountPath']}/tls.key"

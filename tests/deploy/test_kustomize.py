@@ -89,7 +89,8 @@ def test_base_renders_the_expected_objects(objects: list[dict[str, Any]]) -> Non
 
 
 def test_namespaced_objects_live_in_orca_system(objects: list[dict[str, Any]]) -> None:
-    """Only the node-lease Role and its binding are elsewhere: the kubelet's Lease namespace."""
+    """Only the node-lease and client-CA Roles and their bindings are elsewhere: the kubelet's
+    Lease namespace, and kube-system where the cluster's client CA is published."""
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
     for obj in objects:
         if obj["kind"] in cluster_scoped:
@@ -98,6 +99,8 @@ def test_namespaced_objects_live_in_orca_system(objects: list[dict[str, Any]]) -
         expected = NAMESPACE
         if obj["kind"] in ("Role", "RoleBinding") and "node-lease" in obj["metadata"]["name"]:
             expected = NODE_LEASE_NAMESPACE
+        if obj["kind"] in ("Role", "RoleBinding") and "client-ca" in obj["metadata"]["name"]:
+            expected = "kube-system"  # the cluster's client CA ConfigMap
         assert obj["metadata"].get("namespace") == expected, obj["metadata"]["name"]
 
 
@@ -295,7 +298,21 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
         "nodes/status": {"patch"},
         "pods": {"get", "list", "watch", "delete"},
         "leases": {"create", "get", "patch", "update"},
+        "tokenreviews": {"create"},
+        "subjectaccessreviews": {"create"},
+        "configmaps": {"get"},
     }
+    client_ca = next(
+        o for o in of_kind(objects, "Role") if o["metadata"]["name"].endswith("watcher-client-ca")
+    )
+    assert client_ca["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["extension-apiserver-authentication"],
+            "verbs": ["get"],
+        }
+    ]
 
 
 def test_name_limited_rules_match_the_configured_names(
@@ -387,3 +404,26 @@ def check_temporal_connection(
         for path in (tls.client_cert_path, tls.client_key_path, tls.server_root_ca_path):
             assert path is not None, name
             assert path.parent == mounted_at, name
+
+
+def test_a_network_policy_admits_only_the_kubelet_and_metrics_ports_of_the_watcher(
+    objects: list[dict[str, Any]], base_objects: list[dict[str, Any]]
+) -> None:
+    watcher_labels = named(objects, "Deployment", "orca-watcher")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    (policy,) = [
+        p
+        for p in of_kind(objects, "NetworkPolicy")
+        if p["spec"]["podSelector"]["matchLabels"].items() <= watcher_labels.items()
+    ]
+    assert "Ingress" in policy["spec"]["policyTypes"]
+    ports = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert ports == {"kubelet", "metrics"}
+    # The base names the control plane's addresses (an example CIDR to replace, as its other
+    # example values); the chart's `networkPolicy.kubeletFrom` does (any source by default).
+    (base_policy,) = of_kind(base_objects, "NetworkPolicy")
+    (kubelet_rule,) = [
+        r for r in base_policy["spec"]["ingress"] if r["ports"][0]["port"] == "kubelet"
+    ]
+    assert kubelet_rule["from"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]

@@ -13,6 +13,7 @@ from kubernetes import client as k8s
 from orca.watcher.kube_json import read_json, read_json_or_none
 from orca.watcher.main import run
 from tests.watcher.conftest import WatcherParts, eventually, running_watcher
+from tests.watcher.kubelet_client import kubelet_get
 
 DEPENDENCY_TAINT = "orca.research/dependency-unavailable"
 
@@ -147,14 +148,11 @@ async def test_health_endpoints_report_ready_once_registered_and_watching(
         assert _status(port, "/healthz") == 200
         assert _status(port, "/metrics") == 200
         assert watcher.watcher.kubelet is not None
-        summary = json.loads(_get(watcher.watcher.kubelet.port, "/stats/summary"))
-        assert summary["node"]["nodeName"] == settings.node.name
-
-
-def _get(port: int, path: str) -> bytes:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        body: bytes = response.read()
-        return body
+        status, body = kubelet_get(
+            watcher.watcher.kubelet.port, "/stats/summary", token="orca-dev-emulator"
+        )
+        assert status == 200
+        assert json.loads(body)["node"]["nodeName"] == settings.node.name
 
 
 def _status(port: int, path: str) -> int:

@@ -7,6 +7,7 @@ import json
 import pytest
 from kubernetes import client
 
+from orca_devstack.emulators.kube import KubeEmulator
 from tests.emulators.kube.fake_kubelet import fake_kubelet
 from tests.fixtures.kube import eventually, ready_node
 
@@ -18,9 +19,15 @@ POD = {
 }
 
 
-def test_logs_are_proxied_with_parameters(kube_core: client.CoreV1Api) -> None:
+def test_logs_are_proxied_with_parameters(
+    kube_core: client.CoreV1Api, kube_emulator: KubeEmulator
+) -> None:
     lines = [f"line {index}" for index in range(5)]
-    with fake_kubelet({"default/logged/main": lines}) as (kubelet, port):
+    # The kubelet requires a client certificate from the cluster CA: the emulator presents its own.
+    with fake_kubelet({"default/logged/main": lines}, kube_emulator.client_ca_pem) as (
+        kubelet,
+        port,
+    ):
         kube_core.create_node(ready_node("n1", kubelet=("127.0.0.1", port)))
         kube_core.create_namespaced_pod("default", POD)
         eventually(lambda: kube_core.read_namespaced_pod("logged", "default").spec.node_name)
@@ -34,6 +41,7 @@ def test_logs_are_proxied_with_parameters(kube_core: client.CoreV1Api) -> None:
             "/containerLogs/default/logged/main",
             {"tailLines": "2", "timestamps": "true"},
         )
+        assert set(kubelet.callers) == {"kube-apiserver-kubelet-client"}
         streamed = kube_core.read_namespaced_pod_log(
             "logged", "default", container="main", follow=True, _preload_content=False
         )
@@ -71,3 +79,17 @@ def test_logs_of_an_unbound_pod_or_unreachable_kubelet(kube_core: client.CoreV1A
         "Status",
         "InternalError",
     )
+
+
+def test_logs_are_refused_by_a_kubelet_that_does_not_trust_the_cluster_ca(
+    kube_core: client.CoreV1Api,
+) -> None:
+    other_cluster = KubeEmulator()  # not started: only its CA is used
+    with fake_kubelet({"default/logged/main": ["x"]}, other_cluster.client_ca_pem) as (_, port):
+        kube_core.create_node(ready_node("n2", kubelet=("127.0.0.1", port)))
+        kube_core.create_namespaced_pod("default", POD)
+        eventually(lambda: kube_core.read_namespaced_pod("logged", "default").spec.node_name)
+        with pytest.raises(client.ApiException) as refused:
+            kube_core.read_namespaced_pod_log("logged", "default", container="main")
+    assert refused.value.status == 500
+    assert "https://127.0.0.1" in json.loads(refused.value.body)["message"]

@@ -3,11 +3,14 @@
 The official `kubernetes` Python client and kubectl 1.32 work against it unmodified. It covers the
 part of the API ORCA and kubectl use: core/v1 pods (subresources status, binding, eviction, log),
 nodes (status), namespaces (status), events, secrets, configmaps, services, serviceaccounts;
-coordination.k8s.io/v1 leases; events.k8s.io/v1 events. A minimal scheduler binds pending pods.
+coordination.k8s.io/v1 leases; events.k8s.io/v1 events; authentication.k8s.io/v1 TokenReview and
+authorization.k8s.io/v1 SubjectAccessReview (create only, `access`). A minimal scheduler binds
+pending pods.
 The conformance suite in tests/conformance runs the same checks against a real k3s where Docker
 exists.
 
 Modules: `store` (objects, global resourceVersion, event log), `registry` (API semantics),
+`access` (the cluster CA, static tokens, the reviews' authenticator and authorizer),
 `admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`,
 `node_lifecycle` (node health, condition taints, taint-based eviction), `tables`
 (server-side printing for kubectl), `protobuf` (protobuf request bodies), `openapi` (OpenAPI v3 and
@@ -15,8 +18,15 @@ field validation), `server` (HTTP), `emulator` (`KubeEmulator`).
 
 Known differences from a real API server:
 
-* Plain HTTP only, no TLS; no authentication or authorization (any token is accepted), no RBAC,
-  no admission webhooks, no audit, no API priority and fairness.
+* Plain HTTP only, no TLS; requests to the API itself are not authenticated or authorized (any
+  token is accepted), no RBAC objects, no admission webhooks, no audit, no API priority and
+  fairness. What delegating servers (a kubelet) ask is answered honestly, though: TokenReview
+  authenticates only the static tokens (the kubeconfig's `orca-dev-emulator`, user `orca-dev` in
+  `system:masters`, and those `KubeEmulator.add_token` adds); SubjectAccessReview applies a fixed
+  policy (`system:masters` may do anything, user `kube-apiserver-kubelet-client` has
+  `system:kubelet-api-admin`, everyone else is denied; see `access`). The cluster's client CA is
+  made at start and published in ConfigMap kube-system/extension-apiserver-authentication (key
+  `client-ca-file`); `KubeEmulator.issue_client_certificate` signs client certificates with it.
 * Responses are JSON only (protobuf Accept headers get JSON). Request bodies may be JSON, YAML,
   or protobuf for the kinds kubectl's generators send so (`kubectl create namespace|secret|
   configmap|serviceaccount|service|pdb`, see `protobuf`); other protobuf kinds and CBOR get 415.
@@ -80,8 +90,10 @@ Known differences from a real API server:
   pods, then name"; no preemption, pod (anti-)affinity, topology spread, ports or volumes; the
   Unschedulable message omits the "preemption: ..." suffix; one FailedScheduling event per change
   of message instead of repeated events with back-off.
-* Pod logs are proxied to `<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...` trying https
-  without verification, then http; no client certificate is presented.
+* Pod logs are proxied to `https://<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...`
+  (HTTPS only, the kubelet's serving certificate not verified, as without
+  `--kubelet-certificate-authority`), presenting a client certificate for
+  `kube-apiserver-kubelet-client` signed by the cluster CA (`--kubelet-client-certificate`).
 * Table printing (kubectl get): the real printers' columns for pods, nodes, namespaces, core/v1
   events, secrets, configmaps, serviceaccounts, services, poddisruptionbudgets and leases;
   events.k8s.io/v1 events print Name and Created At.

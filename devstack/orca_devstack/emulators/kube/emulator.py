@@ -12,13 +12,14 @@ from types import TracebackType
 
 import yaml
 
+from orca_devstack.emulators.kube.access import ClusterAccess, User
 from orca_devstack.emulators.kube.admission import DEFAULT_ADMISSION, AdmissionConfig
 from orca_devstack.emulators.kube.node_lifecycle import (
     DEFAULT_TIMINGS,
     LifecycleTimings,
     NodeLifecycleController,
 )
-from orca_devstack.emulators.kube.registry import Registry
+from orca_devstack.emulators.kube.registry import Registry, find_resource
 from orca_devstack.emulators.kube.scheduler import Scheduler
 from orca_devstack.emulators.kube.server import ApiServer
 from orca_devstack.emulators.kube.store import ObjectStore
@@ -45,6 +46,10 @@ class KubeEmulator:
         self.port = port
         self.store = ObjectStore(retained_events)
         self.registry = Registry(self.store, admission_config=admission)
+        self.access = ClusterAccess()
+        configmaps = find_resource("", "v1", "configmaps")
+        assert configmaps is not None
+        self.registry.create(configmaps, "kube-system", self.access.configmap())
         self.scheduler = Scheduler(self.registry) if scheduler else None
         self.node_lifecycle = (
             NodeLifecycleController(self.registry, node_lifecycle)
@@ -67,7 +72,9 @@ class KubeEmulator:
         if self._server is not None:
             return
         try:
-            self._server = ApiServer(self.registry, self.host, self.port, self._bookmark_interval)
+            self._server = ApiServer(
+                self.registry, self.host, self.port, self._bookmark_interval, self.access
+            )
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise OSError(
@@ -112,6 +119,22 @@ class KubeEmulator:
             self.node_lifecycle.stop()
         if self._server is not None:
             self._server.stop()
+
+    @property
+    def client_ca_pem(self) -> str:
+        """The cluster's client CA (PEM), as published in ConfigMap
+        kube-system/extension-apiserver-authentication."""
+        return self.access.ca.pem
+
+    def issue_client_certificate(
+        self, user: str, groups: tuple[str, ...] = ()
+    ) -> tuple[bytes, bytes]:
+        """A client certificate and key (PEM) signed by the cluster CA: CN `user`, O `groups`."""
+        return self.access.ca.issue(user, groups)
+
+    def add_token(self, token: str, user: str, groups: tuple[str, ...] = ()) -> None:
+        """Accept `token` as `user` in `groups` (a line of kube-apiserver's --token-auth-file)."""
+        self.access.tokens.add(token, User(user, groups))
 
     def kubeconfig(self) -> dict[str, object]:
         return {

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from orca_devstack.emulators.kube import errors, openapi, protobuf, tables
+from orca_devstack.emulators.kube import access, errors, openapi, protobuf, tables
 from orca_devstack.emulators.kube.registry import (
     FIELD_VALIDATIONS,
     NODES,
@@ -78,8 +78,29 @@ _LOG_PARAMETERS = (
 )
 
 
+# Create-only review resources: answered at once, never stored (`access`).
+_REVIEWS: dict[tuple[str, str, str], JsonObject] = {
+    ("authentication.k8s.io", "v1", "tokenreviews"): {
+        "name": "tokenreviews",
+        "singularName": "tokenreview",
+        "namespaced": False,
+        "kind": "TokenReview",
+        "verbs": ["create"],
+    },
+    ("authorization.k8s.io", "v1", "subjectaccessreviews"): {
+        "name": "subjectaccessreviews",
+        "singularName": "subjectaccessreview",
+        "namespaced": False,
+        "kind": "SubjectAccessReview",
+        "verbs": ["create"],
+    },
+}
+
+
 def _group_versions() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
+    for group, version, _ in _REVIEWS:
+        groups.setdefault(group, []).append(version)
     for resource in ALL_RESOURCES:
         if resource.group:
             versions = groups.setdefault(resource.group, [])
@@ -89,7 +110,9 @@ def _group_versions() -> dict[str, list[str]]:
 
 
 def api_resource_list(group: str, version: str) -> JsonObject:
-    resources: list[JsonObject] = []
+    resources: list[JsonObject] = [
+        dict(entry) for (g, v, _), entry in _REVIEWS.items() if (g, v) == (group, version)
+    ]
     for resource in ALL_RESOURCES:
         if resource.group != group or resource.version != version:
             continue
@@ -174,9 +197,11 @@ class ApiServer:
         host: str,
         port: int,
         bookmark_interval: float = 60.0,
+        cluster_access: access.ClusterAccess | None = None,
     ) -> None:
         self.registry = registry
         self.bookmark_interval = bookmark_interval
+        self.access = cluster_access or access.ClusterAccess()
         self._server = _Server((host, port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -429,10 +454,23 @@ class _Handler(BaseHTTPRequestHandler):
         if len(segments) >= 3 and segments[:2] == ["api", "v1"]:
             self._route_resource("", "v1", segments[2:], query)
             return
+        if len(segments) == 4 and segments[0] == "apis" and tuple(segments[1:]) in _REVIEWS:
+            self._review(segments[3])
+            return
         if len(segments) >= 4 and segments[0] == "apis":
             self._route_resource(segments[1], segments[2], segments[3:], query)
             return
         raise errors.path_not_found()
+
+    def _review(self, plural: str) -> None:
+        if self.command != "POST":
+            raise errors.method_not_allowed()
+        cluster = self.server.emulator.access
+        body = self._read_body()
+        if plural == "tokenreviews":
+            self._send_json(201, access.review_token(cluster.tokens, body))
+        else:
+            self._send_json(201, access.review_access(body))
 
     def _route_resource(
         self, group: str, version: str, rest: list[str], query: dict[str, str]
@@ -733,7 +771,9 @@ class _Handler(BaseHTTPRequestHandler):
         suffix = f"?{urllib.parse.urlencode(params)}" if params else ""
         host = f"[{address}]" if ":" in str(address) else str(address)
         follow = query.get("follow") in _TRUE
-        response = _open_kubelet(f"{host}:{port}{path}{suffix}", follow)
+        response = _open_kubelet(
+            f"{host}:{port}{path}{suffix}", follow, self.server.emulator.access.kubelet_context
+        )
         with response:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -748,38 +788,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
 
-def _open_kubelet(location: str, follow: bool) -> Any:
-    """Open the kubelet's containerLogs endpoint: https (unverified) first, then plain http."""
-    insecure = ssl.create_default_context()
-    insecure.check_hostname = False
-    insecure.verify_mode = ssl.CERT_NONE
-    timeout = None if follow else 30.0
-    failure: Exception | None = None
-    for scheme in ("https", "http"):
-        try:
-            return urllib.request.urlopen(
-                f"{scheme}://{location}",
-                context=insecure if scheme == "https" else None,
-                timeout=timeout if timeout else 10.0,
-            )
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace").strip()
-            raise errors.ApiError(
-                error.code,
-                HTTPStatus(error.code).phrase.replace(" ", "")
-                if error.code in HTTPStatus._value2member_map_
-                else "Unknown",
-                text or f"the kubelet answered {error.code}",
-            ) from error
-        except (
-            urllib.error.URLError,
-            ssl.SSLError,
-            ConnectionError,
-            TimeoutError,
-            OSError,
-        ) as error:
-            failure = error
-    raise errors.internal_error(f'Get "{location}": {failure}')
+def _open_kubelet(location: str, follow: bool, context: ssl.SSLContext) -> Any:
+    """Open the kubelet's containerLogs endpoint over HTTPS, presenting the API server's kubelet
+    client certificate (`--kubelet-client-certificate`) and not verifying the kubelet's serving
+    certificate (no `--kubelet-certificate-authority`)."""
+    try:
+        return urllib.request.urlopen(
+            f"https://{location}", context=context, timeout=None if follow else 30.0
+        )
+    except urllib.error.HTTPError as error:
+        text = error.read().decode(errors="replace").strip()
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            text = str(json.loads(text)["message"])  # the kubelet's Status-like refusal
+        raise errors.ApiError(
+            error.code,
+            HTTPStatus(error.code).phrase.replace(" ", "")
+            if error.code in HTTPStatus._value2member_map_
+            else "Unknown",
+            text or f"the kubelet answered {error.code}",
+        ) from error
+    except (urllib.error.URLError, ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise errors.internal_error(f'Get "https://{location}": {reason}') from error
 
 
 def _event_line(event_type: str, obj: JsonObject) -> bytes:

@@ -1,0 +1,39 @@
+"""Calling the watcher's kubelet endpoint as a client of a real kubelet does: HTTPS without
+verifying the serving certificate, with a client certificate or a bearer token, or with nothing."""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def kubelet_get(
+    port: int,
+    path: str,
+    *,
+    token: str | None = None,
+    certificate: tuple[bytes, bytes] | None = None,
+    method: str = "GET",
+) -> tuple[int, bytes]:
+    """(status, body) of `method` https://127.0.0.1:<port><path> (GET by default)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if certificate is not None:
+        with tempfile.TemporaryDirectory() as directory:
+            cert_file, key_file = Path(directory, "tls.crt"), Path(directory, "tls.key")
+            cert_file.write_bytes(certificate[0])
+            key_file.write_bytes(certificate[1])
+            context.load_cert_chain(str(cert_file), str(key_file))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}{path}", headers=headers, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
