@@ -90,6 +90,9 @@ with workflow.unsafe.imports_passed_through():
 
 SPOT_PRICE_HISTORY = "spot-price-history"
 """Patch: the upkeep also reads the spot price history of the running spot claims."""
+UPKEEP_ON_TIME = "upkeep-on-time"
+"""Patch: the loop also wakes for the upkeep when it is due before the next accrual (an upkeep
+interval shorter than the accrual interval was kept only at the accrual's pace)."""
 RELEASED_KEPT = timedelta(days=35)
 """How long released pods' costs stay in the ledger (a month of `orca usage --by pod`)."""
 MAX_RELEASED = 20_000
@@ -108,10 +111,13 @@ class BudgetLedger:
     async def run(self, state: LedgerState) -> None:
         next_upkeep = workflow.now() + self._state.rules.upkeep_interval
         while not workflow.info().is_continue_as_new_suggested():
+            wake_in = self._state.rules.accrual_interval
+            if workflow.patched(UPKEEP_ON_TIME):
+                wake_in = min(wake_in, max(next_upkeep - workflow.now(), timedelta(seconds=1)))
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: bool(self._to_notify) or workflow.info().is_continue_as_new_suggested(),
-                    timeout=self._state.rules.accrual_interval,
+                    timeout=wake_in,
                 )
             await self._notify_admitted()
             self._accrue(workflow.now())
