@@ -17,9 +17,7 @@ verified would fail the handshake).
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from orca.pem import load_chain, private_key_pem
 
 SELF_SIGNED_VALIDITY = timedelta(days=365)
 
@@ -67,25 +67,13 @@ def self_signed_certificate(
         )
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+    return certificate.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
 def server_context(certificate: bytes, key: bytes) -> ssl.SSLContext:
     """The server context for a certificate and key given as PEM (never left on disk)."""
     context = _base_context()
-    with tempfile.TemporaryDirectory(prefix="orca-kubelet-tls-") as directory:
-        cert_file = os.path.join(directory, "tls.crt")
-        key_file = os.path.join(directory, "tls.key")
-        with open(cert_file, "wb") as out:
-            out.write(certificate)
-        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-            out.write(key)
-        context.load_cert_chain(cert_file, key_file)
+    load_chain(context, certificate, key)
     return context
 
 

@@ -80,17 +80,12 @@ class PodWatch:
                     await self._watch_once()
                     delay = self.backoff_initial
                 except WatchExpired:
-                    WATCH_RESTARTS.labels(reason="expired").inc()
-                    log.info("pod watch expired (410); relisting")
-                    self.resource_version = None
-                    self.live = False
+                    self._expired()
                 except k8s.ApiException as error:
-                    self.live = False
                     if error.status == 410:  # a server may refuse the watch itself with 410
-                        WATCH_RESTARTS.labels(reason="expired").inc()
-                        log.info("pod watch expired (410); relisting")
-                        self.resource_version = None
+                        self._expired()
                         continue
+                    self.live = False
                     WATCH_RESTARTS.labels(reason="error").inc()
                     log.warning("pod watch failed", status=error.status, reason=error.reason)
                     await asyncio.sleep(delay)
@@ -105,6 +100,13 @@ class PodWatch:
         finally:
             self.live = False
             self._close_response()
+
+    def _expired(self) -> None:
+        """The server no longer has events since our resourceVersion: list again."""
+        WATCH_RESTARTS.labels(reason="expired").inc()
+        log.info("pod watch expired (410); relisting")
+        self.resource_version = None
+        self.live = False
 
     async def relist(self) -> None:
         """List every pod on the node; report vanished pods as DELETED, the rest as RELIST."""

@@ -55,7 +55,8 @@ class DroppingProxy:
         """Close every proxied connection now; with `hold`, keep new ones waiting until
         `release()`. Returns how many connections were cut."""
         if hold:
-            self._released.clear()
+            with self._lock:  # ordered with _accept's check: no connection outlives the hold
+                self._released.clear()
         cut = self._cut_all()
         self.drops += 1
         self.connections_cut += cut
@@ -94,6 +95,10 @@ class DroppingProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if not self._released.is_set():  # a hold began while this one connected
+                    for sock in (downstream, upstream):
+                        sock.close()
+                    continue
                 self._sockets.update((downstream, upstream))
             finished = [0]
             for source, target in ((downstream, upstream), (upstream, downstream)):

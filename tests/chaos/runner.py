@@ -337,9 +337,9 @@ def _disrupt(
 
 def _drop_watches(stack: ChaosStack, core: client.CoreV1Api, retained_events: int) -> str:
     """Cut every ORCA connection to the API and hold new ones while the emulator's event window
-    moves past the watcher's resourceVersion: its resume gets 410 Gone. A reconnect can slip
-    past the hold (accepted just before it, or the watcher between a kill and its first list),
-    so the drop is repeated, up to three times, until the watcher logs the 410."""
+    moves past the watcher's resourceVersion: its resume gets 410 Gone. A watcher with no
+    watch to resume (between a kill and its first list, or mid-relist) lists instead, so the
+    drop is repeated, up to three times, until the watcher logs the 410."""
     assert stack.proxy is not None
     log = stack.state_dir / "logs/watcher.log"
     relists_before = _count(log, WATCH_EXPIRED_LINE)

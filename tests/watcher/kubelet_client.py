@@ -3,11 +3,10 @@ verifying the serving certificate, with a client certificate or a bearer token, 
 
 from __future__ import annotations
 
-import ssl
-import tempfile
 import urllib.error
 import urllib.request
-from pathlib import Path
+
+from orca_devstack.emulators.kube.access import client_context
 
 
 def kubelet_get(
@@ -19,15 +18,7 @@ def kubelet_get(
     method: str = "GET",
 ) -> tuple[int, bytes]:
     """(status, body) of `method` https://127.0.0.1:<port><path> (GET by default)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    if certificate is not None:
-        with tempfile.TemporaryDirectory() as directory:
-            cert_file, key_file = Path(directory, "tls.crt"), Path(directory, "tls.key")
-            cert_file.write_bytes(certificate[0])
-            key_file.write_bytes(certificate[1])
-            context.load_cert_chain(str(cert_file), str(key_file))
+    context = client_context(certificate)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(
         f"https://127.0.0.1:{port}{path}", headers=headers, method=method

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from orca.aws_clients import AwsClients
-from orca.watcher.kubelet_server import log_stream_name
-from tests.watcher.conftest import WatcherParts, create_pod, eventually, running_watcher
+from tests.watcher.conftest import (
+    WatcherParts,
+    create_pod,
+    eventually,
+    running_watcher,
+    write_container_logs,
+)
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
@@ -35,15 +38,7 @@ def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_kubectl_logs_returns_the_containers_cloudwatch_lines(parts: WatcherParts) -> None:
     settings = parts.settings()
     ref = create_pod(parts.core, "logs-1", settings.node.name)
-    logs = AwsClients(settings.aws).logs
-    stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
-    logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
-    now = int(time.time() * 1000)
-    logs.put_log_events(
-        logGroupName=settings.aws.log_group,
-        logStreamName=stream,
-        logEvents=[{"timestamp": now + i, "message": f"epoch {i}"} for i in range(5)],
-    )
+    write_container_logs(settings, ref, [f"epoch {i}" for i in range(5)])
     async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
         result = await asyncio.to_thread(kubectl, parts.kubeconfig, "logs", "logs-1")
@@ -86,14 +81,7 @@ async def test_kubectl_logs_over_https_when_the_kubelet_endpoint_has_a_certifica
     node = base.node.model_copy(update={"kubelet_tls_cert_file": cert, "kubelet_tls_key_file": key})
     settings = base.model_copy(update={"node": node})
     ref = create_pod(parts.core, "logs-tls", settings.node.name)
-    logs = AwsClients(settings.aws).logs
-    stream = log_stream_name(ref.namespace, ref.name, ref.uid, "main")
-    logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
-    logs.put_log_events(
-        logGroupName=settings.aws.log_group,
-        logStreamName=stream,
-        logEvents=[{"timestamp": int(time.time() * 1000), "message": "over tls"}],
-    )
+    write_container_logs(settings, ref, ["over tls"])
     async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
         port = watcher.watcher.kubelet.port  # type: ignore[union-attr]

@@ -7,29 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import time
 import urllib.error
 
 import pytest
 
-from orca.aws_clients import AwsClients
-from orca.settings import Settings
-from orca.watcher.kubelet_server import log_stream_name
 from orca_devstack.emulators.kube import KubeEmulator
-from tests.watcher.conftest import WatcherParts, create_pod, eventually, running_watcher
+from tests.watcher.conftest import (
+    WatcherParts,
+    create_pod,
+    eventually,
+    running_watcher,
+    write_container_logs,
+)
 from tests.watcher.kubelet_client import kubelet_get
-
-
-def _write_logs(settings: Settings, namespace: str, name: str, uid: str) -> None:
-    logs = AwsClients(settings.aws).logs
-    stream = log_stream_name(namespace, name, uid, "main")
-    logs.create_log_stream(logGroupName=settings.aws.log_group, logStreamName=stream)
-    now = int(time.time() * 1000)
-    logs.put_log_events(
-        logGroupName=settings.aws.log_group,
-        logStreamName=stream,
-        logEvents=[{"timestamp": now + i, "message": f"line {i}"} for i in range(3)],
-    )
 
 
 async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
@@ -37,7 +27,7 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
 ) -> None:
     settings = parts.settings()
     ref = create_pod(parts.core, "auth-1", settings.node.name)
-    _write_logs(settings, ref.namespace, ref.name, ref.uid)
+    write_container_logs(settings, ref, [f"line {i}" for i in range(3)])
     parts.kube.add_token("alice-token", "alice", ("researchers",))
     path = f"/containerLogs/{ref.namespace}/{ref.name}/main"
     async with running_watcher(settings, parts.temporal) as watcher:

@@ -22,9 +22,7 @@ The emulator has all four, small:
 
 from __future__ import annotations
 
-import os
 import ssl
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from orca.pem import load_chain, private_key_pem
 from orca_devstack.emulators.kube import errors
 
 EMULATOR_TOKEN = "orca-dev-emulator"
@@ -48,14 +47,6 @@ KUBELET_API_SUBRESOURCES = frozenset(
     {"proxy", "log", "stats", "metrics", "spec", "healthz", "pods", "configz", "checkpoint"}
 )
 _VALIDITY = timedelta(days=365)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 class ClusterCA:
@@ -114,7 +105,7 @@ class ClusterCA:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256())
         )
-        return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+        return certificate.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
 @dataclass(frozen=True)
@@ -158,7 +149,7 @@ class ClusterAccess:
         self.ca = ClusterCA()
         self.tokens = Tokens()
         self.kubelet_client = self.ca.issue(KUBELET_CLIENT_USER)
-        self.kubelet_context = client_context(*self.kubelet_client)
+        self.kubelet_context = client_context(self.kubelet_client)
 
     def configmap(self) -> dict[str, Any]:
         """ConfigMap kube-system/extension-apiserver-authentication, as kube-apiserver keeps it."""
@@ -169,21 +160,16 @@ class ClusterAccess:
         }
 
 
-def client_context(certificate: bytes, key: bytes) -> ssl.SSLContext:
-    """A TLS client context presenting `certificate` that does not verify the server, as
-    kube-apiserver without `--kubelet-certificate-authority` connects to kubelets."""
+def client_context(certificate: tuple[bytes, bytes] | None) -> ssl.SSLContext:
+    """A TLS client context presenting `certificate` (PEM certificate and key; None: none) that
+    does not verify the server, as kube-apiserver without `--kubelet-certificate-authority`
+    connects to kubelets."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with tempfile.TemporaryDirectory(prefix="orca-kube-client-") as directory:
-        cert_file = os.path.join(directory, "client.crt")
-        key_file = os.path.join(directory, "client.key")
-        with open(cert_file, "wb") as out:
-            out.write(certificate)
-        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-            out.write(key)
-        context.load_cert_chain(cert_file, key_file)
+    if certificate is not None:
+        load_chain(context, *certificate)
     return context
 
 
