@@ -1,4 +1,4 @@
-"""Heartbeats for activities that do short work in several steps (plan, launch).
+"""Heartbeats for activities that do short work in several steps (plan, launch, terminate).
 
 Their calls usually take well under a second, but a throttled or slow AWS can stretch one to
 minutes, so a start-to-close timeout short enough to notice a dead worker quickly would also cut

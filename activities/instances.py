@@ -177,7 +177,10 @@ class InstanceActivities:
     @activity.defn(name="terminate_instances")
     @fails_on_aws_errors(permanent=False)
     async def terminate_instances(self, input: TerminateInput) -> TerminateOutcome:
-        with bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id):
+        with (
+            bind_work_context(pod=input.pod.key, workflow_id=activity.info().workflow_id),
+            heartbeating(),
+        ):
             # The instances the workflow knows go first; then the pod-UID tag finds any other
             # (a launch whose answer was lost), which costs a wait for the next listing round.
             terminated = await asyncio.to_thread(self._ec2.terminate, input.instance_ids)

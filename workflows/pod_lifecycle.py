@@ -110,8 +110,9 @@ SPOT_NOTICE_MARGIN = timedelta(seconds=15)
 """Leave this much of the two-minute spot notice for terminating the instance."""
 
 SHORT_WORK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""`plan_launch` and `launch_instance` heartbeat while they work (`orca.activities.heartbeats`):
-a worker killed in the middle of one is noticed after this long, not after the two-minute
+"""`plan_launch`, `launch_instance` and `terminate_instances` (which also releases the pod's
+budget claim) heartbeat while they work (`orca.activities.heartbeats`): a worker or Temporal
+server killed in the middle of one is noticed after this long, not after the two-minute
 start-to-close timeout, so pods in flight stall seconds instead of minutes. Only an activity
 option, not a command: histories from before it replay unchanged (no `workflow.patched`)."""
 
@@ -662,6 +663,7 @@ class PodLifecycle:
             InstanceActivities.terminate_instances,
             TerminateInput(pod=self.state.pod, instance_ids=instance_ids),
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
             summary=f"Terminate the instances of {self.state.pod.key}",
         )
