@@ -360,6 +360,11 @@ class HistoryFacts:
     launch_activities: int
     launch_returned_at: float | None
     """When the launch activity that produced the instance completed (RunInstances returned)."""
+    bytes_to_running: int = 0
+    """Serialized size of the history up to and including the first monitor_pod's scheduling."""
+    bytes_by_part_to_running: dict[str, int] = field(default_factory=dict)
+    """`bytes_to_running` split by what wrote it: `start` (the workflow input), `<activity>
+    input`, `<activity> result`, `local activities` (their markers), `other` (tasks, signals)."""
 
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -374,8 +379,14 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
     local_to_running = 0
     launch_returned_at: float | None = None
     waiting = False
+    size = 0
+    parts: dict[str, int] = {}
     for event in events:
         count += 1
+        if to_running is None:
+            part = _history_part(event, scheduled_names)
+            size += event.ByteSize()
+            parts[part] = parts.get(part, 0) + event.ByteSize()
         if (
             event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
@@ -401,7 +412,24 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
         activities_total=len(names) + local,
         launch_activities=names.count("launch_instance"),
         launch_returned_at=launch_returned_at,
+        bytes_to_running=size,
+        bytes_by_part_to_running=parts,
     )
+
+
+def _history_part(event: HistoryEvent, scheduled_names: Mapping[int, str]) -> str:
+    """Which part of a pod's lifecycle wrote `event`, for the history-bytes breakdown."""
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return "start"
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        return f"{event.activity_task_scheduled_event_attributes.activity_type.name} input"
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+        return f"{scheduled_names.get(scheduled, '?')} result"
+    if kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return "local activities"
+    return "other"
 
 
 async def pod_histories(
@@ -707,6 +735,17 @@ def _delete(core: client.CoreV1Api, name: str) -> None:
         core.delete_namespaced_pod(name, NAMESPACE)
 
 
+def history_bytes_by_part(facts: Iterable[HistoryFacts]) -> dict[str, int]:
+    """Mean bytes per pod up to Running, by part of the lifecycle, largest first."""
+    facts = list(facts)
+    totals: dict[str, int] = {}
+    for f in facts:
+        for part, size in f.bytes_by_part_to_running.items():
+            totals[part] = totals.get(part, 0) + size
+    means = {part: round(size / len(facts)) for part, size in totals.items()} if facts else {}
+    return dict(sorted(means.items(), key=lambda item: -item[1]))
+
+
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
@@ -828,6 +867,10 @@ def build_report(
         "history_events_per_pod_complete": _rounded(
             summary([float(f.events) for f in complete]), 1
         ),
+        "history_bytes_per_pod_at_running": _rounded(
+            summary([float(f.bytes_to_running) for f in by_uid.values()]), 0
+        ),
+        "history_bytes_by_part_at_running": history_bytes_by_part(by_uid.values()),
         "teardown_complete": teardown_closed,
         "activities_per_pod_to_running": int(
             statistics.median(
@@ -879,6 +922,8 @@ REPORT_FIELDS = (
     "launch_calls_per_pod",
     "history_events_per_pod_at_running",
     "history_events_per_pod_complete",
+    "history_bytes_per_pod_at_running",
+    "history_bytes_by_part_at_running",
     "activities_per_pod_to_running",
     "peak_rss_mib",
     "cpu_seconds_to_running",
@@ -967,6 +1012,12 @@ def format_table(report: Mapping[str, Any]) -> str:
         "history events per pod at Running, p50/max",
         _pair(report["history_events_per_pod_at_running"]),
     )
+    row(
+        "history bytes per pod at Running, p50/max",
+        _pair(report["history_bytes_per_pod_at_running"]),
+    )
+    for part, size in list(report["history_bytes_by_part_at_running"].items())[:8]:
+        row(f"  {part}, bytes per pod", _fmt(float(size)))
     row(
         "history events per pod, whole run, p50/max",
         _pair(report["history_events_per_pod_complete"]),

@@ -33,6 +33,24 @@ log = get_logger(__name__)
 RUNNING_QUERY = f'{POD_LIFECYCLE_QUERY} AND ExecutionStatus="Running"'
 
 
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def workflow_manifest(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod manifest as its workflow keeps it: without `metadata.managedFields` and kubectl's
+    last-applied-configuration annotation. Both are bookkeeping of the API server and of
+    `kubectl apply` that nothing in ORCA reads, and each is often larger than the rest of the
+    pod: left in, they would travel through every activity input that carries the manifest."""
+    metadata = dict(pod.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations and LAST_APPLIED_ANNOTATION in annotations:
+        metadata["annotations"] = {
+            k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION
+        }
+    return {**pod, "metadata": metadata}
+
+
 class StartOutcome:
     """How a start ended; plain strings keep log lines readable."""
 
@@ -52,7 +70,7 @@ class PodWorkflows:
         try:
             await self.client.start_workflow(
                 POD_LIFECYCLE_WORKFLOW,
-                PodLifecycleInput(pod=manifest),
+                PodLifecycleInput(pod=workflow_manifest(manifest)),
                 id=pod_workflow_id(ref),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -37,6 +37,11 @@ def test_burst_with_three_pods_reports_every_field() -> None:
     )
     assert report["describe_instances"]["poll_rounds_to_running"] > 0
     assert report["history_events_per_pod_at_running"]["p50"] is not None
+    assert report["history_bytes_per_pod_at_running"]["p50"] > 0
+    parts = report["history_bytes_by_part_at_running"]
+    assert {"start", "plan_launch input", "launch_instance input"} <= set(parts)
+    # The parts are per-pod means: their sum lies within the pods' range (rounding aside).
+    assert 0 < sum(parts.values()) <= report["history_bytes_per_pod_at_running"]["max"] + len(parts)
     assert set(report["peak_rss_mib"]) == {"worker", "watcher"}
     assert report["baseline"] is not None
     assert report["baseline"]["completed"] == 3
