@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,7 +31,7 @@ from orca.workflow_ids import (
     pod_ref_from_workflow_id,
     pod_workflow_id,
 )
-from orca.workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput
+from orca.workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput, Stage
 
 log = get_logger(__name__)
 
@@ -51,6 +56,18 @@ def workflow_manifest(pod: dict[str, Any]) -> dict[str, Any]:
     return {**pod, "metadata": metadata}
 
 
+def start_search_attributes(ref: PodRef) -> TypedSearchAttributes:
+    """What a pod's workflow is visible by from its first moment: namespace, name, and the
+    phase `Planning` (the workflow's first stage, which it never upserts itself)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search_attributes.POD_NAMESPACE, ref.namespace),
+            SearchAttributePair(search_attributes.POD_NAME, ref.name),
+            SearchAttributePair(search_attributes.PHASE, str(Stage.PLANNING)),
+        ]
+    )
+
+
 class StartOutcome:
     """How a start ended; plain strings keep log lines readable."""
 
@@ -73,6 +90,7 @@ class PodWorkflows:
                 PodLifecycleInput(pod=workflow_manifest(manifest)),
                 id=pod_workflow_id(ref),
                 task_queue=self.task_queue,
+                search_attributes=start_search_attributes(ref),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )

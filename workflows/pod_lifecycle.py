@@ -199,12 +199,17 @@ class PodLifecycle:
     async def run(self, input: PodLifecycleInput) -> PodLifecycleResult:
         state = self.state
         pod = state.pod
-        workflow.upsert_search_attributes(
-            [
-                search_attributes.POD_NAMESPACE.value_set(pod.namespace),
-                search_attributes.POD_NAME.value_set(pod.name),
-            ]
-        )
+        started_with = workflow.info().typed_search_attributes
+        if input.carried is not None or started_with.get(search_attributes.POD_NAME) is None:
+            # The watcher starts workflows with the pod's namespace, name and first phase
+            # (`start_search_attributes`), one upsert fewer per pod. Deterministic without a
+            # patch: first runs started without them, and every continued run, upsert as before.
+            workflow.upsert_search_attributes(
+                [
+                    search_attributes.POD_NAMESPACE.value_set(pod.namespace),
+                    search_attributes.POD_NAME.value_set(pod.name),
+                ]
+            )
         try:
             if state.stage in (Stage.PLANNING, Stage.LAUNCHING, Stage.WAITING_FOR_CAPACITY):
                 await self._plan_and_launch()
