@@ -27,6 +27,7 @@ Annotation vocabulary (prefix `orca.research/`), compatible with the Go ORCA:
 | `capacity-reservation-preference` | `open` or `targeted` (or `none`) |
 | `capacity-block-id` | a Capacity Block for ML reservation ID |
 | `secrets-manager-env` | `NAME=<secret ARN>[#json-key], ...`: env vars from AWS Secrets Manager |
+| `secrets-manager-files` | `/abs/path=<secret ARN>[#json-key], ...`: read-only files from Secrets Manager |
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Annotation(StrEnum):
     SECRETS_MANAGER_ENV = "orca.research/secrets-manager-env"
     """`NAME=arn:aws:secretsmanager:<region>:<account>:secret:<name>[#key], ...`: env vars the
     instance fetches itself from Secrets Manager (the ARNs, never the values, reach ORCA)."""
+    SECRETS_MANAGER_FILES = "orca.research/secrets-manager-files"
+    """`/absolute/path=arn:aws:secretsmanager:...[#key], ...`: files (read-only, in every
+    container) the instance fetches itself from Secrets Manager."""
 
 
 class SelectionMethod(StrEnum):
@@ -136,6 +140,16 @@ class SecretsManagerEnv(BaseModel):
     json_key: str | None = None
 
 
+class SecretsManagerFile(BaseModel):
+    """One file from a Secrets Manager secret, at an absolute path in every container."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    secret_arn: str
+    json_key: str | None = None
+
+
 class LaunchSpec(BaseModel):
     """A pod's validated launch intent. Pure data: no settings, no AWS lookups."""
 
@@ -165,6 +179,7 @@ class LaunchSpec(BaseModel):
     capacity_reservation_preference: CapacityReservationPreference | None = None
     capacity_block_id: str | None = None
     secrets_manager_env: tuple[SecretsManagerEnv, ...] = ()
+    secrets_manager_files: tuple[SecretsManagerFile, ...] = ()
     resources: ResourceRequest = Field(default_factory=ResourceRequest)
     termination_grace_period_seconds: int = 30
     restart_policy: str = "Always"
@@ -268,6 +283,9 @@ def parse_launch_spec(
         secrets_manager_env=parse_secrets_manager_env(
             annotations.get(Annotation.SECRETS_MANAGER_ENV)
         ),
+        secrets_manager_files=parse_secrets_manager_files(
+            annotations.get(Annotation.SECRETS_MANAGER_FILES)
+        ),
         resources=resource_request(spec),
         termination_grace_period_seconds=_grace_period(spec),
         restart_policy=_restart_policy(spec),
@@ -287,39 +305,74 @@ _SECRET_ARN_HELP = (
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def _secret_reference(annotation: str, target: str, reference: str) -> tuple[str, str | None]:
+    """`<secret ARN>[#key]` -> (ARN, key or None), strictly."""
+    arn, hash_sign, key = reference.strip().partition("#")
+    if not _SECRET_ARN.match(arn):
+        raise InvalidPodSpec(annotation, f"{arn!r} (for {target}) is not {_SECRET_ARN_HELP}")
+    if hash_sign and not _JSON_KEY.match(key):
+        raise InvalidPodSpec(
+            annotation,
+            f"JSON key {key!r} (for {target}) must be letters, digits, '_', '.' or '-'",
+        )
+    return arn, key or None
+
+
+def _items(text: str) -> list[str]:
+    return [item for item in (part.strip() for part in text.split(",")) if item]
+
+
 def parse_secrets_manager_env(text: str | None) -> tuple[SecretsManagerEnv, ...]:
     """The `secrets-manager-env` annotation: comma-separated `NAME=<secret ARN>[#key]`."""
     if not text:
         return ()
     annotation = Annotation.SECRETS_MANAGER_ENV
     found: list[SecretsManagerEnv] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
+    for item in _items(text):
         name, equals, reference = item.partition("=")
-        name, reference = name.strip(), reference.strip()
+        name = name.strip()
         if not equals or not _ENV_NAME.match(name):
             raise InvalidPodSpec(
                 annotation,
                 f"{item!r} is not NAME=<secret ARN>[#key]; NAME is an env var name "
                 "(letters, digits, _; not starting with a digit)",
             )
-        arn, hash_sign, key = reference.partition("#")
-        if not _SECRET_ARN.match(arn):
-            raise InvalidPodSpec(annotation, f"{arn!r} (for {name}) is not {_SECRET_ARN_HELP}")
-        if hash_sign and not _JSON_KEY.match(key):
-            raise InvalidPodSpec(
-                annotation,
-                f"JSON key {key!r} (for {name}) must be letters, digits, '_', '.' or '-'",
-            )
+        arn, key = _secret_reference(annotation, name, reference)
         if any(e.name == name for e in found):
             raise InvalidPodSpec(annotation, f"env var {name} is named twice")
-        found.append(SecretsManagerEnv(name=name, secret_arn=arn, json_key=key or None))
+        found.append(SecretsManagerEnv(name=name, secret_arn=arn, json_key=key))
+    return tuple(found)
+
+
+_FILE_PATH = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
+
+
+def parse_secrets_manager_files(text: str | None) -> tuple[SecretsManagerFile, ...]:
+    """The `secrets-manager-files` annotation: comma-separated `/path=<secret ARN>[#key]`; the
+    path is absolute in the container, without `.`/`..` parts, `:` or spaces."""
+    if not text:
+        return ()
+    annotation = Annotation.SECRETS_MANAGER_FILES
+    found: list[SecretsManagerFile] = []
+    for item in _items(text):
+        path, equals, reference = item.partition("=")
+        path = path.strip()
+        parts = path.split("/")[1:]
+        if not equals or not _FILE_PATH.match(path) or any(p in (".", "..") for p in parts):
+            raise InvalidPodSpec(
+                annotation,
+                f"{item!r} is not /path=<secret ARN>[#key]; the path is absolute in the "
+                "container (letters, digits and ._@+- between slashes, no . or .. parts)",
+            )
+        arn, key = _secret_reference(annotation, path, reference)
+        if any(f.path == path for f in found):
+            raise InvalidPodSpec(annotation, f"file {path} is named twice")
+        found.append(SecretsManagerFile(path=path, secret_arn=arn, json_key=key))
     return tuple(found)
 
 
 def secret_region(arn: str) -> str:
-    """The region of a secret ARN (validated by `parse_secrets_manager_env`)."""
+    """The region of a secret ARN (validated by `parse_secrets_manager_env`/`_files`)."""
     return arn.split(":")[3]
 
 
