@@ -69,6 +69,9 @@ _HEREDOC = re.compile(
     r"[ \t]*(?:\n|$)",
     re.DOTALL,
 )
+_RUNNER_HEREDOC = re.compile(
+    rf"<<'{RUNNER_DOCUMENT_DELIMITER}'\n(?P<body>[^\n]*)\n{RUNNER_DOCUMENT_DELIMITER}(?:\n|$)"
+)
 _GRACE = re.compile(rf"{STOP_GRACE_VARIABLE}=['\"]?(?P<seconds>\d+(?:\.\d+)?)")
 
 
@@ -261,6 +264,17 @@ class RunnerDocument(BaseModel):
         return json.dumps(
             self.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True
         )
+
+
+def read_runner_document(script: str) -> RunnerDocument | None:
+    """The runner document a start command's script writes, or None when it has none."""
+    match = _RUNNER_HEREDOC.search(script)
+    if match is None:
+        return None
+    try:
+        return RunnerDocument.model_validate_json(match["body"])
+    except ValidationError:
+        return None
 
 
 # -- what the instance reports ----------------------------------------------------------------
