@@ -69,4 +69,4 @@ class PodSecretsManager:
         """The SSM parameter the runner reads the credentials from."""
         if credentials is None:
             return {}
-        return {credentials_parameter(spec.pod.uid): credentials.to_json()}
+        return {credentials_parameter(spec.pod.uid): credentials.to_parameter()}

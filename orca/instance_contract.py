@@ -250,8 +250,8 @@ class RunnerDocument(BaseModel):
     secrets_manager_credentials_parameter: str | None = Field(
         default=None, alias="secretsManagerCredentialsParameter"
     )
-    """The SSM parameter holding the temporary credentials (JSON: AccessKeyId, SecretAccessKey,
-    SessionToken) that read exactly `secrets_manager_secrets`."""
+    """The SSM parameter holding the temporary credentials (base64 of the JSON of AccessKeyId,
+    SecretAccessKey, SessionToken) that read exactly `secrets_manager_secrets`."""
     secrets_manager_secrets: list[str] = Field(
         default_factory=list, alias="secretsManagerSecrets"
     )

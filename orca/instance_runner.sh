@@ -11,7 +11,8 @@
 # key (HMAC-SHA256, the SSM parameter statusKeyParameter): ORCA ignores a report without the
 # right signature. Secrets Manager secrets (secretsManagerSecrets) are fetched once, before any
 # container starts, with the temporary credentials of the SSM parameter
-# secretsManagerCredentialsParameter (passed to the AWS CLI in its environment, never argv) and
+# secretsManagerCredentialsParameter (base64 of their JSON; passed to the AWS CLI in its
+# environment, never argv) and
 # held in memory; a secret that cannot be read fails the pod's first containers with Error.
 # Needs bash, jq, openssl and the AWS CLI.
 set -uo pipefail
@@ -77,7 +78,7 @@ orca_secret() {  # SSM SecureString parameter name
 orca_sm_fetch() {  # every secret of secretsManagerSecrets, with the pod's temporary credentials
   local credentials arn value
   local -a arns
-  credentials=$(orca_secret "$ORCA_SM_CREDENTIALS_PARAMETER") || return 1
+  credentials=$(orca_secret "$ORCA_SM_CREDENTIALS_PARAMETER" | base64 -d) || return 1
   mapfile -d '' -t arns < <(orca_list '.secretsManagerSecrets[]')
   for arn in "${arns[@]}"; do
     value=$(

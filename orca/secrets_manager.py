@@ -16,7 +16,9 @@ A pod names secrets by ARN in `orca.research/secrets-manager-env` (`NAME=<ARN>[#
    effective permission is the intersection, so a pod reads only secrets it names *and* its
    namespace owns, even if ORCA's check were skipped.
 3. The temporary credentials become the pod's SecureString parameter
-   `credentials_parameter(uid)` (JSON of `SessionCredentials`), tagged with the instance's ARN
+   `credentials_parameter(uid)` (`SessionCredentials.to_parameter`: the base64 of their JSON,
+   one token without quotes, so the log redaction's `Value` shape covers it whole even in a
+   read that is not decrypted), tagged with the instance's ARN
    like the pod's other secrets, redacted while ORCA holds them, never an activity input or
    result, deleted with the pod's parameters. The runner on the instance reads them, fetches
    each secret once at start (the credentials in its environment, never argv) and exposes the
@@ -25,6 +27,7 @@ A pod names secrets by ARN in `orca.research/secrets-manager-env` (`NAME=<ARN>[#
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,9 +58,17 @@ class SessionCredentials(BaseModel):
     def to_json(self) -> str:
         return json.dumps(self.model_dump(by_alias=True), sort_keys=True)
 
+    def to_parameter(self) -> str:
+        """The parameter's value: base64 of the JSON (the runner decodes it)."""
+        return base64.b64encode(self.to_json().encode("utf-8")).decode("ascii")
+
+    @classmethod
+    def from_parameter(cls, value: str) -> SessionCredentials:
+        return cls.model_validate_json(base64.b64decode(value))
+
     def secret_values(self) -> tuple[str, ...]:
         """What the log redaction must know while ORCA holds them."""
-        return (self.secret_access_key, self.session_token, self.to_json())
+        return (self.secret_access_key, self.session_token, self.to_json(), self.to_parameter())
 
 
 def credentials_parameter(pod_uid: str) -> str:

@@ -22,7 +22,7 @@ from orca.aws_clients import AwsClients
 from orca.failure_types import FailureType
 from orca.launch_spec import Annotation, LaunchSpec, parse_launch_spec
 from orca.logging import bind_work_context
-from orca.secrets_manager import NAMESPACE_TAG, credentials_parameter
+from orca.secrets_manager import NAMESPACE_TAG, SessionCredentials, credentials_parameter
 from orca.settings import InstancesSettings, LimitsSettings
 from orca_devstack.emulators.aws import AwsEmulator
 from tests.activities.test_activities import Wiring, pod_manifest, settings_for
@@ -140,9 +140,9 @@ def test_the_grant_reads_exactly_the_pods_secrets(aws: AwsEmulator, output: io.S
     with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid):
         grant = secrets.grant(spec)
     assert grant is not None
-    (name, value), = PodSecretsManager.parameters(spec, grant).items()
+    ((name, value),) = PodSecretsManager.parameters(spec, grant).items()
     assert name == credentials_parameter(spec.pod.uid)
-    assert json.loads(value)["AccessKeyId"] == grant.access_key_id
+    assert SessionCredentials.from_parameter(value) == grant
     reader = boto3.client(
         "secretsmanager",
         endpoint_url=aws.endpoint_url,

@@ -196,7 +196,7 @@ printf '%s\\n' "$*" >> "$RECORD/argv"
 case "$1 $2" in
   "ssm get-parameter")
     case "$*" in
-      *secrets-manager-credentials*) printf '%s\\n' "$CREDENTIALS" ;;
+      *secrets-manager-credentials*) printf '%s' "$CREDENTIALS" | base64 -w0; echo ;;
     esac ;;
   "secretsmanager get-secret-value")
     # as AWS: only the pod's temporary credentials read the secret

@@ -117,7 +117,7 @@ def start(
     credentials = SessionCredentials.model_validate(session(aws_client, [arn], namespace))
     ssm.put_parameter(
         Name=credentials_parameter(uid),
-        Value=credentials.to_json(),
+        Value=credentials.to_parameter(),
         Type="SecureString",
         Overwrite=True,
     )

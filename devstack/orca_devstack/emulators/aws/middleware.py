@@ -25,6 +25,7 @@ State changes go through moto's backends in-process, under one lock shared with 
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -1174,7 +1175,8 @@ class MotoContainerHost:
         if parameter is None:
             raise SecretsUnreadable(f"could not read the credentials parameter {name}")
         try:
-            key = str(json.loads(parameter.decrypt(parameter.value))["AccessKeyId"])
+            text = base64.b64decode(parameter.decrypt(parameter.value))
+            key = str(json.loads(text)["AccessKeyId"])
         except (ValueError, KeyError, TypeError):
             raise SecretsUnreadable(f"parameter {name} holds no credentials") from None
         values: dict[str, str] = {}
