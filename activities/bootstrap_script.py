@@ -27,9 +27,9 @@ before the command is sent) and are fetched on the instance with `aws ssm get-pa
 Secrets Manager secrets (`orca.research/secrets-manager-env` / `-files`) are fetched on the
 instance by the runner with temporary credentials that read exactly those secrets (the pod's
 parameter `secrets-manager-credentials`, `orca.secrets_manager`); the document names only their
-ARNs and JSON keys. Values from ConfigMaps are not secret and are in the document. The runner passes every value as
-one argument (bash arrays read NUL-separated from the document), so no value is ever parsed by a
-shell.
+ARNs and JSON keys. Values from ConfigMaps are not secret and are in the document. The runner
+passes every value as one argument (bash arrays read NUL-separated from the document), so no
+value is ever parsed by a shell.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ the day it is written. A *mutation* is any operation whose name does not start w
 verb (`READ_ONLY_VERBS`: Describe, Get, List, ...): today RunInstances (with its tags),
 ModifyInstanceAttribute, TerminateInstances, CancelSpotInstanceRequests, SSM PutParameter,
 DeleteParameter(s), SendCommand, STS AssumeRole (the Secrets Manager reader role, named by its
-`RoleArn`; the credentials it returns are never kept) and SQS DeleteMessageBatch; CreateFleet, CreateTags and the rest
-as soon as ORCA calls them.
+`RoleArn`; the credentials it returns are never kept) and SQS DeleteMessageBatch; CreateFleet,
+CreateTags and the rest as soon as ORCA calls them.
 
 - `before-parameter-build` keeps, in botocore's per-call context, the operation and the resource
   IDs named in the parameters: a whitelist of identifier fields (`_ID_FIELDS`), never a value, a

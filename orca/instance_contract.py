@@ -252,9 +252,7 @@ class RunnerDocument(BaseModel):
     )
     """The SSM parameter holding the temporary credentials (base64 of the JSON of AccessKeyId,
     SecretAccessKey, SessionToken) that read exactly `secrets_manager_secrets`."""
-    secrets_manager_secrets: list[str] = Field(
-        default_factory=list, alias="secretsManagerSecrets"
-    )
+    secrets_manager_secrets: list[str] = Field(default_factory=list, alias="secretsManagerSecrets")
     """The ARNs the runner fetches once, at start, with those credentials."""
     volumes: list[RunnerVolume] = Field(default_factory=list)
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")

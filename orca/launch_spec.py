@@ -27,7 +27,7 @@ Annotation vocabulary (prefix `orca.research/`), compatible with the Go ORCA:
 | `capacity-reservation-preference` | `open` or `targeted` (or `none`) |
 | `capacity-block-id` | a Capacity Block for ML reservation ID |
 | `secrets-manager-env` | `NAME=<secret ARN>[#json-key], ...`: env vars from AWS Secrets Manager |
-| `secrets-manager-files` | `/abs/path=<secret ARN>[#json-key], ...`: read-only files from Secrets Manager |
+| `secrets-manager-files` | `/path=<secret ARN>[#json-key], ...`: read-only files from it |
 """
 
 from __future__ import annotations

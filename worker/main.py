@@ -37,10 +37,10 @@ from orca.activities.launch_admission import (
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
-from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.pod_parameters import PodParameters
 from orca.activities.pod_references import PodReferences
 from orca.activities.pod_status import PodStatusActivities
+from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.shared_offerings import share_unavailable_offerings
 from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.ssm_commands import SsmCommands

@@ -159,7 +159,8 @@ def test_the_grant_reads_exactly_the_pods_secrets(aws: AwsEmulator, output: io.S
     assert (record["outcome"], record["pod_uid"]) == ("success", spec.pod.uid)
     assert READER in record["resource_ids"]
     text = output.getvalue()
-    assert grant.secret_access_key not in text and grant.session_token not in text
+    assert grant.secret_access_key not in text
+    assert grant.session_token not in text
 
 
 def test_a_pod_without_secrets_gets_no_grant_and_makes_no_call(aws: AwsEmulator) -> None:

@@ -265,7 +265,7 @@ def container_view(stack: MultiWorkerStack, uid: str) -> dict[str, Any]:
     control API; a real instance's would be `docker exec env`)."""
     assert stack.endpoints is not None
     url = f"{stack.endpoints.aws_endpoint_url}/_orca/containers/{uid}"
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - the local emulator
+    with urllib.request.urlopen(url, timeout=10) as answer:
         view: dict[str, Any] = json.load(answer)
     return view
 

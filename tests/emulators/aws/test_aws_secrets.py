@@ -30,9 +30,7 @@ READER = "arn:aws:iam::123456789012:role/orca-secrets-reader"
 def secret(aws_client: AwsClientFactory, name: str, value: str, namespace: str | None) -> str:
     tags = [] if namespace is None else [{"Key": NAMESPACE_TAG, "Value": namespace}]
     return str(
-        aws_client("secretsmanager").create_secret(Name=name, SecretString=value, Tags=tags)[
-            "ARN"
-        ]
+        aws_client("secretsmanager").create_secret(Name=name, SecretString=value, Tags=tags)["ARN"]
     )
 
 
@@ -157,6 +155,7 @@ def test_a_missing_json_key_fails_the_containers(
     instance_id, command_id, _ = start(aws, aws_client, arn, "research", key="nope")
     ssm = aws_client("ssm")
     wait_until(lambda: invocation(ssm, command_id, instance_id)["Status"] == "Failed")
-    assert "has no JSON key 'nope'" in invocation(ssm, command_id, instance_id)[
-        "StandardOutputContent"
-    ]
+    assert (
+        "has no JSON key 'nope'"
+        in invocation(ssm, command_id, instance_id)["StandardOutputContent"]
+    )

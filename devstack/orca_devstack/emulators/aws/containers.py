@@ -151,7 +151,7 @@ def status_event(
     )
 
 
-class SecretsUnreadable(Exception):
+class SecretsUnreadableError(Exception):
     """The pod's credentials cannot read one of its secrets (the message says which and why)."""
 
 
@@ -173,7 +173,7 @@ def resolve_secret(value: str, json_key: str | None, arn: str) -> str:
     except ValueError:
         data = None
     if not isinstance(data, dict) or json_key not in data:
-        raise SecretsUnreadable(f"secret {arn} has no JSON key {json_key!r}")
+        raise SecretsUnreadableError(f"secret {arn} has no JSON key {json_key!r}")
     found = data[json_key]
     return found if isinstance(found, str) else json.dumps(found)
 
@@ -198,7 +198,9 @@ def container_view(document: RunnerDocument, values: dict[str, str]) -> Containe
             if e.secrets_manager is not None
         }
         mounts = [
-            b for a, b in zip(entry.run_arguments, entry.run_arguments[1:], strict=False) if a == "-v"
+            b
+            for a, b in zip(entry.run_arguments, entry.run_arguments[1:], strict=False)
+            if a == "-v"
         ]
         view.files[entry.name] = {
             target: host_files[source]
@@ -213,7 +215,7 @@ class ContainerHost(Protocol):
 
     def fetch_secrets(self, document: RunnerDocument) -> dict[str, str]:
         """ARN → SecretString of every secret the document names, read with the pod's
-        credentials; raises ``SecretsUnreadable``."""
+        credentials; raises ``SecretsUnreadableError``."""
         ...
 
     def write_status(self, pod_uid: str, events: list[ContainerStateEvent]) -> None: ...
@@ -300,7 +302,7 @@ class ContainerRuntime:
         if document is not None and document.secrets_manager_secrets:
             try:  # as the runner: every secret first, before any pull
                 run.view = container_view(document, self._host.fetch_secrets(document))
-            except SecretsUnreadable as error:
+            except SecretsUnreadableError as error:
                 self._end(run, 1, ContainerReason.ERROR, str(error))
                 return run
         self._begin_group(run)

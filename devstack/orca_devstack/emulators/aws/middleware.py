@@ -72,7 +72,7 @@ from orca_devstack.emulators.aws.config import EmulatorConfig, EmulatorDefaults
 from orca_devstack.emulators.aws.containers import (
     ContainerRuntime,
     PodBehaviour,
-    SecretsUnreadable,
+    SecretsUnreadableError,
     extract_pod_manifest,
     parse_comment,
     parse_stop_grace,
@@ -82,13 +82,13 @@ from orca_devstack.emulators.aws.faults import Ec2Throttle, FaultInjector
 from orca_devstack.emulators.aws.interruptions import InterruptionKind
 from orca_devstack.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
 from orca_devstack.emulators.aws.request_limits import check_ec2_request
+from orca_devstack.emulators.aws.reservations import ReservationBook
 from orca_devstack.emulators.aws.secrets_access import (
     RoleSession,
     SecretsAccess,
     check_duration,
     parse_policy,
 )
-from orca_devstack.emulators.aws.reservations import ReservationBook
 from orca_devstack.emulators.aws.spot_market import SpotMarket
 
 logger = logging.getLogger(__name__)
@@ -1173,22 +1173,22 @@ class MotoContainerHost:
         name = document.secrets_manager_credentials_parameter
         parameter = None if name is None else self._middleware.ssm.get_parameter(name)
         if parameter is None:
-            raise SecretsUnreadable(f"could not read the credentials parameter {name}")
+            raise SecretsUnreadableError(f"could not read the credentials parameter {name}")
         try:
             text = base64.b64decode(parameter.decrypt(parameter.value))
             key = str(json.loads(text)["AccessKeyId"])
         except (ValueError, KeyError, TypeError):
-            raise SecretsUnreadable(f"parameter {name} holds no credentials") from None
+            raise SecretsUnreadableError(f"parameter {name} holds no credentials") from None
         values: dict[str, str] = {}
         for arn in document.secrets_manager_secrets:
             try:
                 found = self._middleware.read_secret(key, arn)
             except AwsError as error:
-                raise SecretsUnreadable(
+                raise SecretsUnreadableError(
                     f"could not read secret {arn}: {error.code}: {error.message}"
                 ) from None
             if found is None:
-                raise SecretsUnreadable(
+                raise SecretsUnreadableError(
                     f"could not read secret {arn}: ResourceNotFoundException: "
                     "Secrets Manager can't find the specified secret."
                 )

@@ -126,7 +126,7 @@ def check_duration(seconds: int) -> None:
     if not MIN_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS:
         raise AwsError.of(
             "ValidationError",
-            f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             if seconds > MAX_DURATION_SECONDS
             else f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed to "
             f"satisfy constraint: Member must have value greater than or equal to "
