@@ -22,6 +22,7 @@ from orca.secrets_manager import (
     SESSION_SECONDS,
     SessionCredentials,
     check_described_secret,
+    check_secret_account,
     check_secret_region,
     credentials_parameter,
     pod_secret_arns,
@@ -41,6 +42,7 @@ class PodSecretsManager:
         if require_reader_role(spec, self._aws.settings.secrets_reader_role_arn) is None:
             return
         check_secret_region(spec, self._aws.settings.region)
+        check_secret_account(spec, self._aws.account_id)
         for arn in pod_secret_arns(spec):
             try:
                 description = self._aws.secretsmanager.describe_secret(SecretId=arn)

@@ -5,9 +5,10 @@ A pod names secrets by ARN in `orca.research/secrets-manager-env` (`NAME=<ARN>[#
 `orca.launch_spec`. ORCA never reads a secret's value:
 
 1. `plan_launch` checks each ARN with DescribeSecret (metadata only): it must exist, be in the
-   pod's region (`aws.region`) and carry the tag `NAMESPACE_TAG` = the pod's namespace
-   (`check_described_secret`). Anything else fails the pod with `InvalidPodSpec` before an
-   instance is launched. Without `aws.secretsReaderRoleARN` the annotations are refused.
+   pod's region (`aws.region`) and ORCA's account, and carry the tag `NAMESPACE_TAG` = the
+   pod's namespace (`check_described_secret`). Anything else fails the pod with
+   `InvalidPodSpec` before an instance is launched. Without `aws.secretsReaderRoleARN` the
+   annotations are refused.
 2. `start_containers` calls STS AssumeRole on the reader role with the inline session policy of
    `session_policy` (GetSecretValue on exactly the pod's ARNs, `kms:Decrypt` only through
    Secrets Manager in the region) and the session tag `NAMESPACE_TAG` = the pod's namespace, for
@@ -147,6 +148,18 @@ def check_secret_region(spec: LaunchSpec, region: str) -> None:
                 annotation_naming(spec, arn),
                 f"secret {arn} is in {secret_region(arn)}; pods here run in {region} "
                 f"(aws.region) and can read secrets of {region} only",
+            )
+
+
+def check_secret_account(spec: LaunchSpec, account: str) -> None:
+    """Every named secret is in ORCA's account: the reader role reads no other account's."""
+    for arn in pod_secret_arns(spec):
+        owner = arn.split(":")[4]
+        if owner != account:
+            raise InvalidPodSpec(
+                annotation_naming(spec, arn),
+                f"secret {arn} is in account {owner}; pods here can read secrets of this "
+                f"cluster's account {account} only",
             )
 
 

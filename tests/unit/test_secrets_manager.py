@@ -23,6 +23,7 @@ from orca.launch_spec import (
 from orca.secrets_manager import (
     NAMESPACE_TAG,
     check_described_secret,
+    check_secret_account,
     check_secret_region,
     credentials_parameter,
     pod_secret_arns,
@@ -123,6 +124,15 @@ def test_a_secret_of_another_region_is_refused() -> None:
         check_secret_region(spec, "us-west-2")
     assert "is in eu-west-1; pods here run in us-west-2" in caught.value.reason_message
     check_secret_region(spec_of(secret_pod(env=f"A={DB}")), "us-west-2")
+
+
+def test_a_secret_of_another_account_is_refused() -> None:
+    foreign = "arn:aws:secretsmanager:us-west-2:999999999999:secret:db-AbCdEf"
+    with pytest.raises(InvalidPodSpec) as caught:
+        check_secret_account(spec_of(secret_pod(files=f"/f={foreign}")), "123456789012")
+    assert caught.value.annotation == Annotation.SECRETS_MANAGER_FILES
+    assert "is in account 999999999999" in caught.value.reason_message
+    check_secret_account(spec_of(secret_pod(files=f"/f={DB}")), "123456789012")
 
 
 @pytest.mark.parametrize(
