@@ -112,13 +112,13 @@ class ContainerActivities:
                     secret_parameter_prefix=secret_parameter_prefix(pod.uid),
                     status_key=status_key,
                 )
+                grant = None  # credentials that read exactly the pod's Secrets Manager secrets
+                if self._secrets is not None:
+                    grant = await asyncio.to_thread(self._secrets.grant, input.spec)
             except InvalidPodSpec as error:
                 raise ApplicationError(
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
-            grant = None
-            if self._secrets is not None:  # credentials reading exactly the pod's secrets
-                grant = await asyncio.to_thread(self._secrets.grant, input.spec)
             parameters = {
                 **plan.secret_parameters,
                 **PodSecretsManager.parameters(input.spec, grant),
