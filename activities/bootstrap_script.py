@@ -276,6 +276,13 @@ def _heredoc_delimiter(base: str, body: str) -> str:
     return delimiter
 
 
+def _without_env(arguments: list[str], name: str) -> list[str]:
+    """`-e NAME=value` pairs without the ones setting `name`."""
+    pairs = zip(arguments[0::2], arguments[1::2], strict=True)
+    kept = [(flag, value) for flag, value in pairs if value.split("=", 1)[0] != name]
+    return [part for pair in kept for part in pair]
+
+
 def _expand(value: str, known: Mapping[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion against earlier literal env vars; `$$` escapes."""
 
@@ -672,6 +679,7 @@ class _Renderer:
         env_arguments, exported = self._env(container, where)
         for item in self.spec.secrets_manager_env:  # the annotation wins over the spec's env
             exported = [e for e in exported if e.name != item.name]
+            env_arguments = _without_env(env_arguments, item.name)
             exported.append(
                 RunnerEnv(
                     name=item.name,

@@ -190,6 +190,18 @@ def test_the_document_names_arns_and_keys_never_values() -> None:
     assert plan.secret_parameters == {}  # the credentials are the activity's, not the plan's
 
 
+def test_the_annotation_wins_over_the_containers_own_env() -> None:
+    manifest = secret_pod(env=f"DB_PASSWORD={DB}")
+    manifest["spec"]["containers"][0]["env"] = [
+        {"name": "DB_PASSWORD", "value": "from-the-spec"},
+        {"name": "MODE", "value": "fast"},
+    ]
+    argv = run_line(render(manifest).script, "a")
+    assert "DB_PASSWORD=from-the-spec" not in argv
+    assert "MODE=fast" in argv
+    assert argv[argv.index("DB_PASSWORD") - 1] == "-e"
+
+
 def test_a_pod_without_secrets_manager_has_no_credentials_parameter() -> None:
     plan = render(secret_pod())
     doc = RunnerDocument.model_validate_json(heredoc(plan.script, "ORCA_RUNNER_JSON"))
