@@ -69,7 +69,7 @@ class SessionCredentials(BaseModel):
 
     def secret_values(self) -> tuple[str, ...]:
         """What the log redaction must know while ORCA holds them."""
-        return (self.secret_access_key, self.session_token, self.to_json(), self.to_parameter())
+        return (self.secret_access_key, self.session_token, self.to_parameter())
 
 
 def credentials_parameter(pod_uid: str) -> str:

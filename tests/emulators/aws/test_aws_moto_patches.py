@@ -96,7 +96,7 @@ def test_a_secure_string_read_without_decryption_reveals_nothing(
         for p in ssm.get_parameters_by_path(Path="/orca/pods/u/")["Parameters"]
     }
     assert "s3cr3t" not in listed["/orca/pods/u/x"]
-    assert listed["/orca/pods/u/x"].startswith("AQICAHg")
+    assert listed["/orca/pods/u/x"].startswith("AQICAH")  # a KMS ciphertext blob
     assert listed["/orca/pods/u/plain"] == "visible"
     assert "s3cr3t" not in ssm.get_parameter(Name="/orca/pods/u/x")["Parameter"]["Value"]
     decrypted = ssm.get_parameter(Name="/orca/pods/u/x", WithDecryption=True)["Parameter"]

@@ -74,7 +74,7 @@ def _command_by_id(self: Any, command_id: str) -> Any:
 
 _CIPHERTEXT_KEY = secrets.token_bytes(32)
 _CIPHERTEXT_PREFIX = b"\x01\x02\x02\x00x"
-"""What an AWS KMS ciphertext blob starts with (base64 `AQICAHg…`)."""
+"""What an AWS KMS ciphertext blob starts with (base64 `AQICAH…`)."""
 
 
 def _response_object(self: Any, decrypt: bool = False, region: str | None = None) -> Any:
