@@ -11,8 +11,6 @@ secrets. Neither returns anything that reaches an activity result.
 
 from __future__ import annotations
 
-import json
-
 import botocore.exceptions
 
 from orca.aws_clients import AwsClients
@@ -24,11 +22,12 @@ from orca.secrets_manager import (
     check_described_secret,
     check_secret_account,
     check_secret_region,
+    check_session_policy_size,
     credentials_parameter,
     pod_secret_arns,
     require_reader_role,
     session_name,
-    session_policy,
+    session_policy_text,
     session_tags,
 )
 
@@ -43,6 +42,7 @@ class PodSecretsManager:
             return
         check_secret_region(spec, self._aws.settings.region)
         check_secret_account(spec, self._aws.account_id)
+        check_session_policy_size(spec, self._aws.settings.region)
         for arn in pod_secret_arns(spec):
             try:
                 description = self._aws.secretsmanager.describe_secret(SecretId=arn)
@@ -60,7 +60,7 @@ class PodSecretsManager:
         answer = self._aws.sts.assume_role(
             RoleArn=role_arn,
             RoleSessionName=session_name(spec.pod.uid),
-            Policy=json.dumps(session_policy(pod_secret_arns(spec), self._aws.settings.region)),
+            Policy=session_policy_text(pod_secret_arns(spec), self._aws.settings.region),
             Tags=session_tags(spec.pod.namespace),
             DurationSeconds=SESSION_SECONDS,
         )

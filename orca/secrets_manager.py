@@ -131,6 +131,29 @@ def session_policy(arns: Sequence[str], region: str) -> dict[str, Any]:
     }
 
 
+SESSION_POLICY_MAX_CHARACTERS = 2048
+"""AWS's limit on an inline session policy's plaintext."""
+
+
+def session_policy_text(arns: Sequence[str], region: str) -> str:
+    """`session_policy` as AssumeRole's `Policy` (compact JSON)."""
+    return json.dumps(session_policy(arns, region), separators=(",", ":"))
+
+
+def check_session_policy_size(spec: LaunchSpec, region: str) -> None:
+    """The pod names no more secrets than one session policy can list (checked at planning:
+    AssumeRole would refuse it only after the instance is launched)."""
+    arns = pod_secret_arns(spec)
+    size = len(session_policy_text(arns, region))
+    if size > SESSION_POLICY_MAX_CHARACTERS:
+        raise InvalidPodSpec(
+            annotation_naming(spec, arns[0]),
+            f"the pod names {len(arns)} secrets, more than one grant can list (its session "
+            f"policy would be {size} characters, AWS allows {SESSION_POLICY_MAX_CHARACTERS}); "
+            "keep several values in one secret's JSON and name them by #key",
+        )
+
+
 def session_name(pod_uid: str) -> str:
     """RoleSessionName (at most 64 of `[\\w+=,.@-]`): CloudTrail shows which pod read what."""
     return f"orca-pod-{pod_uid}"[:64]

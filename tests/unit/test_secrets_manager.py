@@ -25,6 +25,7 @@ from orca.secrets_manager import (
     check_described_secret,
     check_secret_account,
     check_secret_region,
+    check_session_policy_size,
     credentials_parameter,
     pod_secret_arns,
     require_reader_role,
@@ -124,6 +125,18 @@ def test_a_secret_of_another_region_is_refused() -> None:
         check_secret_region(spec, "us-west-2")
     assert "is in eu-west-1; pods here run in us-west-2" in caught.value.reason_message
     check_secret_region(spec_of(secret_pod(env=f"A={DB}")), "us-west-2")
+
+
+def test_more_secrets_than_one_session_policy_lists_are_refused() -> None:
+    many = ", ".join(
+        f"V{i}=arn:aws:secretsmanager:us-west-2:123456789012:secret:team/s{i:02}-AbCdEf"
+        for i in range(30)
+    )
+    with pytest.raises(InvalidPodSpec) as caught:
+        check_session_policy_size(spec_of(secret_pod(env=many)), "us-west-2")
+    assert "the pod names 30 secrets" in caught.value.reason_message
+    assert "AWS allows 2048" in caught.value.reason_message
+    check_session_policy_size(spec_of(secret_pod(env=f"A={DB}, B={TOKEN}")), "us-west-2")
 
 
 def test_a_secret_of_another_account_is_refused() -> None:
