@@ -24,9 +24,12 @@ Secrets never appear in the script: env values and files from Secrets become SSM
 parameters under the pod's prefix (`BootstrapPlan.secret_parameters`, written by the activity
 before the command is sent) and are fetched on the instance with `aws ssm get-parameter
 --with-decryption`. Secret env values reach `docker run` through the environment, not argv.
-Values from ConfigMaps are not secret and are in the document. The runner passes every value as
-one argument (bash arrays read NUL-separated from the document), so no value is ever parsed by a
-shell.
+Secrets Manager secrets (`orca.research/secrets-manager-env` / `-files`) are fetched on the
+instance by the runner with temporary credentials that read exactly those secrets (the pod's
+parameter `secrets-manager-credentials`, `orca.secrets_manager`); the document names only their
+ARNs and JSON keys. Values from ConfigMaps are not secret and are in the document. The runner
+passes every value as one argument (bash arrays read NUL-separated from the document), so no
+value is ever parsed by a shell.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from orca.instance_contract import (
     RUNNER_DOCUMENT_DELIMITER,
     RUNNER_LOG,
     RUNNER_SCRIPT,
+    SECRETS_MANAGER_DIR,
     START_VERB,
     STOP_GRACE_VARIABLE,
     STOP_VERB,
@@ -62,6 +66,7 @@ from orca.instance_contract import (
     RunnerEnv,
     RunnerFile,
     RunnerVolume,
+    SecretsManagerRef,
     command_comment,
     container_log_stream,
     pod_dir,
@@ -71,6 +76,7 @@ from orca.instance_contract import (
     unit_name,
 )
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
+from orca.secrets_manager import credentials_parameter, pod_secret_arns
 from orca.units import parse_quantity
 
 __all__ = [
@@ -270,6 +276,13 @@ def _heredoc_delimiter(base: str, body: str) -> str:
     return delimiter
 
 
+def _without_env(arguments: list[str], name: str) -> list[str]:
+    """`-e NAME=value` pairs without the ones setting `name`."""
+    pairs = zip(arguments[0::2], arguments[1::2], strict=True)
+    kept = [(flag, value) for flag, value in pairs if value.split("=", 1)[0] != name]
+    return [part for pair in kept for part in pair]
+
+
 def _expand(value: str, known: Mapping[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion against earlier literal env vars; `$$` escapes."""
 
@@ -309,6 +322,7 @@ class _Renderer:
         self.pod_dir = pod_dir(spec.pod.uid)
         self.runner_path = f"{self.pod_dir}/{RUNNER_SCRIPT}"
         self.volume_dirs: dict[str, str] = {}
+        self.secrets_manager_mounts: list[str] = []
 
     # -- references -------------------------------------------------------------------------
     def _config_map_value(self, name: str, key: str, optional: bool, where: str) -> str | None:
@@ -463,8 +477,34 @@ class _Renderer:
         return str(int(whole))
 
     # -- volumes ----------------------------------------------------------------------------
+    def _secrets_manager_volume(self) -> RunnerVolume | None:
+        """The files of `orca.research/secrets-manager-files`, fetched by the runner into one
+        host directory; `_mounts` binds each at its path in every container."""
+        files = self.spec.secrets_manager_files
+        if not files:
+            return None
+        host = f"{self.pod_dir}/{SECRETS_MANAGER_DIR}"
+        self.secrets_manager_mounts = [
+            f"{host}/{index}:{item.path}:ro" for index, item in enumerate(files)
+        ]
+        return RunnerVolume(
+            path=host,
+            files=[
+                RunnerFile(
+                    path=f"{host}/{index}",
+                    secrets_manager=SecretsManagerRef(arn=item.secret_arn, json_key=item.json_key),
+                    mode=0o644,
+                )
+                for index, item in enumerate(files)
+            ],
+            world_readable=True,
+        )
+
     def _volumes(self) -> list[RunnerVolume]:
         volumes: list[RunnerVolume] = []
+        secrets_manager = self._secrets_manager_volume()
+        if secrets_manager is not None:
+            volumes.append(secrets_manager)
         for index, volume in enumerate(self.pod_spec.get("volumes") or ()):
             name = str(volume.get("name", ""))
             where = f"spec.volumes[{index}]"
@@ -586,6 +626,8 @@ class _Renderer:
                 host = f"{host}/{mount['subPath']}"
             suffix = ":ro" if mount.get("readOnly") else ""
             arguments += ["-v", f"{host}:{mount.get('mountPath', '')}{suffix}"]
+        for bind in self.secrets_manager_mounts:
+            arguments += ["-v", bind]
         return arguments
 
     # -- containers -------------------------------------------------------------------------
@@ -635,6 +677,15 @@ class _Renderer:
             arguments += ["--workdir", str(container["workingDir"])]
         arguments += self._security_arguments(container)
         env_arguments, exported = self._env(container, where)
+        for item in self.spec.secrets_manager_env:  # the annotation wins over the spec's env
+            exported = [e for e in exported if e.name != item.name]
+            env_arguments = _without_env(env_arguments, item.name)
+            exported.append(
+                RunnerEnv(
+                    name=item.name,
+                    secrets_manager=SecretsManagerRef(arn=item.secret_arn, json_key=item.json_key),
+                )
+            )
         arguments += env_arguments
         for env in exported:
             arguments += ["-e", env.name]
@@ -702,6 +753,10 @@ class _Renderer:
             pod_dir=self.pod_dir,
             restart_policy=self.spec.restart_policy,
             status_key_parameter=key_parameter,
+            secrets_manager_credentials_parameter=(
+                credentials_parameter(self.spec.pod.uid) if pod_secret_arns(self.spec) else None
+            ),
+            secrets_manager_secrets=list(pod_secret_arns(self.spec)),
             volumes=volumes,
             init_containers=init,
             containers=apps,

@@ -2,8 +2,10 @@
 
 `start_containers` waits for the SSM agent (batched DescribeInstanceInformation), reads the
 ConfigMaps and Secrets the pod references (`orca.activities.pod_references`), renders the
-bootstrap script (`orca.activities.bootstrap_script`), stores secret values as SecureString
-parameters under `/orca/pods/<uid>/` (`orca.activities.pod_parameters`; never in the script), and
+bootstrap script (`orca.activities.bootstrap_script`), obtains the credentials that read the
+pod's Secrets Manager secrets (`orca.activities.secrets_manager`; never their values), stores
+secret values and those credentials as SecureString parameters under `/orca/pods/<uid>/`
+(`orca.activities.pod_parameters`; never in the script), and
 sends one `AWS-RunShellScript` command (`orca.activities.ssm_commands`). A retried start finds the
 command it already sent (by its comment) instead of starting the containers twice.
 
@@ -40,6 +42,7 @@ from orca.activities.models import (
 )
 from orca.activities.pod_parameters import PodParameters, secret_parameter_prefix
 from orca.activities.pod_references import PodReferences
+from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.ssm_commands import RUNNING_STATUSES, SsmCommands
 from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
 from orca.failure_types import FailureType
@@ -65,8 +68,10 @@ class ContainerActivities:
         cluster: ClusterInstances,
         feed: ContainerStatusFeed,
         pods: PodApi,
+        secrets: PodSecretsManager | None = None,
     ) -> None:
         self._settings = settings
+        self._secrets = secrets
         self._commands = commands
         self._agents = agents
         """`SsmCommands.agents_online`, batched across the worker's activities."""
@@ -107,12 +112,20 @@ class ContainerActivities:
                     secret_parameter_prefix=secret_parameter_prefix(pod.uid),
                     status_key=status_key,
                 )
+                grant = None  # credentials that read exactly the pod's Secrets Manager secrets
+                if self._secrets is not None:
+                    grant = await asyncio.to_thread(self._secrets.grant, input.spec)
             except InvalidPodSpec as error:
                 raise ApplicationError(
                     str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
                 ) from None
-            with redacting(plan.secret_parameters.values()):  # no log line shows them
-                await asyncio.to_thread(self._parameters.put, plan.secret_parameters, instance_id)
+            parameters = {
+                **plan.secret_parameters,
+                **PodSecretsManager.parameters(input.spec, grant),
+            }
+            held = [*plan.secret_parameters.values(), *(grant.secret_values() if grant else ())]
+            with redacting(held):  # no log line shows them
+                await asyncio.to_thread(self._parameters.put, parameters, instance_id)
                 command_id = await asyncio.to_thread(
                     self._commands.send_start, pod, instance_id, plan.script
                 )

@@ -13,6 +13,7 @@ turns the warning into an `InvalidPodSpec` failure. Auto selection only picks ty
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +27,7 @@ from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.namespace_teams import NamespaceTeams
+from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.failure_types import FailureType
 from orca.launch_spec import (
@@ -155,11 +157,13 @@ class PlanningActivities:
         catalog: InstanceCatalog,
         unavailable: UnavailableOfferings,
         teams: NamespaceTeams | None = None,
+        secrets: PodSecretsManager | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._unavailable = unavailable
         self._teams = teams
+        self._secrets = secrets
 
     @activity.defn(name="plan_launch")
     @fails_on_aws_errors()
@@ -173,6 +177,13 @@ class PlanningActivities:
                 str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
             ) from None
         with bind_work_context(pod=spec.pod.key, pod_uid=spec.pod.uid), heartbeating():
+            if self._secrets is not None:
+                try:  # DescribeSecret (metadata only): a foreign secret launches nothing
+                    await asyncio.to_thread(self._secrets.check, spec)
+                except InvalidPodSpec as error:
+                    raise ApplicationError(
+                        str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
+                    ) from None
             if spec.team is None and self._teams is not None:
                 spec = spec.model_copy(
                     update={"team": await self._teams.team_of(spec.pod.namespace)}

@@ -5,8 +5,9 @@ Hooked into botocore's event system for the one session every client comes from
 the day it is written. A *mutation* is any operation whose name does not start with a read-only
 verb (`READ_ONLY_VERBS`: Describe, Get, List, ...): today RunInstances (with its tags),
 ModifyInstanceAttribute, TerminateInstances, CancelSpotInstanceRequests, SSM PutParameter,
-DeleteParameter(s), SendCommand and SQS DeleteMessageBatch; CreateFleet, CreateTags and the rest
-as soon as ORCA calls them.
+DeleteParameter(s), SendCommand, STS AssumeRole (the Secrets Manager reader role, named by its
+`RoleArn`; the credentials it returns are never kept) and SQS DeleteMessageBatch; CreateFleet,
+CreateTags and the rest as soon as ORCA calls them.
 
 - `before-parameter-build` keeps, in botocore's per-call context, the operation and the resource
   IDs named in the parameters: a whitelist of identifier fields (`_ID_FIELDS`), never a value, a
@@ -62,6 +63,7 @@ _ID_FIELDS = frozenset(
         "CapacityReservationId",
         "VolumeId",
         "LaunchTemplateId",
+        "RoleArn",
     }
 )
 """Fields whose values identify what a call changed (in parameters and responses, at any depth

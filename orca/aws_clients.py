@@ -99,6 +99,15 @@ class AwsClients:
         return client
 
     @cached_property
+    def secretsmanager(self) -> Any:
+        """Only DescribeSecret: ORCA never reads a secret's value (orca.secrets_manager)."""
+        return self.client("secretsmanager")
+
+    @cached_property
+    def sts(self) -> Any:
+        return self.client("sts")
+
+    @cached_property
     def pricing(self) -> PricingClient:
         # The Pricing API lives in us-east-1 (and a few others) whatever the launch region.
         client: PricingClient = self.session.client(

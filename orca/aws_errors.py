@@ -118,6 +118,8 @@ CONFIGURATION_ERROR_CODES = frozenset(
         "MissingParameter",
         "InvalidKeyPair.NotFound",
         "InvalidParameterValueException",
+        "MalformedPolicyDocument",
+        "PackedPolicyTooLarge",
     }
 )
 
@@ -213,7 +215,7 @@ def is_not_found(error: BaseException) -> bool:
     return classify(error) is AwsErrorKind.NOT_FOUND
 
 
-_SERVICES = ("ec2", "ssm", "logs", "sqs", "sts", "pricing")
+_SERVICES = ("ec2", "ssm", "logs", "sqs", "sts", "secretsmanager", "pricing")
 """The services ORCA calls, in the order an ambiguous operation name is attributed."""
 
 

@@ -69,6 +69,9 @@ _HEREDOC = re.compile(
     r"[ \t]*(?:\n|$)",
     re.DOTALL,
 )
+_RUNNER_HEREDOC = re.compile(
+    rf"<<'{RUNNER_DOCUMENT_DELIMITER}'\n(?P<body>[^\n]*)\n{RUNNER_DOCUMENT_DELIMITER}(?:\n|$)"
+)
 _GRACE = re.compile(rf"{STOP_GRACE_VARIABLE}=['\"]?(?P<seconds>\d+(?:\.\d+)?)")
 
 
@@ -166,15 +169,30 @@ def read_pod_manifest(script: str) -> PodManifest | None:
 
 
 # -- the runner's input -----------------------------------------------------------------------
+SECRETS_MANAGER_DIR = "secrets-manager"
+"""`<pod dir>/secrets-manager/<n>`: the files of `orca.research/secrets-manager-files`, each
+bind-mounted read-only at its path in every container."""
+
+
+class SecretsManagerRef(BaseModel):
+    """A value the runner fetches from Secrets Manager: the SecretString, or one JSON key of it."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    arn: str
+    json_key: str | None = Field(default=None, alias="jsonKey")
+
+
 class RunnerFile(BaseModel):
-    """One file of a volume. Exactly one of `content` (inline, not secret) and
-    `secret_parameter` (an SSM SecureString holding the base64 of the file) is set."""
+    """One file of a volume. Exactly one of `content` (inline, not secret), `secret_parameter`
+    (an SSM SecureString holding the base64 of the file) and `secrets_manager` is set."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     path: str
     content: str | None = None
     secret_parameter: str | None = Field(default=None, alias="secretParameter")
+    secrets_manager: SecretsManagerRef | None = Field(default=None, alias="secretsManager")
     host_ip: bool = Field(default=False, alias="hostIP")
     """The file holds the instance's IP address (downward API `status.podIP`/`hostIP`)."""
     mode: int | None = None
@@ -200,6 +218,7 @@ class RunnerEnv(BaseModel):
     value: str | None = None
     """A value known beforehand (downward API metadata)."""
     secret_parameter: str | None = Field(default=None, alias="secretParameter")
+    secrets_manager: SecretsManagerRef | None = Field(default=None, alias="secretsManager")
     host_ip: bool = Field(default=False, alias="hostIP")
 
 
@@ -228,6 +247,13 @@ class RunnerDocument(BaseModel):
     restart_policy: str = Field(alias="restartPolicy")
     status_key_parameter: str | None = Field(default=None, alias="statusKeyParameter")
     """The SSM parameter holding the key the runner signs its status reports with."""
+    secrets_manager_credentials_parameter: str | None = Field(
+        default=None, alias="secretsManagerCredentialsParameter"
+    )
+    """The SSM parameter holding the temporary credentials (base64 of the JSON of AccessKeyId,
+    SecretAccessKey, SessionToken) that read exactly `secrets_manager_secrets`."""
+    secrets_manager_secrets: list[str] = Field(default_factory=list, alias="secretsManagerSecrets")
+    """The ARNs the runner fetches once, at start, with those credentials."""
     volumes: list[RunnerVolume] = Field(default_factory=list)
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
     containers: list[RunnerContainer] = Field(default_factory=list)
@@ -236,6 +262,17 @@ class RunnerDocument(BaseModel):
         return json.dumps(
             self.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True
         )
+
+
+def read_runner_document(script: str) -> RunnerDocument | None:
+    """The runner document a start command's script writes, or None when it has none."""
+    match = _RUNNER_HEREDOC.search(script)
+    if match is None:
+        return None
+    try:
+        return RunnerDocument.model_validate_json(match["body"])
+    except ValidationError:
+        return None
 
 
 # -- what the instance reports ----------------------------------------------------------------

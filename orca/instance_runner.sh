@@ -9,7 +9,12 @@
 # line to the status log group (stream <pod-uid>). Secrets are fetched from SSM here and reach
 # the runtime through the environment, never argv. Each report is signed with the pod's status
 # key (HMAC-SHA256, the SSM parameter statusKeyParameter): ORCA ignores a report without the
-# right signature. Needs bash, jq, openssl and the AWS CLI.
+# right signature. Secrets Manager secrets (secretsManagerSecrets) are fetched once, before any
+# container starts, with the temporary credentials of the SSM parameter
+# secretsManagerCredentialsParameter (base64 of their JSON; passed to the AWS CLI in its
+# environment, never argv) and
+# held in memory; a secret that cannot be read fails the pod's first containers with Error.
+# Needs bash, jq, openssl and the AWS CLI.
 set -uo pipefail
 
 ORCA_DOC=${1:?usage: instance_runner.sh RUNNER_JSON}
@@ -34,6 +39,8 @@ ORCA_DIR=$(orca_field .podDir)
 ORCA_RESTART_POLICY=$(orca_field .restartPolicy)
 ORCA_STATUS_KEY_PARAMETER=$(orca_field '.statusKeyParameter // empty')
 ORCA_STATUS_KEY=""
+ORCA_SM_CREDENTIALS_PARAMETER=$(orca_field '.secretsManagerCredentialsParameter // empty')
+declare -A ORCA_SM_VALUES=()  # secret ARN -> its SecretString, JSON-encoded
 ORCA_RUNTIME=docker
 command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl
 ORCA_HOST_IP=""
@@ -66,6 +73,56 @@ orca_report() {  # container init(true|false) state reason [exitCode]
 
 orca_secret() {  # SSM SecureString parameter name
   aws ssm get-parameter --with-decryption --name "$1" --query Parameter.Value --output text
+}
+
+orca_sm_fetch() {  # every secret of secretsManagerSecrets, with the pod's temporary credentials
+  local credentials arn value
+  local -a arns
+  credentials=$(orca_secret "$ORCA_SM_CREDENTIALS_PARAMETER" | base64 -d) || return 1
+  mapfile -d '' -t arns < <(orca_list '.secretsManagerSecrets[]')
+  for arn in "${arns[@]}"; do
+    value=$(
+      AWS_ACCESS_KEY_ID=$(printf '%s' "$credentials" | jq -r .AccessKeyId) \
+      AWS_SECRET_ACCESS_KEY=$(printf '%s' "$credentials" | jq -r .SecretAccessKey) \
+      AWS_SESSION_TOKEN=$(printf '%s' "$credentials" | jq -r .SessionToken) \
+        aws secretsmanager get-secret-value --secret-id "$arn" --query SecretString --output json
+    ) || { echo "orca: could not read secret $arn" >&2; return 1; }
+    ORCA_SM_VALUES[$arn]=$value
+  done
+}
+
+orca_sm_value() {  # ARN [json-key]: the secret's string, or that key of it, exactly
+  printf '%s' "${ORCA_SM_VALUES[$1]:-null}" | jq -j --arg key "${2:-}" '
+    if type != "string" then error("not fetched")
+    elif $key == "" then .
+    else fromjson | if type == "object" and has($key) then .[$key] else error("no key") end
+      | if type == "string" then . else tojson end
+    end'
+}
+
+orca_sm_check() {  # every reference of the document resolves (a missing JSON key fails here)
+  local -a refs
+  local r
+  mapfile -d '' -t refs < <(orca_list '[.. | objects | .secretsManager? // empty]
+    | unique | .[] | .arn, (.jsonKey // "")')
+  for ((r = 0; r < ${#refs[@]}; r += 2)); do
+    orca_sm_value "${refs[r]}" "${refs[r + 1]}" >/dev/null 2>&1 \
+      || { echo "orca: secret ${refs[r]} has no JSON key '${refs[r + 1]}'" >&2; return 1; }
+  done
+}
+
+orca_fail_start() {  # the pod cannot start: its first containers end in Error
+  local count c
+  count=$(orca_field '.initContainers | length')
+  if [ "$count" -gt 0 ]; then
+    orca_report "$(orca_field '.initContainers[0].name')" true terminated Error 1
+  else
+    count=$(orca_field '.containers | length')
+    for ((c = 0; c < count; c++)); do
+      orca_report "$(orca_field ".containers[$c].name")" false terminated Error 1
+    done
+  fi
+  exit 1
 }
 
 orca_login() {  # image: log in to ECR registries with the instance profile
@@ -133,7 +190,10 @@ orca_volumes() {  # create every volume's directory and write its files
       file=$(orca_field ".volumes[$v].files[$f].path")
       mode=$(orca_field ".volumes[$v].files[$f].mode // empty")
       mkdir -p "$(dirname "$file")"
-      if [ "$(orca_field ".volumes[$v].files[$f] | has(\"secretParameter\")")" = true ]; then
+      if [ "$(orca_field ".volumes[$v].files[$f] | has(\"secretsManager\")")" = true ]; then
+        (umask 077; orca_sm_value "$(orca_field ".volumes[$v].files[$f].secretsManager.arn")" \
+          "$(orca_field ".volumes[$v].files[$f].secretsManager.jsonKey // empty")" >"$file")
+      elif [ "$(orca_field ".volumes[$v].files[$f] | has(\"secretParameter\")")" = true ]; then
         (umask 077; orca_secret "$(orca_field ".volumes[$v].files[$f].secretParameter")" \
           | base64 -d >"$file")
       elif [ "$(orca_field ".volumes[$v].files[$f].hostIP // false")" = true ]; then
@@ -160,7 +220,10 @@ orca_run() {  # group(initContainers|containers) index: run one container (-d fo
   (
     for ((e = 0; e < count; e++)); do
       name=$(orca_field "$at.env[$e].name")
-      if [ "$(orca_field "$at.env[$e] | has(\"secretParameter\")")" = true ]; then
+      if [ "$(orca_field "$at.env[$e] | has(\"secretsManager\")")" = true ]; then
+        value=$(orca_sm_value "$(orca_field "$at.env[$e].secretsManager.arn")" \
+          "$(orca_field "$at.env[$e].secretsManager.jsonKey // empty")") || exit 1
+      elif [ "$(orca_field "$at.env[$e] | has(\"secretParameter\")")" = true ]; then
         value=$(orca_secret "$(orca_field "$at.env[$e].secretParameter")") || exit 1
       elif [ "$(orca_field "$at.env[$e].hostIP // false")" = true ]; then
         value=$ORCA_HOST_IP
@@ -177,6 +240,10 @@ orca_run() {  # group(initContainers|containers) index: run one container (-d fo
 if [ -n "$ORCA_STATUS_KEY_PARAMETER" ]; then
   ORCA_STATUS_KEY=$(orca_secret "$ORCA_STATUS_KEY_PARAMETER") \
     || echo "orca: could not read the status key; reports will be ignored" >&2
+fi
+
+if [ -n "$ORCA_SM_CREDENTIALS_PARAMETER" ]; then
+  if ! orca_sm_fetch || ! orca_sm_check; then orca_fail_start; fi
 fi
 
 orca_watch &

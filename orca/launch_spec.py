@@ -26,6 +26,8 @@ Annotation vocabulary (prefix `orca.research/`), compatible with the Go ORCA:
 | `capacity-reservation-id` | launch into this On-Demand Capacity Reservation |
 | `capacity-reservation-preference` | `open` or `targeted` (or `none`) |
 | `capacity-block-id` | a Capacity Block for ML reservation ID |
+| `secrets-manager-env` | `NAME=<secret ARN>[#json-key], ...`: env vars from AWS Secrets Manager |
+| `secrets-manager-files` | `/path=<secret ARN>[#json-key], ...`: read-only files from it |
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class Annotation(StrEnum):
     CAPACITY_RESERVATION_ID = "orca.research/capacity-reservation-id"
     CAPACITY_RESERVATION_PREFERENCE = "orca.research/capacity-reservation-preference"
     CAPACITY_BLOCK_ID = "orca.research/capacity-block-id"
+    SECRETS_MANAGER_ENV = "orca.research/secrets-manager-env"
+    """`NAME=arn:aws:secretsmanager:<region>:<account>:secret:<name>[#key], ...`: env vars the
+    instance fetches itself from Secrets Manager (the ARNs, never the values, reach ORCA)."""
+    SECRETS_MANAGER_FILES = "orca.research/secrets-manager-files"
+    """`/absolute/path=arn:aws:secretsmanager:...[#key], ...`: files (read-only, in every
+    container) the instance fetches itself from Secrets Manager."""
 
 
 class SelectionMethod(StrEnum):
@@ -122,6 +130,26 @@ class ResourceRequest(BaseModel):
     """`aws.amazon.com/fpga`."""
 
 
+class SecretsManagerEnv(BaseModel):
+    """One env var from a Secrets Manager secret: the whole SecretString, or one JSON key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    secret_arn: str
+    json_key: str | None = None
+
+
+class SecretsManagerFile(BaseModel):
+    """One file from a Secrets Manager secret, at an absolute path in every container."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    secret_arn: str
+    json_key: str | None = None
+
+
 class LaunchSpec(BaseModel):
     """A pod's validated launch intent. Pure data: no settings, no AWS lookups."""
 
@@ -150,6 +178,8 @@ class LaunchSpec(BaseModel):
     capacity_reservation_id: str | None = None
     capacity_reservation_preference: CapacityReservationPreference | None = None
     capacity_block_id: str | None = None
+    secrets_manager_env: tuple[SecretsManagerEnv, ...] = ()
+    secrets_manager_files: tuple[SecretsManagerFile, ...] = ()
     resources: ResourceRequest = Field(default_factory=ResourceRequest)
     termination_grace_period_seconds: int = 30
     restart_policy: str = "Always"
@@ -250,11 +280,100 @@ def parse_launch_spec(
         capacity_reservation_id=reservation_id,
         capacity_reservation_preference=preference,
         capacity_block_id=block_id,
+        secrets_manager_env=parse_secrets_manager_env(
+            annotations.get(Annotation.SECRETS_MANAGER_ENV)
+        ),
+        secrets_manager_files=parse_secrets_manager_files(
+            annotations.get(Annotation.SECRETS_MANAGER_FILES)
+        ),
         resources=resource_request(spec),
         termination_grace_period_seconds=_grace_period(spec),
         restart_policy=_restart_policy(spec),
         architecture=_architecture(spec),
     )
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_ARN = re.compile(
+    r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:secret:"
+    r"[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
+_SECRET_ARN_HELP = (
+    "a full secret ARN such as arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf "
+    "(with its 6-character suffix), optionally #json-key"
+)
+_JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _secret_reference(annotation: str, target: str, reference: str) -> tuple[str, str | None]:
+    """`<secret ARN>[#key]` -> (ARN, key or None), strictly."""
+    arn, hash_sign, key = reference.strip().partition("#")
+    if not _SECRET_ARN.match(arn):
+        raise InvalidPodSpec(annotation, f"{arn!r} (for {target}) is not {_SECRET_ARN_HELP}")
+    if hash_sign and not _JSON_KEY.match(key):
+        raise InvalidPodSpec(
+            annotation,
+            f"JSON key {key!r} (for {target}) must be letters, digits, '_', '.' or '-'",
+        )
+    return arn, key or None
+
+
+def _items(text: str) -> list[str]:
+    return [item for item in (part.strip() for part in text.split(",")) if item]
+
+
+def parse_secrets_manager_env(text: str | None) -> tuple[SecretsManagerEnv, ...]:
+    """The `secrets-manager-env` annotation: comma-separated `NAME=<secret ARN>[#key]`."""
+    if not text:
+        return ()
+    annotation = Annotation.SECRETS_MANAGER_ENV
+    found: list[SecretsManagerEnv] = []
+    for item in _items(text):
+        name, equals, reference = item.partition("=")
+        name = name.strip()
+        if not equals or not _ENV_NAME.match(name):
+            raise InvalidPodSpec(
+                annotation,
+                f"{item!r} is not NAME=<secret ARN>[#key]; NAME is an env var name "
+                "(letters, digits, _; not starting with a digit)",
+            )
+        arn, key = _secret_reference(annotation, name, reference)
+        if any(e.name == name for e in found):
+            raise InvalidPodSpec(annotation, f"env var {name} is named twice")
+        found.append(SecretsManagerEnv(name=name, secret_arn=arn, json_key=key))
+    return tuple(found)
+
+
+_FILE_PATH = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
+
+
+def parse_secrets_manager_files(text: str | None) -> tuple[SecretsManagerFile, ...]:
+    """The `secrets-manager-files` annotation: comma-separated `/path=<secret ARN>[#key]`; the
+    path is absolute in the container, without `.`/`..` parts, `:` or spaces."""
+    if not text:
+        return ()
+    annotation = Annotation.SECRETS_MANAGER_FILES
+    found: list[SecretsManagerFile] = []
+    for item in _items(text):
+        path, equals, reference = item.partition("=")
+        path = path.strip()
+        parts = path.split("/")[1:]
+        if not equals or not _FILE_PATH.match(path) or any(p in (".", "..") for p in parts):
+            raise InvalidPodSpec(
+                annotation,
+                f"{item!r} is not /path=<secret ARN>[#key]; the path is absolute in the "
+                "container (letters, digits and ._@+- between slashes, no . or .. parts)",
+            )
+        arn, key = _secret_reference(annotation, path, reference)
+        if any(f.path == path for f in found):
+            raise InvalidPodSpec(annotation, f"file {path} is named twice")
+        found.append(SecretsManagerFile(path=path, secret_arn=arn, json_key=key))
+    return tuple(found)
+
+
+def secret_region(arn: str) -> str:
+    """The region of a secret ARN (validated by `parse_secrets_manager_env`/`_files`)."""
+    return arn.split(":")[3]
 
 
 def _orca_annotations(pod: Mapping[str, Any]) -> dict[str, str]:

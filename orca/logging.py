@@ -15,11 +15,12 @@ Redaction. No secret value may reach a log line, at any level, from any library 
   those values and of their escaped forms (JSON, Python repr, both nested, base64). Values shorter
   than `MIN_REDACTED_LENGTH` are left to the second layer (scrubbing "ab" everywhere would
   destroy every line and hide nothing). `orca.secret_values` keeps this cheap with thousands of
-  values held (a trie regex, compiled lazily in two tiers).
+  values held (token forms in a set, the others in trie regexes compiled lazily).
 - shapes: whatever the values, these never print: a `Value` / `SecretString` field of a JSON or
   dict body, `Authorization` / `X-Amz-Security-Token` / token / password / secret-key fields and
-  header lines, `Bearer`/`Basic` credentials, presigned-URL signatures, and the `data` of any
-  Kubernetes Secret body (the kubernetes client logs response bodies at DEBUG).
+  header lines, `Bearer`/`Basic` credentials, presigned-URL signatures, the `SecretAccessKey` /
+  `SessionToken` elements of XML answers (STS AssumeRole), and the `data` of any Kubernetes
+  Secret body (the kubernetes client logs response bodies at DEBUG).
 Both run on the event dict before rendering (`redact_secrets`, the last processor) and the
 known values once more on the rendered line (escapes the renderer itself adds). Tracebacks are
 rendered without frame locals, which would otherwise print the arguments of the failing call.
@@ -103,6 +104,11 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\g<key>{REDACTED}",
     ),
     (re.compile(r"\bSignature=[0-9a-f]{16,}"), f"Signature={REDACTED}"),
+    # XML answers (STS AssumeRole's temporary credentials).
+    (
+        re.compile(r"<(?P<tag>SecretAccessKey|SessionToken|SecretString)>[^<]*</(?P=tag)>"),
+        rf"<\g<tag>>{REDACTED}</\g<tag>>",
+    ),
 )
 _KUBE_SECRET_KIND = re.compile(r"""["']kind["']\s*:\s*["']Secret(?:List)?["']""")
 _KUBE_SECRET_DATA = re.compile(

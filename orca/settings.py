@@ -210,6 +210,10 @@ class AwsSettings(_Section):
     log_group: str = "/orca/pods"
     status_log_group: str = "/orca/container-status"
     root_volume_gib: int = Field(default=200, ge=8)
+    secrets_reader_role_arn: str | None = Field(default=None, alias="secretsReaderRoleARN")
+    """IAM role ORCA assumes, per pod, to hand its instance credentials that read exactly the
+    Secrets Manager secrets the pod names (`orca.research/secrets-manager-env` / `-files`) and
+    only those its namespace owns (docs/security.md). Unset: those annotations are refused."""
     development_mode: bool = False
     """Accepted for the Go ORCA's files and ignored (named in a start-up warning)."""
 

@@ -40,6 +40,7 @@ from orca.activities.planning import PlanningActivities
 from orca.activities.pod_parameters import PodParameters
 from orca.activities.pod_references import PodReferences
 from orca.activities.pod_status import PodStatusActivities
+from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.shared_offerings import share_unavailable_offerings
 from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.ssm_commands import SsmCommands
@@ -105,7 +106,10 @@ def build_activities(
         aws, settings.aws.status_log_group, settings.worker.status_poll_interval.total_seconds()
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
-    planning = PlanningActivities(settings, catalog, unavailable, NamespaceTeams(kube.core))
+    secrets = PodSecretsManager(aws)
+    planning = PlanningActivities(
+        settings, catalog, unavailable, NamespaceTeams(kube.core), secrets
+    )
     admission = launch_admission(settings, client)
     parameters = PodParameters(aws)
     amis = Amis(aws, settings.aws.ami_id)
@@ -119,6 +123,7 @@ def build_activities(
         cluster,
         feed,
         pod_status.pods,
+        secrets,
     )
     orphans = OrphanActivities(
         aws,

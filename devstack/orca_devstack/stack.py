@@ -387,6 +387,12 @@ def render_dev_config(
         aws["securityGroupIDs"] = [security_group]
     if aws_defaults.get("interruption_queue_url"):
         aws["interruptionQueueURL"] = aws_defaults["interruption_queue_url"]
+    if aws_url and aws_defaults.get("account_id"):
+        # the emulator plays the reader role of deploy/iam (secrets_access): pods may name
+        # Secrets Manager secrets tagged with their namespace
+        aws["secretsReaderRoleARN"] = (
+            f"arn:aws:iam::{aws_defaults['account_id']}:role/orca-secrets-reader"
+        )
     config: dict[str, Any] = {
         "aws": aws,
         "node": {

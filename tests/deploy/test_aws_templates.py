@@ -25,7 +25,7 @@ from tests.deploy.conftest import DEPLOY, REPO
 IAM = DEPLOY / "iam"
 CFN = DEPLOY / "aws" / "orca.cfn.yaml"
 MANAGED_BY = f"aws:ResourceTag/{instance_tags.MANAGED_BY}"
-SERVICES = ("ec2", "ssm", "logs", "sqs", "pricing")
+SERVICES = ("ec2", "ssm", "logs", "sqs", "pricing", "secretsmanager", "sts")
 
 
 def load_policy(name: str) -> dict[str, Any]:
@@ -211,6 +211,34 @@ def test_trust_policies_name_the_right_principals() -> None:
     ]
 
 
+def test_a_pod_reads_only_secrets_it_names_and_its_namespace_owns() -> None:
+    """The reader role reads a secret only where its namespace tag is the session's (the
+    session policy of orca.secrets_manager narrows that to the ARNs the pod names); the worker
+    may assume it, tag the session and describe secrets, and never read one."""
+    namespace = "orca.research/namespace"
+    reader = load_policy("orca-secrets-reader-policy.json")
+    assert allowed_actions(reader) == {"secretsmanager:GetSecretValue", "kms:Decrypt"}
+    (read,) = statements(reader, "secretsmanager:GetSecretValue")
+    assert read["Condition"] == {
+        "StringEquals": {
+            f"secretsmanager:ResourceTag/{namespace}": f"${{aws:PrincipalTag/{namespace}}}"
+        }
+    }
+    (decrypt,) = statements(reader, "kms:Decrypt")
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "secretsmanager.us-west-2.amazonaws.com"
+    }
+    (trust,) = load_policy("orca-secrets-reader-trust-policy.json")["Statement"]
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::111122223333:role/orca-worker"}
+    assert sorted(as_list(trust["Action"])) == ["sts:AssumeRole", "sts:TagSession"]
+    controller = load_policy("orca-controller-policy.json")
+    (assume,) = statements(controller, "sts:AssumeRole")
+    assert assume["Resource"] == "arn:aws:iam::111122223333:role/orca-secrets-reader"
+    assert "sts:TagSession" in as_list(assume["Action"])
+    assert "secretsmanager:GetSecretValue" not in allowed_actions(controller)
+    assert "secretsmanager:DescribeSecret" in allowed_actions(controller)
+
+
 # -- every AWS call the code makes is allowed ---------------------------------------------------
 
 _CALL = re.compile(r"\b(" + "|".join(SERVICES) + r")\.([a-z_]+)\b")
@@ -341,6 +369,7 @@ EXAMPLE_VALUES = {
     "OidcProvider": EXAMPLE_OIDC,
     "InterruptionQueue.Arn": "arn:aws:sqs:us-west-2:111122223333:orca-interruptions",
     "InstanceRole.Arn": "arn:aws:iam::111122223333:role/orca-instance",
+    "WorkerRole.Arn": "arn:aws:iam::111122223333:role/orca-worker",
 }
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
@@ -391,6 +420,7 @@ def trust_policy(role: str) -> dict[str, Any]:
         ("WorkerRole", "orca-controller-policy.json"),
         ("WatcherRole", "orca-watcher-policy.json"),
         ("InstanceRole", "orca-instance-policy.json"),
+        ("SecretsReaderRole", "orca-secrets-reader-policy.json"),
     ],
 )
 def test_stack_policies_equal_the_json_files(role: str, policy_file: str) -> None:
@@ -402,6 +432,8 @@ def test_stack_policies_equal_the_json_files(role: str, policy_file: str) -> Non
 
 def test_stack_trust_policies_equal_the_json_files() -> None:
     assert trust_policy("InstanceRole") == load_policy("orca-instance-trust-policy.json")
+    reader = load_policy("orca-secrets-reader-trust-policy.json")
+    assert trust_policy("SecretsReaderRole") == reader
     both = load_policy("orca-controller-trust-policy.json")
     subjects = {}
     for role in ("WorkerRole", "WatcherRole"):

@@ -6,7 +6,11 @@ emulators, ORCA's watcher and one worker; `tests.fixtures.dev_stack.MultiWorkerS
   marker reaches its SSM SecureString parameter, so the secret did travel), and the marker, in
   any of its encodings, is in no line of the worker's or the watcher's output and nowhere in the
   pod's Temporal history (every event, payloads included, as the server returns them);
-- the same pod's AWS mutations are in the worker's audit trail (`orca.audit`), with request IDs.
+- the same pod's AWS mutations are in the worker's audit trail (`orca.audit`), with request IDs;
+- a pod whose env var and file come from a Secrets Manager secret of its namespace gets the
+  marker on its instance (the emulated runner fetched it with the credentials ORCA granted), and
+  neither the marker nor those credentials are in any output line or the Temporal history; a pod
+  naming another namespace's secret fails with `InvalidPodSpec` and launches nothing.
 
 Nothing is mocked.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,5 +247,99 @@ def test_a_privileged_pod_is_refused_with_an_event_and_launches_nothing(
     refusals = [e for e in events if e.reason == "InvalidPodSpec"]
     assert refusals
     assert "privileged" in refusals[0].message
+    assert instances_of(stack, uid) == []
+    assert not any(uid in line and "ec2:RunInstances" in line for line in output_lines(stack))
+
+
+def sm_secret(stack: MultiWorkerStack, value: str, namespace: str) -> str:
+    created = aws(stack, "secretsmanager").create_secret(
+        Name=f"e2e/{uuid.uuid4().hex[:8]}",
+        SecretString=value,
+        Tags=[{"Key": "orca.research/namespace", "Value": namespace}],
+    )
+    return str(created["ARN"])
+
+
+def container_view(stack: MultiWorkerStack, uid: str) -> dict[str, Any]:
+    """What the emulated instance's containers got from Secrets Manager (the emulator's
+    control API; a real instance's would be `docker exec env`)."""
+    assert stack.endpoints is not None
+    url = f"{stack.endpoints.aws_endpoint_url}/_orca/containers/{uid}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        view: dict[str, Any] = json.load(answer)
+    return view
+
+
+def test_a_secrets_manager_secret_reaches_the_instance_and_no_log_line(
+    stack: MultiWorkerStack, core: client.CoreV1Api
+) -> None:
+    marker = f"orca-sm-marker-{uuid.uuid4().hex}"
+    arn = sm_secret(stack, json.dumps({"token": marker, "user": "bot"}), "default")
+    name = f"sm-{uuid.uuid4().hex[:6]}"
+    pod = burst_pod(
+        name,
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/launch-type": "on-demand",
+            "emulator.orca.research/run-seconds": "inf",
+            "orca.research/secrets-manager-env": f"API_TOKEN={arn}#token",
+            "orca.research/secrets-manager-files": f"/etc/sm/credentials.json={arn}",
+        },
+    )
+    container = pod["spec"]["containers"][0]["name"]
+    uid = core.create_namespaced_pod("default", pod).metadata.uid
+
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+    view = container_view(stack, uid)
+    assert view["env"][container] == {"API_TOKEN": marker}
+    assert marker in view["files"][container]["/etc/sm/credentials.json"]
+    stored = secret_parameters(stack, uid)[f"/orca/pods/{uid}/secrets-manager-credentials"]
+    grant = json.loads(base64.b64decode(stored))
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released")
+    eventually(lambda: secret_parameters(stack, uid) == {}, "the pod's parameters to go")
+
+    lines = output_lines(stack)
+    assert any("AssumeRole" in line for line in lines), "botocore's STS lines are in the output"
+    secrets = [marker, grant["SecretAccessKey"], grant["SessionToken"]]
+    for line in lines:
+        for value in secrets:
+            for form in encodings(value):
+                assert form.decode() not in line, f"secret value in a log line: {line[:300]}"
+    audited = [
+        record
+        for record in map(json.loads, filter(lambda line: '"orca.audit"' in line, lines))
+        if record.get("pod_uid") == uid and record["operation"] == "sts:AssumeRole"
+    ]
+    assert [r["outcome"] for r in audited] == ["success"]
+    history, _ = history_bytes(
+        stack, pod_workflow_id(PodRef(namespace="default", name=name, uid=uid))
+    )
+    for value in secrets:
+        for form in encodings(value):
+            assert form not in history, "secret value in the Temporal history"
+
+
+def test_a_pod_naming_another_namespaces_secret_fails_and_launches_nothing(
+    stack: MultiWorkerStack, core: client.CoreV1Api
+) -> None:
+    arn = sm_secret(stack, "theirs", "other-team")
+    name = f"smx-{uuid.uuid4().hex[:6]}"
+    pod = burst_pod(
+        name,
+        {
+            "orca.research/instance-type": "m5.large",
+            "orca.research/secrets-manager-env": f"API_TOKEN={arn}",
+        },
+    )
+    uid = core.create_namespaced_pod("default", pod).metadata.uid
+    eventually(lambda: phase(core, name) == "Failed", f"{name} to fail")
+    status = core.read_namespaced_pod(name, "default").status
+    launched = {c.type: c for c in status.conditions or []}["orca.research/InstanceLaunched"]
+    assert launched.reason == "InvalidPodSpec"
+    assert "orca.research/secrets-manager-env" in launched.message
+    assert arn in launched.message
+    assert "belongs to namespace other-team" in launched.message
+    assert "orca.research/namespace=default" in launched.message
     assert instances_of(stack, uid) == []
     assert not any(uid in line and "ec2:RunInstances" in line for line in output_lines(stack))

@@ -84,6 +84,14 @@ def test_shapes_that_carry_secrets_are_redacted_whatever_the_value() -> None:
     assert "abc.def" not in redact_text("header Bearer abc.def here")
     url = "https://b.s3.amazonaws.com/k?X-Amz-Security-Token=tok123&X-Amz-Signature=f00"
     assert "tok123" not in redact_text(url)
+    sts = (
+        "Response body:\nb'<AssumeRoleResponse><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
+        "<SecretAccessKey>wJal/rXU+tnF</SecretAccessKey><SessionToken>IQoJb3Jp==</SessionToken>"
+        "</Credentials></AssumeRoleResponse>'"
+    )
+    assert "wJal" not in redact_text(sts)
+    assert "IQoJ" not in redact_text(sts)
+    assert "<AccessKeyId>ASIAX</AccessKeyId>" in redact_text(sts)
     assert "f00" not in redact_text(url)
     kube = 'response body: {"kind":"Secret","data":{"token":"c2VjcmV0"},"type":"Opaque"}'
     assert "c2VjcmV0" not in redact_text(kube)

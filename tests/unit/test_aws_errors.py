@@ -41,6 +41,8 @@ def client_error(code: str, operation: str = "SendCommand", status: int = 400) -
         ("UnauthorizedOperation", AwsErrorKind.ACCESS_DENIED, Disposition.FAIL),
         ("InvalidParameterValue", AwsErrorKind.CONFIGURATION, Disposition.FAIL),
         ("InvalidAMIID.NotFound", AwsErrorKind.CONFIGURATION, Disposition.FAIL),
+        ("MalformedPolicyDocument", AwsErrorKind.CONFIGURATION, Disposition.FAIL),
+        ("PackedPolicyTooLarge", AwsErrorKind.CONFIGURATION, Disposition.FAIL),
         ("AuthFailure", AwsErrorKind.CREDENTIALS_REJECTED, Disposition.RETRY),
         ("InvalidClientTokenId", AwsErrorKind.CREDENTIALS_REJECTED, Disposition.RETRY),
         ("SignatureDoesNotMatch", AwsErrorKind.CREDENTIALS_REJECTED, Disposition.RETRY),
@@ -79,6 +81,9 @@ def test_the_failed_call_is_named_as_iam_spells_it() -> None:
     assert aws_errors.aws_call(client_error("AccessDenied", "SendCommand")) == "ssm:SendCommand"
     assert aws_errors.aws_call(client_error("X", "FilterLogEvents")) == "logs:FilterLogEvents"
     assert aws_errors.aws_call(client_error("X", "RunInstances")) == "ec2:RunInstances"
+    assert aws_errors.aws_call(client_error("X", "AssumeRole")) == "sts:AssumeRole"
+    describe = client_error("X", "DescribeSecret")
+    assert aws_errors.aws_call(describe) == "secretsmanager:DescribeSecret"
     assert aws_errors.aws_call(botocore.exceptions.NoRegionError()) is None
     assert aws_errors.describe(client_error("AccessDenied", "SendCommand")) == (
         "ssm:SendCommand AccessDenied: AccessDenied happened"

@@ -679,3 +679,13 @@ def test_any_unknown_annotation_is_ignored_or_a_near_miss(key: str, value: str) 
         assert "did you mean orca.research/" in str(result)
     else:
         assert result.instance_types == ("t3.small",)
+
+
+def test_secrets_manager_env_reaches_the_launch_spec_and_a_bad_one_is_refused() -> None:
+    arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf"
+    typed = {"orca.research/instance-type": "p5.48xlarge"}
+    spec = parse({**typed, "orca.research/secrets-manager-env": f"DB_PASSWORD={arn}#password"})
+    ((env,),) = (spec.secrets_manager_env,)
+    assert (env.name, env.secret_arn, env.json_key) == ("DB_PASSWORD", arn, "password")
+    error = invalid({**typed, "orca.research/secrets-manager-env": "DB_PASSWORD=db-AbCdEf"})
+    assert error.annotation == "orca.research/secrets-manager-env"

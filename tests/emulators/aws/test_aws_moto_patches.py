@@ -83,3 +83,21 @@ def test_instance_tags_read_as_moto_would_read_them(
     assert sorted((t["Key"], t["Value"]) for t in instance_item["Tags"]) == sorted(
         (t["Key"], t["Value"]) for t in tags
     )
+
+
+def test_a_secure_string_read_without_decryption_reveals_nothing(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    ssm = aws_client("ssm")
+    ssm.put_parameter(Name="/orca/pods/u/x", Value="s3cr3t-value", Type="SecureString")
+    ssm.put_parameter(Name="/orca/pods/u/plain", Value="visible", Type="String")
+    listed = {
+        p["Name"]: p["Value"]
+        for p in ssm.get_parameters_by_path(Path="/orca/pods/u/")["Parameters"]
+    }
+    assert "s3cr3t" not in listed["/orca/pods/u/x"]
+    assert listed["/orca/pods/u/x"].startswith("AQICAH")  # a KMS ciphertext blob
+    assert listed["/orca/pods/u/plain"] == "visible"
+    assert "s3cr3t" not in ssm.get_parameter(Name="/orca/pods/u/x")["Parameter"]["Value"]
+    decrypted = ssm.get_parameter(Name="/orca/pods/u/x", WithDecryption=True)["Parameter"]
+    assert decrypted["Value"] == "s3cr3t-value"

@@ -19,7 +19,14 @@ emulator plays the start script from its manifest rather than running the runner
   (all exited 0) or ``Failed`` with ``ResponseCode`` = the exit code;
 * an ``orca stop <ns>/<name>`` command (``ORCA_STOP_GRACE_SECONDS=<n>``) stops them: they end as
   ``terminated/Killed`` with exit code 143 after ``min(stop delay, grace)``;
-* the control API's ``finish_containers(pod_uid, exit_code)`` ends them at once.
+* the control API's ``finish_containers(pod_uid, exit_code)`` ends them at once;
+* Secrets Manager secrets the runner document names (``secretsManagerSecrets``) are fetched
+  first, as the runner does, with the temporary credentials of the pod's
+  ``secrets-manager-credentials`` parameter (``ContainerHost.fetch_secrets``, which IAM checks as
+  strictly as AWS, ``secrets_access``). A secret they cannot read, or a JSON key it lacks, ends
+  the pod's first containers at once with ``terminated/Error`` (exit code 1), before any pull;
+  otherwise each container's environment and files from them are in ``ContainerRun.view``
+  (``GET /_orca/containers/<pod-uid>``), so a test sees what reached the container.
 
 If the instance goes away first, nothing more is reported (a lost instance cannot write logs) and
 the invocation ends ``Failed`` with ``ResponseCode`` -1.
@@ -31,6 +38,7 @@ middleware's adapter to moto's SSM and CloudWatch Logs backends) and the schedul
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +50,7 @@ from orca.instance_contract import (
     ContainerState,
     ContainerStateEvent,
     OrcaCommand,
+    RunnerDocument,
     container_log_stream,
     parse_comment,
     parse_stop_grace,
@@ -142,8 +151,72 @@ def status_event(
     )
 
 
+class SecretsUnreadableError(Exception):
+    """The pod's credentials cannot read one of its secrets (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What the pod's containers received from Secrets Manager: per container, env var → value
+    and container path → file content."""
+
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def resolve_secret(value: str, json_key: str | None, arn: str) -> str:
+    """The SecretString, or one key of its JSON (a non-string value as JSON), as the runner."""
+    if json_key is None:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or json_key not in data:
+        raise SecretsUnreadableError(f"secret {arn} has no JSON key {json_key!r}")
+    found = data[json_key]
+    return found if isinstance(found, str) else json.dumps(found)
+
+
+def container_view(document: RunnerDocument, values: dict[str, str]) -> ContainerView:
+    """Each container's env and files from the fetched secrets (ARN → SecretString)."""
+    host_files = {
+        f.path: resolve_secret(
+            values[f.secrets_manager.arn], f.secrets_manager.json_key, f.secrets_manager.arn
+        )
+        for v in document.volumes
+        for f in v.files
+        if f.secrets_manager is not None
+    }
+    view = ContainerView()
+    for entry in [*document.init_containers, *document.containers]:
+        view.env[entry.name] = {
+            e.name: resolve_secret(
+                values[e.secrets_manager.arn], e.secrets_manager.json_key, e.secrets_manager.arn
+            )
+            for e in entry.env
+            if e.secrets_manager is not None
+        }
+        mounts = [
+            b
+            for a, b in zip(entry.run_arguments, entry.run_arguments[1:], strict=False)
+            if a == "-v"
+        ]
+        view.files[entry.name] = {
+            target: host_files[source]
+            for source, target, *_ in (m.split(":") for m in mounts)
+            if source in host_files
+        }
+    return view
+
+
 class ContainerHost(Protocol):
     """Where a run's effects land (moto's logs and SSM backends, in the emulator)."""
+
+    def fetch_secrets(self, document: RunnerDocument) -> dict[str, str]:
+        """ARN → SecretString of every secret the document names, read with the pod's
+        credentials; raises ``SecretsUnreadableError``."""
+        ...
 
     def write_status(self, pod_uid: str, events: list[ContainerStateEvent]) -> None: ...
 
@@ -172,6 +245,7 @@ class ContainerRun:
     timer: Timer | None = None
     stop_command: tuple[str, str] | None = None
     output: list[str] = field(default_factory=list)
+    view: ContainerView = field(default_factory=ContainerView)
 
     @property
     def current(self) -> tuple[bool, list[str]]:
@@ -200,7 +274,13 @@ class ContainerRuntime:
     def reset(self) -> None:
         self.runs.clear()
 
-    def start(self, command_id: str, instance_id: str, manifest: dict[str, Any]) -> ContainerRun:
+    def start(
+        self,
+        command_id: str,
+        instance_id: str,
+        manifest: dict[str, Any],
+        document: RunnerDocument | None = None,
+    ) -> ContainerRun:
         annotations = manifest.get("annotations") or {}
         init = [str(c.get("name")) for c in manifest.get("initContainers") or []]
         main = [str(c.get("name")) for c in manifest.get("containers") or []]
@@ -219,6 +299,12 @@ class ContainerRuntime:
         if previous is not None and not previous.finished:
             self._cancel(previous)
         self.runs[run.uid] = run
+        if document is not None and document.secrets_manager_secrets:
+            try:  # as the runner: every secret first, before any pull
+                run.view = container_view(document, self._host.fetch_secrets(document))
+            except SecretsUnreadableError as error:
+                self._end(run, 1, ContainerReason.ERROR, str(error))
+                return run
         self._begin_group(run)
         return run
 
@@ -325,13 +411,17 @@ class ContainerRuntime:
             return
         self._end(run, exit_code, exit_reason(exit_code))
 
-    def _end(self, run: ContainerRun, exit_code: int, reason: ContainerReason) -> None:
+    def _end(
+        self, run: ContainerRun, exit_code: int, reason: ContainerReason, why: str = ""
+    ) -> None:
         if run.finished:
             return
         run.finished = True
         self._events(run, ContainerState.TERMINATED, reason, exit_code)
         _, names = run.current
         summary = f"containers {', '.join(names)} exited with {exit_code} ({reason.value})"
+        if why:
+            summary = f"orca: {why}; {summary}"
         self._host.finish_invocation(run.command_id, run.instance_id, exit_code, summary)
         if run.stop_command is not None:
             self._host.finish_invocation(*run.stop_command, 0, "stopped")

@@ -11,6 +11,7 @@ HTTP routes (JSON bodies, on the emulator's own port):
     POST   /_orca/launch-delay        {"instance_type"?, "seconds"}
     POST   /_orca/interrupt           {"instance_id", "kind"?, "notice_seconds"?}
     POST   /_orca/containers/finish   {"pod_uid", "exit_code"?}
+    GET    /_orca/containers/<pod-uid>  what the pod's containers got from Secrets Manager
     POST   /_orca/spot-price          {"instance_type", "zone", "price"}
     POST   /_orca/reset
 
@@ -137,6 +138,15 @@ class EmulatorControl:
         with self._middleware.lock:
             self._middleware.containers.finish(pod_uid, exit_code)
 
+    def container_view(self, pod_uid: str) -> dict[str, Any]:
+        """Per container, the env vars and files (path → content) its Secrets Manager secrets
+        gave it, as the emulated runner fetched them (KeyError for an unknown pod)."""
+        with self._middleware.lock:
+            run = self._middleware.containers.runs.get(pod_uid)
+            if run is None:
+                raise KeyError(f"no containers for pod {pod_uid}")
+            return {"env": run.view.env, "files": run.view.files, "finished": run.finished}
+
     def set_spot_price(self, instance_type: str, zone: str, price: float) -> datetime:
         """The spot price of one offering from now on (its history keeps the earlier ones);
         returns the change's timestamp as DescribeSpotPriceHistory shows it."""
@@ -158,6 +168,8 @@ class EmulatorControl:
             body: dict[str, Any] = request.get_json(force=True, silent=True) or {}
             if route == ("GET", "/_orca/health"):
                 return _json({"ok": True})
+            if route[0] == "GET" and route[1].startswith("/_orca/containers/"):
+                return _json(self.container_view(route[1].rsplit("/", 1)[1]))
             if route == ("GET", "/_orca/defaults"):
                 return Response(self.defaults.model_dump_json(), content_type="application/json")
             if route == ("POST", "/_orca/capacity"):

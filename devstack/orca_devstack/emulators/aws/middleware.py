@@ -13,6 +13,9 @@ moto cannot answer realistically are intercepted here:
 * SSM ``DescribeInstanceInformation`` (moto lacks it) and ``SendCommand`` (only to Online
   instances; ``orca start/stop`` commands drive the container lifecycle).
 * Pricing ``GetProducts`` (moto has no Pricing API).
+* STS ``AssumeRole`` (the session's policy and tags are recorded, its duration checked) and
+  Secrets Manager ``GetSecretValue`` (authorized for assumed-role sessions as IAM would,
+  ``secrets_access``; moto checks no permission).
 
 Only what ORCA, its tests, its benchmarks or ``orca dev`` call is emulated: an endpoint nobody
 calls is not kept in step with AWS, so it is not here.
@@ -22,6 +25,7 @@ State changes go through moto's backends in-process, under one lock shared with 
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -41,6 +45,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
 from moto.ec2.models.instances import StateReason
 from moto.logs.models import logs_backends
+from moto.secretsmanager.models import secretsmanager_backends
 from moto.sqs.models import sqs_backends
 from moto.ssm.models import ssm_backends
 from werkzeug.datastructures import MultiDict
@@ -49,6 +54,8 @@ from werkzeug.wrappers import Request, Response
 
 from orca.instance_contract import (
     ContainerStateEvent,
+    RunnerDocument,
+    read_runner_document,
     signed_status_line,
     status_key_parameter,
     status_log_stream,
@@ -65,6 +72,7 @@ from orca_devstack.emulators.aws.config import EmulatorConfig, EmulatorDefaults
 from orca_devstack.emulators.aws.containers import (
     ContainerRuntime,
     PodBehaviour,
+    SecretsUnreadableError,
     extract_pod_manifest,
     parse_comment,
     parse_stop_grace,
@@ -75,6 +83,12 @@ from orca_devstack.emulators.aws.interruptions import InterruptionKind
 from orca_devstack.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
 from orca_devstack.emulators.aws.request_limits import check_ec2_request
 from orca_devstack.emulators.aws.reservations import ReservationBook
+from orca_devstack.emulators.aws.secrets_access import (
+    RoleSession,
+    SecretsAccess,
+    check_duration,
+    parse_policy,
+)
 from orca_devstack.emulators.aws.spot_market import SpotMarket
 
 logger = logging.getLogger(__name__)
@@ -82,6 +96,10 @@ logger = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 CONTROL_PREFIX = "/_orca/"
+_ACCESS_KEY = re.compile(r"Credential=(?P<key>[^/]+)/")
+_ASSUMED = re.compile(
+    r"<AccessKeyId>(?P<key>[^<]+)</AccessKeyId>.*?<Arn>(?P<arn>[^<]+)</Arn>", re.DOTALL
+)
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _INSTANCE_ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
 _RUNNING_STATE = re.compile(r"(<instanceState>\s*<code>)16(</code>\s*<name>)running(</name>)")
@@ -240,6 +258,7 @@ class EmulatorMiddleware:
         self.launch_delays: dict[str | None, float] = {}
         self.instances: dict[str, TrackedInstance] = {}
         self.client_tokens: dict[str, IdempotentLaunch] = {}
+        self.secrets_access = SecretsAccess()
         self.containers = ContainerRuntime(
             MotoContainerHost(self),
             self.scheduler,
@@ -273,6 +292,7 @@ class EmulatorMiddleware:
         self.spot_market = SpotMarket(origin=_now().replace(minute=0, second=0, microsecond=0))
         self.instances.clear()
         self.client_tokens.clear()
+        self.secrets_access.reset()
         self.containers.reset()
 
     @property
@@ -286,6 +306,10 @@ class EmulatorMiddleware:
     @property
     def logs(self) -> Any:
         return logs_backends[self.account_id][self.region]
+
+    @property
+    def secretsmanager(self) -> Any:
+        return secretsmanager_backends[self.account_id][self.region]
 
     @property
     def sqs(self) -> Any:
@@ -392,6 +416,8 @@ class EmulatorMiddleware:
             ("pricing", "GetProducts"): self.get_products,
             ("api.pricing", "GetProducts"): self.get_products,
             ("sqs", "ReceiveMessage"): self.receive_message,
+            ("sts", "AssumeRole"): self.assume_role,
+            ("secretsmanager", "GetSecretValue"): self.get_secret_value,
         }
 
     def _instance_types_of(self, call: AwsCall) -> list[str]:
@@ -449,6 +475,59 @@ class EmulatorMiddleware:
             if b"MessageId" in response.get_data():
                 return response
             time.sleep(0.2)
+
+    # ------------------------------------------------------------- secrets
+    def assume_role(self, call: AwsCall) -> Response:
+        """moto's AssumeRole, with the session's policy and tags kept for ``GetSecretValue``."""
+        form = call.form
+        duration = int(form.get("DurationSeconds") or 3600)
+        check_duration(duration)
+        policy = parse_policy(form.get("Policy"))
+        tags = {
+            group.get("Key", ""): group.get("Value", "")
+            for group in indexed_groups(form, "Tags.member")
+        }
+        with self.lock:
+            response = self.forward(call)
+            match = _ASSUMED.search(response.get_data(as_text=True))
+            if response.status_code == 200 and match is not None:
+                self.secrets_access.record(
+                    match["key"],
+                    RoleSession(
+                        role_arn=form.get("RoleArn", ""),
+                        session_arn=match["arn"],
+                        policy=policy,
+                        tags=tags,
+                        expires_at=time.time() + duration,
+                    ),
+                )
+        return response
+
+    def read_secret(self, access_key_id: str, secret_id: str) -> tuple[str, str] | None:
+        """(ARN, SecretString) of a secret the key may read; None when there is no such
+        secret (and the key is an administrator's); raises AwsError when IAM denies it."""
+        arn, tags = self._secret_arn_and_tags(secret_id)
+        self.secrets_access.authorize(access_key_id, arn, tags)
+        if self.secretsmanager.secrets.get(secret_id) is None:
+            return None
+        value = self.secretsmanager.get_secret_value(arn, None, None)
+        return arn, str(value.get("SecretString", ""))
+
+    def get_secret_value(self, call: AwsCall) -> Response:
+        match = _ACCESS_KEY.search(call.environ.get("HTTP_AUTHORIZATION", ""))
+        with self.lock:
+            self.secrets_access.authorize(
+                match["key"] if match else "",
+                *self._secret_arn_and_tags(str(call.payload.get("SecretId", ""))),
+            )
+            return self.forward(call)
+
+    def _secret_arn_and_tags(self, secret_id: str) -> tuple[str, dict[str, str]]:
+        secret = self.secretsmanager.secrets.get(secret_id)
+        if secret is None:
+            return secret_id, {}
+        tags = {str(t["Key"]): str(t["Value"]) for t in (secret.tags or [])}
+        return str(secret.arn), tags
 
     # ------------------------------------------------------------- launching
     def run_instances(self, call: AwsCall) -> Response:
@@ -976,7 +1055,9 @@ class EmulatorMiddleware:
                         self._set_invocation(command_id, instance_id, 1, "no ORCA_POD_JSON heredoc")
                         continue
                     self._set_invocation(command_id, instance_id, None, "")
-                    self.containers.start(command_id, instance_id, manifest)
+                    self.containers.start(
+                        command_id, instance_id, manifest, read_runner_document(script)
+                    )
                 else:
                     self._set_invocation(command_id, instance_id, None, "")
                     stopping = self.containers.stop(
@@ -1085,6 +1166,34 @@ class MotoContainerHost:
             json.dumps(e.to_line()) if key is None else signed_status_line(e, key) for e in events
         ]
         self._put(defaults.status_log_group, status_log_stream(pod_uid), lines)
+
+    def fetch_secrets(self, document: RunnerDocument) -> dict[str, str]:
+        """As the runner: the pod's credentials from its SSM parameter, then GetSecretValue of
+        each secret signed with them (authorized as AWS would)."""
+        name = document.secrets_manager_credentials_parameter
+        parameter = None if name is None else self._middleware.ssm.get_parameter(name)
+        if parameter is None:
+            raise SecretsUnreadableError(f"could not read the credentials parameter {name}")
+        try:
+            text = base64.b64decode(parameter.decrypt(parameter.value))
+            key = str(json.loads(text)["AccessKeyId"])
+        except (ValueError, KeyError, TypeError):
+            raise SecretsUnreadableError(f"parameter {name} holds no credentials") from None
+        values: dict[str, str] = {}
+        for arn in document.secrets_manager_secrets:
+            try:
+                found = self._middleware.read_secret(key, arn)
+            except AwsError as error:
+                raise SecretsUnreadableError(
+                    f"could not read secret {arn}: {error.code}: {error.message}"
+                ) from None
+            if found is None:
+                raise SecretsUnreadableError(
+                    f"could not read secret {arn}: ResourceNotFoundException: "
+                    "Secrets Manager can't find the specified secret."
+                )
+            values[arn] = found[1]
+        return values
 
     def write_output(self, stream: str, lines: list[str]) -> None:
         defaults = self._middleware.defaults

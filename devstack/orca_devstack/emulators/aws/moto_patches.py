@@ -1,4 +1,4 @@
-"""Five patches to moto, applied once per process by `install()`; nothing else in moto changes.
+"""Six patches to moto, applied once per process by `install()`; nothing else in moto changes.
 
 1. **SendCommand ran on every instance.** moto adds the instances matched by the command's
    `Targets` to its `InstanceIds`, and with no targets its EC2 filter is empty, which matches
@@ -11,22 +11,29 @@
 3. **Commands were found by a linear scan.** `get_command_by_id` walked the list of every command
    ever sent, on each SendCommand and each status change. Patched to use an index (moto only
    ever appends to that list).
-
-4. **Every request listed moto's package directory.** The server's dispatcher resolves a
+4. **SecureString values were readable without decryption.** moto answered GetParameter(s) and
+   GetParametersByPath without `WithDecryption` with `kms:<key>:<plaintext>`; AWS answers the
+   ciphertext, which reveals nothing. Patched: an opaque base64 blob (an HMAC of the value under
+   a key drawn per process), so a listing ORCA logs at DEBUG holds no secret, as against AWS.
+5. **Every request listed moto's package directory.** The server's dispatcher resolves a
    request's backend through `backends.list_of_moto_modules()`, an `os.listdir` plus one
    `isdir` per entry (about 150), on every call. Patched to list once (the installed package
    does not change while the server runs).
-5. **Every request inspected its response class.** `BaseResponse.call_action` looks the action up
+6. **Every request inspected its response class.** `BaseResponse.call_action` looks the action up
    in `method_names_from_class(type(self))`, an `inspect.getmembers` over the class each time.
    Patched to remember the names per class.
 
-Without 2 and 3 a 1000-pod burst benchmark measured moto, not ORCA; 4 and 5 were about a tenth of
+Without 2 and 3 a 1000-pod burst benchmark measured moto, not ORCA; 5 and 6 were about a tenth of
 the emulator's CPU in a 200-pod burst (py-spy), CPU the emulator takes from what it measures.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,7 +42,7 @@ from moto import backends
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.ssm.exceptions import SSMException
-from moto.ssm.models import Command, SimpleSystemManagerBackend
+from moto.ssm.models import Command, Parameter, SimpleSystemManagerBackend
 
 _installed = False
 
@@ -76,7 +83,21 @@ def _command_by_id(self: Any, command_id: str) -> Any:
     return command
 
 
+_CIPHERTEXT_KEY = secrets.token_bytes(32)
+_CIPHERTEXT_PREFIX = b"\x01\x02\x02\x00x"
+"""What an AWS KMS ciphertext blob starts with (base64 `AQICAH…`)."""
+
+
+def _response_object(self: Any, decrypt: bool = False, region: str | None = None) -> Any:
+    answer = _moto_response_object(self, decrypt, region)
+    if self.parameter_type == "SecureString" and not decrypt:
+        digest = hmac.new(_CIPHERTEXT_KEY, str(self.value).encode(), hashlib.sha256).digest()
+        answer["Value"] = base64.b64encode(_CIPHERTEXT_PREFIX + digest).decode("ascii")
+    return answer
+
+
 _moto_instance_ids_from_targets = Command._get_instance_ids_from_targets
+_moto_response_object = Parameter.response_object
 _moto_modules = backends.list_of_moto_modules
 
 
@@ -100,6 +121,7 @@ def install() -> None:
     Command._get_instance_ids_from_targets = _instance_ids_from_targets  # type: ignore[method-assign]
     TaggedEC2Resource.get_tags = _own_tags  # type: ignore[method-assign]
     SimpleSystemManagerBackend.get_command_by_id = _command_by_id  # type: ignore[method-assign]
+    Parameter.response_object = _response_object  # type: ignore[method-assign]
     backends.list_of_moto_modules = _moto_modules_listed_once
     moto.core.responses.method_names_from_class = _method_names_per_class
     _installed = True
