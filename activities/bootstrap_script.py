@@ -240,6 +240,7 @@ def _manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> PodManifest:
                 image=item.get("image"),
                 command=list(item["command"]) if item.get("command") else None,
                 args=list(item["args"]) if item.get("args") else None,
+                requests=_requests(item),
             )
             for item in pod_spec.get(key) or ()
         ]
@@ -255,6 +256,13 @@ def _manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> PodManifest:
         containers=containers("containers"),
         restart_policy=spec.restart_policy,
     )
+
+
+def _requests(container: Mapping[str, Any]) -> dict[str, str] | None:
+    """What the container asked for; a limit stands for a missing request, as Kubernetes does."""
+    resources = container.get("resources") or {}
+    requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {str(k): str(v) for k, v in requests.items()} or None
 
 
 def _unit_name(pod: PodRef) -> str:

@@ -124,6 +124,8 @@ class ManifestContainer(BaseModel):
     image: str | None = None
     command: list[str] | None = None
     args: list[str] | None = None
+    requests: dict[str, str] | None = None
+    """`resources.requests`, for tooling that relates usage to what the pod asked for."""
 
 
 class PodManifest(BaseModel):
