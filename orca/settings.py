@@ -38,6 +38,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -45,6 +46,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orca.units import format_duration, parse_duration, parse_quantity
+from orca.usage_queries import valid_period
 
 CONFIG_ENV_VAR = "ORCA_CONFIG"
 DEFAULT_CONFIG_PATHS = (
@@ -258,8 +260,24 @@ class NodeSettings(_Section):
     lease_duration: Duration = timedelta(seconds=40)
     lease_renew_interval: Duration = timedelta(seconds=10)
     status_update_interval: Duration = timedelta(minutes=1)
+    stats_interval: Duration = timedelta(minutes=1)
+    """How often the watcher reads every running pod's usage figures from CloudWatch (one
+    batched GetMetricData read, docs/stats.md) for `/stats/summary`, `/metrics/resource` and
+    `kubectl top`. A CloudWatch period: 1s, 5s, 10s, 30s or a multiple of 1m; the instances
+    publish once a minute, so less only helps `orca dev`."""
     delete_on_shutdown: bool = False
     """Delete the Node object when the watcher stops, instead of leaving it NotReady."""
+
+    @field_validator("stats_interval")
+    @classmethod
+    def _stats_interval_is_a_period(cls, value: timedelta) -> timedelta:
+        seconds = value.total_seconds()
+        if not seconds.is_integer() or not valid_period(int(seconds)):
+            raise ValueError(
+                f"statsInterval {format_duration(value)} is not a CloudWatch period: "
+                "1s, 5s, 10s, 30s or a multiple of 1m"
+            )
+        return value
 
 
 class WorkloadTemplate(_Section):

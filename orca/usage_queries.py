@@ -1,7 +1,7 @@
 """The batched read of pod usage figures: GetMetricData queries for every pod at once (pure).
 
 CloudWatch's GetMetricData takes up to `MAX_QUERIES_PER_CALL` metric queries per call, so N pods
-with M metrics each cost ceil(N × M / 500) calls per interval (`calls_needed`), never one call per
+with M metrics each cost ceil(N * M / 500) calls per interval (`calls_needed`), never one call per
 pod. `usage_queries` builds the queries (each one metric of one pod, on the pod dimension of
 `orca.usage_metrics`), `batches` splits them into calls, and `parse_results` turns the answers
 back into per-pod figures. `orca.usage_reader` makes the calls.
@@ -68,6 +68,11 @@ def valid_period(seconds: int) -> bool:
     return seconds in HIGH_RESOLUTION_PERIODS or (seconds >= 60 and seconds % 60 == 0)
 
 
+def natural_statistic(metric: UsageMetric) -> Statistic:
+    """Maximum for a cumulative figure (its newest value), Average for a gauge."""
+    return Statistic.MAXIMUM if metric.value.endswith("_total") else Statistic.AVERAGE
+
+
 def query_id(pod_index: int, metric_index: int) -> str:
     """GetMetricData ids start with a lower-case letter and hold only [a-zA-Z0-9_]."""
     return f"p{pod_index}_m{metric_index}"
@@ -77,10 +82,11 @@ def usage_queries(
     pods: Sequence[PodKey],
     metrics: Sequence[UsageMetric],
     *,
-    statistic: Statistic,
+    statistic: Statistic | None = None,
     period_seconds: int,
 ) -> list[dict[str, Any]]:
-    """One MetricStat query per pod and metric, in pod-major order."""
+    """One MetricStat query per pod and metric, in pod-major order; without `statistic`, each
+    metric's `natural_statistic`."""
     if not valid_period(period_seconds):
         raise ValueError(
             f"period {period_seconds}s is not a CloudWatch period: 1, 5, 10, 30 or a multiple of 60"
@@ -95,7 +101,7 @@ def usage_queries(
                     "Dimensions": [{"Name": POD_DIMENSION, "Value": pod.dimension}],
                 },
                 "Period": period_seconds,
-                "Stat": statistic.value,
+                "Stat": (statistic or natural_statistic(metric)).value,
             },
             "ReturnData": True,
         }

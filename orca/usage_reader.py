@@ -27,7 +27,7 @@ class UsageReader:
         pods: Sequence[PodKey],
         metrics: Sequence[UsageMetric],
         *,
-        statistic: Statistic,
+        statistic: Statistic | None = None,
         period_seconds: int,
         start: datetime,
         end: datetime,
