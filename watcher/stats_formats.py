@@ -239,6 +239,7 @@ def resource_metrics(
     """`/metrics/resource` in the Prometheus text exposition format (version 0.0.4)."""
     series: dict[str, list[str]] = {name: [] for name in _HELP}
     node_cpu = node_memory = 0.0
+    newest: datetime | None = None
     for pod in pods:
         metadata = pod.get("metadata") or {}
         namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
@@ -267,6 +268,7 @@ def resource_metrics(
         labels = _labels(namespace=namespace, pod=name)
         if seconds and seconds.latest is not None and seconds.latest_at:
             node_cpu += seconds.latest
+            newest = max(newest or seconds.latest_at, seconds.latest_at)
             series["pod_cpu_usage_seconds_total"].append(
                 f"pod_cpu_usage_seconds_total{labels} {_number(seconds.latest)} "
                 f"{int(seconds.latest_at.timestamp() * 1000)}"
@@ -277,7 +279,7 @@ def resource_metrics(
                 f"pod_memory_working_set_bytes{labels} {_number(round(memory.latest))} "
                 f"{int(memory.latest_at.timestamp() * 1000)}"
             )
-    stamp = int(now.timestamp() * 1000)
+    stamp = int((newest or now).timestamp() * 1000)  # the node's counter moves with its pods'
     series["node_cpu_usage_seconds_total"].append(
         f"node_cpu_usage_seconds_total {_number(node_cpu)} {stamp}"
     )

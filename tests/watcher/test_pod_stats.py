@@ -3,9 +3,15 @@ endpoint's `/stats/summary` and `/metrics/resource`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client as k8s
 
 from orca.aws_clients import AwsClients
@@ -98,3 +104,56 @@ async def test_kubelet_endpoint_serves_the_pods_cloudwatch_figures(parts: Watche
         assert any(line.startswith(series + " 12 ") for line in lines), lines
         assert "scrape_error 0" in lines
         assert stats.reader.calls >= 1
+
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed")
+async def test_kubectl_top_pod_and_node_through_metrics_k8s_io(parts: WatcherParts) -> None:
+    """The API server (emulator) scrapes the watcher's /metrics/resource as metrics-server does;
+    CPU is the rate of the pod's CPU seconds between two of the instance's datapoints."""
+    settings = parts.settings()
+    ref = create_pod(parts.core, "top-1", settings.node.name)
+    mark_running(parts.core, "top-1")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+
+        def top(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [KUBECTL, "--kubeconfig", str(parts.kubeconfig), "top", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        started = time.monotonic()
+
+        async def two_cores_used() -> bool:
+            # the instance's agent: 2 cores busy, so the CPU seconds grow by 2 a second
+            used = 2.0 * (time.monotonic() - started)
+            publish(
+                settings,
+                ref,
+                {
+                    UsageMetric.CPU_USAGE_SECONDS: used,
+                    UsageMetric.CPU_USAGE_CORES: 2.0,
+                    UsageMetric.MEMORY_WORKING_SET_BYTES: 64 * 2**20,
+                },
+            )
+            result = await asyncio.to_thread(top, "pod", "top-1", "--no-headers")
+            return result.returncode == 0 and "top-1" in result.stdout
+
+        await eventually(two_cores_used, within=60)
+        result = await asyncio.to_thread(top, "pod", "top-1", "--no-headers")
+        name, cpu, memory = result.stdout.split()
+        assert name == "top-1"
+        assert cpu.endswith("m")
+        assert 1000 <= int(cpu[:-1]) <= 4000, result.stdout
+        assert memory == "64Mi"
+
+        nodes = await asyncio.to_thread(top, "node", settings.node.name, "--no-headers")
+        assert nodes.returncode == 0, nodes.stderr
+        assert nodes.stdout.split()[0] == settings.node.name
