@@ -58,6 +58,7 @@ from orca.instance_contract import (
     ManifestContainer,
     PodManifest,
     RunnerContainer,
+    RunnerUsageMetrics,
     RunnerDocument,
     RunnerEnv,
     RunnerFile,
@@ -72,6 +73,7 @@ from orca.instance_contract import (
 )
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
 from orca.units import parse_quantity
+from orca.usage_metrics import PUBLISH_INTERVAL_SECONDS, agent_config_json, pod_dimension_value
 
 __all__ = [
     "LABEL_CONTAINER",
@@ -713,4 +715,11 @@ class _Renderer:
             volumes=volumes,
             init_containers=init,
             containers=apps,
+            usage_metrics=RunnerUsageMetrics(
+                pod_dimension=pod_dimension_value(
+                    self.spec.pod.namespace, self.spec.pod.name, self.spec.pod.uid
+                ),
+                interval_seconds=PUBLISH_INTERVAL_SECONDS,
+                agent_config=agent_config_json(),
+            ),
         )

@@ -218,6 +218,17 @@ class RunnerContainer(BaseModel):
     neuron_devices: bool = Field(default=False, alias="neuronDevices")
 
 
+class RunnerUsageMetrics(BaseModel):
+    """What the runner needs to publish the pod's usage figures (`orca.usage_metrics`)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    pod_dimension: str = Field(alias="podDimension")
+    interval_seconds: int = Field(alias="intervalSeconds")
+    agent_config: str = Field(alias="agentConfig")
+    """The CloudWatch agent's configuration (JSON)."""
+
+
 class RunnerDocument(BaseModel):
     """`<pod dir>/runner.json`: everything `instance_runner.sh` needs for one pod."""
 
@@ -233,6 +244,7 @@ class RunnerDocument(BaseModel):
     volumes: list[RunnerVolume] = Field(default_factory=list)
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
     containers: list[RunnerContainer] = Field(default_factory=list)
+    usage_metrics: RunnerUsageMetrics | None = Field(default=None, alias="usageMetrics")
 
     def to_json(self) -> str:
         return json.dumps(
