@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orca import metrics
 from orca.logging import get_logger
 from orca.usage_metrics import UsageMetric
 from orca.usage_queries import PodKey, Sample
@@ -43,6 +44,24 @@ def running_pod_keys(pods: list[dict[str, Any]]) -> list[PodKey]:
             )
         )
     return keys
+
+
+ACCELERATORS = {
+    UsageMetric.GPU_UTILIZATION: "gpu",
+    UsageMetric.NEURONCORE_UTILIZATION: "neuroncore",
+}
+
+
+def export_accelerator_gauges(figures: dict[PodKey, PodFigures]) -> None:
+    """`orca_pod_accelerator_utilization_percent` for exactly the pods read this round."""
+    metrics.POD_ACCELERATOR_UTILIZATION.clear()
+    for key, values in figures.items():
+        for metric, accelerator in ACCELERATORS.items():
+            sample = values.get(metric)
+            if sample is not None and sample.latest is not None:
+                metrics.POD_ACCELERATOR_UTILIZATION.labels(
+                    namespace=key.namespace, pod=key.name, accelerator=accelerator
+                ).set(sample.latest)
 
 
 class PodStats:
@@ -92,6 +111,7 @@ class PodStats:
         )
         with self._lock:
             self._figures = {key.uid: value for key, value in figures.items()}
+        export_accelerator_gauges(figures)
         return len(figures)
 
     def _run(self) -> None:

@@ -10,6 +10,7 @@ from orca.usage_metrics import NAMESPACE, POD_DIMENSION, UsageMetric, agent_conf
 from orca.usage_queries import (
     MAX_QUERIES_PER_CALL,
     PodKey,
+    Sample,
     Statistic,
     batches,
     calls_needed,
@@ -92,3 +93,18 @@ def test_agent_config_rolls_statsd_gauges_up_on_the_pod_dimension() -> None:
     assert config["metrics"]["namespace"] == NAMESPACE
     assert config["metrics"]["aggregation_dimensions"] == [[POD_DIMENSION]]
     assert config["metrics"]["metrics_collected"]["statsd"]["metrics_collection_interval"] == 60
+
+
+def test_orca_status_usage_cells() -> None:
+    from orca.cli.pod_usage import PodUsage
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    usage = PodUsage.of(
+        {
+            UsageMetric.CPU_USAGE_CORES: Sample(values=(1.25,), timestamps=(now,)),
+            UsageMetric.MEMORY_WORKING_SET_BYTES: Sample(values=(3 * 2**20,), timestamps=(now,)),
+            UsageMetric.NEURONCORE_UTILIZATION: Sample(values=(42.4,), timestamps=(now,)),
+        }
+    )
+    assert usage.cells() == ("1250m", "3Mi", "42%")
+    assert PodUsage().cells() == ("-", "-", "-")
