@@ -346,6 +346,9 @@ class LimitsSettings(_Section):
     max_concurrent_instances: int = Field(default=50, ge=0)
     max_instances_per_namespace: int = Field(default=10, ge=0)
     max_concurrent_gpus: int = Field(default=0, alias="maxConcurrentGPUs", ge=0)
+    idle_utilization_percent: float = Field(default=5.0, ge=0, le=100)
+    """A pod with `orca.research/idle-timeout` whose GPUs or Neuron cores stay below this
+    utilization for that long is stopped with reason Idle, after a Warning event (docs/stats.md)."""
     max_hourly_cost: Decimal = Field(default=Decimal(0), ge=0)
     """The sum of the hourly prices of the cluster's running instances, in dollars."""
     daily_budget: Decimal = Field(default=Decimal(0), ge=0)

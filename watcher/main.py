@@ -29,11 +29,13 @@ from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
+from orca.pod_api import PodApi
 from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.usage_reader import UsageReader
 from orca.watcher import kubelet_tls
+from orca.watcher.idle_accelerators import IdleAccelerators
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
 from orca.watcher.kubelet_server import KubeletServer
@@ -160,6 +162,16 @@ class Watcher:
                 self.reconciler.run(settings.watcher.resync_interval), name="reconcile"
             ),
         ]
+        idle = IdleAccelerators(
+            UsageReader(self.aws.cloudwatch),
+            lambda: list(watch.pods.values()),
+            PodApi(core),
+            self.workflows.accelerators_idle,
+            node_name=node_name,
+            interval=settings.node.stats_interval,
+            threshold=settings.limits.idle_utilization_percent,
+        )
+        parts.append(asyncio.create_task(idle.run(), name="idle-accelerators"))
         queue_url = settings.aws.interruption_queue_url
         if queue_url:
             consumer = InterruptionConsumer(
