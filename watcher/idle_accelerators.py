@@ -205,8 +205,9 @@ class IdleAccelerators:
         if decision.verdict is IdleVerdict.WARN:
             message = (
                 f"The pod's accelerators have been {below} for "
-                f"{format_duration(_whole(decision.idle_for))}; it is stopped (reason Idle) once "
-                f"they stay idle for its orca.research/idle-timeout {format_duration(idle_timeout)}."
+                f"{format_duration(_whole(decision.idle_for))}; it is stopped (reason Idle) "
+                "once they stay idle for its orca.research/idle-timeout "
+                f"{format_duration(idle_timeout)}."
             )
             event = warning_event(ref, message, self.node_name, now)
             if await asyncio.to_thread(self.pod_api.post_event, key.namespace, event):

@@ -252,13 +252,15 @@ def resource_metrics(
             labels = _labels(container=container, namespace=namespace, pod=name)
             if seconds and seconds.latest is not None and seconds.latest_at:
                 stamp = int(seconds.latest_at.timestamp() * 1000)
+                value = _number(seconds.latest * share)
                 series["container_cpu_usage_seconds_total"].append(
-                    f"container_cpu_usage_seconds_total{labels} {_number(seconds.latest * share)} {stamp}"
+                    f"container_cpu_usage_seconds_total{labels} {value} {stamp}"
                 )
             if memory and memory.latest is not None and memory.latest_at:
                 stamp = int(memory.latest_at.timestamp() * 1000)
+                value = _number(round(memory.latest * share))
                 series["container_memory_working_set_bytes"].append(
-                    f"container_memory_working_set_bytes{labels} {_number(round(memory.latest * share))} {stamp}"
+                    f"container_memory_working_set_bytes{labels} {value} {stamp}"
                 )
             start = _epoch(started)
             if start is not None:

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 from orca.activities.models import InstanceStatus, LaunchPlan
 from orca.launch_spec import PodRef
 
-
 ACCELERATORS_IDLE_SIGNAL = "accelerators_idle"
 """The watcher to a running pod's workflow: its accelerators stayed idle for its idle-timeout."""
 

@@ -129,6 +129,51 @@ def test_deleting_a_running_pod_stops_it_and_terminates_the_instance(
     assert len(instances_of(ec2, uid)) == 1
 
 
+def gpu_pod(name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    manifest = burst_pod(name, annotations)
+    manifest["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+        "limits": {"nvidia.com/gpu": "1"},
+    }
+    return manifest
+
+
+def test_an_idle_gpu_pod_is_warned_then_stopped_and_a_busy_one_is_left_alone(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """The AWS emulator publishes each pod's GPU utilization (the emulator-only annotation, 90%
+    by default); the watcher's idle check reads it every node.statsInterval (10 s here)."""
+    suffix = uuid.uuid4().hex[:6]
+    idle, busy = f"e2e-idle-{suffix}", f"e2e-busy-{suffix}"
+    common = {
+        "orca.research/instance-type": "g5.xlarge",
+        "orca.research/idle-timeout": "40s",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    core.create_namespaced_pod(
+        "default", gpu_pod(idle, {**common, "emulator.orca.research/gpu-utilization": "1"})
+    )
+    core.create_namespaced_pod("default", gpu_pod(busy, common))
+    eventually(lambda: phase(core, idle) == "Running", f"{idle} to run", within=120)
+    eventually(
+        lambda: "AcceleratorsIdle" in event_reasons(core, idle), "the idle warning", within=120
+    )
+    stopped = eventually(
+        lambda: (pod := core.read_namespaced_pod(idle, "default")).status.reason == "Idle" and pod,
+        f"{idle} to be stopped with reason Idle",
+        within=120,
+    )
+    assert stopped.status.phase == "Failed"
+    assert "idle-timeout 40s" in stopped.status.message
+    assert phase(core, busy) == "Running"
+    assert "AcceleratorsIdle" not in event_reasons(core, busy)
+    for name in (idle, busy):
+        core.delete_namespaced_pod(name, "default")
+    eventually(
+        lambda: phase(core, idle) is None and phase(core, busy) is None, "both pods to be released"
+    )
+
+
 def test_invalid_annotation_launches_nothing_and_says_why(
     dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
 ) -> None:

@@ -74,14 +74,9 @@ def test_resource_metrics_are_the_kubelets_prometheus_series() -> None:
     stamp = int(AT.timestamp() * 1000)
     lines = text.splitlines()
     assert "# TYPE container_cpu_usage_seconds_total counter" in lines
-    assert (
-        f'container_cpu_usage_seconds_total{{container="main",namespace="ml",pod="train"}} 300 {stamp}'
-        in lines
-    )
-    assert (
-        f'container_memory_working_set_bytes{{container="main",namespace="ml",pod="train"}} 2048 {stamp}'
-        in lines
-    )
+    labels = '{container="main",namespace="ml",pod="train"}'
+    assert f"container_cpu_usage_seconds_total{labels} 300 {stamp}" in lines
+    assert f"container_memory_working_set_bytes{labels} 2048 {stamp}" in lines
     assert f'pod_cpu_usage_seconds_total{{namespace="ml",pod="train"}} 300 {stamp}' in lines
     assert f"node_memory_working_set_bytes 2048 {stamp}" in lines
     assert "scrape_error 0" in lines

@@ -82,10 +82,12 @@ def test_results_map_back_to_pods_newest_first_across_calls() -> None:
     ]
     figures = parse_results(results, keys, metrics)
     cpu = figures[keys[0]][UsageMetric.CPU_USAGE_CORES]
-    assert cpu.latest == 2.0 and cpu.latest_at == now
+    assert cpu.latest == 2.0
+    assert cpu.latest_at == now
     assert UsageMetric.GPU_UTILIZATION not in figures[keys[0]]
     gpu = figures[keys[1]][UsageMetric.GPU_UTILIZATION]
-    assert gpu.values == (7.0, 50.0) and gpu.maximum == 50.0
+    assert gpu.values == (7.0, 50.0)
+    assert gpu.maximum == 50.0
 
 
 def test_agent_config_rolls_statsd_gauges_up_on_the_pod_dimension() -> None:

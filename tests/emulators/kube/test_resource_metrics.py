@@ -11,14 +11,16 @@ from orca_devstack.emulators.kube.resource_metrics import (
     rate,
 )
 
+LABELS = '{container="main",namespace="ml",pod="p"}'
+
 
 def scrape(cpu: float, stamp_ms: int) -> str:
     return "\n".join(
         [
             "# HELP container_cpu_usage_seconds_total [STABLE] ...",
             "# TYPE container_cpu_usage_seconds_total counter",
-            f'container_cpu_usage_seconds_total{{container="main",namespace="ml",pod="p"}} {cpu} {stamp_ms}',
-            f'container_memory_working_set_bytes{{container="main",namespace="ml",pod="p"}} 1048576 {stamp_ms}',
+            f"container_cpu_usage_seconds_total{LABELS} {cpu} {stamp_ms}",
+            f"container_memory_working_set_bytes{LABELS} 1048576 {stamp_ms}",
             f"node_cpu_usage_seconds_total {cpu} {stamp_ms}",
             f"node_memory_working_set_bytes 1048576 {stamp_ms}",
             "scrape_error 0",
