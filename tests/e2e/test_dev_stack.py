@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -172,6 +175,50 @@ def test_an_idle_gpu_pod_is_warned_then_stopped_and_a_busy_one_is_left_alone(
     eventually(
         lambda: phase(core, idle) is None and phase(core, busy) is None, "both pods to be released"
     )
+
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed")
+def test_kubectl_top_pod_shows_the_emulated_instances_figures(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """AWS emulator (PutMetricData) → watcher (GetMetricData, /metrics/resource) → Kubernetes
+    emulator (metrics.k8s.io) → the real kubectl."""
+    name = f"e2e-top-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "c5.xlarge",
+        "emulator.orca.research/run-seconds": "inf",
+        "emulator.orca.research/memory-bytes": str(200 * 2**20),
+    }
+    core.create_namespaced_pod("default", burst_pod(name, annotations))
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+
+    def top() -> str | None:
+        result = subprocess.run(
+            [
+                KUBECTL,
+                "--kubeconfig",
+                dev_stack.endpoints["kubeconfig"],
+                "top",
+                "pod",
+                name,
+                "--no-headers",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return result.stdout if result.returncode == 0 and name in result.stdout else None
+
+    line = eventually(top, "kubectl top pod to show the pod", within=120)
+    assert line.split()[0] == name
+    assert line.split()[2] == "200Mi"
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released")
 
 
 def test_invalid_annotation_launches_nothing_and_says_why(
