@@ -149,6 +149,31 @@ def _containers(spec: Mapping[str, Any], key: str, *, init: bool) -> list[_Track
     ]
 
 
+def status_inputs(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a pod manifest that `pod_status_from_events` and `monitor_pod` read: its
+    identity and creation time, its restart policy, its containers' names and images, and the
+    `PodScheduled` condition. The workflow hands `monitor_pod` this instead of the whole
+    manifest (env, volumes, annotations, tolerations… would only grow the history)."""
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    slim_metadata = {
+        k: metadata[k] for k in ("name", "namespace", "uid", "creationTimestamp") if k in metadata
+    }
+    slim_spec: dict[str, Any] = {
+        key: [{k: c[k] for k in ("name", "image") if k in c} for c in spec.get(key) or ()]
+        for key in ("initContainers", "containers")
+        if key in spec
+    }
+    if "restartPolicy" in spec:
+        slim_spec["restartPolicy"] = spec["restartPolicy"]
+    slim: dict[str, Any] = {"metadata": slim_metadata, "spec": slim_spec}
+    scheduled = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
+    if scheduled:
+        slim["status"] = {"conditions": scheduled}
+    return slim
+
+
 def pod_status_from_events(
     pod: Mapping[str, Any],
     events: Sequence[ContainerStateEvent],

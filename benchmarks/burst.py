@@ -63,6 +63,12 @@ LABEL = "orca-benchmark/run"
 LAUNCH_OPERATIONS = ("RunInstances", "CreateFleet")
 THROUGHPUT_TARGET = 0.8
 """ORCA's pods-Running-per-second at least this fraction of the baseline's workflows/s."""
+HISTORY_BYTES_TARGET = 6_100
+"""Issue 15: history bytes per pod up to Running at most a third of the 18,200 measured at
+`7ee25ff` (benchmarks/README.md, finding 9)."""
+LAUNCH_LATENCY_TARGET = 1.5
+"""Issue 15: creation → launch call p95 within this multiple of the same-shape baseline's start →
+launch-equivalent activity p95."""
 LEDGER_TARGET = 0.9
 """With admission through the budget ledger, at least this fraction of the pods-Running-per-
 second of the same burst with `limits.ledger: false` (issue 12)."""
@@ -360,6 +366,13 @@ class HistoryFacts:
     launch_activities: int
     launch_returned_at: float | None
     """When the launch activity that produced the instance completed (RunInstances returned)."""
+    launch_position: int | None = None
+    """0-based position of the first launch_instance among the activities (local included)."""
+    bytes_to_running: int = 0
+    """Serialized size of the history up to and including the first monitor_pod's scheduling."""
+    bytes_by_part_to_running: dict[str, int] = field(default_factory=dict)
+    """`bytes_to_running` split by what wrote it: `start` (the workflow input), `<activity>
+    input`, `<activity> result`, `local activities` (their markers), `other` (tasks, signals)."""
 
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -373,9 +386,16 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
     to_running: int | None = None
     local_to_running = 0
     launch_returned_at: float | None = None
+    launch_position: int | None = None
     waiting = False
+    size = 0
+    parts: dict[str, int] = {}
     for event in events:
         count += 1
+        if to_running is None:
+            part = _history_part(event, scheduled_names)
+            size += event.ByteSize()
+            parts[part] = parts.get(part, 0) + event.ByteSize()
         if (
             event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
@@ -386,6 +406,8 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
             scheduled_names[event.event_id] = name
             if name == "wait_until_running":
                 waiting = True
+            if name == "launch_instance" and launch_position is None:
+                launch_position = len(scheduled_names) - 1 + local
             if name == "monitor_pod" and to_running is None:
                 to_running = len(scheduled_names) + local
                 local_to_running = local
@@ -401,7 +423,25 @@ def history_facts(events: Iterable[HistoryEvent]) -> HistoryFacts:
         activities_total=len(names) + local,
         launch_activities=names.count("launch_instance"),
         launch_returned_at=launch_returned_at,
+        launch_position=launch_position,
+        bytes_to_running=size,
+        bytes_by_part_to_running=parts,
     )
+
+
+def _history_part(event: HistoryEvent, scheduled_names: Mapping[int, str]) -> str:
+    """Which part of a pod's lifecycle wrote `event`, for the history-bytes breakdown."""
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return "start"
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        return f"{event.activity_task_scheduled_event_attributes.activity_type.name} input"
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+        return f"{scheduled_names.get(scheduled, '?')} result"
+    if kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return "local activities"
+    return "other"
 
 
 async def pod_histories(
@@ -445,6 +485,8 @@ class BaselineResult:
     per_second: float
     errors: int = 0
     latency_s: dict[str, float | None] = field(default_factory=dict)
+    to_mark_s: dict[str, float | None] = field(default_factory=dict)
+    """Start call → the marked activity (PodLifecycle's launch position) completed."""
 
 
 async def run_baseline(
@@ -454,6 +496,7 @@ async def run_baseline(
     activities: int,
     max_concurrent: int,
     local: int = 0,
+    mark: int = 0,
 ) -> BaselineResult:
     """N bare workflows of `activities` no-op activities each (`local` of them local
     activities), started at once."""
@@ -467,18 +510,21 @@ async def run_baseline(
         max_concurrent_activities=max_concurrent,
     )
     done_at: list[float] = []
+    marked_after: list[float] = []
     async with worker:
         started = time.time()
 
         async def one(index: int) -> None:
+            sent = time.time()
             handle = await temporal.start_workflow(
                 BASELINE_WORKFLOW,
-                args=[activities, local],
+                args=[activities, local, mark],
                 id=f"{task_queue}-{index}",
                 task_queue=task_queue,
             )
-            await handle.result()
+            marked = await handle.result()
             done_at.append(time.time())
+            marked_after.append(float(marked) - sent)
 
         results = await asyncio.gather(*(one(i) for i in range(workflows)), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -492,6 +538,7 @@ async def run_baseline(
         elapsed_s=elapsed,
         per_second=len(done_at) / elapsed if done_at else 0.0,
         latency_s=summary([t - started for t in done_at]),
+        to_mark_s=summary(marked_after),
     )
 
 
@@ -647,6 +694,11 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
             or [0]
         )
     )
+    launch_position = int(
+        statistics.median(
+            [f.launch_position for f in by_uid.values() if f.launch_position is not None] or [0]
+        )
+    )
     baseline: BaselineResult | None = None
     same_shape: BaselineResult | None = None
     if options.baseline and activities_to_running > 0:
@@ -662,6 +714,7 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
                     n,
                     activities_to_running,
                     options.effective_max_concurrent_activities,
+                    mark=launch_position,
                 )
             )
             if local_to_running:
@@ -674,6 +727,7 @@ def measure(options: BurstOptions, stack: DevStack, endpoints: Endpoints) -> dic
                         activities_to_running,
                         options.effective_max_concurrent_activities,
                         local=local_to_running,
+                        mark=launch_position,
                     )
                 )
 
@@ -707,6 +761,17 @@ def _delete(core: client.CoreV1Api, name: str) -> None:
         core.delete_namespaced_pod(name, NAMESPACE)
 
 
+def history_bytes_by_part(facts: Iterable[HistoryFacts]) -> dict[str, int]:
+    """Mean bytes per pod up to Running, by part of the lifecycle, largest first."""
+    facts = list(facts)
+    totals: dict[str, int] = {}
+    for f in facts:
+        for part, size in f.bytes_by_part_to_running.items():
+            totals[part] = totals.get(part, 0) + size
+    means = {part: round(size / len(facts)) for part, size in totals.items()} if facts else {}
+    return dict(sorted(means.items(), key=lambda item: -item[1]))
+
+
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
@@ -726,6 +791,7 @@ def _baseline_report(baseline: BaselineResult | None) -> dict[str, Any] | None:
         "elapsed_s": _round(baseline.elapsed_s),
         "workflows_per_second": _round(baseline.per_second),
         "completion_s": _rounded(baseline.latency_s),
+        "start_to_launch_equivalent_s": _rounded(baseline.to_mark_s),
     }
 
 
@@ -775,6 +841,13 @@ def build_report(
     same_shape_ratio = (
         per_second / same_shape.per_second if same_shape and same_shape.per_second else None
     )
+
+    total_cpu = sum(cpu.values())
+    emulator_share = cpu.get("aws-emulator", 0.0) / total_cpu if total_cpu else None
+    history_p50 = percentile([float(f.bytes_to_running) for f in by_uid.values()], 50)
+    launch_p95 = percentile(to_launch, 95)
+    baseline_launch_p95 = same_shape.to_mark_s.get("p95") if same_shape else None
+    launch_ratio = launch_p95 / baseline_launch_p95 if launch_p95 and baseline_launch_p95 else None
 
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("PASS" if ok else "MISS")
@@ -828,6 +901,10 @@ def build_report(
         "history_events_per_pod_complete": _rounded(
             summary([float(f.events) for f in complete]), 1
         ),
+        "history_bytes_per_pod_at_running": _rounded(
+            summary([float(f.bytes_to_running) for f in by_uid.values()]), 0
+        ),
+        "history_bytes_by_part_at_running": history_bytes_by_part(by_uid.values()),
         "teardown_complete": teardown_closed,
         "activities_per_pod_to_running": int(
             statistics.median(
@@ -844,7 +921,13 @@ def build_report(
             statistics.median([f.activities_total for f in complete] or [0])
         ),
         "peak_rss_mib": _rounded(memory, 1),
+        "peak_rss_mib_per_1000_pods": _rounded(
+            {k: v * 1000 / n for k, v in memory.items() if v is not None}, 1
+        ),
         "cpu_seconds_to_running": _rounded(cpu, 1),
+        "cpu_seconds_per_pod_to_running": _rounded({k: v / n for k, v in cpu.items()}, 4),
+        "aws_emulator_cpu_share": _round(emulator_share),
+        "creation_to_launch_p95_vs_same_shape": _round(launch_ratio),
         "baseline": _baseline_report(baseline),
         "throughput_ratio": _round(ratio),
         "baseline_same_shape": _baseline_report(same_shape),
@@ -861,6 +944,17 @@ def build_report(
             ),
             "launch_calls_per_pod_max": 1,
             "launch_calls_per_pod": verdict(launch_per_pod <= 1),
+            "throughput_same_shape": verdict(
+                None if same_shape_ratio is None else same_shape_ratio >= THROUGHPUT_TARGET
+            ),
+            "history_bytes_per_pod_max": HISTORY_BYTES_TARGET,
+            "history_bytes_per_pod": verdict(
+                None if history_p50 is None else history_p50 <= HISTORY_BYTES_TARGET
+            ),
+            "creation_to_launch_p95_vs_same_shape_max": LAUNCH_LATENCY_TARGET,
+            "creation_to_launch_p95_vs_same_shape": verdict(
+                None if launch_ratio is None else launch_ratio <= LAUNCH_LATENCY_TARGET
+            ),
         },
         "failed_pods": dict(list(failed.items())[:5]),
         "processes_left_after_stop": [],
@@ -879,9 +973,15 @@ REPORT_FIELDS = (
     "launch_calls_per_pod",
     "history_events_per_pod_at_running",
     "history_events_per_pod_complete",
+    "history_bytes_per_pod_at_running",
+    "history_bytes_by_part_at_running",
     "activities_per_pod_to_running",
     "peak_rss_mib",
+    "peak_rss_mib_per_1000_pods",
     "cpu_seconds_to_running",
+    "cpu_seconds_per_pod_to_running",
+    "aws_emulator_cpu_share",
+    "creation_to_launch_p95_vs_same_shape",
     "baseline",
     "throughput_ratio",
     "baseline_same_shape",
@@ -939,6 +1039,18 @@ def format_table(report: Mapping[str, Any]) -> str:
         row(
             "throughput vs same-shape baseline",
             "-" if same_ratio is None else f"{same_ratio:.0%}",
+            f">= {targets['throughput_ratio_min']:.0%}  {targets['throughput_same_shape']}",
+        )
+        row(
+            "same-shape baseline start → launch-equivalent, p50/p95 (s)",
+            pcts(same_shape["start_to_launch_equivalent_s"]),
+        )
+        launch_ratio = report["creation_to_launch_p95_vs_same_shape"]
+        row(
+            "creation → launch call p95 vs the same-shape baseline's",
+            "-" if launch_ratio is None else f"{launch_ratio:.2f}x",
+            f"<= {targets['creation_to_launch_p95_vs_same_shape_max']}x  "
+            f"{targets['creation_to_launch_p95_vs_same_shape']}",
         )
     describe = report["describe_instances"]
     row(
@@ -968,6 +1080,13 @@ def format_table(report: Mapping[str, Any]) -> str:
         _pair(report["history_events_per_pod_at_running"]),
     )
     row(
+        "history bytes per pod at Running, p50/max",
+        _pair(report["history_bytes_per_pod_at_running"]),
+        f"<= {targets['history_bytes_per_pod_max']}  {targets['history_bytes_per_pod']}",
+    )
+    for part, size in list(report["history_bytes_by_part_at_running"].items())[:8]:
+        row(f"  {part}, bytes per pod", _fmt(float(size)))
+    row(
         "history events per pod, whole run, p50/max",
         _pair(report["history_events_per_pod_complete"]),
     )
@@ -978,9 +1097,16 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{report['activities_per_pod_complete']}",
     )
     for name, mib in report["peak_rss_mib"].items():
-        row(f"peak RSS {name} (MiB)", _fmt(mib))
+        per_1000 = report["peak_rss_mib_per_1000_pods"].get(name)
+        row(f"peak RSS {name} (MiB), per 1000 pods", f"{_fmt(mib)}, {_fmt(per_1000)}")
+    per_pod = report["cpu_seconds_per_pod_to_running"]
     for name, seconds in report["cpu_seconds_to_running"].items():
-        row(f"CPU seconds to all Running: {name}", _fmt(seconds))
+        row(
+            f"CPU seconds to all Running: {name} (per pod)",
+            f"{_fmt(seconds)} ({_fmt(per_pod.get(name))})",
+        )
+    share = report["aws_emulator_cpu_share"]
+    row("AWS emulator's share of that CPU", "-" if share is None else f"{share:.0%}")
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:>{value_width}}  {c}".rstrip() for a, b, c in rows)

@@ -1,7 +1,8 @@
 """A small HTTP server for `/healthz`, `/readyz` and Prometheus `/metrics`, in a thread.
 
 The worker and the watcher each start one. Liveness says the process loop is alive; readiness is
-a callable the process supplies (the watcher: node registered and watch live).
+a callable the process supplies (the watcher: node registered and watch live). The worker's also
+answers the Temporal Web UI's codec requests (`orca.codec_endpoint`, `codec=True`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orca import codec_endpoint
 
 
 class HealthServer:
@@ -22,6 +25,7 @@ class HealthServer:
         ready: Callable[[], bool] = lambda: True,
         alive: Callable[[], bool] = lambda: True,
         metrics_path: str | None = "/metrics",
+        codec: bool = False,
     ) -> None:
         outer = self
 
@@ -41,6 +45,41 @@ class HealthServer:
                     self.wfile.write(body)
                 else:
                     self.send_error(404)
+
+            def do_OPTIONS(self) -> None:
+                """CORS preflight of the UI's codec requests."""
+                if not codec or self.path.split("?", 1)[0] not in codec_endpoint.CODEC_PATHS:
+                    self.send_error(404)
+                    return
+                self.send_response(204)
+                self._cors()
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if not codec or path not in codec_endpoint.CODEC_PATHS:
+                    self.send_error(404)
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = codec_endpoint.answer(path, self.rfile.read(length))
+                except codec_endpoint.BadCodecRequestError as error:
+                    self.send_response(400)
+                    body = f"{error}\n".encode()
+                    self._cors()
+                    self.send_header("Content-Type", "text/plain")
+                else:
+                    self.send_response(200)
+                    self._cors()
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _cors(self) -> None:
+                for name, value in codec_endpoint.CORS_HEADERS.items():
+                    self.send_header(name, value)
 
             def _answer(self, good: bool, yes: bytes, no: bytes) -> None:
                 body = yes if good else no

@@ -14,7 +14,8 @@ Redaction. No secret value may reach a log line, at any level, from any library 
   `redacting(values)`; while any such block is open, every line of the process is scrubbed of
   those values and of their escaped forms (JSON, Python repr, both nested, base64). Values shorter
   than `MIN_REDACTED_LENGTH` are left to the second layer (scrubbing "ab" everywhere would
-  destroy every line and hide nothing).
+  destroy every line and hide nothing). `orca.secret_values` keeps this cheap with thousands of
+  values held (a trie regex, compiled lazily in two tiers).
 - shapes: whatever the values, these never print: a `Value` / `SecretString` field of a JSON or
   dict body, `Authorization` / `X-Amz-Security-Token` / token / password / secret-key fields and
   header lines, `Bearer`/`Basic` credentials, presigned-URL signatures, and the `data` of any
@@ -26,19 +27,16 @@ rendered without frame locals, which would otherwise print the arguments of the 
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
 import sys
-import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 import structlog
 
+from orca.secret_values import REDACTED, SecretValues
 from orca.settings import LogFormat, LoggingSettings, LogLevel
 
 _LIBRARY_LOGGERS = ("temporalio", "botocore", "boto3", "kubernetes", "urllib3", "werkzeug")
@@ -49,10 +47,6 @@ _LEVELS = {
     LogLevel.WARNING: logging.WARNING,
     LogLevel.ERROR: logging.ERROR,
 }
-
-REDACTED = "[REDACTED]"
-MIN_REDACTED_LENGTH = 4
-"""Known secret values shorter than this are not scrubbed by value (only by shape)."""
 
 _SECRET_KEYS = (
     r"Value|SecretString|SecretBinary|"
@@ -114,50 +108,6 @@ _KUBE_SECRET_KIND = re.compile(r"""["']kind["']\s*:\s*["']Secret(?:List)?["']"""
 _KUBE_SECRET_DATA = re.compile(
     r"""(?P<key>["'](?:data|stringData)["']\s*:\s*)\{[^{}]*\}""", re.DOTALL
 )
-
-
-def _escaped_forms(value: str) -> set[str]:
-    """The ways a value can appear in a line: raw, JSON- and repr-escaped (also nested, as in
-    the repr of a JSON body), and base64 (Secret data, secret files)."""
-    forms = {value}
-    for _ in range(2):
-        for form in list(forms):
-            forms.add(json.dumps(form)[1:-1])
-            forms.add(repr(form)[1:-1])
-    raw = value.encode("utf-8", errors="replace")
-    forms.add(base64.b64encode(raw).decode("ascii"))
-    return {form for form in forms if len(form) >= MIN_REDACTED_LENGTH}
-
-
-class SecretValues:
-    """The secret values in flight in this process; a value stays while any block holds it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: Counter[str] = Counter()
-        self._pattern: re.Pattern[str] | None = None
-
-    def hold(self, values: Iterable[str]) -> list[str]:
-        held = [v for v in values if isinstance(v, str) and len(v) >= MIN_REDACTED_LENGTH]
-        with self._lock:
-            self._held.update(held)
-            self._compile()
-        return held
-
-    def release(self, values: Iterable[str]) -> None:
-        with self._lock:
-            self._held.subtract(values)
-            self._held = +self._held  # drop counts that reached zero
-            self._compile()
-
-    def _compile(self) -> None:
-        forms = set().union(*(_escaped_forms(v) for v in self._held)) if self._held else set()
-        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins an overlap
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def scrub(self, text: str) -> str:
-        pattern = self._pattern
-        return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
 SECRET_VALUES = SecretValues()

@@ -1,16 +1,16 @@
 """Connecting to Temporal from `TemporalSettings`: address, namespace, TLS or API key.
 
-Every process uses the pydantic data converter (workflow and activity payloads are pydantic
-models). An unreachable server becomes `TemporalUnavailable` with the address and the setting to
+Every process uses `orca.payload_codec.DATA_CONVERTER` (pydantic models as JSON, large payloads
+compressed). An unreachable server becomes `TemporalUnavailable` with the address and the setting to
 change, never a traceback.
 """
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from orca.payload_codec import DATA_CONVERTER
 from orca.settings import TemporalSettings
 
 
@@ -37,7 +37,7 @@ async def connect(settings: TemporalSettings) -> Client:
         return await Client.connect(
             settings.address,
             namespace=settings.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             tls=tls_config(settings),
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         )

@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -31,11 +36,42 @@ from orca.workflows.models import (
     InterruptionNotice,
     PodDeleted,
     PodLifecycleInput,
+    Stage,
 )
 
 log = get_logger(__name__)
 
 RUNNING_QUERY = f'{POD_LIFECYCLE_QUERY} AND ExecutionStatus="Running"'
+
+
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def workflow_manifest(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod manifest as its workflow keeps it: without `metadata.managedFields` and kubectl's
+    last-applied-configuration annotation. Both are bookkeeping of the API server and of
+    `kubectl apply` that nothing in ORCA reads, and each is often larger than the rest of the
+    pod: left in, they would travel through every activity input that carries the manifest."""
+    metadata = dict(pod.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations and LAST_APPLIED_ANNOTATION in annotations:
+        metadata["annotations"] = {
+            k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION
+        }
+    return {**pod, "metadata": metadata}
+
+
+def start_search_attributes(ref: PodRef) -> TypedSearchAttributes:
+    """What a pod's workflow is visible by from its first moment: namespace, name, and the
+    phase `Planning` (the workflow's first stage, which it never upserts itself)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search_attributes.POD_NAMESPACE, ref.namespace),
+            SearchAttributePair(search_attributes.POD_NAME, ref.name),
+            SearchAttributePair(search_attributes.PHASE, str(Stage.PLANNING)),
+        ]
+    )
 
 
 class StartOutcome:
@@ -57,9 +93,10 @@ class PodWorkflows:
         try:
             await self.client.start_workflow(
                 POD_LIFECYCLE_WORKFLOW,
-                PodLifecycleInput(pod=manifest),
+                PodLifecycleInput(pod=workflow_manifest(manifest)),
                 id=pod_workflow_id(ref),
                 task_queue=self.task_queue,
+                search_attributes=start_search_attributes(ref),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )

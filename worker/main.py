@@ -161,7 +161,7 @@ async def run(settings: Settings) -> None:
     kube = KubeClients(settings.kubernetes)
     kube.api  # noqa: B018 - load the kubeconfig now, so a bad one fails at start
     client = await connect(settings.temporal)
-    servers = [HealthServer(settings.metrics.host, settings.worker.health_port).start()]
+    servers = [HealthServer(settings.metrics.host, settings.worker.health_port, codec=True).start()]
     if settings.metrics.enabled and settings.metrics.port != settings.worker.health_port:
         servers.append(
             HealthServer(

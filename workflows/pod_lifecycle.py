@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from orca.activities.planning import PlanningActivities
     from orca.activities.pod_status import PodStatusActivities
+    from orca.activities.status_mapping import status_inputs
     from orca.failure_types import POD_FAILURES, FailureType
     from orca.instance_state import InstanceState, is_lost
     from orca.launch_spec import pod_ref_from_pod
@@ -101,6 +102,8 @@ PLAN_WARNINGS_AS_EVENTS = "plan-warnings-as-events"
 POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 """A pod status write or event that still fails after this long (all retries) is dropped, so a
 report the API server refuses can never keep the workflow, and the instance, from ending."""
+SLIM_MONITOR_INPUT = "slim-monitor-input"
+"""Patch ID: `monitor_pod` gets `status_inputs(manifest)` (what it reads), not the manifest."""
 IDLE_STOP = "idle-stop"
 """Patch ID: the `accelerators_idle` signal stops a running pod with reason Idle."""
 COST_IN_MEMO = "cost-in-memo"
@@ -206,12 +209,17 @@ class PodLifecycle:
     async def run(self, input: PodLifecycleInput) -> PodLifecycleResult:
         state = self.state
         pod = state.pod
-        workflow.upsert_search_attributes(
-            [
-                search_attributes.POD_NAMESPACE.value_set(pod.namespace),
-                search_attributes.POD_NAME.value_set(pod.name),
-            ]
-        )
+        started_with = workflow.info().typed_search_attributes
+        if input.carried is not None or started_with.get(search_attributes.POD_NAME) is None:
+            # The watcher starts workflows with the pod's namespace, name and first phase
+            # (`start_search_attributes`), one upsert fewer per pod. Deterministic without a
+            # patch: first runs started without them, and every continued run, upsert as before.
+            workflow.upsert_search_attributes(
+                [
+                    search_attributes.POD_NAMESPACE.value_set(pod.namespace),
+                    search_attributes.POD_NAME.value_set(pod.name),
+                ]
+            )
         try:
             if state.stage in (Stage.PLANNING, Stage.LAUNCHING, Stage.WAITING_FOR_CAPACITY):
                 await self._plan_and_launch()
@@ -508,10 +516,15 @@ class PodLifecycle:
             remaining = self._lifetime_remaining()
             if remaining is not None:
                 round_duration = min(round_duration, max(remaining, timedelta(seconds=1)))
+            monitored = (
+                status_inputs(state.manifest)
+                if workflow.patched(SLIM_MONITOR_INPUT)
+                else state.manifest
+            )
             handle = workflow.start_activity_method(
                 ContainerActivities.monitor_pod,
                 MonitorInput(
-                    pod=state.manifest,
+                    pod=monitored,
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
                     containers_started_at=state.started_running_at,

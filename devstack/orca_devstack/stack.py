@@ -227,6 +227,9 @@ class DevStack:
             command.append("--headless")
         else:
             command += ["--ui-port", str(o.temporal_ui_port), "--ui-disable-news-fetch"]
+            # The UI inflates ORCA's compressed payloads through the worker (orca.codec_endpoint).
+            codec = f"http://{o.host}:{o.worker_health_port}/codec"
+            command += ["--ui-codec-endpoint", codec]
         for key in search_attributes.ALL:
             command += ["--search-attribute", f"{key.name}=Keyword"]
         ready = tcp_answers(o.host, o.temporal_port)

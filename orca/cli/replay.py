@@ -23,12 +23,12 @@ from typing import TextIO
 
 from google.protobuf import json_format
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from orca.cli import connections
 from orca.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from orca.payload_codec import DATA_CONVERTER
 from orca.settings import Settings
 from orca.workflow_ids import POD_LIFECYCLE_QUERY
 
@@ -175,7 +175,7 @@ def pod_lifecycle_replayer() -> Replayer:
     """A Replayer for the workflow code in this checkout, with the workers' data converter."""
     from orca.workflows.pod_lifecycle import PodLifecycle
 
-    return Replayer(workflows=[PodLifecycle], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[PodLifecycle], data_converter=DATA_CONVERTER)
 
 
 async def replay_histories(histories: AsyncIterator[WorkflowHistory]) -> list[ReplayOutcome]:

@@ -29,6 +29,7 @@ from orca.cli.status import read_pod
 from orca.launch_spec import PodRef
 from orca.pod_phase import PodPhase
 from orca.settings import Settings
+from orca.watcher.pod_workflows import start_search_attributes, workflow_manifest
 from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW, pod_workflow_id
 from orca.workflows.models import PodLifecycleInput, PodLifecycleResult, Stage
 
@@ -80,9 +81,10 @@ async def _retry(settings: Settings, name: str, namespace: str, output_format: s
     try:
         new = await client.start_workflow(
             POD_LIFECYCLE_WORKFLOW,
-            PodLifecycleInput(pod=manifest),
+            PodLifecycleInput(pod=workflow_manifest(manifest)),
             id=workflow_id,
             task_queue=settings.temporal.task_queue,
+            search_attributes=start_search_attributes(ref),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )

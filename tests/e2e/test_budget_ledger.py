@@ -38,10 +38,10 @@ import boto3
 import pytest
 from kubernetes import client
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orca import instance_tags
 from orca.activities.instance_catalog import on_demand_price_from_price_list
+from orca.payload_codec import DATA_CONVERTER
 from orca.workflows.budget_ledger import BudgetLedger
 from orca.workflows.ledger_models import LedgerSummary, ledger_workflow_id
 from orca_devstack.examples import burst_pod
@@ -107,7 +107,7 @@ def ledger_summary(stack: MultiWorkerStack) -> LedgerSummary:
     address = stack.endpoints.temporal_address
 
     async def query() -> LedgerSummary:
-        temporal = await Client.connect(address, data_converter=pydantic_data_converter)
+        temporal = await Client.connect(address, data_converter=DATA_CONVERTER)
         handle = temporal.get_workflow_handle_for(BudgetLedger.run, ledger_workflow_id(CLUSTER))
         return await handle.query(BudgetLedger.summary)
 

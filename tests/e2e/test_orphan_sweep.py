@@ -24,10 +24,10 @@ import boto3
 import pytest
 from kubernetes import client
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orca import instance_tags
 from orca.activities.orphan_models import OrphanKind, SweepInput, SweepReport
+from orca.payload_codec import DATA_CONVERTER
 from orca.workflows.orphan_sweep import OrphanSweep
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually, running_dev_stack
@@ -72,7 +72,7 @@ def with_temporal(stack: DevStack, use: Callable[[Client], Awaitable[T]]) -> T:
 
     async def run() -> T:
         connected = await Client.connect(
-            stack.endpoints["temporal_address"], data_converter=pydantic_data_converter
+            stack.endpoints["temporal_address"], data_converter=DATA_CONVERTER
         )
         return await use(connected)
 

@@ -23,10 +23,13 @@ from typing import Any
 
 import boto3
 import pytest
+from google.protobuf.message import Message
 from kubernetes import client
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from orca.launch_spec import PodRef
+from orca.payload_codec import decode_one
 from orca.workflow_ids import pod_workflow_id
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import MultiWorkerStack, eventually, running_multi_worker_stack
@@ -81,9 +84,30 @@ def secret_parameters(stack: MultiWorkerStack, uid: str) -> dict[str, str]:
     }
 
 
+def decoded_payloads(message: Message) -> Iterator[bytes]:
+    """The data of every payload anywhere in `message`, decompressed where ORCA's codec
+    compressed it (`orca.payload_codec`): what a reader with the codec endpoint sees."""
+    if isinstance(message, Payload):
+        yield decode_one(message).data
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if isinstance(value, Message):
+            items = [value]
+        elif field.message_type.GetOptions().map_entry:
+            items = value.values()  # a map field: its values
+        else:
+            items = value  # a repeated field
+        for item in items:
+            if isinstance(item, Message):
+                yield from decoded_payloads(item)
+
+
 def history_bytes(stack: MultiWorkerStack, workflow_id: str) -> tuple[bytes, int]:
     """The workflow's whole history as the server returns it (every event's protobuf, so
-    payloads are their raw bytes) and as JSON; and the number of events."""
+    payloads are their raw bytes), as JSON, and every payload decompressed; and the number of
+    events."""
     assert stack.endpoints is not None
     address = stack.endpoints.temporal_address
 
@@ -91,7 +115,9 @@ def history_bytes(stack: MultiWorkerStack, workflow_id: str) -> tuple[bytes, int
         temporal = await Client.connect(address, namespace=stack.options.temporal_namespace)
         history = await temporal.get_workflow_handle(workflow_id).fetch_history()
         raw = b"".join(event.SerializeToString() for event in history.events)
-        return raw + history.to_json().encode(), len(history.events)
+        decoded = b"\n".join(d for event in history.events for d in decoded_payloads(event))
+        assert decoded, "the history's payloads were read"
+        return raw + history.to_json().encode() + decoded, len(history.events)
 
     return asyncio.run(fetch())
 
@@ -183,6 +209,8 @@ def test_a_pod_secret_is_in_no_log_line_and_not_in_the_history(
         stack, pod_workflow_id(PodRef(namespace="default", name=name, uid=uid))
     )
     assert events > 10, "the pod's whole lifecycle is in the history"
+    # The scan sees the decompressed payloads: the pod manifest (the Secret's name is only in it).
+    assert f'"secretName":"{secret_name}"'.encode() in history
     for form in encodings(marker):
         assert form not in history, "secret value in the Temporal history"
 

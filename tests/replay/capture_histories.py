@@ -27,9 +27,9 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orca.launch_spec import PodRef
+from orca.payload_codec import DATA_CONVERTER
 from orca.workflow_ids import pod_workflow_id
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually, running_dev_stack
@@ -89,7 +89,7 @@ def _phase(core: k8s.CoreV1Api, name: str) -> str | None:
 async def capture(stack: DevStack, out: Path) -> list[Path]:
     core = stack.core()
     client = await Client.connect(
-        stack.endpoints["temporal_address"], data_converter=pydantic_data_converter
+        stack.endpoints["temporal_address"], data_converter=DATA_CONVERTER
     )
     _no_capacity(stack, "g5.xlarge")
     workflow_ids: dict[str, str] = {}

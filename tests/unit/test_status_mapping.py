@@ -16,8 +16,10 @@ from orca.activities.status_mapping import (
     PodStatusView,
     pod_is_finished,
     pod_status_from_events,
+    status_inputs,
     to_status_patch,
 )
+from orca.launch_spec import pod_ref_from_pod
 from orca.pod_phase import PodPhase
 from tests.unit.pods import container, pod
 
@@ -299,3 +301,32 @@ def test_phase_rules_hold_for_any_event_sequence(
         )
         assert by_name(view)[name]["restartCount"] == restarts
     assert pod_is_finished(view, policy) == (view.phase in (PodPhase.SUCCEEDED, PodPhase.FAILED))
+
+
+@given(
+    policy=st.sampled_from(["Always", "OnFailure", "Never"]),
+    init=st.booleans(),
+    transitions=_transitions,
+)
+def test_status_inputs_read_the_same_status_as_the_whole_manifest(
+    policy: str, init: bool, transitions: list[tuple[str, str, int]]
+) -> None:
+    manifest = two_containers(policy, init=init)
+    manifest["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    manifest["metadata"]["annotations"] = {"orca.research/instance-type": "g5.xlarge"}
+    manifest["spec"]["containers"][0]["env"] = [{"name": "EPOCHS", "value": "90"}]
+    manifest["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "t1"}],
+    }
+    events = Timeline()
+    for name, state, code in transitions:
+        events(name, state, code if state == "terminated" else None)
+
+    slim = status_inputs(manifest)
+
+    assert status(slim, events) == status(manifest, events)
+    assert pod_ref_from_pod(slim) == pod_ref_from_pod(manifest)
+    assert "annotations" not in slim["metadata"]
+    assert "env" not in slim["spec"]["containers"][0]
+    assert len(json.dumps(slim)) < len(json.dumps(manifest))

@@ -9,6 +9,7 @@ from kubernetes import client as k8s
 from prometheus_client import REGISTRY
 from temporalio.client import WorkflowExecutionStatus
 
+from orca import search_attributes
 from orca.launch_spec import PodRef, pod_ref_from_pod
 from orca.watcher.kube_json import read_json
 from orca.workflow_ids import pod_workflow_id
@@ -65,6 +66,11 @@ async def test_pod_created_starts_its_workflow_once_despite_duplicates_and_relis
         assert await executions(parts.temporal, other) == []
         described = await parts.temporal.get_workflow_handle(pod_workflow_id(ref)).describe()
         assert described.task_queue == parts.task_queue
+        # Visible by namespace, name and phase from the start (the stand-in upserts none).
+        attributes = described.typed_search_attributes
+        assert attributes.get(search_attributes.POD_NAMESPACE) == "default"
+        assert attributes.get(search_attributes.POD_NAME) == "train-1"
+        assert attributes.get(search_attributes.PHASE) == "Planning"
 
 
 async def test_deletion_timestamp_signals_pod_deleted_and_removal_signals_pod_gone(

@@ -16,6 +16,7 @@ from orca.watcher.kubelet_server import LogQuery, format_log_line, log_stream_na
 from orca.watcher.node import NodeHealth, build_node, node_conditions
 from orca.watcher.pod_causes import PodCause, grace_period_seconds, pod_cause
 from orca.watcher.pod_queues import PodEvent, PodQueues
+from orca.watcher.pod_workflows import workflow_manifest
 from orca.workflows.models import InterruptionKind
 
 EVENTS = Path(__file__).parent / "events"
@@ -223,3 +224,27 @@ def test_daemonset_owner_reads_the_controller_reference() -> None:
     job = {"kind": "Job", "name": "train", "controller": True}
     assert daemonset_owner({"metadata": {"ownerReferences": [job]}}) is None
     assert daemonset_owner({"metadata": {}}) is None
+
+
+def test_the_workflow_keeps_the_pod_without_managed_fields_and_last_applied_configuration() -> None:
+    applied = '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"train-0"}}'
+    pod = {
+        "metadata": {
+            "name": "train-0",
+            "annotations": {
+                "orca.research/instance-type": "g5.xlarge",
+                "kubectl.kubernetes.io/last-applied-configuration": applied,
+            },
+            "managedFields": [{"manager": "kubectl-client-side-apply", "fieldsV1": {}}],
+        },
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }
+
+    kept = workflow_manifest(pod)
+
+    assert kept["metadata"] == {
+        "name": "train-0",
+        "annotations": {"orca.research/instance-type": "g5.xlarge"},
+    }
+    assert kept["spec"] == pod["spec"]
+    assert "managedFields" in pod["metadata"], "the watcher's copy is left as it was"
