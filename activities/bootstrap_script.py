@@ -65,6 +65,7 @@ from orca.instance_contract import (
     RunnerDocument,
     RunnerEnv,
     RunnerFile,
+    RunnerUsageMetrics,
     RunnerVolume,
     SecretsManagerRef,
     command_comment,
@@ -78,6 +79,7 @@ from orca.instance_contract import (
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, PodRef
 from orca.secrets_manager import credentials_parameter, pod_secret_arns
 from orca.units import parse_quantity
+from orca.usage_metrics import PUBLISH_INTERVAL_SECONDS, agent_config_json, pod_dimension_value
 
 __all__ = [
     "LABEL_CONTAINER",
@@ -246,6 +248,7 @@ def _manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> PodManifest:
                 image=item.get("image"),
                 command=list(item["command"]) if item.get("command") else None,
                 args=list(item["args"]) if item.get("args") else None,
+                requests=_requests(item),
             )
             for item in pod_spec.get(key) or ()
         ]
@@ -261,6 +264,13 @@ def _manifest(pod: Mapping[str, Any], spec: LaunchSpec) -> PodManifest:
         containers=containers("containers"),
         restart_policy=spec.restart_policy,
     )
+
+
+def _requests(container: Mapping[str, Any]) -> dict[str, str] | None:
+    """What the container asked for; a limit stands for a missing request, as Kubernetes does."""
+    resources = container.get("resources") or {}
+    requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {str(k): str(v) for k, v in requests.items()} or None
 
 
 def _unit_name(pod: PodRef) -> str:
@@ -760,4 +770,11 @@ class _Renderer:
             volumes=volumes,
             init_containers=init,
             containers=apps,
+            usage_metrics=RunnerUsageMetrics(
+                pod_dimension=pod_dimension_value(
+                    self.spec.pod.namespace, self.spec.pod.name, self.spec.pod.uid
+                ),
+                interval_seconds=PUBLISH_INTERVAL_SECONDS,
+                agent_config=agent_config_json(),
+            ),
         )

@@ -26,6 +26,7 @@ from orca.aws_audit import register_audit
 from orca.settings import AwsSettings
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_pricing import PricingClient
@@ -91,6 +92,11 @@ class AwsClients:
     @cached_property
     def logs(self) -> CloudWatchLogsClient:
         client: CloudWatchLogsClient = self.client("logs")
+        return client
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchClient:
+        client: CloudWatchClient = self.client("cloudwatch")
         return client
 
     @cached_property

@@ -42,6 +42,8 @@ class FailureType(StrEnum):
     """EC2 announced a rebalance recommendation or scheduled maintenance; the pod was evicted."""
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     """The pod reached its max lifetime and was stopped."""
+    IDLE = "Idle"
+    """The pod's accelerators stayed idle for its `idle-timeout` and it was stopped."""
     WORKFLOW_ENDED = "WorkflowEnded"
     """The orphan sweep failed a pod whose workflow had closed without finishing it."""
 

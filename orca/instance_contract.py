@@ -127,6 +127,8 @@ class ManifestContainer(BaseModel):
     image: str | None = None
     command: list[str] | None = None
     args: list[str] | None = None
+    requests: dict[str, str] | None = None
+    """`resources.requests`, for tooling that relates usage to what the pod asked for."""
 
 
 class PodManifest(BaseModel):
@@ -235,6 +237,17 @@ class RunnerContainer(BaseModel):
     neuron_devices: bool = Field(default=False, alias="neuronDevices")
 
 
+class RunnerUsageMetrics(BaseModel):
+    """What the runner needs to publish the pod's usage figures (`orca.usage_metrics`)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    pod_dimension: str = Field(alias="podDimension")
+    interval_seconds: int = Field(alias="intervalSeconds")
+    agent_config: str = Field(alias="agentConfig")
+    """The CloudWatch agent's configuration (JSON)."""
+
+
 class RunnerDocument(BaseModel):
     """`<pod dir>/runner.json`: everything `instance_runner.sh` needs for one pod."""
 
@@ -257,6 +270,7 @@ class RunnerDocument(BaseModel):
     volumes: list[RunnerVolume] = Field(default_factory=list)
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
     containers: list[RunnerContainer] = Field(default_factory=list)
+    usage_metrics: RunnerUsageMetrics | None = Field(default=None, alias="usageMetrics")
 
     def to_json(self) -> str:
         return json.dumps(

@@ -237,6 +237,80 @@ orca_run() {  # group(initContainers|containers) index: run one container (-d fo
   )
 }
 
+# -- usage figures (docs/stats.md): StatsD gauges to the CloudWatch agent, tagged with the pod --
+ORCA_USAGE_DIMENSION=$(orca_field '.usageMetrics.podDimension // empty')
+ORCA_CGROUP_ROOT=${ORCA_CGROUP_ROOT:-/sys/fs/cgroup}
+ORCA_NET_ROOT=${ORCA_NET_ROOT:-/sys/class/net}
+
+orca_gauge() {  # metric value: one gauge for the agent's StatsD listener
+  printf '%s:%s|g|#Pod:%s\n' "$1" "$2" "$ORCA_USAGE_DIMENSION" \
+    >/dev/udp/127.0.0.1/8125 2>/dev/null || true
+}
+
+orca_usage_agent() {  # install the agent's configuration and (re)start it; 1 without an agent
+  local ctl=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
+  [ -x "$ctl" ] || dnf install -y -q amazon-cloudwatch-agent >/dev/null 2>&1 || return 1
+  [ -x "$ctl" ] || return 1
+  orca_raw '.usageMetrics.agentConfig' >"$ORCA_DIR/cloudwatch-agent.json"
+  "$ctl" -a fetch-config -m ec2 -s -c "file:$ORCA_DIR/cloudwatch-agent.json" >/dev/null
+}
+
+orca_usage_sample() {  # previous_usec previous_ns: one round of gauges; echoes "usec ns"
+  local id pid cg usec=0 ws=0 inactive now rx=0 tx=0 dev fs util
+  for id in $("$ORCA_RUNTIME" ps -q --filter "label=orca.research/pod-uid=$ORCA_POD_UID"); do
+    pid=$("$ORCA_RUNTIME" inspect -f '{{.State.Pid}}' "$id" 2>/dev/null) || continue
+    cg="$ORCA_CGROUP_ROOT$(cut -d: -f3- "/proc/$pid/cgroup" 2>/dev/null | head -n1)"
+    [ -r "$cg/cpu.stat" ] || continue
+    usec=$((usec + $(awk '$1 == "usage_usec" {print $2}' "$cg/cpu.stat")))
+    inactive=$(awk '$1 == "inactive_file" {print $2}' "$cg/memory.stat" 2>/dev/null)
+    ws=$((ws + $(cat "$cg/memory.current") - ${inactive:-0}))
+  done
+  now=$(date +%s%N)
+  orca_gauge cpu_usage_seconds_total "$(awk -v u="$usec" 'BEGIN {printf "%.6f", u / 1e6}')"
+  if [ "$2" -gt 0 ] && [ "$now" -gt "$2" ] && [ "$usec" -ge "$1" ]; then
+    orca_gauge cpu_usage_cores \
+      "$(awk -v u="$((usec - $1))" -v n="$((now - $2))" 'BEGIN {printf "%.6f", u * 1000 / n}')"
+  fi
+  orca_gauge memory_working_set_bytes "$((ws < 0 ? 0 : ws))"
+  for dev in "$ORCA_NET_ROOT"/*; do  # host network: the instance's interfaces are the pod's
+    [ "${dev##*/}" = lo ] && continue
+    [ -r "$dev/statistics/rx_bytes" ] || continue
+    rx=$((rx + $(cat "$dev/statistics/rx_bytes")))
+    tx=$((tx + $(cat "$dev/statistics/tx_bytes")))
+  done
+  orca_gauge network_rx_bytes_total "$rx"
+  orca_gauge network_tx_bytes_total "$tx"
+  read -r -a fs < <(df -B1 --output=used,size "$ORCA_DIR" 2>/dev/null | tail -n1)
+  if [ "${#fs[@]}" -eq 2 ]; then
+    orca_gauge fs_used_bytes "${fs[0]}"
+    orca_gauge fs_capacity_bytes "${fs[1]}"
+  fi
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=utilization.gpu,memory.used,power.draw --format=csv,noheader,nounits \
+      | awk -F', *' '{u += $1; m += $2; p += $3; n++}
+          END {if (n) printf "%.2f %.0f %.2f\n", u / n, m * 1048576, p}' \
+      | { read -r util memory power && orca_gauge gpu_utilization_percent "$util" \
+          && orca_gauge gpu_memory_used_bytes "$memory" && orca_gauge gpu_power_watts "$power"; }
+  fi
+  if command -v neuron-monitor >/dev/null 2>&1; then
+    util=$(timeout 10 neuron-monitor 2>/dev/null | head -n1 | jq -r '[.neuron_runtime_data[]?
+      .report.neuroncore_counters.neuroncores_in_use[]?.neuroncore_utilization]
+      | if length > 0 then add / length else 0 end')
+    [ -n "$util" ] && orca_gauge neuroncore_utilization_percent "$util"
+  fi
+  echo "$usec $now"
+}
+
+orca_usage() {  # every intervalSeconds while the pod has a running container
+  local interval state="0 0"
+  interval=$(orca_field '.usageMetrics.intervalSeconds')
+  while [ -n "$("$ORCA_RUNTIME" ps -q --filter "label=orca.research/pod-uid=$ORCA_POD_UID")" ]; do
+    # shellcheck disable=SC2086  # two numbers
+    state=$(orca_usage_sample $state)
+    sleep "$interval"
+  done
+}
+
 if [ -n "$ORCA_STATUS_KEY_PARAMETER" ]; then
   ORCA_STATUS_KEY=$(orca_secret "$ORCA_STATUS_KEY_PARAMETER") \
     || echo "orca: could not read the status key; reports will be ignored" >&2
@@ -285,4 +359,11 @@ for ((i = 0; i < count; i++)); do
   "$ORCA_RUNTIME" rm -f "orca_$name" >/dev/null 2>&1 || true
   orca_run containers "$i" >/dev/null || orca_report "$name" false terminated Error 128
 done
+if [ -n "$ORCA_USAGE_DIMENSION" ]; then
+  if orca_usage_agent; then
+    orca_usage &
+  else
+    echo "orca: no CloudWatch agent; the pod's usage figures are not published" >&2
+  fi
+fi
 wait  # keep following the containers' events

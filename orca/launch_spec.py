@@ -67,6 +67,9 @@ class Annotation(StrEnum):
     TEAM = "orca.research/team"
     MAX_HOURLY_COST = "orca.research/max-hourly-cost"
     MAX_LIFETIME = "orca.research/max-lifetime"
+    IDLE_TIMEOUT = "orca.research/idle-timeout"
+    """`30m`: stop the pod (reason Idle) once its accelerators stay below
+    `limits.idleUtilizationPercent` that long (docs/stats.md)."""
     AMI = "orca.research/ami"
     USER_DATA = "orca.research/user-data"
     TERMINATION_PROTECTION = "orca.research/termination-protection"
@@ -168,6 +171,7 @@ class LaunchSpec(BaseModel):
     max_hourly_cost: Decimal | None = None
     """The pod's own price ceiling for any offering, spot or on-demand."""
     max_lifetime: timedelta | None = None
+    idle_timeout: timedelta | None = None
     ami_id: str | None = None
     user_data: str | None = None
     """Base64, as annotated."""
@@ -270,6 +274,7 @@ def parse_launch_spec(
             else None
         ),
         max_lifetime=_max_lifetime(annotations, limits),
+        idle_timeout=parse_idle_timeout(annotations),
         ami_id=_pattern(
             annotations, Annotation.AMI, _AMI_ID, "an AMI ID such as ami-0abc1234def567890"
         ),
@@ -689,6 +694,24 @@ def _max_lifetime(annotations: Mapping[str, str], limits: LimitsSettings) -> tim
             Annotation.MAX_LIFETIME, f"{text!r} must be longer than zero; expected {DURATION_HELP}"
         )
     return min(lifetime, ceiling) if ceiling is not None else lifetime
+
+
+def parse_idle_timeout(annotations: Mapping[str, str]) -> timedelta | None:
+    """`orca.research/idle-timeout` (InvalidPodSpec naming it when it is not a duration > 0)."""
+    text = annotations.get(Annotation.IDLE_TIMEOUT)
+    if text is None:
+        return None
+    try:
+        timeout = parse_duration(text)
+    except ValueError:
+        raise InvalidPodSpec(
+            Annotation.IDLE_TIMEOUT, f"{text!r} is not a duration; expected {DURATION_HELP}"
+        ) from None
+    if timeout <= timedelta(0):
+        raise InvalidPodSpec(
+            Annotation.IDLE_TIMEOUT, f"{text!r} must be longer than zero; expected {DURATION_HELP}"
+        )
+    return timeout
 
 
 def _user_data(annotations: Mapping[str, str]) -> str | None:

@@ -134,3 +134,9 @@ LEDGER_READS = Counter(
     "Reads of the budget ledger's summary for the metrics, by outcome (ok, no-ledger, failed).",
     ["outcome"],
 )
+POD_ACCELERATOR_UTILIZATION = Gauge(
+    "orca_pod_accelerator_utilization_percent",
+    "Newest accelerator utilization of each running pod from CloudWatch (docs/stats.md), by "
+    "accelerator (gpu, neuroncore).",
+    ["namespace", "pod", "accelerator"],
+)

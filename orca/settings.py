@@ -38,6 +38,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -45,6 +46,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orca.units import format_duration, parse_duration, parse_quantity
+from orca.usage_queries import valid_period
 
 CONFIG_ENV_VAR = "ORCA_CONFIG"
 DEFAULT_CONFIG_PATHS = (
@@ -262,8 +264,24 @@ class NodeSettings(_Section):
     lease_duration: Duration = timedelta(seconds=40)
     lease_renew_interval: Duration = timedelta(seconds=10)
     status_update_interval: Duration = timedelta(minutes=1)
+    stats_interval: Duration = timedelta(minutes=1)
+    """How often the watcher reads every running pod's usage figures from CloudWatch (one
+    batched GetMetricData read, docs/stats.md) for `/stats/summary`, `/metrics/resource` and
+    `kubectl top`. A CloudWatch period: 1s, 5s, 10s, 30s or a multiple of 1m; the instances
+    publish once a minute, so less only helps `orca dev`."""
     delete_on_shutdown: bool = False
     """Delete the Node object when the watcher stops, instead of leaving it NotReady."""
+
+    @field_validator("stats_interval")
+    @classmethod
+    def _stats_interval_is_a_period(cls, value: timedelta) -> timedelta:
+        seconds = value.total_seconds()
+        if not seconds.is_integer() or not valid_period(int(seconds)):
+            raise ValueError(
+                f"statsInterval {format_duration(value)} is not a CloudWatch period: "
+                "1s, 5s, 10s, 30s or a multiple of 1m"
+            )
+        return value
 
 
 class WorkloadTemplate(_Section):
@@ -332,6 +350,9 @@ class LimitsSettings(_Section):
     max_concurrent_instances: int = Field(default=50, ge=0)
     max_instances_per_namespace: int = Field(default=10, ge=0)
     max_concurrent_gpus: int = Field(default=0, alias="maxConcurrentGPUs", ge=0)
+    idle_utilization_percent: float = Field(default=5.0, ge=0, le=100)
+    """A pod with `orca.research/idle-timeout` whose GPUs or Neuron cores stay below this
+    utilization for that long is stopped with reason Idle, after a Warning event (docs/stats.md)."""
     max_hourly_cost: Decimal = Field(default=Decimal(0), ge=0)
     """The sum of the hourly prices of the cluster's running instances, in dollars."""
     daily_budget: Decimal = Field(default=Decimal(0), ge=0)

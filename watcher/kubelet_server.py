@@ -8,8 +8,9 @@ Served on `node.kubeletPort` at the node's advertised InternalIP:
   the kubelet's: `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`
   (stream new lines until the pod ends or the client goes away);
 - `/healthz`: `ok`;
-- `/stats/summary`: the kubelet Summary API shape, filled with what ORCA knows (the node, its pods
-  and containers with start times; no CPU or memory usage, which only the instance knows).
+- `/stats/summary` (Summary API) and `/metrics/resource` (Prometheus text, what metrics-server
+  scrapes): the pods' usage figures, read from CloudWatch once per `node.statsInterval` by
+  `pod_stats` and rendered by `stats_formats` (docs/stats.md); `nodes/stats` and `nodes/metrics`.
 
 Always HTTPS (`kubelet_tls`: the provided `node.kubeletTLSCertFile`/`KeyFile`, else a self-signed
 certificate made at start), and every request, on every path, is authenticated and authorized as a
@@ -42,9 +43,10 @@ from kubernetes import client as k8s
 from orca import aws_errors, pod_names
 from orca.logging import get_logger
 from orca.pod_phase import TERMINAL_PHASES
-from orca.watcher import kubelet_tls
+from orca.watcher import kubelet_tls, stats_formats
 from orca.watcher.kube_json import read_json_or_none
 from orca.watcher.kubelet_auth import KubeletAuth, Refusal
+from orca.watcher.pod_stats import PodStats
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -135,6 +137,7 @@ class KubeletServer:
         tls: ssl.SSLContext,
         auth: KubeletAuth,
         client_ca: Callable[[], str | None],
+        stats: PodStats | None = None,
     ) -> None:
         """`tls` is a `kubelet_tls` server context; `client_ca` returns the client CA bundle
         (PEM) to trust, or None while there is none."""
@@ -144,6 +147,7 @@ class KubeletServer:
         self.node_name = node_name
         self.pods = pods
         self.auth = auth
+        self.stats = stats
         self.started_at = datetime.now(UTC)
         self._tls = tls
         self._client_ca = client_ca
@@ -285,39 +289,16 @@ class KubeletServer:
 
     # -- stats -----------------------------------------------------------------------------
 
+    def _figures(self, uid: str) -> stats_formats.PodFigures:
+        return self.stats.figures(uid) if self.stats is not None else {}
+
     def summary(self) -> dict[str, Any]:
-        pods = []
-        for pod in self.pods():
-            metadata = pod.get("metadata") or {}
-            status = pod.get("status") or {}
-            containers = []
-            for container_status in status.get("containerStatuses") or []:
-                running = (container_status.get("state") or {}).get("running") or {}
-                containers.append(
-                    {
-                        "name": container_status.get("name"),
-                        "startTime": running.get("startedAt") or status.get("startTime"),
-                    }
-                )
-            pods.append(
-                {
-                    "podRef": {
-                        "name": metadata.get("name"),
-                        "namespace": metadata.get("namespace"),
-                        "uid": metadata.get("uid"),
-                    },
-                    "startTime": status.get("startTime") or metadata.get("creationTimestamp"),
-                    "containers": containers,
-                }
-            )
-        return {
-            "node": {
-                "nodeName": self.node_name,
-                "startTime": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "systemContainers": [],
-            },
-            "pods": pods,
-        }
+        return stats_formats.summary(
+            self.node_name, self.started_at, self.pods(), self._figures, datetime.now(UTC)
+        )
+
+    def resource_metrics(self) -> str:
+        return stats_formats.resource_metrics(self.pods(), self._figures, datetime.now(UTC))
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -339,6 +320,9 @@ class KubeletServer:
                     elif segments == ["stats", "summary"]:
                         body = json.dumps(server.summary()).encode()
                         self._send(200, body, "application/json")
+                    elif segments == ["metrics", "resource"]:
+                        body = server.resource_metrics().encode()
+                        self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
                     elif len(segments) == 4 and segments[0] == "containerLogs":
                         self._logs(segments[1], segments[2], segments[3], query)
                     else:

@@ -29,10 +29,13 @@ from orca.aws_metrics import instrument
 from orca.health import HealthServer
 from orca.kube_clients import KubeClients
 from orca.logging import get_logger
+from orca.pod_api import PodApi
 from orca.published_settings import PUBLISHED_SETTINGS_ANNOTATION, published_settings
 from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
+from orca.usage_reader import UsageReader
 from orca.watcher import kubelet_tls
+from orca.watcher.idle_accelerators import IdleAccelerators
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
 from orca.watcher.kubelet_server import KubeletServer
@@ -41,6 +44,7 @@ from orca.watcher.node_health import HealthCheck, NodeHealthProbe
 from orca.watcher.node_heartbeat import NodeHeartbeat
 from orca.watcher.pod_queues import PodQueues
 from orca.watcher.pod_reactions import PodReactions
+from orca.watcher.pod_stats import PodStats
 from orca.watcher.pod_watch import PodWatch
 from orca.watcher.pod_workflows import PodWorkflows
 from orca.watcher.reconcile import Reconciler
@@ -87,6 +91,7 @@ class Watcher:
         self.queues: PodQueues | None = None
         self.reconciler: Reconciler | None = None
         self.kubelet: KubeletServer | None = None
+        self.stats: PodStats | None = None
         self.health_server: HealthServer | None = None
         self._metrics_server: HealthServer | None = None
         self._running = False
@@ -157,6 +162,16 @@ class Watcher:
                 self.reconciler.run(settings.watcher.resync_interval), name="reconcile"
             ),
         ]
+        idle = IdleAccelerators(
+            UsageReader(self.aws.cloudwatch),
+            lambda: list(watch.pods.values()),
+            PodApi(core),
+            self.workflows.accelerators_idle,
+            node_name=node_name,
+            interval=settings.node.stats_interval,
+            threshold=settings.limits.idle_utilization_percent,
+        )
+        parts.append(asyncio.create_task(idle.run(), name="idle-accelerators"))
         queue_url = settings.aws.interruption_queue_url
         if queue_url:
             consumer = InterruptionConsumer(
@@ -203,6 +218,11 @@ class Watcher:
 
     def _start_servers(self) -> None:
         settings = self.settings
+        self.stats = PodStats(
+            UsageReader(self.aws.cloudwatch),
+            lambda: list(self.watch.pods.values()) if self.watch else [],
+            settings.node.stats_interval,
+        ).start()
         self.kubelet = KubeletServer(
             _bind_host(settings.node.address),
             settings.node.kubelet_port,
@@ -220,6 +240,7 @@ class Watcher:
             client_ca=lambda: client_ca_bundle(
                 self.kube.core, settings.node.kubelet_client_ca_file
             ),
+            stats=self.stats,
         ).start()
         metrics_on_health = settings.metrics.enabled and (
             settings.metrics.port == settings.watcher.health_port
@@ -247,7 +268,7 @@ class Watcher:
         )
 
     def _stop_servers(self) -> None:
-        for server in (self.kubelet, self.health_server, self._metrics_server):
+        for server in (self.kubelet, self.health_server, self._metrics_server, self.stats):
             if server is not None:
                 server.stop()
 

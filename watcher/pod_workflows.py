@@ -31,7 +31,13 @@ from orca.workflow_ids import (
     pod_ref_from_workflow_id,
     pod_workflow_id,
 )
-from orca.workflows.models import InterruptionNotice, PodDeleted, PodLifecycleInput, Stage
+from orca.workflows.models import (
+    ACCELERATORS_IDLE_SIGNAL,
+    InterruptionNotice,
+    PodDeleted,
+    PodLifecycleInput,
+    Stage,
+)
 
 log = get_logger(__name__)
 
@@ -114,6 +120,10 @@ class PodWorkflows:
         return await self._signal(
             self.client.get_workflow_handle(workflow_id), "interruption", notice
         )
+
+    async def accelerators_idle(self, ref: PodRef, message: str) -> bool:
+        """Tell the pod's workflow its accelerators stayed idle; False when none runs."""
+        return await self._signal(self._handle(ref), ACCELERATORS_IDLE_SIGNAL, message)
 
     async def running_pods(self) -> dict[str, PodRef]:
         """Pods (by UID) whose PodLifecycle workflow is running, from the visibility store."""

@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field
 from orca.activities.models import InstanceStatus, LaunchPlan
 from orca.launch_spec import PodRef
 
+ACCELERATORS_IDLE_SIGNAL = "accelerators_idle"
+"""The watcher to a running pod's workflow: its accelerators stayed idle for its idle-timeout."""
+
 
 class Stage(StrEnum):
     """Where a pod's lifecycle is; also the `OrcaPhase` search attribute's vocabulary."""
@@ -85,6 +88,8 @@ class LifecycleState(BaseModel):
     """Set while a configured instance limit holds the launch."""
     budget_stop: str | None = None
     """Set when the budget ledger stops the running pod (`limits.enforcement: stop`)."""
+    idle_stop: str | None = None
+    """Set when the watcher found the pod's accelerators idle for its `idle-timeout`."""
     final_reason: str | None = None
     final_message: str | None = None
     monitor_rounds: int = 0

@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from orca.workflow_ids import POD_LIFECYCLE_WORKFLOW
     from orca.workflows.ledger_models import BUDGET_EXHAUSTED_SIGNAL, LAUNCH_ADMITTED_SIGNAL
     from orca.workflows.models import (
+        ACCELERATORS_IDLE_SIGNAL,
         InterruptionKind,
         InterruptionNotice,
         LaunchAttempt,
@@ -103,6 +104,8 @@ POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 report the API server refuses can never keep the workflow, and the instance, from ending."""
 SLIM_MONITOR_INPUT = "slim-monitor-input"
 """Patch ID: `monitor_pod` gets `status_inputs(manifest)` (what it reads), not the manifest."""
+IDLE_STOP = "idle-stop"
+"""Patch ID: the `accelerators_idle` signal stops a running pod with reason Idle."""
 COST_IN_MEMO = "cost-in-memo"
 """Patch ID: the pod's instance cost goes into the memo (`costUSD`) once it is terminated."""
 MONITOR_ROUND = timedelta(hours=1)
@@ -162,6 +165,13 @@ class PodLifecycle:
         """The pod's dollar budget is spent and `limits.enforcement` is stop."""
         if self.state.budget_stop is None:
             self.state.budget_stop = message
+
+    @workflow.signal(name=ACCELERATORS_IDLE_SIGNAL)
+    def accelerators_idle(self, message: str) -> None:
+        """The pod's GPUs or Neuron cores stayed below `limits.idleUtilizationPercent` for its
+        `orca.research/idle-timeout`: stop it with reason Idle."""
+        if self.state.idle_stop is None and workflow.patched(IDLE_STOP):
+            self.state.idle_stop = message
 
     @workflow.signal
     def pod_gone(self) -> None:
@@ -636,6 +646,8 @@ class PodLifecycle:
             )
         elif state.deletion is None and state.budget_stop is not None:
             self._fail(FailureType.BUDGET_EXCEEDED, state.budget_stop)
+        elif state.deletion is None and state.idle_stop is not None:
+            self._fail(FailureType.IDLE, state.idle_stop)
         elif state.deletion is None and self._lifetime_over():
             self._fail(
                 FailureType.DEADLINE_EXCEEDED,
@@ -712,7 +724,11 @@ class PodLifecycle:
 
     def _limit_reached(self) -> bool:
         """The pod must stop although nobody asked: max lifetime, or a spent budget."""
-        return self.state.budget_stop is not None or self._lifetime_over()
+        return (
+            self.state.budget_stop is not None
+            or self.state.idle_stop is not None
+            or self._lifetime_over()
+        )
 
     def _lifetime_over(self) -> bool:
         remaining = self._lifetime_remaining()

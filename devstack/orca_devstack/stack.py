@@ -400,6 +400,7 @@ def render_dev_config(
             "labels": {"orca.research/provider": "aws", "orca.research/environment": "dev"},
             "address": options.host,
             "kubeletPort": options.kubelet_port,
+            "statsInterval": "10s",  # the AWS emulator publishes usage figures every 10 s
         },
         "instances": {
             "selectionMode": "auto",

@@ -2,7 +2,9 @@
 
 The table joins the pods bound to the virtual node (one Kubernetes list) with their workflows'
 search attributes (one Temporal visibility list) and, when the cluster has a budget ledger, each
-pod's cost so far (one `summary` query), so it costs three calls however many pods there are.
+pod's cost so far (one `summary` query), so it costs three calls however many pods there are,
+plus one batched CloudWatch read for the running pods' CPU, MEMORY and ACCEL columns
+(`orca.cli.pod_usage`; left out without AWS credentials).
 Without a ledger (none launched yet, `limits.ledger: false`, no worker answering) the COST column
 is left out rather than failing the command. One pod's detail asks its workflow (`describe`
 query) for the launch attempts, the candidates and the failure, falling back to the search
@@ -16,7 +18,7 @@ import asyncio
 import io
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
@@ -32,11 +34,13 @@ from orca.budgets import CENT
 from orca.cli import connections, output
 from orca.cli.errors import EXIT_OK, EXIT_USAGE, CommandError
 from orca.cli.permissions import Permission
+from orca.cli.pod_usage import PodUsage, read_pod_usage
 from orca.launch_spec import PodRef
 from orca.ledger_summary import LedgerNotFound, read_ledger_summary
 from orca.pod_phase import PodPhase
 from orca.settings import Settings
 from orca.units import format_age
+from orca.usage_queries import PodKey
 from orca.usage_report import cost_by_pod
 from orca.workflow_ids import POD_LIFECYCLE_QUERY, pod_ref_from_workflow_id, pod_workflow_id
 from orca.workflows.models import LifecycleView
@@ -177,9 +181,13 @@ class PodRow:
     workflow_id: str
     workflow_status: str | None
     reason: str | None
+    usage: PodUsage | None = None
 
-    def cells(self, now: datetime, *, with_cost: bool, wide: bool) -> tuple[str, ...]:
+    def cells(
+        self, now: datetime, *, with_cost: bool, wide: bool, with_usage: bool = False
+    ) -> tuple[str, ...]:
         cost = (cost_cell(self.cost),) if with_cost else ()
+        usage = (self.usage or PodUsage()).cells() if with_usage else ()
         extra = (
             (self.workflow_status or NONE, self.reason or NONE, self.workflow_id) if wide else ()
         )
@@ -193,6 +201,7 @@ class PodRow:
             self.zone or NONE,
             self.launch_type or NONE,
             *cost,
+            *usage,
             age(self.created, now),
             *extra,
         )
@@ -213,6 +222,7 @@ class PodRow:
             "workflowID": self.workflow_id,
             "workflowStatus": self.workflow_status,
             "reason": self.reason,
+            "usage": self.usage.document() if self.usage is not None else None,
         }
 
 
@@ -255,6 +265,7 @@ def pod_rows(
 
 
 HEADER = ("NAMESPACE", "NAME", "PHASE", "STAGE", "INSTANCE", "TYPE", "ZONE", "LAUNCH TYPE")
+USAGE_HEADER = ("CPU", "MEMORY", "ACCEL")
 WIDE_HEADER = ("WORKFLOW STATUS", "REASON", "WORKFLOW")
 
 
@@ -267,6 +278,14 @@ async def _pod_table(
     workflows = await _visibility(settings, list_workflow_summaries(client, namespace))
     costs = await pod_costs(client, settings.kubernetes.cluster_name) if pods else None
     rows = pod_rows(pods, workflows, costs)
+    running = [
+        PodKey(namespace=row.namespace, name=row.name, uid=row.uid)
+        for row in rows
+        if row.phase == PodPhase.RUNNING
+    ]
+    usage = await asyncio.to_thread(read_pod_usage, settings, running) if running else None
+    if usage is not None:
+        rows = [replace(row, usage=usage.get(row.uid)) for row in rows]
     if output_format in output.DOCUMENT_FORMATS:
         output.print_document({"pods": [row.document() for row in rows]}, output_format, out)
         return EXIT_OK
@@ -279,10 +298,14 @@ async def _pod_table(
     header = (
         *HEADER,
         *(("COST",) if costs is not None else ()),
+        *(USAGE_HEADER if usage is not None else ()),
         "AGE",
         *(WIDE_HEADER if wide else ()),
     )
-    cells = [row.cells(now, with_cost=costs is not None, wide=wide) for row in rows]
+    cells = [
+        row.cells(now, with_cost=costs is not None, wide=wide, with_usage=usage is not None)
+        for row in rows
+    ]
     print_table(header, cells, out)
     return EXIT_OK
 

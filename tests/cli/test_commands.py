@@ -153,9 +153,17 @@ def test_submit_completes_the_pod_and_status_follows_the_launch(
     [row] = [r for r in rows if r.split()[1] == "cli-ok"]
     assert row.split()[2] == "Running"
     assert "m5.large" in row
-    # The launch went through the cluster's budget ledger: its cost so far is shown.
-    assert header.split()[-2:] == ["COST", "AGE"]
-    assert row.split()[-2].startswith("$")
+    # The launch went through the cluster's budget ledger: its cost so far is shown; the
+    # stack's AWS credentials read the pods' usage figures from CloudWatch (docs/stats.md).
+    assert header.split()[-5:] == ["COST", "CPU", "MEMORY", "ACCEL", "AGE"]
+    assert row.split()[-5].startswith("$")
+
+    def cpu_shown() -> bool:
+        code, out, _ = orca(dev_stack, capsys, "status")
+        rows = [r.split() for r in out.splitlines()[1:] if r.split()[1] == "cli-ok"]
+        return code == 0 and bool(rows) and rows[0][-4] == "800m"  # 80% of its 1 CPU request
+
+    eventually(cpu_shown, "the emulated instance's CPU figures in orca status", within=60)
 
     # The worker process exports the ledger's gauges (refreshed every 30 s).
     running = 'orca_running_instances{instance_type="m5.large",namespace="default"}'

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -127,6 +130,95 @@ def test_deleting_a_running_pod_stops_it_and_terminates_the_instance(
         "the instance to be terminated",
     )
     assert len(instances_of(ec2, uid)) == 1
+
+
+def gpu_pod(name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    manifest = burst_pod(name, annotations)
+    manifest["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+        "limits": {"nvidia.com/gpu": "1"},
+    }
+    return manifest
+
+
+def test_an_idle_gpu_pod_is_warned_then_stopped_and_a_busy_one_is_left_alone(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """The AWS emulator publishes each pod's GPU utilization (the emulator-only annotation, 90%
+    by default); the watcher's idle check reads it every node.statsInterval (10 s here)."""
+    suffix = uuid.uuid4().hex[:6]
+    idle, busy = f"e2e-idle-{suffix}", f"e2e-busy-{suffix}"
+    common = {
+        "orca.research/instance-type": "g5.xlarge",
+        "orca.research/idle-timeout": "40s",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    core.create_namespaced_pod(
+        "default", gpu_pod(idle, {**common, "emulator.orca.research/gpu-utilization": "1"})
+    )
+    core.create_namespaced_pod("default", gpu_pod(busy, common))
+    eventually(lambda: phase(core, idle) == "Running", f"{idle} to run", within=120)
+    eventually(
+        lambda: "AcceleratorsIdle" in event_reasons(core, idle), "the idle warning", within=120
+    )
+    stopped = eventually(
+        lambda: (pod := core.read_namespaced_pod(idle, "default")).status.reason == "Idle" and pod,
+        f"{idle} to be stopped with reason Idle",
+        within=120,
+    )
+    assert stopped.status.phase == "Failed"
+    assert "idle-timeout 40s" in stopped.status.message
+    assert phase(core, busy) == "Running"
+    assert "AcceleratorsIdle" not in event_reasons(core, busy)
+    for name in (idle, busy):
+        core.delete_namespaced_pod(name, "default")
+    eventually(
+        lambda: phase(core, idle) is None and phase(core, busy) is None, "both pods to be released"
+    )
+
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed")
+def test_kubectl_top_pod_shows_the_emulated_instances_figures(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """AWS emulator (PutMetricData) → watcher (GetMetricData, /metrics/resource) → Kubernetes
+    emulator (metrics.k8s.io) → the real kubectl."""
+    name = f"e2e-top-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "c5.xlarge",
+        "emulator.orca.research/run-seconds": "inf",
+        "emulator.orca.research/memory-bytes": str(200 * 2**20),
+    }
+    core.create_namespaced_pod("default", burst_pod(name, annotations))
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+
+    def top() -> str | None:
+        result = subprocess.run(
+            [
+                KUBECTL,
+                "--kubeconfig",
+                dev_stack.endpoints["kubeconfig"],
+                "top",
+                "pod",
+                name,
+                "--no-headers",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return result.stdout if result.returncode == 0 and name in result.stdout else None
+
+    line = eventually(top, "kubectl top pod to show the pod", within=120)
+    assert line.split()[0] == name
+    assert line.split()[2] == "200Mi"
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released")
 
 
 def test_invalid_annotation_launches_nothing_and_says_why(

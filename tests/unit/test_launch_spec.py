@@ -339,6 +339,8 @@ def test_defaults() -> None:
     [
         ("max-lifetime", "forever", "duration"),
         ("max-lifetime", "0s", "longer than zero"),
+        ("idle-timeout", "30 minutes", "duration"),
+        ("idle-timeout", "0m", "longer than zero"),
         ("ami", "ami-XYZ", "ami-0abc"),
         ("ami", "img-1234", "ami-0abc"),
         ("user-data", "not base64!", "base64"),

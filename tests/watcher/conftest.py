@@ -174,6 +174,7 @@ def make_settings(
             lease_duration=timedelta(seconds=2),
             lease_renew_interval=timedelta(seconds=0.2),
             status_update_interval=timedelta(seconds=1),
+            stats_interval=timedelta(seconds=1),
         ),
         temporal=TemporalSettings(
             address=temporal.service_client.config.target_host, task_queue=task_queue

@@ -427,6 +427,24 @@ async def test_a_spent_budget_with_enforcement_stop_stops_the_running_pod(
     )
 
 
+async def test_idle_accelerators_stop_the_running_pod_with_reason_idle(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    h = harness(time_skipping_env, containers=FakeContainers(exit_code=None))
+    message = "The pod's accelerators stayed below 5% utilization for 30m; it was stopped."
+    async with h.worker():
+        handle = await h.start()
+        await wait_for(h.containers.started_monitor.is_set, "monitoring to start")
+        await handle.signal(PodLifecycle.accelerators_idle, message)
+        result = await handle.result()
+    assert result.stage is Stage.FAILED
+    assert result.reason == FailureType.IDLE
+    assert h.containers.stops
+    assert h.instances.terminated == ["i-00000001"]
+    final = h.pod_status.statuses[-1]
+    assert (final.phase, final.reason, final.message) == ("Failed", "Idle", message)
+
+
 async def test_long_running_pod_continues_as_new(time_skipping_env: WorkflowEnvironment) -> None:
     h = harness(
         time_skipping_env,

@@ -101,3 +101,56 @@ def test_a_secure_string_read_without_decryption_reveals_nothing(
     assert "s3cr3t" not in ssm.get_parameter(Name="/orca/pods/u/x")["Parameter"]["Value"]
     decrypted = ssm.get_parameter(Name="/orca/pods/u/x", WithDecryption=True)["Parameter"]
     assert decrypted["Value"] == "s3cr3t-value"
+
+
+def test_get_metric_data_gives_motos_answers_from_an_index() -> None:
+    """Patch 7 only changes how datapoints are found: the same values and timestamps as moto's
+    own scan, for dimensioned and undimensioned queries, both scan orders."""
+    from datetime import timedelta
+
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.core.utils import utcnow
+
+    from orca_devstack.emulators.aws import moto_patches
+
+    moto_patches.install()
+    backend = CloudWatchBackend("us-west-2", "123456789012")
+    for pod in ("a", "b"):
+        for value in (1.0, 5.0, 3.0):
+            backend.put_metric_data(
+                "ORCA/Pods",
+                [
+                    {
+                        "MetricName": "cpu_usage_cores",
+                        "Value": value if pod == "a" else value * 10,
+                        "Dimensions": [{"Name": "Pod", "Value": pod}],
+                    }
+                ],
+            )
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": "ORCA/Pods", "MetricName": "cpu_usage_cores", **dims},
+                "Period": 60,
+                "Stat": stat,
+            },
+        }
+        for i, (dims, stat) in enumerate(
+            [
+                ({"Dimensions": [{"Name": "Pod", "Value": "a"}]}, "Maximum"),
+                ({"Dimensions": [{"Name": "Pod", "Value": "b"}]}, "Average"),
+                ({"Dimensions": [{"Name": "Pod", "Value": "none"}]}, "Average"),
+                ({}, "Sum"),
+            ]
+        )
+    ]
+    now = utcnow()
+    for scan_by in ("TimestampAscending", "TimestampDescending"):
+        arguments = (queries, now - timedelta(minutes=5), now + timedelta(minutes=1), scan_by)
+        patched = backend.get_metric_data(*arguments)
+        original = moto_patches._moto_get_metric_data(backend, *arguments)
+        assert patched == original
+    assert patched[0]["values"] == [5.0]
+    assert patched[1]["values"] == [30.0]
+    assert patched[2]["values"] == []

@@ -39,6 +39,8 @@ class EmulatorConfig(BaseModel):
     """Default run time of each init container."""
     exit_code: int = 0
     """Default exit code (annotation ``emulator.orca.research/exit-code``)."""
+    metrics_interval_s: float = 10.0
+    """How often usage figures of running containers go to CloudWatch (``container_metrics``)."""
     capacity: list[CapacitySpec] | None = None
     """Capacity rules replacing the defaults (see ``capacity.default_capacity_rules``)."""
     throttling: bool = False

@@ -36,11 +36,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
 from xml.sax.saxutils import escape
 
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
 from moto.ec2.models.instances import StateReason
@@ -69,6 +71,7 @@ from orca_devstack.emulators.aws.capacity import (
     unsupported_zone_message,
 )
 from orca_devstack.emulators.aws.config import EmulatorConfig, EmulatorDefaults
+from orca_devstack.emulators.aws.container_metrics import ContainerUsage
 from orca_devstack.emulators.aws.containers import (
     ContainerRuntime,
     PodBehaviour,
@@ -103,6 +106,9 @@ _ASSUMED = re.compile(
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _INSTANCE_ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
 _RUNNING_STATE = re.compile(r"(<instanceState>\s*<code>)16(</code>\s*<name>)running(</name>)")
+
+
+MAX_METRIC_DATA_QUERIES = 500
 
 
 def _now() -> datetime:
@@ -270,6 +276,12 @@ class EmulatorMiddleware:
                 init_seconds=config.init_seconds,
             ),
         )
+        self.usage = ContainerUsage(
+            MotoMetricSink(self),
+            self.scheduler,
+            interval=lambda: self.config.metrics_interval_s,
+            running=self.running_pods,
+        )
         self.reset_controls()
 
     # ------------------------------------------------------------------ state
@@ -294,6 +306,7 @@ class EmulatorMiddleware:
         self.client_tokens.clear()
         self.secrets_access.reset()
         self.containers.reset()
+        self.usage.restart()
 
     @property
     def ec2(self) -> Any:
@@ -418,6 +431,7 @@ class EmulatorMiddleware:
             ("sqs", "ReceiveMessage"): self.receive_message,
             ("sts", "AssumeRole"): self.assume_role,
             ("secretsmanager", "GetSecretValue"): self.get_secret_value,
+            ("monitoring", "GetMetricData"): self.get_metric_data,
         }
 
     def _instance_types_of(self, call: AwsCall) -> list[str]:
@@ -453,6 +467,26 @@ class EmulatorMiddleware:
                 close()
         kept = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
         return Response(data, int(status.split()[0]), headers=kept)
+
+    def running_pods(self) -> set[str]:
+        """UIDs of the pods whose main containers run (lock held by callers)."""
+        return {
+            run.uid
+            for run in self.containers.runs.values()
+            if not run.finished and run.group_started and not run.current[0]
+        }
+
+    def get_metric_data(self, call: AwsCall) -> Response:
+        """As CloudWatch: at most 500 queries per call (moto takes any number)."""
+        queries = call.payload.get("MetricDataQueries") or []
+        if len(queries) > MAX_METRIC_DATA_QUERIES:
+            raise AwsError.of(
+                "ValidationError",
+                f"The collection MetricDataQueries must not have a size greater than "
+                f"{MAX_METRIC_DATA_QUERIES}.",
+            )
+        with self.lock:
+            return self.forward(call)
 
     def receive_message(self, call: AwsCall) -> Response:
         """SQS long polling without holding the emulator's lock: moto would sleep inside the
@@ -1058,6 +1092,7 @@ class EmulatorMiddleware:
                     self.containers.start(
                         command_id, instance_id, manifest, read_runner_document(script)
                     )
+                    self.usage.track(manifest)
                 else:
                     self._set_invocation(command_id, instance_id, None, "")
                     stopping = self.containers.stop(
@@ -1139,6 +1174,25 @@ def _urlencode(form: MultiDict[str, str]) -> bytes:
     from urllib.parse import urlencode
 
     return urlencode(list(form.items(multi=True))).encode()
+
+
+class MotoMetricSink:
+    """``MetricSink`` over moto's CloudWatch backend (lock held by callers)."""
+
+    def __init__(self, middleware: EmulatorMiddleware) -> None:
+        self._middleware = middleware
+
+    @property
+    def _backend(self) -> Any:
+        return cloudwatch_backends[self._middleware.account_id][self._middleware.region]
+
+    def put(self, namespace: str, data: list[dict[str, Any]]) -> None:
+        self._backend.put_metric_data(namespace, data)
+
+    def prune(self, older_than: timedelta) -> None:
+        cutoff = utcnow() - older_than
+        backend = self._backend
+        backend.metric_data = [d for d in backend.metric_data if d.timestamp >= cutoff]
 
 
 class MotoContainerHost:

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from orca_devstack.emulators.kube import access, errors, openapi, protobuf, tables
+from orca_devstack.emulators.kube import resource_metrics as metrics_api
 from orca_devstack.emulators.kube.registry import (
     FIELD_VALIDATIONS,
     NODES,
@@ -101,6 +102,7 @@ def _group_versions() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for group, version, _ in _REVIEWS:
         groups.setdefault(group, []).append(version)
+    groups[metrics_api.GROUP] = [metrics_api.VERSION]
     for resource in ALL_RESOURCES:
         if resource.group:
             versions = groups.setdefault(resource.group, [])
@@ -113,6 +115,8 @@ def api_resource_list(group: str, version: str) -> JsonObject:
     resources: list[JsonObject] = [
         dict(entry) for (g, v, _), entry in _REVIEWS.items() if (g, v) == (group, version)
     ]
+    if (group, version) == (metrics_api.GROUP, metrics_api.VERSION):
+        resources.extend(dict(entry) for entry in metrics_api.RESOURCES.values())
     for resource in ALL_RESOURCES:
         if resource.group != group or resource.version != version:
             continue
@@ -168,6 +172,9 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.metrics = metrics_api.MetricsScraper(
+            lambda node: _fetch_resource_metrics(node, emulator.access.kubelet_context)
+        )
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -454,6 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
         if len(segments) >= 3 and segments[:2] == ["api", "v1"]:
             self._route_resource("", "v1", segments[2:], query)
             return
+        if len(segments) >= 4 and segments[1:3] == [metrics_api.GROUP, metrics_api.VERSION]:
+            self._resource_metrics(segments[3:], query)
+            return
         if len(segments) == 4 and segments[0] == "apis" and tuple(segments[1:]) in _REVIEWS:
             self._review(segments[3])
             return
@@ -731,6 +741,62 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
 
+    # -- metrics.k8s.io ----------------------------------------------------------------------
+
+    def _resource_metrics(self, path: list[str], query: dict[str, str]) -> None:
+        """PodMetrics and NodeMetrics, list and get, from the kubelets' /metrics/resource."""
+        if self.command != "GET":
+            raise errors.method_not_allowed()
+        scraper = self.server.metrics
+        labels = parse_label_selector(query.get("labelSelector"))
+        if path[:1] == ["nodes"] and len(path) <= 2:
+            nodes = (
+                [self.registry.get(NODES, "", path[1])]
+                if len(path) == 2
+                else self.registry.list(NODES, None, labels).items
+            )
+            found = [metrics_api.node_metrics(n, scraper.samples(n)) for n in nodes]
+            if len(path) == 2:
+                if found[0] is None:
+                    raise errors.not_found("nodes", path[1], metrics_api.GROUP)
+                self._send_json(200, found[0])
+                return
+            self._send_json(200, metrics_api.metrics_list("NodeMetrics", [f for f in found if f]))
+            return
+        namespace: str | None = None
+        if path[:1] == ["namespaces"] and len(path) >= 3 and path[2] == "pods":
+            namespace, path = path[1], path[2:]
+        if path[:1] != ["pods"] or len(path) > 2:
+            raise errors.path_not_found()
+        if len(path) == 2:
+            if namespace is None:
+                raise errors.path_not_found()
+            pods = [self.registry.get(PODS, namespace, path[1])]
+        else:
+            pods = self.registry.list(PODS, namespace, labels).items
+        samples: dict[str, metrics_api.NodeSamples | None] = {}
+        items = []
+        for pod in pods:
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            if not node_name:
+                continue
+            if node_name not in samples:
+                try:
+                    node = self.registry.get(NODES, "", node_name)
+                except errors.ApiError:
+                    samples[node_name] = None
+                else:
+                    samples[node_name] = scraper.samples(node)
+            item = metrics_api.pod_metrics(pod, samples[node_name])
+            if item is not None:
+                items.append(item)
+        if len(path) == 2:
+            if not items:
+                raise errors.not_found("pods", path[1], metrics_api.GROUP)
+            self._send_json(200, items[0])
+            return
+        self._send_json(200, metrics_api.metrics_list("PodMetrics", items))
+
     # -- logs ----------------------------------------------------------------------------------
 
     def _pod_log(self, namespace: str, name: str, query: dict[str, str]) -> None:
@@ -786,6 +852,29 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(chunk)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+
+
+def _kubelet_location(node: JsonObject) -> str | None:
+    """`host:port` of the node's kubelet endpoint (InternalIP, daemonEndpoints)."""
+    status = node.get("status") or {}
+    address = next(
+        (a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
+        None,
+    )
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not address or not port:
+        return None
+    host = f"[{address}]" if ":" in str(address) else str(address)
+    return f"{host}:{port}"
+
+
+def _fetch_resource_metrics(node: JsonObject, context: ssl.SSLContext) -> str:
+    """The node's kubelet `/metrics/resource`, as metrics-server scrapes it."""
+    location = _kubelet_location(node)
+    if location is None:
+        raise LookupError("no kubelet endpoint")
+    with _open_kubelet(f"{location}/metrics/resource", False, context) as response:
+        return str(response.read().decode())
 
 
 def _open_kubelet(location: str, follow: bool, context: ssl.SSLContext) -> Any:
