@@ -19,7 +19,9 @@ emulator plays the start script from its manifest rather than running the runner
   (all exited 0) or ``Failed`` with ``ResponseCode`` = the exit code;
 * an ``orca stop <ns>/<name>`` command (``ORCA_STOP_GRACE_SECONDS=<n>``) stops them: they end as
   ``terminated/Killed`` with exit code 143 after ``min(stop delay, grace)``;
-* the control API's ``finish_containers(pod_uid, exit_code)`` ends them at once.
+* the control API's ``finish_containers(pod_uid, exit_code)`` ends them at once;
+* each main container has a scratch directory (``sandboxes``) while its pod's run lasts, where an
+  ``orca exec <ns>/<name>`` command (``orca.exec_command``) runs as a real subprocess.
 
 If the instance goes away first, nothing more is reported (a lost instance cannot write logs) and
 the invocation ends ``Failed`` with ``ResponseCode`` -1.
@@ -35,6 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from orca.instance_contract import (
@@ -47,6 +50,7 @@ from orca.instance_contract import (
     parse_stop_grace,
     read_pod_manifest,
 )
+from orca_devstack.emulators.aws import sandboxes
 from orca_devstack.emulators.aws.lifecycle import Scheduler, Timer
 
 __all__ = [
@@ -172,6 +176,8 @@ class ContainerRun:
     timer: Timer | None = None
     stop_command: tuple[str, str] | None = None
     output: list[str] = field(default_factory=list)
+    sandbox: Path | None = None
+    """The containers' scratch directories (``sandboxes``), while the run lasts."""
 
     @property
     def current(self) -> tuple[bool, list[str]]:
@@ -198,7 +204,19 @@ class ContainerRuntime:
         self.runs: dict[str, ContainerRun] = {}
 
     def reset(self) -> None:
+        for run in self.runs.values():
+            sandboxes.remove_sandbox(run.sandbox)
         self.runs.clear()
+
+    def sandbox_of(self, pod_uid: str, instance_id: str, container: str) -> Path | None:
+        """The running main container's sandbox directory; None when it is not running."""
+        run = self.runs.get(pod_uid)
+        if run is None or run.finished or run.instance_id != instance_id or run.sandbox is None:
+            return None
+        init, names = run.current
+        if init or not run.group_started or container not in names:
+            return None
+        return run.sandbox / container
 
     def start(self, command_id: str, instance_id: str, manifest: dict[str, Any]) -> ContainerRun:
         annotations = manifest.get("annotations") or {}
@@ -218,6 +236,7 @@ class ContainerRuntime:
         previous = self.runs.get(run.uid)
         if previous is not None and not previous.finished:
             self._cancel(previous)
+        run.sandbox = sandboxes.make_sandbox(run.uid, main)
         self.runs[run.uid] = run
         self._begin_group(run)
         return run
@@ -273,6 +292,8 @@ class ContainerRuntime:
         run.finished = True
         if run.timer is not None:
             run.timer.cancel()
+        sandboxes.remove_sandbox(run.sandbox)
+        run.sandbox = None
 
     def _events(
         self, run: ContainerRun, state: ContainerState, reason: ContainerReason, code: int | None
@@ -329,6 +350,8 @@ class ContainerRuntime:
         if run.finished:
             return
         run.finished = True
+        sandboxes.remove_sandbox(run.sandbox)
+        run.sandbox = None
         self._events(run, ContainerState.TERMINATED, reason, exit_code)
         _, names = run.current
         summary = f"containers {', '.join(names)} exited with {exit_code} ({reason.value})"

@@ -47,13 +47,14 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
+from orca.exec_command import ExecRequest, parse_exec_comment, read_exec_request
 from orca.instance_contract import (
     ContainerStateEvent,
     signed_status_line,
     status_key_parameter,
     status_log_stream,
 )
-from orca_devstack.emulators.aws import interruptions, prices
+from orca_devstack.emulators.aws import interruptions, prices, sandboxes
 from orca_devstack.emulators.aws.capacity import (
     CapacityModel,
     CapacityRule,
@@ -967,6 +968,11 @@ class EmulatorMiddleware:
             command_id = command["CommandId"]
             orca = parse_comment(str(payload.get("Comment") or ""))
             script = "\n".join((payload.get("Parameters") or {}).get("commands") or [])
+            if parse_exec_comment(str(payload.get("Comment") or "")) is not None:
+                for instance_id in command.get("InstanceIds") or instance_ids:
+                    self._exec(command_id, instance_id, read_exec_request(script))
+                command = self.ssm.get_command_by_id(command_id).response_object()
+                return json_response({"Command": command})
             if orca is None:
                 return response
             for instance_id in command.get("InstanceIds") or instance_ids:
@@ -991,8 +997,37 @@ class EmulatorMiddleware:
             command = self.ssm.get_command_by_id(command_id).response_object()
             return json_response({"Command": command})
 
+    def _exec(self, command_id: str, instance_id: str, request: ExecRequest | None) -> None:
+        """Run an ``orca exec`` command in the container's sandbox, on a thread of its own (the
+        invocation is InProgress meanwhile). Called under the lock."""
+        if request is None:
+            self._set_invocation(command_id, instance_id, 1, "", "no ORCA_EXEC_JSON heredoc\n")
+            return
+        directory = self.containers.sandbox_of(request.pod_uid, instance_id, request.container)
+        if directory is None:
+            outcome = sandboxes.not_running(request.container)
+            self._set_invocation(
+                command_id, instance_id, outcome.exit_code, outcome.stdout, outcome.stderr
+            )
+            return
+        self._set_invocation(command_id, instance_id, None, "")
+
+        def run() -> None:
+            outcome = sandboxes.run_in_sandbox(directory, request)
+            with self.lock:
+                self._set_invocation(
+                    command_id, instance_id, outcome.exit_code, outcome.stdout, outcome.stderr
+                )
+
+        threading.Thread(target=run, name="aws-emulator-exec", daemon=True).start()
+
     def _set_invocation(
-        self, command_id: str, instance_id: str, response_code: int | None, output: str
+        self,
+        command_id: str,
+        instance_id: str,
+        response_code: int | None,
+        output: str,
+        error_output: str = "",
     ) -> None:
         """None → InProgress; otherwise finished with that code (0 → Success, else Failed)."""
         command = self.ssm.get_command_by_id(command_id)
@@ -1020,6 +1055,7 @@ class EmulatorMiddleware:
                     ExecutionEndDateTime=now.isoformat(),
                     ExecutionElapsedTime=f"PT{elapsed:.3f}S",
                     StandardOutputContent=output,
+                    StandardErrorContent=error_output,
                 )
         statuses = [i["Status"] for i in command.invocations]
         command.completed_count = sum(s in ("Success", "Failed") for s in statuses)

@@ -1,0 +1,263 @@
+"""`kubectl exec`: the real kubectl → API server (emulator, WebSocket relay) → the watcher's
+kubelet endpoint → SSM Run Command → the AWS emulator's container sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orca.aws_clients import AwsClients
+from orca.instance_tags import POD_UID
+from orca.launch_spec import PodRef
+from orca.settings import Settings
+from tests.watcher.conftest import WatcherParts, create_pod, eventually, running_watcher
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed"),
+]
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+def start_containers(settings: Settings, ref: PodRef) -> str:
+    """An instance tagged with the pod's UID, its agent online, the pod's containers started
+    as ORCA's start command starts them (running until stopped); the instance ID."""
+    aws = AwsClients(settings.aws)
+    ec2, ssm = aws.ec2, aws.ssm
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    instance_id = str(
+        ec2.run_instances(
+            ImageId=images[0]["ImageId"],
+            InstanceType="m7i.large",
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet,
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": POD_UID, "Value": ref.uid}]}
+            ],
+        )["Instances"][0]["InstanceId"]
+    )
+    manifest = {
+        "namespace": ref.namespace,
+        "name": ref.name,
+        "uid": ref.uid,
+        "annotations": {"emulator.orca.research/run-seconds": "inf"},
+        "initContainers": [],
+        "containers": [{"name": "main", "image": "busybox"}],
+        "restartPolicy": "Never",
+    }
+    script = (
+        "#!/bin/bash\nmkdir -p /etc/orca\n"
+        f"cat > /etc/orca/pod.json <<'ORCA_POD_JSON'\n{json.dumps(manifest)}\nORCA_POD_JSON\n"
+    )
+
+    def online() -> bool:
+        info = ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+        )["InstanceInformationList"]
+        return bool(info) and info[0]["PingStatus"] == "Online"
+
+    deadline = time.monotonic() + 20
+    while not online():
+        assert time.monotonic() < deadline, "the emulated agent did not come online"
+        time.sleep(0.05)
+    ssm.send_command(
+        InstanceIds=[instance_id],
+        DocumentName="AWS-RunShellScript",
+        Comment=f"orca start {ref.namespace}/{ref.name}",
+        Parameters={"commands": [script]},
+    )
+    return instance_id
+
+
+def containers_running(settings: Settings, ref: PodRef) -> bool:
+    logs = AwsClients(settings.aws).logs
+    try:
+        events = logs.filter_log_events(
+            logGroupName="/orca/container-status", logStreamNames=[ref.uid]
+        )["events"]
+    except Exception:
+        return False
+    return any('"running"' in e["message"].replace(" ", "") for e in events)
+
+
+async def exec_ready(parts: WatcherParts, name: str) -> tuple[Settings, PodRef, Any]:
+    settings = parts.settings()
+    ref = create_pod(parts.core, name, settings.node.name)
+    await asyncio.to_thread(start_containers, settings, ref)
+    await eventually(lambda: containers_running(settings, ref), within=20)
+    return settings, ref, None
+
+
+async def test_kubectl_exec_runs_the_command_and_returns_its_exit_code(
+    parts: WatcherParts,
+) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-1")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        echoed = await asyncio.to_thread(
+            kubectl, parts.kubeconfig, "exec", "exec-1", "--", "echo", "hello", "world"
+        )
+        assert echoed.returncode == 0, echoed.stderr
+        assert echoed.stdout == "hello world\n"
+
+        split = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "exec-1",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        )
+        assert split.returncode == 3, split.stderr
+        assert split.stdout == "out\n"
+        assert "err\n" in split.stderr
+        assert "command terminated with exit code 3" in split.stderr
+
+        listed = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "exec-1",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "touch made && ls",
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == ["made"]  # the container's own scratch directory
+
+        missing = await asyncio.to_thread(
+            kubectl, parts.kubeconfig, "exec", "exec-1", "--", "no-such-command-here"
+        )
+        assert missing.returncode == 127, missing.stderr
+        assert "executable file not found" in missing.stderr
+
+        wrong = await asyncio.to_thread(
+            kubectl, parts.kubeconfig, "exec", "exec-1", "-c", "nope", "--", "true"
+        )
+        assert wrong.returncode != 0
+        assert "container nope is not valid" in wrong.stderr
+
+
+async def test_kubectl_exec_with_stdin_delivers_the_whole_input(parts: WatcherParts) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-stdin")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        counted = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "-i",
+            "exec-stdin",
+            "--",
+            "wc",
+            "-l",
+            stdin="a\nb\nc\n",
+        )
+        assert counted.returncode == 0, counted.stderr
+        assert counted.stdout.strip() == "3"
+
+        piped = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "-i",
+            "exec-stdin",
+            "--",
+            "sh",
+            "-c",
+            "cat; exit 5",
+            stdin="through\n",
+        )
+        assert piped.returncode == 5
+        assert piped.stdout == "through\n"
+
+
+def kubectl_in_pty(kubeconfig: Path, *args: str) -> tuple[int, str]:
+    """Run kubectl with a terminal as its stdin, stdout and stderr; its exit code and output."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: kubectl on the terminal
+        os.execv(KUBECTL, [KUBECTL, "--kubeconfig", str(kubeconfig), *args])
+    output = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+async def test_kubectl_exec_with_a_tty(parts: WatcherParts) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-tty")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        code, output = await asyncio.to_thread(
+            kubectl_in_pty,
+            parts.kubeconfig,
+            "exec",
+            "-t",
+            "exec-tty",
+            "--",
+            "sh",
+            "-c",
+            "echo on-a-tty; echo err >&2; exit 4",
+        )
+        assert code == 4, output
+        assert "on-a-tty" in output
+        assert "err" in output  # a terminal shows stderr with stdout
+
+        code, output = await asyncio.to_thread(
+            kubectl_in_pty, parts.kubeconfig, "exec", "-it", "exec-tty", "--", "sh"
+        )
+        assert code != 0
+        assert "SSM Session Manager" in output
+
+
+async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
+    parts: WatcherParts,
+) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-attach")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        attached = await asyncio.to_thread(kubectl, parts.kubeconfig, "attach", "exec-attach")
+        assert attached.returncode != 0
+        assert "kubectl attach" in attached.stderr
