@@ -370,7 +370,8 @@ class KubeletServer:
                     self._send(405, b"405 method not allowed\n", "text/plain")
 
             def do_POST(self) -> None:
-                if urllib.parse.urlsplit(self.path).path.split("/")[1:2] == ["exec"]:
+                first = urllib.parse.urlsplit(self.path).path.split("/")[1:2]
+                if first in (["exec"], ["attach"], ["portForward"]):  # SPDY upgrades are POSTs
                     self.do_GET()
                 else:
                     self.do_other()

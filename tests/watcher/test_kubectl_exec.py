@@ -112,6 +112,9 @@ async def exec_ready(parts: WatcherParts, name: str) -> tuple[Settings, PodRef, 
     ref = create_pod(parts.core, name, settings.node.name)
     await asyncio.to_thread(start_containers, settings, ref)
     await eventually(lambda: containers_running(settings, ref), within=20)
+    parts.core.patch_namespaced_pod_status(
+        name, "default", {"status": {"phase": "Running"}}
+    )  # what ORCA's monitor reports; the recording workflow here reports nothing
     return settings, ref, None
 
 
@@ -261,3 +264,10 @@ async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
         attached = await asyncio.to_thread(kubectl, parts.kubeconfig, "attach", "exec-attach")
         assert attached.returncode != 0
         assert "kubectl attach" in attached.stderr
+        assert "SSM Session Manager" in attached.stderr
+
+        forwarded = await asyncio.to_thread(
+            kubectl, parts.kubeconfig, "port-forward", "exec-attach", ":8080"
+        )
+        assert forwarded.returncode != 0
+        assert "kubectl port-forward" in forwarded.stderr
