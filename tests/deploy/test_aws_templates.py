@@ -105,8 +105,12 @@ def test_create_tags_only_while_launching() -> None:
     assert statement["Condition"]["StringEquals"]["ec2:CreateAction"] == "RunInstances"
 
 
-def test_send_command_only_to_orca_instances_with_the_shell_document() -> None:
-    policy = load_policy("orca-controller-policy.json")
+@pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])
+def test_send_command_only_to_orca_instances_with_the_shell_document(role: str) -> None:
+    """The controller starts and stops containers, the watcher runs `kubectl exec` commands
+    (docs/exec.md); neither may run a command on any other instance or with another document."""
+    policy = load_policy(role)
+    assert statements(policy, "ssm:SendCommand")
     for statement in statements(policy, "ssm:SendCommand"):
         for resource in as_list(statement["Resource"]):
             if ":instance/" in resource:
