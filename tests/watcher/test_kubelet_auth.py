@@ -77,9 +77,7 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
         )
         status, body = await asyncio.to_thread(get, exec_path, token="alice-token")
         assert "verb=get, resource=nodes, subresource=proxy" in json.loads(body)["message"]
-        status, body = await asyncio.to_thread(
-            get, exec_path, certificate=apiserver, method="POST"
-        )
+        status, body = await asyncio.to_thread(get, exec_path, certificate=apiserver, method="POST")
         assert (status, body.decode().split(":")[0]) == (400, "Upgrade request required")
 
         # A bearer token the API server accepts, of a user allowed everything.
