@@ -56,6 +56,14 @@ EXEC_TIMEOUT_SECONDS = 3600
 _TRUE = ("true", "1")
 
 
+def stdin_too_large(size: int) -> ExecRefused:
+    return ExecRefused(
+        413,
+        f"stdin of more than {STDIN_LIMIT_BYTES} bytes (got at least {size}) is over what a "
+        "non-interactive exec can carry (SSM Run Command parameters, docs/exec.md)",
+    )
+
+
 class ExecRefused(Exception):  # noqa: N818 - the answer, like Refusal
     """An exec the endpoint answers with `code` and `message` instead of running it."""
 
@@ -263,11 +271,7 @@ class ExecSession:
             if self.incoming.gone.is_set():
                 return None
         if len(self.incoming.stdin) > STDIN_LIMIT_BYTES:
-            raise ExecRefused(
-                413,
-                f"stdin of {len(self.incoming.stdin)} bytes is over the {STDIN_LIMIT_BYTES} "
-                "bytes a non-interactive exec can carry (SSM Run Command parameters)",
-            )
+            raise stdin_too_large(len(self.incoming.stdin))
         return bytes(self.incoming.stdin)
 
     def _send_result(self, result: ExecResult) -> None:
@@ -335,7 +339,7 @@ def upgrade(handler: Any) -> str:
         raise ExecRefused(
             400,
             "Upgrade request required: this kubelet streams over WebSocket "
-            f"({', '.join(ws.SUPPORTED_PROTOCOLS)}), not SPDY",
+            f"({', '.join(ws.SUPPORTED_PROTOCOLS)}) or SPDY/3.1",
         )
     protocol = ws.choose_protocol(headers.get("Sec-WebSocket-Protocol"))
     if protocol is None:
@@ -374,7 +378,16 @@ def serve_exec(
     with bind_work_context(
         pod=f"{metadata['namespace']}/{metadata['name']}", pod_uid=metadata.get("uid")
     ):
+        from orca.watcher import kubelet_spdy  # the SPDY transport builds on this module
+
+        def run(stdin: bytes) -> ExecResult:
+            return runner.run(pod, container, options, stdin)
+
+        if kubelet_spdy.is_spdy_upgrade(handler.headers):
+            protocol = kubelet_spdy.upgrade(handler)
+            log.info("exec started", container=container, protocol=f"SPDY/{protocol}")
+            kubelet_spdy.SpdyExecSession(handler.rfile, handler.connection, options).serve(run)
+            return
         protocol = upgrade(handler)
-        session = ExecSession(handler.rfile, handler.connection, protocol, options)
         log.info("exec started", container=container, protocol=protocol, stdin=options.stdin)
-        session.serve(lambda stdin: runner.run(pod, container, options, stdin))
+        ExecSession(handler.rfile, handler.connection, protocol, options).serve(run)

@@ -31,14 +31,18 @@ pytestmark = [
 
 
 def kubectl(
-    kubeconfig: Path, *args: str, stdin: str | None = None
+    kubeconfig: Path, *args: str, stdin: str | None = None, spdy: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """The real kubectl; `spdy`: the SPDY/3.1 protocol kube-apiserver 1.30-1.32 speaks to
+    kubelets, instead of kubectl's WebSocket."""
+    environment = {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"} if spdy else None
     return subprocess.run(
         [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
         capture_output=True,
         text=True,
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
+        env=environment,
         timeout=60,
         check=False,
     )
@@ -171,6 +175,54 @@ async def test_kubectl_exec_runs_the_command_and_returns_its_exit_code(
         )
         assert wrong.returncode != 0
         assert "container nope is not valid" in wrong.stderr
+
+
+async def test_kubectl_exec_over_spdy(parts: WatcherParts) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-spdy")
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        split = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "exec-spdy",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+            spdy=True,
+        )
+        assert split.returncode == 3, split.stderr
+        assert split.stdout == "out\n"
+        assert "err\n" in split.stderr
+
+        counted = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "-i",
+            "exec-spdy",
+            "--",
+            "wc",
+            "-c",
+            stdin="x" * 100_000 + "\n",  # over SPDY's 64 KiB window and the 48 KiB limit
+            spdy=True,
+        )
+        assert counted.returncode != 0
+        assert "stdin of more than" in counted.stderr
+
+        small = await asyncio.to_thread(
+            kubectl,
+            parts.kubeconfig,
+            "exec",
+            "-i",
+            "exec-spdy",
+            "--",
+            "cat",
+            stdin="abc",
+            spdy=True,
+        )
+        assert (small.returncode, small.stdout) == (0, "abc"), small.stderr
 
 
 async def test_kubectl_exec_with_stdin_delivers_the_whole_input(parts: WatcherParts) -> None:
