@@ -1,14 +1,16 @@
 """`kubectl exec` on the virtual node: the kubelet's `/exec/{namespace}/{pod}/{container}`.
 
 The API server relays kubectl's WebSocket (`stream_protocol`: v5 or v4 `channel.k8s.io`) to this
-endpoint. A non-interactive command runs through SSM Run Command on the pod's instance
+endpoint, or speaks SPDY/3.1 to it (`kubelet_spdy`). A non-interactive command runs through SSM
+Run Command on the pod's instance
 (`orca.exec_command`: `docker exec` in the container, found by its labels), which is the sound
 choice for it: one SendCommand and a few GetCommandInvocation polls, the command's exit code as
 the invocation's ResponseCode, no session to keep open and no extra agent plugin. What that
 cannot do, and so this endpoint does not either (docs/exec.md):
 
 - stdin is delivered whole: with `-i`, the command starts once kubectl closes its stdin (the v5
-  close message; v4 has none, so there stdin is refused), up to `STDIN_LIMIT_BYTES`;
+  close message, or the FIN of its SPDY stream; v4 over WebSocket has neither, so there stdin is
+  refused), up to `STDIN_LIMIT_BYTES`;
 - output arrives when the command ends, each of stdout and stderr cut at 24,000 characters;
 - `-t` gets no terminal: the command runs without one, its stderr merged into stdout as a
   terminal would show it, and resize messages are read and dropped.
