@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -127,6 +129,40 @@ def test_deleting_a_running_pod_stops_it_and_terminates_the_instance(
         "the instance to be terminated",
     )
     assert len(instances_of(ec2, uid)) == 1
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_exec_runs_in_the_running_pods_container(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """`orca dev` end to end: the real kubectl, the emulated API server's relay, the watcher's
+    kubelet endpoint, SSM Run Command to the instance ORCA launched, the container's sandbox."""
+    name = f"e2e-exec-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "m5.large",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    core.create_namespaced_pod("default", burst_pod(name, annotations))
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+    kubeconfig = dev_stack.endpoints["kubeconfig"]
+
+    def kubectl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", kubeconfig, "exec", "-i", name, "--", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = kubectl("sh", "-c", "echo hi > note && ls && cat")
+    assert (listed.returncode, listed.stdout) == (0, "note\n"), listed.stderr
+    failed = kubectl("sh", "-c", "cat; exit 3", stdin="piped\n")
+    assert (failed.returncode, failed.stdout) == (3, "piped\n"), failed.stderr
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released by ORCA")
 
 
 def test_invalid_annotation_launches_nothing_and_says_why(
