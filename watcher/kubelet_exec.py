@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 POLL_SECONDS = 0.5
+MAX_POLL_SECONDS = 5.0
+"""GetCommandInvocation every 0.5 s at first, backing off to every 5 s for a long command."""
 EXEC_TIMEOUT_SECONDS = 3600
 """The Run Command's executionTimeout: a command still running after an hour is stopped."""
 _TRUE = ("true", "1")
@@ -148,8 +150,15 @@ class InstanceExec:
         )
 
     def run(
-        self, pod: dict[str, Any], container: str, options: ExecOptions, stdin: bytes
+        self,
+        pod: dict[str, Any],
+        container: str,
+        options: ExecOptions,
+        stdin: bytes,
+        abandoned: Callable[[], bool] = lambda: False,
     ) -> ExecResult:
+        """Run the command; `abandoned` says the client has gone, and then the output is not
+        waited for (the command runs on to its end, as a kubelet's non-TTY exec does)."""
         metadata = pod["metadata"]
         uid = str(metadata["uid"])
         try:
@@ -173,7 +182,7 @@ class InstanceExec:
                 )
                 command_id = str(response["Command"]["CommandId"])
                 log.info("exec sent", command_id=command_id, container=container)
-                result = self._wait(command_id, instance_id)
+                result = self._wait(command_id, instance_id, abandoned)
                 log.info("exec finished", command_id=command_id, exit_code=result.exit_code)
                 return result
         except ExecRefused:
@@ -183,7 +192,8 @@ class InstanceExec:
             log.warning("exec failed", error=message)
             raise ExecRefused(code, message) from error
 
-    def _wait(self, command_id: str, instance_id: str) -> ExecResult:
+    def _wait(self, command_id: str, instance_id: str, abandoned: Callable[[], bool]) -> ExecResult:
+        delay = self.poll_seconds
         while True:
             invocation: dict[str, Any]
             try:
@@ -208,7 +218,11 @@ class InstanceExec:
                     f"SSM Run Command {command_id} is {status} "
                     f"({invocation.get('StatusDetails', status)})",
                 )
-            self.sleep(self.poll_seconds)
+            if abandoned():
+                log.info("exec abandoned by its client; the command runs on", command_id=command_id)
+                return ExecResult(None, message="the client went away")
+            self.sleep(delay)
+            delay = min(delay * 1.5, MAX_POLL_SECONDS)
 
 
 @dataclass
@@ -382,14 +396,16 @@ def serve_exec(
     ):
         from orca.watcher import kubelet_spdy  # the SPDY transport builds on this module
 
-        def run(stdin: bytes) -> ExecResult:
-            return runner.run(pod, container, options, stdin)
+        def run(gone: threading.Event) -> Callable[[bytes], ExecResult]:
+            return lambda stdin: runner.run(pod, container, options, stdin, gone.is_set)
 
         if kubelet_spdy.is_spdy_upgrade(handler.headers):
             protocol = kubelet_spdy.upgrade(handler)
             log.info("exec started", container=container, protocol=f"SPDY/{protocol}")
-            kubelet_spdy.SpdyExecSession(handler.rfile, handler.connection, options).serve(run)
+            spdy = kubelet_spdy.SpdyExecSession(handler.rfile, handler.connection, options)
+            spdy.serve(run(spdy.streams.gone))
             return
         protocol = upgrade(handler)
         log.info("exec started", container=container, protocol=protocol, stdin=options.stdin)
-        ExecSession(handler.rfile, handler.connection, protocol, options).serve(run)
+        session = ExecSession(handler.rfile, handler.connection, protocol, options)
+        session.serve(run(session.incoming.gone))

@@ -131,3 +131,17 @@ def test_exec_options_keep_every_command_argument_in_order() -> None:
     options = ExecOptions.from_query("command=sh&command=-c&command=a+b&input=1&output=1&tty=1")
     assert options.command == ("sh", "-c", "a b")
     assert (options.stdin, options.stdout, options.stderr, options.tty) == (True, True, False, True)
+
+
+def test_polling_backs_off_and_stops_when_the_client_has_gone(aws: AwsEmulator) -> None:
+    ec2, _ = ec2_with_instance(aws, "uid-1")
+    ssm = RecordingSsm(*[{"Status": "InProgress"}] * 10)
+    slept: list[float] = []
+    runner = InstanceExec(ec2, ssm, sleep=slept.append)  # type: ignore[arg-type]
+    result = runner.run(POD, "main", OPTIONS, b"", abandoned=lambda: len(slept) >= 6)
+    assert result.exit_code is None
+    assert result.message == "the client went away"
+    assert slept == sorted(slept)
+    assert slept[0] == 0.5
+    assert slept[-1] <= 5.0
+    assert slept[-1] > slept[0]
