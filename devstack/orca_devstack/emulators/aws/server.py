@@ -119,6 +119,8 @@ class AwsEmulator:
 
     def stop(self) -> None:
         self.middleware.scheduler.stop()
+        with self.middleware.lock:
+            self.middleware.containers.reset()  # the containers' sandboxes go with the emulator
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
