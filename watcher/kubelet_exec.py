@@ -79,7 +79,8 @@ class ExecRefused(Exception):  # noqa: N818 - the answer, like Refusal
 
 @dataclass(frozen=True)
 class ExecOptions:
-    """The kubelet's exec query parameters."""
+    """The kubelet's exec query parameters, as kube-apiserver writes them: `command` (repeated),
+    `input`, `output`, `error`, `tty` (`1` or `true`)."""
 
     command: tuple[str, ...]
     stdin: bool
@@ -97,13 +98,7 @@ class ExecOptions:
         command = tuple(values.get("command") or ())
         if not command:
             raise ExecRefused(400, "you must specify at least one command for the container")
-        options = cls(
-            command,
-            flag("input") or flag("stdin"),
-            flag("output") or flag("stdout"),
-            flag("error") or flag("stderr"),
-            flag("tty"),
-        )
+        options = cls(command, flag("input"), flag("output"), flag("error"), flag("tty"))
         if not (options.stdin or options.stdout or options.stderr):
             raise ExecRefused(400, "you must specify at least 1 of stdin, stdout, stderr")
         return options

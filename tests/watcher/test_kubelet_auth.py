@@ -67,7 +67,7 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
         assert status == 200
 
         # exec needs nodes/proxy too, and then an upgrade (kubelet_exec).
-        exec_path = f"/exec/{ref.namespace}/{ref.name}/main?command=sh&stdout=true"
+        exec_path = f"/exec/{ref.namespace}/{ref.name}/main?command=sh&output=1"
         status, body = await asyncio.to_thread(get, exec_path, method="POST")
         assert status == 401
         status, body = await asyncio.to_thread(get, exec_path, token="alice-token", method="POST")

@@ -118,7 +118,7 @@ def test_a_pod_without_a_running_instance_is_refused(aws: AwsEmulator) -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("stdout=true", "at least one command"),
+        ("output=1", "at least one command"),
         ("command=ls", "at least 1 of stdin, stdout, stderr"),
     ],
 )

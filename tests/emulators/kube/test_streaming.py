@@ -14,10 +14,12 @@ def pod(*containers: str) -> dict[str, object]:
     }
 
 
-def test_exec_goes_to_the_kubelets_exec_path_with_the_query_minus_the_container() -> None:
-    raw = "command=sh&command=-c&command=echo+hi&container=main&stdout=true"
+def test_exec_goes_to_the_kubelets_exec_path_with_the_kubelets_parameters() -> None:
+    """kube-apiserver rewrites PodExecOptions as the kubelet reads them (`input`, `output`,
+    `error`, `tty` = 1, each `command`)."""
+    raw = "command=sh&command=-c&command=echo+hi&container=main&stdout=true&stdin=true&tty=false"
     path = streaming.kubelet_path(pod("main", "side"), "exec", {"container": "main"}, raw)
-    assert path == "/exec/ml/train%200/main?command=sh&command=-c&command=echo+hi&stdout=true"
+    assert path == "/exec/ml/train%200/main?input=1&output=1&command=sh&command=-c&command=echo+hi"
 
 
 def test_the_only_container_is_the_default() -> None:
@@ -33,6 +35,6 @@ def test_a_container_must_be_named_when_there_are_several_and_must_exist() -> No
 
 def test_port_forward_goes_to_the_pod() -> None:
     assert (
-        streaming.kubelet_path(pod("main"), "portforward", {}, "ports=8080")
-        == "/portForward/ml/train%200?ports=8080"
+        streaming.kubelet_path(pod("main"), "portforward", {}, "ports=8080&ports=9090")
+        == "/portForward/ml/train%200?port=8080&port=9090"
     )

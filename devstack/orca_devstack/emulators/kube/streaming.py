@@ -30,6 +30,7 @@ OPTIONS_KINDS = {
     "portforward": "PodPortForwardOptions",
 }
 _KUBELET_PATHS = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
+_STREAM_FLAGS = (("stdin", "input"), ("stdout", "output"), ("stderr", "error"), ("tty", "tty"))
 _FORWARDED_HEADERS = (
     "Upgrade",
     "Connection",
@@ -48,7 +49,8 @@ def kubelet_path(pod: JsonObject, subresource: str, query: dict[str, str], raw_q
     quote = urllib.parse.quote
     if subresource == "portforward":
         base = f"/portForward/{quote(namespace, safe='')}/{quote(name, safe='')}"
-        return f"{base}?{raw_query}" if raw_query else base
+        ports = kubelet_query(subresource, raw_query)
+        return f"{base}?{urllib.parse.urlencode(ports)}" if ports else base
     containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
     container = query.get("container") or ""
     if not container:
@@ -60,15 +62,27 @@ def kubelet_path(pod: JsonObject, subresource: str, query: dict[str, str], raw_q
         container = containers[0]
     elif container not in containers:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
-    rest = [
-        (key, value)
-        for key, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)
-        if key != "container"
-    ]
     base = "/{}/{}/{}/{}".format(
         _KUBELET_PATHS[subresource], *(quote(p, safe="") for p in (namespace, name, container))
     )
-    return f"{base}?{urllib.parse.urlencode(rest)}" if rest else base
+    params = kubelet_query(subresource, raw_query)
+    return f"{base}?{urllib.parse.urlencode(params)}" if params else base
+
+
+def kubelet_query(subresource: str, raw_query: str) -> list[tuple[str, str]]:
+    """The kubelet's query parameters for the API's `Pod{Exec,Attach,PortForward}Options`, as
+    kube-apiserver's `streamParams` writes them: `input`, `output`, `error`, `tty` as `1`, each
+    `command`, each `port`."""
+    values = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+    params: list[tuple[str, str]] = []
+    if subresource == "portforward":
+        return [("port", port) for port in values.get("ports", [])]
+    for option, parameter in _STREAM_FLAGS:
+        if (values.get(option) or [""])[-1] in ("true", "True", "1"):
+            params.append((parameter, "1"))
+    if subresource == "exec":
+        params.extend(("command", command) for command in values.get("command", []))
+    return params
 
 
 def relay(handler: Any, location: str, path: str, context: ssl.SSLContext) -> None:
