@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shlex
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,8 +68,10 @@ def parse_exec_comment(comment: str) -> tuple[str, str] | None:
     return None if match is None else (match["namespace"], match["name"])
 
 
-def render_exec_script(request: ExecRequest) -> str:
-    """The `commands` of the exec's AWS-RunShellScript document."""
+def render_exec_script(request: ExecRequest, *, interactive: bool = False) -> str:
+    """The `commands` of the exec's AWS-RunShellScript document; `interactive`: the script of an
+    `AWS-StartInteractiveCommand` session instead, where the session's terminal is the command's
+    (`docker exec -it`, no stdin from the request)."""
     document = request.model_dump_json(by_alias=True)
     return "\n".join(
         [
@@ -89,7 +92,10 @@ def render_exec_script(request: ExecRequest) -> str:
             f"  exit {CONTAINER_NOT_RUNNING_EXIT_CODE}",
             "fi",
             "readarray -d '' argv < <(jq -j '.command[] | (. + \"\\u0000\")' <<<\"$ORCA_EXEC\")",
-            'jq -r .stdin <<<"$ORCA_EXEC" | base64 -d | "$ORCA_RUNTIME" exec -i "$id" "${argv[@]}"',
+            'exec "$ORCA_RUNTIME" exec -it "$id" "${argv[@]}"'
+            if interactive
+            else 'jq -r .stdin <<<"$ORCA_EXEC" | base64 -d |'
+            ' "$ORCA_RUNTIME" exec -i "$id" "${argv[@]}"',
             "",
         ]
     )
@@ -104,3 +110,18 @@ def read_exec_request(script: str) -> ExecRequest | None:
         return ExecRequest.model_validate_json(match["body"])
     except ValueError:
         return None
+
+
+def render_session_command(request: ExecRequest) -> str:
+    """The `command` parameter of an `AWS-StartInteractiveCommand` session for `request`: the
+    interactive exec script, run by bash."""
+    return "/bin/bash -c " + shlex.quote(render_exec_script(request, interactive=True))
+
+
+def read_session_request(command: str) -> ExecRequest | None:
+    """The request a session's `command` carries, or None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return read_exec_request(words[-1]) if words else None

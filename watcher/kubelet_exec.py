@@ -228,6 +228,10 @@ class _Incoming:
     stdin_closed: threading.Event = field(default_factory=threading.Event)
     gone: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
+    sink: Any = None
+    """An interactive session (`kubelet_session.Session`) stdin and resizes go to, once open."""
+    size: tuple[int, int] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ExecSession:
@@ -285,6 +289,35 @@ class ExecSession:
             raise stdin_too_large(len(self.incoming.stdin))
         return bytes(self.incoming.stdin)
 
+    def serve_interactive(self, open_session: Callable[[Callable[[bytes], None]], Any]) -> None:
+        """A terminal session: `open_session(write_stdout)` opens it (`kubelet_session`); stdin
+        and resizes go to it as they come, its output to stdout, until it ends."""
+        thread = threading.Thread(target=self._read, name="kubelet-exec-reader", daemon=True)
+        thread.start()
+        try:
+            session = open_session(
+                lambda data: self.send(ws.channel_message(ws.Channel.STDOUT, data))
+            )
+            with self.incoming.lock:
+                buffered, size = bytes(self.incoming.stdin), self.incoming.size
+                self.incoming.sink = session
+            if size is not None:
+                session.resize(*size)
+            if buffered:
+                session.input(buffered)
+            result = session.wait(self.incoming.gone.is_set)
+            self.send(ws.status_message(ws.exit_status(result.exit_code, result.message)))
+        except ExecRefused as refusal:
+            with contextlib.suppress(OSError):
+                self.send(ws.status_message(ws.exit_status(None, refusal.message)))
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.send(ws.close_frame())
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
     def _send_result(self, result: ExecResult) -> None:
         stdout, stderr = result.stdout, result.stderr
         if self.options.tty:
@@ -322,6 +355,16 @@ class ExecSession:
 
     def _message(self, payload: bytes) -> None:
         channel, data = payload[0], payload[1:]
+        with self.incoming.lock:
+            sink = self.incoming.sink
+            if sink is None and channel == ws.Channel.RESIZE:
+                self.incoming.size = ws.parse_resize(data)
+        if sink is not None:
+            if channel == ws.Channel.STDIN:
+                sink.input(data)
+            elif channel == ws.Channel.RESIZE and (size := ws.parse_resize(data)) is not None:
+                sink.resize(*size)
+            return
         if channel == ws.Channel.STDIN:
             if len(self.incoming.stdin) <= STDIN_LIMIT_BYTES:
                 self.incoming.stdin.extend(data)
@@ -381,8 +424,6 @@ def serve_exec(
     connection, from the handshake to the close frame."""
     raw_query = urllib.parse.urlsplit(handler.path).query
     options = ExecOptions.from_query(raw_query)
-    if options.tty and options.stdin:
-        raise refuse_interactive("kubectl exec -it")
     if runner is None:
         raise ExecRefused(501, "exec is not configured on this kubelet")
     metadata = pod["metadata"]
@@ -401,6 +442,12 @@ def serve_exec(
             spdy.serve(run(spdy.streams.gone))
             return
         protocol = upgrade(handler)
-        log.info("exec started", container=container, protocol=protocol, stdin=options.stdin)
+        log.info("exec started", container=container, protocol=protocol, tty=options.tty)
         session = ExecSession(handler.rfile, handler.connection, protocol, options)
+        if options.tty and options.stdin:
+            from orca.watcher.kubelet_session import InstanceSessions
+
+            sessions = InstanceSessions(runner, runner.ssm)
+            session.serve_interactive(lambda write: sessions.open(pod, container, options, write))
+            return
         session.serve(run(session.incoming.gone))

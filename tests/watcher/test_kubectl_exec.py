@@ -4,12 +4,15 @@ kubelet endpoint → SSM Run Command → the AWS emulator's container sandbox.""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -259,15 +262,23 @@ async def test_kubectl_exec_with_stdin_delivers_the_whole_input(parts: WatcherPa
         assert piped.stdout == "through\n"
 
 
-def kubectl_in_pty(kubeconfig: Path, *args: str) -> tuple[int, str]:
-    """Run kubectl with a terminal as its stdin, stdout and stderr; its exit code and output."""
+def kubectl_in_pty(
+    kubeconfig: Path, *args: str, typed: list[bytes] | None = None
+) -> tuple[int, str]:
+    """Run kubectl with a terminal (100 columns, 30 rows) as its stdin, stdout and stderr,
+    typing `typed` one line at a time once output has appeared; its exit code and output."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on the terminal
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         os.execv(KUBECTL, [KUBECTL, "--kubeconfig", str(kubeconfig), *args])
     output = b""
+    pending = list(typed or [])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready and pending and output:
+            os.write(fd, pending.pop(0))
+            continue
         if ready:
             try:
                 chunk = os.read(fd, 65536)
@@ -301,10 +312,18 @@ async def test_kubectl_exec_with_a_tty(parts: WatcherParts) -> None:
         assert "err" in output  # a terminal shows stderr with stdout
 
         code, output = await asyncio.to_thread(
-            kubectl_in_pty, parts.kubeconfig, "exec", "-it", "exec-tty", "--", "sh"
+            kubectl_in_pty,
+            parts.kubeconfig,
+            "exec",
+            "-it",
+            "exec-tty",
+            "--",
+            "sh",
+            typed=[b"echo typed-$((40 + 2))\r", b"stty size\r", b"exit 3\r"],
         )
-        assert code != 0
-        assert "SSM Session Manager" in output
+        assert code == 3, output
+        assert "typed-42" in output  # the shell ran what was typed, on a terminal
+        assert "30 100" in output  # at kubectl's terminal size
 
 
 async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(

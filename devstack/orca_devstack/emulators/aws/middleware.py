@@ -47,7 +47,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
-from orca.exec_command import ExecRequest, parse_exec_comment, read_exec_request
+from orca.exec_command import (
+    ExecRequest,
+    parse_exec_comment,
+    read_exec_request,
+    read_session_request,
+)
 from orca.instance_contract import (
     ContainerStateEvent,
     signed_status_line,
@@ -76,6 +81,7 @@ from orca_devstack.emulators.aws.interruptions import InterruptionKind
 from orca_devstack.emulators.aws.lifecycle import LIVE_STATES, STATE_CODES, Scheduler
 from orca_devstack.emulators.aws.request_limits import check_ec2_request
 from orca_devstack.emulators.aws.reservations import ReservationBook
+from orca_devstack.emulators.aws.sessions import SessionServer
 from orca_devstack.emulators.aws.spot_market import SpotMarket
 
 logger = logging.getLogger(__name__)
@@ -232,6 +238,8 @@ class EmulatorMiddleware:
         self.config = config
         self.control_app = control_app
         self.lock = threading.RLock()
+        self.sessions: SessionServer | None = None
+        """Session Manager's data-channel endpoint, once the server has started it."""
         self.scheduler = Scheduler(self.lock)
         self.defaults: EmulatorDefaults | None = None
         self.faults = FaultInjector()
@@ -390,6 +398,8 @@ class EmulatorMiddleware:
             ("ec2", "DescribeCapacityReservations"): self.describe_capacity_reservations,
             ("ssm", "DescribeInstanceInformation"): self.describe_instance_information,
             ("ssm", "SendCommand"): self.send_command,
+            ("ssm", "StartSession"): self.start_session,
+            ("ssm", "TerminateSession"): self.terminate_session,
             ("pricing", "GetProducts"): self.get_products,
             ("api.pricing", "GetProducts"): self.get_products,
             ("sqs", "ReceiveMessage"): self.receive_message,
@@ -997,6 +1007,38 @@ class EmulatorMiddleware:
             command = self.ssm.get_command_by_id(command_id).response_object()
             return json_response({"Command": command})
 
+    def start_session(self, call: AwsCall) -> Response:
+        """Session Manager (``sessions``): only to Online instances, only the interactive
+        command document ORCA uses."""
+        payload = call.payload
+        target = str(payload.get("Target") or "")
+        document = str(payload.get("DocumentName") or "SSM-SessionManagerRunShell")
+        if document != INTERACTIVE_COMMAND_DOCUMENT:
+            raise AwsError.of(
+                "InvalidDocument",
+                f"the emulator serves only {INTERACTIVE_COMMAND_DOCUMENT} sessions, not {document}",
+            )
+        if self.sessions is None:
+            raise AwsError.of("InternalServerError", "no session endpoint")
+        with self.lock:
+            if not self.agent_online(target):
+                raise AwsError.of("TargetNotConnected", f"{target} is not connected.")
+        command = " ".join((payload.get("Parameters") or {}).get("command") or [])
+        record = self.sessions.open(target, read_session_request(command))
+        return json_response(
+            {
+                "SessionId": record.session_id,
+                "TokenValue": record.token,
+                "StreamUrl": self.sessions.stream_url(record.session_id),
+            }
+        )
+
+    def terminate_session(self, call: AwsCall) -> Response:
+        session_id = str(call.payload.get("SessionId") or "")
+        if self.sessions is not None:
+            self.sessions.terminate(session_id)
+        return json_response({"SessionId": session_id})
+
     def _exec(self, command_id: str, instance_id: str, request: ExecRequest | None) -> None:
         """Run an ``orca exec`` command in the container's sandbox, on a thread of its own (the
         invocation is InProgress meanwhile). Called under the lock."""
@@ -1065,6 +1107,9 @@ class EmulatorMiddleware:
         else:
             command.status = "Failed" if "Failed" in statuses else "Success"
         command.status_details = command.status
+
+
+INTERACTIVE_COMMAND_DOCUMENT = "AWS-StartInteractiveCommand"
 
 
 def _instance_information(instance: Any, status: str) -> dict[str, Any]:
