@@ -430,24 +430,32 @@ def serve_exec(
     with bind_work_context(
         pod=f"{metadata['namespace']}/{metadata['name']}", pod_uid=metadata.get("uid")
     ):
-        from orca.watcher import kubelet_spdy  # the SPDY transport builds on this module
+        # the SPDY transport and the interactive sessions build on this module
+        from orca.watcher import kubelet_spdy
+        from orca.watcher.kubelet_session import InstanceSessions
 
         def run(gone: threading.Event) -> Callable[[bytes], ExecResult]:
             return lambda stdin: runner.run(pod, container, options, stdin, gone.is_set)
 
+        sessions = InstanceSessions(runner, runner.ssm)
+
+        def open_session(write: Callable[[bytes], None]) -> Any:
+            return sessions.open(pod, container, options, write)
+
+        interactive = options.tty and options.stdin
         if kubelet_spdy.is_spdy_upgrade(handler.headers):
             protocol = kubelet_spdy.upgrade(handler)
             log.info("exec started", container=container, protocol=f"SPDY/{protocol}")
             spdy = kubelet_spdy.SpdyExecSession(handler.rfile, handler.connection, options)
-            spdy.serve(run(spdy.streams.gone))
+            if interactive:
+                spdy.serve_interactive(open_session)
+            else:
+                spdy.serve(run(spdy.streams.gone))
             return
         protocol = upgrade(handler)
         log.info("exec started", container=container, protocol=protocol, tty=options.tty)
         session = ExecSession(handler.rfile, handler.connection, protocol, options)
-        if options.tty and options.stdin:
-            from orca.watcher.kubelet_session import InstanceSessions
-
-            sessions = InstanceSessions(runner, runner.ssm)
-            session.serve_interactive(lambda write: sessions.open(pod, container, options, write))
-            return
-        session.serve(run(session.incoming.gone))
+        if interactive:
+            session.serve_interactive(open_session)
+        else:
+            session.serve(run(session.incoming.gone))

@@ -69,6 +69,9 @@ class _Streams:
     stdin_closed: threading.Event = field(default_factory=threading.Event)
     gone: threading.Event = field(default_factory=threading.Event)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    sink: Any = None
+    """An interactive session (`kubelet_session.Session`) stdin and resizes go to, once open."""
+    size: tuple[int, int] | None = None
 
 
 class SpdyExecSession:
@@ -110,6 +113,38 @@ class SpdyExecSession:
             except ExecRefused as refusal:
                 result = ExecResult(None, message=refusal.message)
             self._send_result(result)
+        finally:
+            with contextlib.suppress(OSError):
+                self.send(spdy.goaway(0))
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+    def serve_interactive(self, open_session: Callable[[Callable[[bytes], None]], Any]) -> None:
+        """A terminal session (`kubelet_session`): stdin and resizes go to it as they come, its
+        output to stdout, until it ends."""
+        thread = threading.Thread(target=self._read, name="kubelet-spdy-reader", daemon=True)
+        thread.start()
+        try:
+            if not self._await_streams():
+                return
+            stdout = self.streams.ids["stdout"]
+            try:
+                session = open_session(
+                    lambda data: self.send(spdy.data_frames(stdout, data, fin=False))
+                )
+                with self.streams.changed:
+                    buffered, size = bytes(self.streams.stdin), self.streams.size
+                    self.streams.sink = session
+                if size is not None:
+                    session.resize(*size)
+                if buffered:
+                    session.input(buffered)
+                result = session.wait(self.streams.gone.is_set)
+            except ExecRefused as refusal:
+                result = ExecResult(None, message=refusal.message)
+            self._send_result(ExecResult(result.exit_code, message=result.message))
+        except OSError:
+            pass
         finally:
             with contextlib.suppress(OSError):
                 self.send(spdy.goaway(0))
@@ -188,8 +223,25 @@ class SpdyExecSession:
         # SETTINGS, WINDOW_UPDATE, HEADERS, RST_STREAM: nothing to do for a one-shot command
 
     def _data(self, frame: spdy.DataFrame) -> None:
+        with self.streams.changed:
+            sink = self.streams.sink
+            resize = frame.stream_id == self.streams.ids.get("resize")
+            sizes = [
+                size
+                for line in frame.data.splitlines()
+                if resize and (size := ws.parse_resize(line)) is not None
+            ]
+            if sink is None and sizes:
+                self.streams.size = sizes[-1]
+        if resize:
+            for size in sizes if sink is not None else ():
+                sink.resize(*size)
+            return
         if frame.stream_id != self.streams.ids.get("stdin"):
-            return  # resize (no terminal to resize) and anything else
+            return
+        if sink is not None:
+            sink.input(frame.data)
+            return
         if len(self.streams.stdin) <= STDIN_LIMIT_BYTES:
             self.streams.stdin.extend(frame.data)
         if frame.fin:

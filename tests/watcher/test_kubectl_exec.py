@@ -263,13 +263,15 @@ async def test_kubectl_exec_with_stdin_delivers_the_whole_input(parts: WatcherPa
 
 
 def kubectl_in_pty(
-    kubeconfig: Path, *args: str, typed: list[bytes] | None = None
+    kubeconfig: Path, *args: str, typed: list[bytes] | None = None, spdy: bool = False
 ) -> tuple[int, str]:
     """Run kubectl with a terminal (100 columns, 30 rows) as its stdin, stdout and stderr,
     typing `typed` one line at a time once output has appeared; its exit code and output."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on the terminal
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        if spdy:
+            os.environ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = "false"
         os.execv(KUBECTL, [KUBECTL, "--kubeconfig", str(kubeconfig), *args])
     output = b""
     pending = list(typed or [])
@@ -324,6 +326,21 @@ async def test_kubectl_exec_with_a_tty(parts: WatcherParts) -> None:
         assert code == 3, output
         assert "typed-42" in output  # the shell ran what was typed, on a terminal
         assert "30 100" in output  # at kubectl's terminal size
+
+        code, output = await asyncio.to_thread(
+            kubectl_in_pty,
+            parts.kubeconfig,
+            "exec",
+            "-it",
+            "exec-tty",
+            "--",
+            "sh",
+            typed=[b"echo over-$((1 + 1))-spdy\r", b"stty size\r", b"exit 5\r"],
+            spdy=True,
+        )
+        assert code == 5, output
+        assert "over-2-spdy" in output
+        assert "30 100" in output
 
 
 async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
