@@ -120,6 +120,22 @@ def test_send_command_only_to_orca_instances_with_the_shell_document(role: str) 
                 assert resource.endswith(":document/AWS-RunShellScript")
 
 
+@pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])
+def test_sessions_only_to_orca_instances_with_the_interactive_command_document(role: str) -> None:
+    """`kubectl exec -it` (docs/exec.md): a terminal only in ORCA's instances, only through
+    the document that runs the given command (not a shell on the host)."""
+    policy = load_policy(role)
+    found = statements(policy, "ssm:StartSession")
+    assert found
+    for statement in found:
+        for resource in as_list(statement["Resource"]):
+            if ":instance/" in resource:
+                tags = statement["Condition"]["StringEquals"]
+                assert tags[f"ssm:resourceTag/{instance_tags.MANAGED_BY}"] == "orca"
+            else:
+                assert resource.endswith(":document/AWS-StartInteractiveCommand")
+
+
 def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:
     prefix = f"parameter{SECRET_PREFIX}/*"
     controller = load_policy("orca-controller-policy.json")
