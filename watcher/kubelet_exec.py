@@ -15,8 +15,9 @@ cannot do, and so this endpoint does not either (docs/exec.md):
 - `-t` gets no terminal: the command runs without one, its stderr merged into stdout as a
   terminal would show it, and resize messages are read and dropped.
 
-Interactive sessions (`kubectl exec -it pod -- sh`, `kubectl attach`) need SSM Session Manager's
-data channel; they are answered with a Status naming that.
+An exec with a TTY and stdin (`kubectl exec -it pod -- sh`) is a terminal session through SSM
+Session Manager instead (`kubelet_session`); `kubectl attach` and `port-forward` are answered
+with a Status saying what they need.
 
 The session runs on the connection's own thread (the HTTP server's), so a long command holds up
 nobody else; a reader thread answers the client's pings and collects stdin meanwhile. Logs name
@@ -374,10 +375,8 @@ class ExecSession:
 
 
 INTERACTIVE_UNAVAILABLE = (
-    "an interactive session ({what}) needs SSM Session Manager's data channel, which ORCA's "
-    "kubelet does not speak yet; run a command without a terminal instead "
-    "(`kubectl exec POD -- CMD`, or pipe its input with `kubectl exec -i POD -- CMD < file`), "
-    "see docs/exec.md"
+    "{what} is not served by ORCA's kubelet yet (it needs an SSM Session Manager session of its "
+    "own, see docs/exec.md); for a terminal in the container use `kubectl exec -it POD -- sh`"
 )
 
 

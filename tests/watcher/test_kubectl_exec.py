@@ -352,7 +352,7 @@ async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
         attached = await asyncio.to_thread(kubectl, parts.kubeconfig, "attach", "exec-attach")
         assert attached.returncode != 0
         assert "kubectl attach" in attached.stderr
-        assert "SSM Session Manager" in attached.stderr
+        assert "Session Manager" in attached.stderr
 
         forwarded = await asyncio.to_thread(
             kubectl, parts.kubeconfig, "port-forward", "exec-attach", ":8080"
