@@ -17,8 +17,9 @@ kubelet does it (`kubelet_auth`): a client certificate signed by the cluster's c
 bearer token (TokenReview), then a SubjectAccessReview on `nodes/<subresource>` of this node. The
 API server proxies `kubectl logs` with its kubelet client certificate (`--kubelet-client-
 certificate`), which needs `nodes/proxy`. Without credentials: 401; without the permission: 403.
-`/exec/{namespace}/{pod}/{container}` (a WebSocket upgrade, GET or POST) runs a command in the
-container (`kubelet_exec`); `/attach` and `/portForward` are refused with a Status saying why.
+`/exec/{namespace}/{pod}/{container}` (a WebSocket or SPDY upgrade, GET or POST) runs a command
+in the container (`kubelet_exec`), `/portForward/{namespace}/{pod}` forwards connections to the
+pod's ports (`kubelet_portforward`); `/attach` is refused with a Status saying why.
 Other methods get 405 once authorized.
 
 The client CA bundle is read at start and again every `CLIENT_CA_REFRESH_SECONDS` (new CAs are
@@ -44,7 +45,7 @@ from kubernetes import client as k8s
 from orca import aws_errors, pod_names
 from orca.logging import get_logger
 from orca.pod_phase import TERMINAL_PHASES
-from orca.watcher import kubelet_exec, kubelet_tls
+from orca.watcher import kubelet_exec, kubelet_portforward, kubelet_tls
 from orca.watcher.kube_json import read_json_or_none
 from orca.watcher.kubelet_auth import KubeletAuth, Refusal
 
@@ -381,7 +382,14 @@ class KubeletServer:
             def _stream(self, segments: list[str]) -> None:
                 """exec, attach and portForward (`kubelet_exec`)."""
                 if segments[0] == "portForward":
-                    raise kubelet_exec.refuse_interactive("kubectl port-forward")
+                    if len(segments) != 3:
+                        self._send(404, b"404 page not found\n", "text/plain")
+                        return
+                    pod = server.pod(segments[1], segments[2])
+                    if pod is None:
+                        raise LookupError(f'pods "{segments[2]}" not found')
+                    kubelet_portforward.serve_port_forward(self, pod, server.exec_runner)
+                    return
                 if len(segments) != 4:
                     self._send(404, b"404 page not found\n", "text/plain")
                     return

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import ssl
+import struct
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 INTERACTIVE_COMMAND_DOCUMENT = "AWS-StartInteractiveCommand"
+PORT_FORWARDING_DOCUMENT = "AWS-StartPortForwardingSession"
+DISCONNECT_TO_PORT = 1
+"""The flag payload that says the forwarded connection closed on the client's side."""
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
@@ -116,6 +120,11 @@ class DataChannel:
         if data and not self.done.is_set():
             self._input(dc.PayloadType.OUTPUT, data)
 
+    def flag(self, value: int) -> None:
+        self.handshaken.wait(CONNECT_TIMEOUT_SECONDS)
+        if not self.done.is_set():
+            self._input(dc.PayloadType.FLAG, struct.pack("!I", value))
+
     def resize(self, width: int, height: int) -> None:
         self.handshaken.wait(CONNECT_TIMEOUT_SECONDS)
         if not self.done.is_set():
@@ -182,20 +191,39 @@ class InstanceSessions:
         output: Callable[[bytes], None],
     ) -> Session:
         metadata = pod["metadata"]
-        instance_id = self.runner.instance_of(str(metadata["uid"]))
         request = ExecRequest(
             pod_uid=str(metadata["uid"]),
             container=container,
             command=list(options.command),
             tty=True,
         )
+        parameters = {"command": [render_session_command(request)]}
+        return self._start(pod, INTERACTIVE_COMMAND_DOCUMENT, parameters, output, "kubectl exec")
+
+    def open_port(self, pod: dict[str, Any], port: int, output: Callable[[bytes], None]) -> Session:
+        """A session carrying one connection to `port` on the pod's instance."""
+        parameters = {"portNumber": [str(port)], "localPortNumber": ["0"]}
+        return self._start(
+            pod, PORT_FORWARDING_DOCUMENT, parameters, output, "kubectl port-forward"
+        )
+
+    def _start(
+        self,
+        pod: dict[str, Any],
+        document: str,
+        parameters: dict[str, list[str]],
+        output: Callable[[bytes], None],
+        reason: str,
+    ) -> Session:
+        metadata = pod["metadata"]
+        instance_id = self.runner.instance_of(str(metadata["uid"]))
         with bind_work_context(instance_id=instance_id):
             try:
                 started = self.ssm.start_session(
                     Target=instance_id,
-                    DocumentName=INTERACTIVE_COMMAND_DOCUMENT,
-                    Reason=f"kubectl exec {metadata['namespace']}/{metadata['name']}"[:256],
-                    Parameters={"command": [render_session_command(request)]},
+                    DocumentName=document,
+                    Reason=f"{reason} {metadata['namespace']}/{metadata['name']}"[:256],
+                    Parameters=parameters,
                 )
             except Exception as error:
                 code, message = aws_errors.exec_refusal(error)
@@ -209,7 +237,7 @@ class InstanceSessions:
                 raise ExecRefused(
                     502, f"the session's data channel could not be opened: {error}"
                 ) from error
-            log.info("session started", session_id=session_id, container=container)
+            log.info("session started", session_id=session_id, document=document)
             channel = DataChannel(connection, leftover, str(started["TokenValue"]), output)
             return Session(self, session_id, channel)
 
@@ -233,6 +261,13 @@ class Session:
 
     def resize(self, width: int, height: int) -> None:
         self.channel.resize(width, height)
+
+    def disconnect(self) -> None:
+        """The forwarded connection closed on this side (port forwarding)."""
+        self.channel.flag(DISCONNECT_TO_PORT)
+
+    def close(self) -> None:
+        self.channel.close()
 
     def wait(self, abandoned: Callable[[], bool]) -> ExecResult:
         while not self.channel.done.wait(0.5):

@@ -10,9 +10,11 @@ import os
 import pty
 import select
 import shutil
+import socket
 import struct
 import subprocess
 import termios
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -343,7 +345,71 @@ async def test_kubectl_exec_with_a_tty(parts: WatcherParts) -> None:
         assert "30 100" in output
 
 
-async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
+class EchoServer:
+    """A server "in the container": on the loopback (the containers use the host network),
+    answering each line with `echo: <line>`."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rwb") as stream:
+            for line in stream:
+                stream.write(b"echo: " + line)
+                stream.flush()
+
+
+def forward_and_talk(kubeconfig: Path, pod: str, port: int, spdy: bool) -> list[str]:
+    """`kubectl port-forward POD :PORT`, then two connections through it, a line each."""
+    environment = {**os.environ, "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false" if spdy else "true"}
+    process = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "port-forward", pod, f":{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # Forwarding from 127.0.0.1:NNNN -> PORT
+        assert "Forwarding from" in line, line + (process.stderr.read() if process.stderr else "")
+        local = int(line.split("->")[0].rsplit(":", 1)[1])
+        answers = []
+        for text in ("first", "second"):
+            with socket.create_connection(("127.0.0.1", local), timeout=30) as connection:
+                connection.sendall(text.encode() + b"\n")
+                answers.append(connection.makefile("rb").readline().decode().strip())
+        return answers
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def test_kubectl_port_forward_reaches_a_server_in_the_container(
+    parts: WatcherParts,
+) -> None:
+    settings, _, _ = await exec_ready(parts, "exec-forward")
+    server = EchoServer()
+    async with running_watcher(settings, parts.temporal) as watcher:
+        await eventually(watcher.watcher.ready)
+        for spdy in (False, True):  # kubectl's WebSocket tunnel, and SPDY as the API server
+            answers = await asyncio.to_thread(
+                forward_and_talk, parts.kubeconfig, "exec-forward", server.port, spdy
+            )
+            assert answers == ["echo: first", "echo: second"]
+
+
+async def test_kubectl_attach_says_why_it_is_refused(
     parts: WatcherParts,
 ) -> None:
     settings, _, _ = await exec_ready(parts, "exec-attach")
@@ -353,9 +419,3 @@ async def test_kubectl_attach_and_port_forward_say_why_they_are_refused(
         assert attached.returncode != 0
         assert "kubectl attach" in attached.stderr
         assert "Session Manager" in attached.stderr
-
-        forwarded = await asyncio.to_thread(
-            kubectl, parts.kubeconfig, "port-forward", "exec-attach", ":8080"
-        )
-        assert forwarded.returncode != 0
-        assert "kubectl port-forward" in forwarded.stderr

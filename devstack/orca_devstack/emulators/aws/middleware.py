@@ -1008,23 +1008,32 @@ class EmulatorMiddleware:
             return json_response({"Command": command})
 
     def start_session(self, call: AwsCall) -> Response:
-        """Session Manager (``sessions``): only to Online instances, only the interactive
-        command document ORCA uses."""
+        """Session Manager (``sessions``): only to Online instances, only the documents ORCA
+        uses (an interactive command, port forwarding)."""
         payload = call.payload
         target = str(payload.get("Target") or "")
         document = str(payload.get("DocumentName") or "SSM-SessionManagerRunShell")
-        if document != INTERACTIVE_COMMAND_DOCUMENT:
+        if document not in (INTERACTIVE_COMMAND_DOCUMENT, PORT_FORWARDING_DOCUMENT):
             raise AwsError.of(
                 "InvalidDocument",
-                f"the emulator serves only {INTERACTIVE_COMMAND_DOCUMENT} sessions, not {document}",
+                f"the emulator serves only {INTERACTIVE_COMMAND_DOCUMENT} and "
+                f"{PORT_FORWARDING_DOCUMENT} sessions, not {document}",
             )
+        parameters = payload.get("Parameters") or {}
+        port: int | None = None
+        if document == PORT_FORWARDING_DOCUMENT:
+            try:
+                port = int((parameters.get("portNumber") or [""])[0])
+            except ValueError:
+                raise AwsError.of("InvalidParameters", "portNumber must be a port number") from None
         if self.sessions is None:
             raise AwsError.of("InternalServerError", "no session endpoint")
         with self.lock:
             if not self.agent_online(target):
                 raise AwsError.of("TargetNotConnected", f"{target} is not connected.")
-        command = " ".join((payload.get("Parameters") or {}).get("command") or [])
-        record = self.sessions.open(target, read_session_request(command))
+        command = " ".join(parameters.get("command") or [])
+        request = read_session_request(command) if port is None else None
+        record = self.sessions.open(target, request, port)
         return json_response(
             {
                 "SessionId": record.session_id,
@@ -1110,6 +1119,7 @@ class EmulatorMiddleware:
 
 
 INTERACTIVE_COMMAND_DOCUMENT = "AWS-StartInteractiveCommand"
+PORT_FORWARDING_DOCUMENT = "AWS-StartPortForwardingSession"
 
 
 def _instance_information(instance: Any, status: str) -> dict[str, Any]:

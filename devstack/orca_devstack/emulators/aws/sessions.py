@@ -43,6 +43,8 @@ class SessionRecord:
     instance_id: str
     request: ExecRequest | None
     token: str
+    port: int | None = None
+    """A port-forwarding session's port on the instance (the host, in the emulator)."""
 
 
 class SessionServer:
@@ -76,9 +78,11 @@ class SessionServer:
         with self._lock:
             self.sessions.clear()
 
-    def open(self, instance_id: str, request: ExecRequest | None) -> SessionRecord:
+    def open(
+        self, instance_id: str, request: ExecRequest | None, port: int | None = None
+    ) -> SessionRecord:
         record = SessionRecord(
-            f"orca-{secrets.token_hex(8)}", instance_id, request, secrets.token_urlsafe(24)
+            f"orca-{secrets.token_hex(8)}", instance_id, request, secrets.token_urlsafe(24), port
         )
         with self._lock:
             self.sessions[record.session_id] = record
@@ -157,6 +161,7 @@ class _Session:
         self.sequence = 0
         self.write_lock = threading.Lock()
         self.master: int | None = None
+        self.target: socket.socket | None = None
 
     def send(self, message_type: dc.MessageType, payload_type: dc.PayloadType, data: bytes) -> None:
         with self.write_lock:
@@ -210,7 +215,38 @@ class _Session:
             dc.PayloadType.HANDSHAKE_COMPLETE,
             json.dumps({"HandshakeTimeToComplete": 1000000, "CustomerMessage": ""}).encode(),
         )
-        self._command()
+        if self.record.port is not None:
+            self._forward(self.record.port)
+        else:
+            self._command()
+
+    def _forward(self, port: int) -> None:
+        """Port forwarding: the session's bytes to and from a connection to the port."""
+        try:  # every emulated instance is this host, and its containers use its network
+            target = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError as error:
+            self.send(
+                dc.MessageType.OUTPUT_STREAM_DATA,
+                dc.PayloadType.ERROR,
+                f"connection to port {port} failed: {error}".encode(),
+            )
+            self._close(1)
+            return
+        target.settimeout(None)
+        self.target = target
+        threading.Thread(target=self._input, name="aws-emulator-ssm-input", daemon=True).start()
+        with target:
+            while True:
+                try:
+                    data = target.recv(65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.send(dc.MessageType.OUTPUT_STREAM_DATA, dc.PayloadType.OUTPUT, data)
+        self.target = None
+        self._close(0)
+
 
     def _command(self) -> None:
         request = self.record.request
@@ -288,6 +324,15 @@ class _Session:
                 dc.PayloadType.NONE,
                 dc.acknowledgement(message).payload,
             )
+            target = self.target
+            if target is not None:
+                if message.payload_type == dc.PayloadType.OUTPUT:
+                    with contextlib.suppress(OSError):
+                        target.sendall(message.payload)
+                elif message.payload_type == dc.PayloadType.FLAG:
+                    with contextlib.suppress(OSError):
+                        target.shutdown(socket.SHUT_WR)
+                continue
             master = self.master
             if master is None:
                 return
