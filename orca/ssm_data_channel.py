@@ -32,6 +32,9 @@ from typing import Any
 HEADER_LENGTH = 116
 SCHEMA_VERSION = 1
 CLIENT_VERSION = "1.2.0.0"
+PLAIN_PORT_CLIENT_VERSION = "1.0.0.0"
+"""Announced for port-forwarding sessions: the agent multiplexes connections (smux) only for
+newer clients, and ORCA bridges one connection per session, the plain mode."""
 _HEADER = struct.Struct("!I32sIQqQ16s32sI")  # up to and including the payload type
 
 
@@ -131,7 +134,7 @@ def acknowledgement(of: AgentMessage) -> AgentMessage:
     return message(MessageType.ACKNOWLEDGE, 0, PayloadType.NONE, json.dumps(body).encode())
 
 
-def open_data_channel(token: str) -> str:
+def open_data_channel(token: str, client_version: str = CLIENT_VERSION) -> str:
     """The first (text) message on the data channel."""
     return json.dumps(
         {
@@ -139,19 +142,19 @@ def open_data_channel(token: str) -> str:
             "RequestId": str(uuid.uuid4()),
             "TokenValue": token,
             "ClientId": str(uuid.uuid4()),
-            "ClientVersion": CLIENT_VERSION,
+            "ClientVersion": client_version,
         }
     )
 
 
-def handshake_response(request: dict[str, Any]) -> bytes:
+def handshake_response(request: dict[str, Any], client_version: str = CLIENT_VERSION) -> bytes:
     """The client's answer to the agent's HandshakeRequest: every requested action processed."""
     actions = [
         {"ActionType": action.get("ActionType"), "ActionStatus": 1}
         for action in request.get("RequestedClientActions") or []
     ]
     return json.dumps(
-        {"ClientVersion": CLIENT_VERSION, "ProcessedClientActions": actions, "Errors": []}
+        {"ClientVersion": client_version, "ProcessedClientActions": actions, "Errors": []}
     ).encode()
 
 

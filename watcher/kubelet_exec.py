@@ -16,8 +16,8 @@ cannot do, and so this endpoint does not either (docs/exec.md):
   terminal would show it, and resize messages are read and dropped.
 
 An exec with a TTY and stdin (`kubectl exec -it pod -- sh`) is a terminal session through SSM
-Session Manager instead (`kubelet_session`); `kubectl attach` and `port-forward` are answered
-with a Status saying what they need.
+Session Manager instead (`kubelet_session`); `kubectl attach` is answered with a Status saying
+what it needs.
 
 The session runs on the connection's own thread (the HTTP server's), so a long command holds up
 nobody else; a reader thread answers the client's pings and collects stdin meanwhile. Logs name

@@ -88,8 +88,10 @@ class DataChannel:
         leftover: bytes,
         token: str,
         output: Callable[[bytes], None],
+        client_version: str = dc.CLIENT_VERSION,
     ) -> None:
         self.connection = connection
+        self.client_version = client_version
         self.output = output
         self.decoder = ws.FrameDecoder(require_mask=False)
         self.leftover = leftover
@@ -98,7 +100,7 @@ class DataChannel:
         self.done = threading.Event()
         self.handshaken = threading.Event()
         self._write_lock = threading.Lock()
-        self._send_frame(ws.Opcode.TEXT, dc.open_data_channel(token).encode())
+        self._send_frame(ws.Opcode.TEXT, dc.open_data_channel(token, client_version).encode())
         self._reader = threading.Thread(target=self._read, name="kubelet-ssm-data", daemon=True)
         self._reader.start()
 
@@ -164,7 +166,8 @@ class DataChannel:
         self._send(dc.acknowledgement(message))
         if message.payload_type == dc.PayloadType.HANDSHAKE_REQUEST:
             request: dict[str, Any] = json.loads(message.payload or b"{}")
-            self._input(dc.PayloadType.HANDSHAKE_RESPONSE, dc.handshake_response(request))
+            response = dc.handshake_response(request, self.client_version)
+            self._input(dc.PayloadType.HANDSHAKE_RESPONSE, response)
         elif message.payload_type == dc.PayloadType.HANDSHAKE_COMPLETE:
             self.handshaken.set()
         elif message.payload_type in (dc.PayloadType.OUTPUT, dc.PayloadType.STDERR):
@@ -204,7 +207,12 @@ class InstanceSessions:
         """A session carrying one connection to `port` on the pod's instance."""
         parameters = {"portNumber": [str(port)], "localPortNumber": ["0"]}
         return self._start(
-            pod, PORT_FORWARDING_DOCUMENT, parameters, output, "kubectl port-forward"
+            pod,
+            PORT_FORWARDING_DOCUMENT,
+            parameters,
+            output,
+            "kubectl port-forward",
+            dc.PLAIN_PORT_CLIENT_VERSION,
         )
 
     def _start(
@@ -214,6 +222,7 @@ class InstanceSessions:
         parameters: dict[str, list[str]],
         output: Callable[[bytes], None],
         reason: str,
+        client_version: str = dc.CLIENT_VERSION,
     ) -> Session:
         metadata = pod["metadata"]
         instance_id = self.runner.instance_of(str(metadata["uid"]))
@@ -238,7 +247,8 @@ class InstanceSessions:
                     502, f"the session's data channel could not be opened: {error}"
                 ) from error
             log.info("session started", session_id=session_id, document=document)
-            channel = DataChannel(connection, leftover, str(started["TokenValue"]), output)
+            token = str(started["TokenValue"])
+            channel = DataChannel(connection, leftover, token, output, client_version)
             return Session(self, session_id, channel)
 
     def _terminate(self, session_id: str) -> None:

@@ -121,9 +121,10 @@ def test_send_command_only_to_orca_instances_with_the_shell_document(role: str) 
 
 
 @pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])
-def test_sessions_only_to_orca_instances_with_the_interactive_command_document(role: str) -> None:
-    """`kubectl exec -it` (docs/exec.md): a terminal only in ORCA's instances, only through
-    the document that runs the given command (not a shell on the host)."""
+def test_sessions_only_to_orca_instances_with_orcas_session_documents(role: str) -> None:
+    """`kubectl exec -it` and `port-forward` (docs/exec.md): sessions only with ORCA's
+    instances, only through the documents that run the given command or forward one port
+    (never a plain shell on the host)."""
     policy = load_policy(role)
     found = statements(policy, "ssm:StartSession")
     assert found
@@ -133,7 +134,10 @@ def test_sessions_only_to_orca_instances_with_the_interactive_command_document(r
                 tags = statement["Condition"]["StringEquals"]
                 assert tags[f"ssm:resourceTag/{instance_tags.MANAGED_BY}"] == "orca"
             else:
-                assert resource.endswith(":document/AWS-StartInteractiveCommand")
+                assert resource.rsplit(":document/", 1)[1] in (
+                    "AWS-StartInteractiveCommand",
+                    "AWS-StartPortForwardingSession",
+                )
 
 
 def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:

@@ -247,7 +247,6 @@ class _Session:
         self.target = None
         self._close(0)
 
-
     def _command(self) -> None:
         request = self.record.request
         sandbox = (
