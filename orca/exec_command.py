@@ -53,6 +53,8 @@ class ExecRequest(BaseModel):
     tty: bool = False
     """A TTY was asked for: Run Command has none to give, so the command runs without one and
     its stderr is sent on stdout, as a terminal would show it."""
+    attach: bool = False
+    """`kubectl attach`: no command; the session attaches to the container's main process."""
 
     def stdin_bytes(self) -> bytes:
         return base64.b64decode(self.stdin) if self.stdin else b""
@@ -92,7 +94,9 @@ def render_exec_script(request: ExecRequest, *, interactive: bool = False) -> st
             f"  exit {CONTAINER_NOT_RUNNING_EXIT_CODE}",
             "fi",
             "readarray -d '' argv < <(jq -j '.command[] | (. + \"\\u0000\")' <<<\"$ORCA_EXEC\")",
-            'exec "$ORCA_RUNTIME" exec -it "$id" "${argv[@]}"'
+            'exec "$ORCA_RUNTIME" attach --sig-proxy=false "$id"'
+            if interactive and request.attach
+            else 'exec "$ORCA_RUNTIME" exec -it "$id" "${argv[@]}"'
             if interactive
             else 'jq -r .stdin <<<"$ORCA_EXEC" | base64 -d |'
             ' "$ORCA_RUNTIME" exec -i "$id" "${argv[@]}"',

@@ -16,8 +16,8 @@ cannot do, and so this endpoint does not either (docs/exec.md):
   terminal would show it, and resize messages are read and dropped.
 
 An exec with a TTY and stdin (`kubectl exec -it pod -- sh`) is a terminal session through SSM
-Session Manager instead (`kubelet_session`); `kubectl attach` is answered with a Status saying
-what it needs.
+Session Manager instead (`kubelet_session`), and so is `kubectl attach` (`/attach`, served here
+as an exec without a command).
 
 The session runs on the connection's own thread (the HTTP server's), so a long command holds up
 nobody else; a reader thread answers the client's pings and collects stdin meanwhile. Logs name
@@ -90,14 +90,15 @@ class ExecOptions:
     tty: bool
 
     @classmethod
-    def from_query(cls, raw_query: str) -> ExecOptions:
+    def from_query(cls, raw_query: str, *, attach: bool = False) -> ExecOptions:
+        """Exec's options; `attach`: attach's (the same without a command)."""
         values = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
 
         def flag(name: str) -> bool:
             return (values.get(name) or [""])[-1].lower() in _TRUE
 
         command = tuple(values.get("command") or ())
-        if not command:
+        if not command and not attach:
             raise ExecRefused(400, "you must specify at least one command for the container")
         options = cls(command, flag("input"), flag("output"), flag("error"), flag("tty"))
         if not (options.stdin or options.stdout or options.stderr):
@@ -374,16 +375,6 @@ class ExecSession:
         # resize (4) has no terminal to go to; other channels are not the client's to send on
 
 
-INTERACTIVE_UNAVAILABLE = (
-    "{what} is not served by ORCA's kubelet yet (it needs an SSM Session Manager session of its "
-    "own, see docs/exec.md); for a terminal in the container use `kubectl exec -it POD -- sh`"
-)
-
-
-def refuse_interactive(what: str) -> ExecRefused:
-    return ExecRefused(501, INTERACTIVE_UNAVAILABLE.format(what=what))
-
-
 def upgrade(handler: Any) -> str:
     """Complete the WebSocket handshake on a `BaseHTTPRequestHandler`; the chosen subprotocol.
     ExecRefused (before anything is sent) when the request is not one this endpoint takes."""
@@ -417,12 +408,18 @@ def upgrade(handler: Any) -> str:
 
 
 def serve_exec(
-    handler: Any, pod: dict[str, Any], container: str, runner: InstanceExec | None
+    handler: Any,
+    pod: dict[str, Any],
+    container: str,
+    runner: InstanceExec | None,
+    *,
+    attach: bool = False,
 ) -> None:
-    """Serve an authorized `/exec/...` request for `container` of `pod` on the handler's
-    connection, from the handshake to the close frame."""
+    """Serve an authorized `/exec/...` (or, `attach`, `/attach/...`) request for `container` of
+    `pod` on the handler's connection, from the handshake to the close frame. An attach is always
+    a session (its output streams for as long as the container runs)."""
     raw_query = urllib.parse.urlsplit(handler.path).query
-    options = ExecOptions.from_query(raw_query)
+    options = ExecOptions.from_query(raw_query, attach=attach)
     if runner is None:
         raise ExecRefused(501, "exec is not configured on this kubelet")
     metadata = pod["metadata"]
@@ -439,9 +436,9 @@ def serve_exec(
         sessions = InstanceSessions(runner, runner.ssm)
 
         def open_session(write: Callable[[bytes], None]) -> Any:
-            return sessions.open(pod, container, options, write)
+            return sessions.open(pod, container, options, write, attach=attach)
 
-        interactive = options.tty and options.stdin
+        interactive = attach or (options.tty and options.stdin)
         if kubelet_spdy.is_spdy_upgrade(handler.headers):
             protocol = kubelet_spdy.upgrade(handler)
             log.info("exec started", container=container, protocol=f"SPDY/{protocol}")

@@ -19,7 +19,7 @@ API server proxies `kubectl logs` with its kubelet client certificate (`--kubele
 certificate`), which needs `nodes/proxy`. Without credentials: 401; without the permission: 403.
 `/exec/{namespace}/{pod}/{container}` (a WebSocket or SPDY upgrade, GET or POST) runs a command
 in the container (`kubelet_exec`), `/portForward/{namespace}/{pod}` forwards connections to the
-pod's ports (`kubelet_portforward`); `/attach` is refused with a Status saying why.
+pod's ports (`kubelet_portforward`), `/attach/{namespace}/{pod}/{container}` attaches to it.
 Other methods get 405 once authorized.
 
 The client CA bundle is read at start and again every `CLIENT_CA_REFRESH_SECONDS` (new CAs are
@@ -393,10 +393,10 @@ class KubeletServer:
                 if len(segments) != 4:
                     self._send(404, b"404 page not found\n", "text/plain")
                     return
-                if segments[0] == "attach":
-                    raise kubelet_exec.refuse_interactive("kubectl attach")
                 found = server.resolve_container(segments[1], segments[2], segments[3])
-                kubelet_exec.serve_exec(self, found, segments[3], server.exec_runner)
+                kubelet_exec.serve_exec(
+                    self, found, segments[3], server.exec_runner, attach=segments[0] == "attach"
+                )
 
             def _authorized(self, path: str) -> bool:
                 """Whether the caller may make this request; if not, the refusal is sent."""

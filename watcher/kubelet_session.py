@@ -192,16 +192,22 @@ class InstanceSessions:
         container: str,
         options: ExecOptions,
         output: Callable[[bytes], None],
+        *,
+        attach: bool = False,
     ) -> Session:
+        """A terminal session running the exec's command (`attach`: attached to the container's
+        main process instead)."""
         metadata = pod["metadata"]
         request = ExecRequest(
             pod_uid=str(metadata["uid"]),
             container=container,
             command=list(options.command),
             tty=True,
+            attach=attach,
         )
         parameters = {"command": [render_session_command(request)]}
-        return self._start(pod, INTERACTIVE_COMMAND_DOCUMENT, parameters, output, "kubectl exec")
+        reason = "kubectl attach" if attach else "kubectl exec"
+        return self._start(pod, INTERACTIVE_COMMAND_DOCUMENT, parameters, output, reason)
 
     def open_port(self, pod: dict[str, Any], port: int, output: Callable[[bytes], None]) -> Session:
         """A session carrying one connection to `port` on the pod's instance."""

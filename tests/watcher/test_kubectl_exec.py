@@ -53,7 +53,7 @@ def kubectl(
     )
 
 
-def start_containers(settings: Settings, ref: PodRef) -> str:
+def start_containers(settings: Settings, ref: PodRef, annotations: dict[str, str]) -> str:
     """An instance tagged with the pod's UID, its agent online, the pod's containers started
     as ORCA's start command starts them (running until stopped); the instance ID."""
     aws = AwsClients(settings.aws)
@@ -76,7 +76,7 @@ def start_containers(settings: Settings, ref: PodRef) -> str:
         "namespace": ref.namespace,
         "name": ref.name,
         "uid": ref.uid,
-        "annotations": {"emulator.orca.research/run-seconds": "inf"},
+        "annotations": {"emulator.orca.research/run-seconds": "inf", **annotations},
         "initContainers": [],
         "containers": [{"name": "main", "image": "busybox"}],
         "restartPolicy": "Never",
@@ -116,10 +116,12 @@ def containers_running(settings: Settings, ref: PodRef) -> bool:
     return any('"running"' in e["message"].replace(" ", "") for e in events)
 
 
-async def exec_ready(parts: WatcherParts, name: str) -> tuple[Settings, PodRef, Any]:
+async def exec_ready(
+    parts: WatcherParts, name: str, **annotations: str
+) -> tuple[Settings, PodRef, Any]:
     settings = parts.settings()
     ref = create_pod(parts.core, name, settings.node.name)
-    await asyncio.to_thread(start_containers, settings, ref)
+    await asyncio.to_thread(start_containers, settings, ref, annotations)
     await eventually(lambda: containers_running(settings, ref), within=20)
     parts.core.patch_namespaced_pod_status(
         name, "default", {"status": {"phase": "Running"}}
@@ -409,13 +411,14 @@ async def test_kubectl_port_forward_reaches_a_server_in_the_container(
             assert answers == ["echo: first", "echo: second"]
 
 
-async def test_kubectl_attach_says_why_it_is_refused(
-    parts: WatcherParts,
-) -> None:
-    settings, _, _ = await exec_ready(parts, "exec-attach")
+async def test_kubectl_attach_follows_the_container_to_its_end(parts: WatcherParts) -> None:
+    settings, _, _ = await exec_ready(
+        parts,
+        "exec-attach",
+        **{"emulator.orca.research/run-seconds": "4", "emulator.orca.research/exit-code": "4"},
+    )
     async with running_watcher(settings, parts.temporal) as watcher:
         await eventually(watcher.watcher.ready)
         attached = await asyncio.to_thread(kubectl, parts.kubeconfig, "attach", "exec-attach")
-        assert attached.returncode != 0
-        assert "kubectl attach" in attached.stderr
-        assert "Session Manager" in attached.stderr
+        assert attached.returncode == 4, attached.stderr  # the container's own exit code
+        assert "command terminated with exit code 4" in attached.stderr

@@ -178,6 +178,8 @@ class ContainerRun:
     output: list[str] = field(default_factory=list)
     sandbox: Path | None = None
     """The containers' scratch directories (``sandboxes``), while the run lasts."""
+    exit_code: int | None = None
+    """How the main containers ended, once they have."""
 
     @property
     def current(self) -> tuple[bool, list[str]]:
@@ -207,6 +209,12 @@ class ContainerRuntime:
         for run in self.runs.values():
             sandboxes.remove_sandbox(run.sandbox)
         self.runs.clear()
+
+    def ended_with(self, pod_uid: str) -> int | None:
+        """The exit code the pod's main containers ended with; None while they run (or if
+        they never ran)."""
+        run = self.runs.get(pod_uid)
+        return None if run is None else run.exit_code
 
     def sandbox_of(self, pod_uid: str, instance_id: str, container: str) -> Path | None:
         """The running main container's sandbox directory; None when it is not running."""
@@ -350,6 +358,7 @@ class ContainerRuntime:
         if run.finished:
             return
         run.finished = True
+        run.exit_code = exit_code
         sandboxes.remove_sandbox(run.sandbox)
         run.sandbox = None
         self._events(run, ContainerState.TERMINATED, reason, exit_code)

@@ -97,7 +97,7 @@ class AwsEmulator:
         self.port = int(self._server.server_address[1])
         self._seed()
         self.middleware.scheduler.start()
-        self.middleware.sessions = SessionServer(self.host, self._sandbox_of)
+        self.middleware.sessions = SessionServer(self.host, self._sandbox_of, self._ended_with)
         self.middleware.sessions.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="aws-emulator", daemon=True
@@ -120,6 +120,10 @@ class AwsEmulator:
             if not self.middleware.agent_online(instance_id):
                 return None
             return self.middleware.containers.sandbox_of(pod_uid, instance_id, container)
+
+    def _ended_with(self, pod_uid: str) -> int | None:
+        with self.middleware.lock:
+            return self.middleware.containers.ended_with(pod_uid)
 
     def _reset(self) -> None:
         if self.middleware.sessions is not None:

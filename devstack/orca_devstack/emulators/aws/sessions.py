@@ -51,9 +51,15 @@ class SessionServer:
     """The data-channel endpoint; `sandbox_of(pod_uid, instance_id, container)` finds the
     running container's sandbox (None when it is not running)."""
 
-    def __init__(self, host: str, sandbox_of: Callable[[str, str, str], Path | None]) -> None:
+    def __init__(
+        self,
+        host: str,
+        sandbox_of: Callable[[str, str, str], Path | None],
+        ended_with: Callable[[str], int | None],
+    ) -> None:
         self.host = host
         self.sandbox_of = sandbox_of
+        self.ended_with = ended_with
         self.sessions: dict[str, SessionRecord] = {}
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -113,7 +119,7 @@ class SessionServer:
             try:
                 record, leftover = self._handshake(connection)
                 if record is not None:
-                    _Session(connection, record, self.sandbox_of, leftover).run()
+                    _Session(connection, record, self, leftover).run()
             except (OSError, ValueError):
                 return
 
@@ -150,18 +156,20 @@ class _Session:
         self,
         connection: socket.socket,
         record: SessionRecord,
-        sandbox_of: Callable[[str, str, str], Path | None],
+        server: SessionServer,
         leftover: bytes,
     ) -> None:
         self.connection = connection
         self.record = record
-        self.sandbox_of = sandbox_of
+        self.sandbox_of = server.sandbox_of
+        self.ended_with = server.ended_with
         self.decoder = ws.FrameDecoder()
         self.pending = self.decoder.feed(leftover)
         self.sequence = 0
         self.write_lock = threading.Lock()
         self.master: int | None = None
         self.target: socket.socket | None = None
+        self.detached = threading.Event()
 
     def send(self, message_type: dc.MessageType, payload_type: dc.PayloadType, data: bytes) -> None:
         with self.write_lock:
@@ -263,6 +271,9 @@ class _Session:
             )
             self._close(NOT_RUNNING_EXIT_CODE)
             return
+        if request.attach:
+            self._attach(request)
+            return
         master, slave = os.openpty()
         self.master = master
         try:
@@ -305,13 +316,26 @@ class _Session:
         self.master = None
         self._close(code if code >= 0 else 128 - code)
 
+    def _attach(self, request: ExecRequest) -> None:
+        """`docker attach`: the emulated main process writes nothing after it has started, so
+        the session shows nothing new and ends, with its exit code, when the container does
+        (or when the client detaches)."""
+        threading.Thread(target=self._input, name="aws-emulator-ssm-input", daemon=True).start()
+        while not self.detached.wait(0.2):
+            code = self.ended_with(request.pod_uid)
+            if code is not None:
+                self._close(code)
+                return
+
     def _input(self) -> None:
         while True:
             try:
                 frame = self.frames()
             except (OSError, ValueError):
+                self.detached.set()
                 return
             if frame is None or frame.opcode is ws.Opcode.CLOSE:
+                self.detached.set()
                 return
             if frame.opcode is not ws.Opcode.BINARY:
                 continue
@@ -334,7 +358,7 @@ class _Session:
                 continue
             master = self.master
             if master is None:
-                return
+                continue  # attached: keystrokes have no process to go to
             if message.payload_type == dc.PayloadType.OUTPUT:
                 with contextlib.suppress(OSError):
                     os.write(master, message.payload)
