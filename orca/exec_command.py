@@ -93,7 +93,14 @@ def render_exec_script(request: ExecRequest, *, interactive: bool = False) -> st
             '  echo "container $container is not running" >&2',
             f"  exit {CONTAINER_NOT_RUNNING_EXIT_CODE}",
             "fi",
-            "readarray -d '' argv < <(jq -j '.command[] | (. + \"\\u0000\")' <<<\"$ORCA_EXEC\")",
+            *(
+                ()
+                if interactive and request.attach
+                else (
+                    "readarray -d '' argv < <(jq -j '.command[] | (. + \"\\u0000\")'"
+                    ' <<<"$ORCA_EXEC")',
+                )
+            ),
             'exec "$ORCA_RUNTIME" attach --sig-proxy=false "$id"'
             if interactive and request.attach
             else 'exec "$ORCA_RUNTIME" exec -it "$id" "${argv[@]}"'

@@ -6,6 +6,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from orca.exec_command import (
     exec_comment,
     parse_exec_comment,
     read_exec_request,
+    read_session_request,
     render_exec_script,
+    render_session_command,
 )
 
 
@@ -116,3 +119,26 @@ def test_the_script_says_when_the_container_is_not_running(tmp_path: Path) -> No
     )
     assert done.returncode == 126
     assert "container other is not running" in done.stderr
+
+
+SHELLCHECK = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+
+
+@pytest.mark.skipif(not Path(SHELLCHECK).is_file(), reason="shellcheck is not installed")
+@pytest.mark.parametrize("interactive", [False, True])
+@pytest.mark.parametrize("attach", [False, True])
+def test_the_scripts_pass_shellcheck(tmp_path: Path, interactive: bool, attach: bool) -> None:
+    script = tmp_path / "exec.sh"
+    script.write_text(render_exec_script(request(attach=attach), interactive=interactive))
+    checked = subprocess.run(
+        [SHELLCHECK, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_a_session_command_carries_the_request_through_its_quoting() -> None:
+    original = request(command=["sh", "-c", "echo 'it''s' \"$HOME\""], tty=True)
+    command = render_session_command(original)
+    assert command.startswith("/bin/bash -c ")
+    assert read_session_request(command) == original
+    assert read_session_request("/bin/bash -c 'unterminated") is None
