@@ -163,7 +163,8 @@ class DataChannel:
             return
         if message.message_type != dc.MessageType.OUTPUT_STREAM_DATA:
             return  # acknowledgements of ours, publication control
-        self._send(dc.acknowledgement(message))
+        with contextlib.suppress(OSError):  # the agent may have closed after its last message
+            self._send(dc.acknowledgement(message))
         if message.payload_type == dc.PayloadType.HANDSHAKE_REQUEST:
             request: dict[str, Any] = json.loads(message.payload or b"{}")
             response = dc.handshake_response(request, self.client_version)

@@ -342,11 +342,12 @@ class _Session:
             message = dc.decode(frame.payload)
             if message.message_type != dc.MessageType.INPUT_STREAM_DATA:
                 continue
-            self.send(
-                dc.MessageType.ACKNOWLEDGE,
-                dc.PayloadType.NONE,
-                dc.acknowledgement(message).payload,
-            )
+            with contextlib.suppress(OSError):  # the client may be gone already
+                self.send(
+                    dc.MessageType.ACKNOWLEDGE,
+                    dc.PayloadType.NONE,
+                    dc.acknowledgement(message).payload,
+                )
             target = self.target
             if target is not None:
                 if message.payload_type == dc.PayloadType.OUTPUT:
