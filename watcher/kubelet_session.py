@@ -1,4 +1,6 @@
-"""Interactive `kubectl exec -it` through SSM Session Manager: a terminal in the pod's container.
+"""SSM Session Manager sessions for the kubelet endpoint: `kubectl exec -it` (a terminal in the
+pod's container), `kubectl attach` and, one session per connection, `kubectl port-forward`
+(`kubelet_portforward`).
 
 Run Command cannot carry a terminal, so an exec with a TTY and stdin starts a session instead:
 `StartSession` with the `AWS-StartInteractiveCommand` document, whose `command` is the
