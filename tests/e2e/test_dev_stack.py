@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,6 +33,7 @@ from orca.instance_contract import (
 )
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually
+from tests.watcher.test_kubectl_exec import EchoServer, forward_and_talk, kubectl_in_pty
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +139,8 @@ def test_kubectl_exec_runs_in_the_running_pods_container(
     dev_stack: DevStack, core: client.CoreV1Api
 ) -> None:
     """`orca dev` end to end: the real kubectl, the emulated API server's relay, the watcher's
-    kubelet endpoint, SSM Run Command to the instance ORCA launched, the container's sandbox."""
+    kubelet endpoint, SSM Run Command and Session Manager to the instance ORCA launched, the
+    container's sandbox: exec, exec -it, port-forward."""
     name = f"e2e-exec-{uuid.uuid4().hex[:6]}"
     annotations = {
         "orca.research/instance-type": "m5.large",
@@ -161,6 +164,21 @@ def test_kubectl_exec_runs_in_the_running_pods_container(
     assert (listed.returncode, listed.stdout) == (0, "note\n"), listed.stderr
     failed = kubectl("sh", "-c", "cat; exit 3", stdin="piped\n")
     assert (failed.returncode, failed.stdout) == (3, "piped\n"), failed.stderr
+    code, output = kubectl_in_pty(
+        Path(kubeconfig),
+        "exec",
+        "-it",
+        name,
+        "--",
+        "sh",
+        typed=[b"echo e2e-$((6 * 7))\r", b"exit 4\r"],
+    )
+    assert (code, "e2e-42" in output) == (4, True), output
+    server = EchoServer()
+    assert forward_and_talk(Path(kubeconfig), name, server.port, spdy=False) == [
+        "echo: first",
+        "echo: second",
+    ]
     core.delete_namespaced_pod(name, "default")
     eventually(lambda: phase(core, name) is None, f"{name} to be released by ORCA")
 
