@@ -252,3 +252,32 @@ def error_message(error: BaseException) -> str:
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Message") or error)
     return str(error)
+
+
+COMMAND_FINISHED_STATUSES = frozenset({"Success", "Failed"})
+"""Invocation statuses whose ResponseCode is the script's own exit code."""
+COMMAND_UNDELIVERED_STATUSES = frozenset(
+    {
+        "Cancelled",
+        "TimedOut",
+        "DeliveryTimedOut",
+        "ExecutionTimedOut",
+        "Undeliverable",
+        "Terminated",
+    }
+)
+"""Invocation statuses that say the script did not run to its end (agent offline, instance gone,
+timeout): no exit code of the command's."""
+
+
+def exec_refusal(error: BaseException) -> tuple[int, str]:
+    """The HTTP code and message `kubectl exec` gets when an AWS call behind it fails."""
+    kind = classify(error)
+    text = describe(error)
+    if kind is AwsErrorKind.ACCESS_DENIED:
+        return 403, f"{text} (the watcher's IAM role needs ssm:SendCommand, see docs/exec.md)"
+    if kind is AwsErrorKind.NOT_FOUND:
+        return 404, f"{text} (the pod's instance or its SSM agent is not reachable)"
+    if kind is AwsErrorKind.THROTTLED:
+        return 429, f"{text} (AWS is throttling; try again)"
+    return 500, text

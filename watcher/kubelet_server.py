@@ -18,7 +18,10 @@ kubelet does it (`kubelet_auth`): a client certificate signed by the cluster's c
 bearer token (TokenReview), then a SubjectAccessReview on `nodes/<subresource>` of this node. The
 API server proxies `kubectl logs` with its kubelet client certificate (`--kubelet-client-
 certificate`), which needs `nodes/proxy`. Without credentials: 401; without the permission: 403.
-Only GET is served; other methods (`/exec`, `/attach`, `/portForward`) get 405 once authorized.
+`/exec/{namespace}/{pod}/{container}` (a WebSocket or SPDY upgrade, GET or POST) runs a command
+in the container (`kubelet_exec`), `/portForward/{namespace}/{pod}` forwards connections to the
+pod's ports (`kubelet_portforward`), `/attach/{namespace}/{pod}/{container}` attaches to it.
+Other methods get 405 once authorized.
 
 The client CA bundle is read at start and again every `CLIENT_CA_REFRESH_SECONDS` (new CAs are
 trusted at once; a CA removed from the bundle stays trusted until the watcher restarts). TLS
@@ -43,7 +46,7 @@ from kubernetes import client as k8s
 from orca import aws_errors, pod_names
 from orca.logging import get_logger
 from orca.pod_phase import TERMINAL_PHASES
-from orca.watcher import kubelet_tls, stats_formats
+from orca.watcher import kubelet_exec, kubelet_portforward, kubelet_tls, stats_formats
 from orca.watcher.kube_json import read_json_or_none
 from orca.watcher.kubelet_auth import KubeletAuth, Refusal
 from orca.watcher.pod_stats import PodStats
@@ -138,9 +141,12 @@ class KubeletServer:
         auth: KubeletAuth,
         client_ca: Callable[[], str | None],
         stats: PodStats | None = None,
+        exec_runner: kubelet_exec.InstanceExec | None = None,
     ) -> None:
         """`tls` is a `kubelet_tls` server context; `client_ca` returns the client CA bundle
-        (PEM) to trust, or None while there is none."""
+        (PEM) to trust, or None while there is none; `exec_runner` runs `/exec` commands on the
+        pods' instances (None: exec is refused)."""
+        self.exec_runner = exec_runner
         self.core = core
         self.logs = logs
         self.log_group = log_group
@@ -325,8 +331,12 @@ class KubeletServer:
                         self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
                     elif len(segments) == 4 and segments[0] == "containerLogs":
                         self._logs(segments[1], segments[2], segments[3], query)
+                    elif segments[:1] in (["exec"], ["attach"], ["portForward"]):
+                        self._stream(segments)
                     else:
                         self._send(404, b"404 page not found\n", "text/plain")
+                except kubelet_exec.ExecRefused as refusal:
+                    self._send(refusal.code, refusal.message.encode(), "text/plain")
                 except (ValueError, LookupError) as error:
                     code = 404 if isinstance(error, LookupError) else 400
                     message = str(error.args[0]) if error.args else str(error)
@@ -339,12 +349,38 @@ class KubeletServer:
 
             def do_other(self) -> None:
                 """Methods the endpoint serves nowhere: refused after authorization, as a
-                kubelet refuses what it does not route (exec, attach and port-forward)."""
+                kubelet refuses what it does not route."""
                 self.close_connection = True  # the request body is left unread
                 if self._authorized(urllib.parse.urlsplit(self.path).path):
                     self._send(405, b"405 method not allowed\n", "text/plain")
 
-            do_POST = do_PUT = do_PATCH = do_DELETE = do_other  # noqa: N815
+            def do_POST(self) -> None:
+                first = urllib.parse.urlsplit(self.path).path.split("/")[1:2]
+                if first in (["exec"], ["attach"], ["portForward"]):  # SPDY upgrades are POSTs
+                    self.do_GET()
+                else:
+                    self.do_other()
+
+            do_PUT = do_PATCH = do_DELETE = do_other  # noqa: N815
+
+            def _stream(self, segments: list[str]) -> None:
+                """exec, attach and portForward (`kubelet_exec`)."""
+                if segments[0] == "portForward":
+                    if len(segments) != 3:
+                        self._send(404, b"404 page not found\n", "text/plain")
+                        return
+                    pod = server.pod(segments[1], segments[2])
+                    if pod is None:
+                        raise LookupError(f'pods "{segments[2]}" not found')
+                    kubelet_portforward.serve_port_forward(self, pod, server.exec_runner)
+                    return
+                if len(segments) != 4:
+                    self._send(404, b"404 page not found\n", "text/plain")
+                    return
+                found = server.resolve_container(segments[1], segments[2], segments[3])
+                kubelet_exec.serve_exec(
+                    self, found, segments[3], server.exec_runner, attach=segments[0] == "attach"
+                )
 
             def _authorized(self, path: str) -> bool:
                 """Whether the caller may make this request; if not, the refusal is sent."""

@@ -38,6 +38,7 @@ from orca.watcher import kubelet_tls
 from orca.watcher.idle_accelerators import IdleAccelerators
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
+from orca.watcher.kubelet_exec import InstanceExec
 from orca.watcher.kubelet_server import KubeletServer
 from orca.watcher.leader import LeaderElector
 from orca.watcher.node_health import HealthCheck, NodeHealthProbe
@@ -241,6 +242,7 @@ class Watcher:
                 self.kube.core, settings.node.kubelet_client_ca_file
             ),
             stats=self.stats,
+            exec_runner=InstanceExec(self.aws.ec2, self.aws.ssm),
         ).start()
         metrics_on_health = settings.metrics.enabled and (
             settings.metrics.port == settings.watcher.health_port

@@ -105,8 +105,12 @@ def test_create_tags_only_while_launching() -> None:
     assert statement["Condition"]["StringEquals"]["ec2:CreateAction"] == "RunInstances"
 
 
-def test_send_command_only_to_orca_instances_with_the_shell_document() -> None:
-    policy = load_policy("orca-controller-policy.json")
+@pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])
+def test_send_command_only_to_orca_instances_with_the_shell_document(role: str) -> None:
+    """The controller starts and stops containers, the watcher runs `kubectl exec` commands
+    (docs/exec.md); neither may run a command on any other instance or with another document."""
+    policy = load_policy(role)
+    assert statements(policy, "ssm:SendCommand")
     for statement in statements(policy, "ssm:SendCommand"):
         for resource in as_list(statement["Resource"]):
             if ":instance/" in resource:
@@ -114,6 +118,26 @@ def test_send_command_only_to_orca_instances_with_the_shell_document() -> None:
                 assert tags[f"ssm:resourceTag/{instance_tags.MANAGED_BY}"] == "orca"
             else:
                 assert resource.endswith(":document/AWS-RunShellScript")
+
+
+@pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])
+def test_sessions_only_to_orca_instances_with_orcas_session_documents(role: str) -> None:
+    """`kubectl exec -it` and `port-forward` (docs/exec.md): sessions only with ORCA's
+    instances, only through the documents that run the given command or forward one port
+    (never a plain shell on the host)."""
+    policy = load_policy(role)
+    found = statements(policy, "ssm:StartSession")
+    assert found
+    for statement in found:
+        for resource in as_list(statement["Resource"]):
+            if ":instance/" in resource:
+                tags = statement["Condition"]["StringEquals"]
+                assert tags[f"ssm:resourceTag/{instance_tags.MANAGED_BY}"] == "orca"
+            else:
+                assert resource.rsplit(":document/", 1)[1] in (
+                    "AWS-StartInteractiveCommand",
+                    "AWS-StartPortForwardingSession",
+                )
 
 
 def test_ssm_parameters_are_scoped_to_pod_secrets_and_public_amis() -> None:

@@ -33,6 +33,7 @@ from orca.instance_contract import (
 )
 from orca_devstack.examples import burst_pod
 from tests.fixtures.dev_stack import DevStack, eventually
+from tests.watcher.test_kubectl_exec import EchoServer, forward_and_talk, kubectl_in_pty
 
 pytestmark = pytest.mark.slow
 
@@ -219,6 +220,56 @@ def test_kubectl_top_pod_shows_the_emulated_instances_figures(
     assert line.split()[2] == "200Mi"
     core.delete_namespaced_pod(name, "default")
     eventually(lambda: phase(core, name) is None, f"{name} to be released")
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(not Path(KUBECTL).is_file(), reason="kubectl is not installed")
+def test_kubectl_exec_runs_in_the_running_pods_container(
+    dev_stack: DevStack, core: client.CoreV1Api
+) -> None:
+    """`orca dev` end to end: the real kubectl, the emulated API server's relay, the watcher's
+    kubelet endpoint, SSM Run Command and Session Manager to the instance ORCA launched, the
+    container's sandbox: exec, exec -it, port-forward."""
+    name = f"e2e-exec-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "m5.large",
+        "emulator.orca.research/run-seconds": "inf",
+    }
+    core.create_namespaced_pod("default", burst_pod(name, annotations))
+    eventually(lambda: phase(core, name) == "Running", f"{name} to run")
+    kubeconfig = dev_stack.endpoints["kubeconfig"]
+
+    def kubectl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", kubeconfig, "exec", "-i", name, "--", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = kubectl("sh", "-c", "echo hi > note && ls && cat")
+    assert (listed.returncode, listed.stdout) == (0, "note\n"), listed.stderr
+    failed = kubectl("sh", "-c", "cat; exit 3", stdin="piped\n")
+    assert (failed.returncode, failed.stdout) == (3, "piped\n"), failed.stderr
+    code, output = kubectl_in_pty(
+        Path(kubeconfig),
+        "exec",
+        "-it",
+        name,
+        "--",
+        "sh",
+        typed=[b"echo e2e-$((6 * 7))\r", b"exit 4\r"],
+    )
+    assert (code, "e2e-42" in output) == (4, True), output
+    server = EchoServer()
+    assert forward_and_talk(Path(kubeconfig), name, server.port, spdy=False) == [
+        "echo: first",
+        "echo: second",
+    ]
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released by ORCA")
 
 
 def test_invalid_annotation_launches_nothing_and_says_why(

@@ -167,3 +167,19 @@ def test_when_stopping_spending_even_permanent_errors_are_retried() -> None:
 
 def test_errors_that_are_not_aws_errors_are_left_alone() -> None:
     assert aws_failure(ValueError("bug"), attempt=1) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "hint"),
+    [
+        ("AccessDenied", 403, "the watcher's IAM role needs ssm:SendCommand"),
+        ("InvalidInstanceId", 404, "SSM agent is not reachable"),
+        ("ThrottlingException", 429, "throttling"),
+        ("InternalServerError", 500, "ssm:SendCommand InternalServerError"),
+    ],
+)
+def test_a_failed_exec_call_says_what_to_fix(code: str, status: int, hint: str) -> None:
+    answer, message = aws_errors.exec_refusal(client_error(code, "SendCommand"))
+    assert answer == status
+    assert message.startswith(f"ssm:SendCommand {code}: ")
+    assert hint in message

@@ -66,8 +66,8 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
         status, _ = await asyncio.to_thread(get, "/healthz", certificate=apiserver)
         assert status == 200
 
-        # exec is not served: refused as any unknown request, after authorization.
-        exec_path = f"/exec/{ref.namespace}/{ref.name}/main?command=sh"
+        # exec needs nodes/proxy too, and then an upgrade (kubelet_exec).
+        exec_path = f"/exec/{ref.namespace}/{ref.name}/main?command=sh&output=1"
         status, body = await asyncio.to_thread(get, exec_path, method="POST")
         assert status == 401
         status, body = await asyncio.to_thread(get, exec_path, token="alice-token", method="POST")
@@ -75,8 +75,10 @@ async def test_the_kubelet_endpoint_needs_credentials_and_the_nodes_permission(
             403,
             "Forbidden (user=alice, verb=create, resource=nodes, subresource=proxy",
         )
-        status, _ = await asyncio.to_thread(get, exec_path, certificate=apiserver, method="POST")
-        assert status == 405
+        status, body = await asyncio.to_thread(get, exec_path, token="alice-token")
+        assert "verb=get, resource=nodes, subresource=proxy" in json.loads(body)["message"]
+        status, body = await asyncio.to_thread(get, exec_path, certificate=apiserver, method="POST")
+        assert (status, body.decode().split(":")[0]) == (400, "Upgrade request required")
 
         # A bearer token the API server accepts, of a user allowed everything.
         status, body = await asyncio.to_thread(

@@ -47,6 +47,10 @@ def test_discovery_documents(kube_emulator: KubeEmulator) -> None:
     assert core["pods"]["namespaced"] is True
     assert core["nodes"]["namespaced"] is False
     assert core["pods/eviction"]["group"] == "policy"
+    assert (core["pods/exec"]["kind"], core["pods/exec"]["verbs"]) == (
+        "PodExecOptions",
+        ["create", "get"],
+    )
     groups = {g["name"]: g for g in fetch(f"{url}/apis")[1]["groups"]}
     assert {"coordination.k8s.io", "events.k8s.io", "policy"} <= set(groups)
     assert (

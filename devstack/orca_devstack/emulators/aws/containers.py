@@ -27,6 +27,8 @@ emulator plays the start script from its manifest rather than running the runner
   the pod's first containers at once with ``terminated/Error`` (exit code 1), before any pull;
   otherwise each container's environment and files from them are in ``ContainerRun.view``
   (``GET /_orca/containers/<pod-uid>``), so a test sees what reached the container.
+* each main container has a scratch directory (``sandboxes``) while its pod's run lasts, where an
+  ``orca exec <ns>/<name>`` command (``orca.exec_command``) runs as a real subprocess.
 
 If the instance goes away first, nothing more is reported (a lost instance cannot write logs) and
 the invocation ends ``Failed`` with ``ResponseCode`` -1.
@@ -43,6 +45,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from orca.instance_contract import (
@@ -56,6 +59,7 @@ from orca.instance_contract import (
     parse_stop_grace,
     read_pod_manifest,
 )
+from orca_devstack.emulators.aws import sandboxes
 from orca_devstack.emulators.aws.lifecycle import Scheduler, Timer
 
 __all__ = [
@@ -246,6 +250,10 @@ class ContainerRun:
     stop_command: tuple[str, str] | None = None
     output: list[str] = field(default_factory=list)
     view: ContainerView = field(default_factory=ContainerView)
+    sandbox: Path | None = None
+    """The containers' scratch directories (``sandboxes``), while the run lasts."""
+    exit_code: int | None = None
+    """How the main containers ended, once they have."""
 
     @property
     def current(self) -> tuple[bool, list[str]]:
@@ -272,7 +280,25 @@ class ContainerRuntime:
         self.runs: dict[str, ContainerRun] = {}
 
     def reset(self) -> None:
+        for run in self.runs.values():
+            sandboxes.remove_sandbox(run.sandbox)
         self.runs.clear()
+
+    def ended_with(self, pod_uid: str) -> int | None:
+        """The exit code the pod's main containers ended with; None while they run (or if
+        they never ran)."""
+        run = self.runs.get(pod_uid)
+        return None if run is None else run.exit_code
+
+    def sandbox_of(self, pod_uid: str, instance_id: str, container: str) -> Path | None:
+        """The running main container's sandbox directory; None when it is not running."""
+        run = self.runs.get(pod_uid)
+        if run is None or run.finished or run.instance_id != instance_id or run.sandbox is None:
+            return None
+        init, names = run.current
+        if init or not run.group_started or container not in names:
+            return None
+        return run.sandbox / container
 
     def start(
         self,
@@ -298,6 +324,7 @@ class ContainerRuntime:
         previous = self.runs.get(run.uid)
         if previous is not None and not previous.finished:
             self._cancel(previous)
+        run.sandbox = sandboxes.make_sandbox(run.uid, main)
         self.runs[run.uid] = run
         if document is not None and document.secrets_manager_secrets:
             try:  # as the runner: every secret first, before any pull
@@ -359,6 +386,8 @@ class ContainerRuntime:
         run.finished = True
         if run.timer is not None:
             run.timer.cancel()
+        sandboxes.remove_sandbox(run.sandbox)
+        run.sandbox = None
 
     def _events(
         self, run: ContainerRun, state: ContainerState, reason: ContainerReason, code: int | None
@@ -417,6 +446,9 @@ class ContainerRuntime:
         if run.finished:
             return
         run.finished = True
+        run.exit_code = exit_code
+        sandboxes.remove_sandbox(run.sandbox)
+        run.sandbox = None
         self._events(run, ContainerState.TERMINATED, reason, exit_code)
         _, names = run.current
         summary = f"containers {', '.join(names)} exited with {exit_code} ({reason.value})"

@@ -54,6 +54,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
+from orca.exec_command import (
+    ExecRequest,
+    parse_exec_comment,
+    read_exec_request,
+    read_session_request,
+)
 from orca.instance_contract import (
     ContainerStateEvent,
     RunnerDocument,
@@ -62,7 +68,7 @@ from orca.instance_contract import (
     status_key_parameter,
     status_log_stream,
 )
-from orca_devstack.emulators.aws import interruptions, prices
+from orca_devstack.emulators.aws import interruptions, prices, sandboxes
 from orca_devstack.emulators.aws.capacity import (
     CapacityModel,
     CapacityRule,
@@ -92,6 +98,7 @@ from orca_devstack.emulators.aws.secrets_access import (
     check_duration,
     parse_policy,
 )
+from orca_devstack.emulators.aws.sessions import SessionServer
 from orca_devstack.emulators.aws.spot_market import SpotMarket
 
 logger = logging.getLogger(__name__)
@@ -255,6 +262,8 @@ class EmulatorMiddleware:
         self.config = config
         self.control_app = control_app
         self.lock = threading.RLock()
+        self.sessions: SessionServer | None = None
+        """Session Manager's data-channel endpoint, once the server has started it."""
         self.scheduler = Scheduler(self.lock)
         self.defaults: EmulatorDefaults | None = None
         self.faults = FaultInjector()
@@ -426,6 +435,8 @@ class EmulatorMiddleware:
             ("ec2", "DescribeCapacityReservations"): self.describe_capacity_reservations,
             ("ssm", "DescribeInstanceInformation"): self.describe_instance_information,
             ("ssm", "SendCommand"): self.send_command,
+            ("ssm", "StartSession"): self.start_session,
+            ("ssm", "TerminateSession"): self.terminate_session,
             ("pricing", "GetProducts"): self.get_products,
             ("api.pricing", "GetProducts"): self.get_products,
             ("sqs", "ReceiveMessage"): self.receive_message,
@@ -1080,6 +1091,11 @@ class EmulatorMiddleware:
             command_id = command["CommandId"]
             orca = parse_comment(str(payload.get("Comment") or ""))
             script = "\n".join((payload.get("Parameters") or {}).get("commands") or [])
+            if parse_exec_comment(str(payload.get("Comment") or "")) is not None:
+                for instance_id in command.get("InstanceIds") or instance_ids:
+                    self._exec(command_id, instance_id, read_exec_request(script))
+                command = self.ssm.get_command_by_id(command_id).response_object()
+                return json_response({"Command": command})
             if orca is None:
                 return response
             for instance_id in command.get("InstanceIds") or instance_ids:
@@ -1107,8 +1123,78 @@ class EmulatorMiddleware:
             command = self.ssm.get_command_by_id(command_id).response_object()
             return json_response({"Command": command})
 
+    def start_session(self, call: AwsCall) -> Response:
+        """Session Manager (``sessions``): only to Online instances, only the documents ORCA
+        uses (an interactive command, port forwarding)."""
+        payload = call.payload
+        target = str(payload.get("Target") or "")
+        document = str(payload.get("DocumentName") or "SSM-SessionManagerRunShell")
+        if document not in (INTERACTIVE_COMMAND_DOCUMENT, PORT_FORWARDING_DOCUMENT):
+            raise AwsError.of(
+                "InvalidDocument",
+                f"the emulator serves only {INTERACTIVE_COMMAND_DOCUMENT} and "
+                f"{PORT_FORWARDING_DOCUMENT} sessions, not {document}",
+            )
+        parameters = payload.get("Parameters") or {}
+        port: int | None = None
+        if document == PORT_FORWARDING_DOCUMENT:
+            try:
+                port = int((parameters.get("portNumber") or [""])[0])
+            except ValueError:
+                raise AwsError.of("InvalidParameters", "portNumber must be a port number") from None
+        if self.sessions is None:
+            raise AwsError.of("InternalServerError", "no session endpoint")
+        with self.lock:
+            if not self.agent_online(target):
+                raise AwsError.of("TargetNotConnected", f"{target} is not connected.")
+        command = " ".join(parameters.get("command") or [])
+        request = read_session_request(command) if port is None else None
+        record = self.sessions.open(target, request, port)
+        return json_response(
+            {
+                "SessionId": record.session_id,
+                "TokenValue": record.token,
+                "StreamUrl": self.sessions.stream_url(record.session_id),
+            }
+        )
+
+    def terminate_session(self, call: AwsCall) -> Response:
+        session_id = str(call.payload.get("SessionId") or "")
+        if self.sessions is not None:
+            self.sessions.terminate(session_id)
+        return json_response({"SessionId": session_id})
+
+    def _exec(self, command_id: str, instance_id: str, request: ExecRequest | None) -> None:
+        """Run an ``orca exec`` command in the container's sandbox, on a thread of its own (the
+        invocation is InProgress meanwhile). Called under the lock."""
+        if request is None:
+            self._set_invocation(command_id, instance_id, 1, "", "no ORCA_EXEC_JSON heredoc\n")
+            return
+        directory = self.containers.sandbox_of(request.pod_uid, instance_id, request.container)
+        if directory is None:
+            outcome = sandboxes.not_running(request.container)
+            self._set_invocation(
+                command_id, instance_id, outcome.exit_code, outcome.stdout, outcome.stderr
+            )
+            return
+        self._set_invocation(command_id, instance_id, None, "")
+
+        def run() -> None:
+            outcome = sandboxes.run_in_sandbox(directory, request)
+            with self.lock:
+                self._set_invocation(
+                    command_id, instance_id, outcome.exit_code, outcome.stdout, outcome.stderr
+                )
+
+        threading.Thread(target=run, name="aws-emulator-exec", daemon=True).start()
+
     def _set_invocation(
-        self, command_id: str, instance_id: str, response_code: int | None, output: str
+        self,
+        command_id: str,
+        instance_id: str,
+        response_code: int | None,
+        output: str,
+        error_output: str = "",
     ) -> None:
         """None → InProgress; otherwise finished with that code (0 → Success, else Failed)."""
         command = self.ssm.get_command_by_id(command_id)
@@ -1136,6 +1222,7 @@ class EmulatorMiddleware:
                     ExecutionEndDateTime=now.isoformat(),
                     ExecutionElapsedTime=f"PT{elapsed:.3f}S",
                     StandardOutputContent=output,
+                    StandardErrorContent=error_output,
                 )
         statuses = [i["Status"] for i in command.invocations]
         command.completed_count = sum(s in ("Success", "Failed") for s in statuses)
@@ -1145,6 +1232,10 @@ class EmulatorMiddleware:
         else:
             command.status = "Failed" if "Failed" in statuses else "Success"
         command.status_details = command.status
+
+
+INTERACTIVE_COMMAND_DOCUMENT = "AWS-StartInteractiveCommand"
+PORT_FORWARDING_DOCUMENT = "AWS-StartPortForwardingSession"
 
 
 def _instance_information(instance: Any, status: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+from pathlib import Path
 from types import TracebackType
 
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -26,6 +27,7 @@ from orca_devstack.emulators.aws.config import EmulatorConfig, EmulatorDefaults
 from orca_devstack.emulators.aws.control import EmulatorControl
 from orca_devstack.emulators.aws.defaults import seed_defaults
 from orca_devstack.emulators.aws.middleware import EmulatorMiddleware
+from orca_devstack.emulators.aws.sessions import SessionServer
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -95,6 +97,8 @@ class AwsEmulator:
         self.port = int(self._server.server_address[1])
         self._seed()
         self.middleware.scheduler.start()
+        self.middleware.sessions = SessionServer(self.host, self._sandbox_of, self._ended_with)
+        self.middleware.sessions.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="aws-emulator", daemon=True
         )
@@ -111,7 +115,19 @@ class AwsEmulator:
             )
             self.middleware.defaults = defaults
 
+    def _sandbox_of(self, pod_uid: str, instance_id: str, container: str) -> Path | None:
+        with self.middleware.lock:
+            if not self.middleware.agent_online(instance_id):
+                return None
+            return self.middleware.containers.sandbox_of(pod_uid, instance_id, container)
+
+    def _ended_with(self, pod_uid: str) -> int | None:
+        with self.middleware.lock:
+            return self.middleware.containers.ended_with(pod_uid)
+
     def _reset(self) -> None:
+        if self.middleware.sessions is not None:
+            self.middleware.sessions.reset()
         with self.middleware.lock:
             self.middleware.scheduler.cancel_all()
             self.middleware.reset_controls()
@@ -119,6 +135,10 @@ class AwsEmulator:
 
     def stop(self) -> None:
         self.middleware.scheduler.stop()
+        if self.middleware.sessions is not None:
+            self.middleware.sessions.stop()
+        with self.middleware.lock:
+            self.middleware.containers.reset()  # the containers' sandboxes go with the emulator
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

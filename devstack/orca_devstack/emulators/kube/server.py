@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from orca_devstack.emulators.kube import access, errors, openapi, protobuf, tables
+from orca_devstack.emulators.kube import access, errors, openapi, protobuf, streaming, tables
 from orca_devstack.emulators.kube import resource_metrics as metrics_api
 from orca_devstack.emulators.kube.registry import (
     FIELD_VALIDATIONS,
@@ -149,6 +149,8 @@ def api_resource_list(group: str, version: str) -> JsonObject:
                 entry.update(kind="Eviction", group="policy", version="v1", verbs=["create"])
             elif sub == "log":
                 entry.update(verbs=["get"])
+            elif sub in streaming.OPTIONS_KINDS:
+                entry.update(kind=streaming.OPTIONS_KINDS[sub], verbs=["create", "get"])
             resources.append(entry)
     group_version = f"{group}/{version}" if group else version
     return {
@@ -530,6 +532,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if subresource == "log":
             self._pod_log(ns, name, query)
+        elif subresource in streaming.OPTIONS_KINDS:
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed()
+            self._pod_stream(ns, name, subresource, query)
         elif subresource == "binding" and method == "POST":
             self.registry.bind(ns, name, self._read_body())
             self._send_json(
@@ -796,6 +802,44 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, items[0])
             return
         self._send_json(200, metrics_api.metrics_list("PodMetrics", items))
+
+    # -- exec, attach, port-forward -------------------------------------------------------------
+
+    def _pod_stream(
+        self, namespace: str, name: str, subresource: str, query: dict[str, str]
+    ) -> None:
+        """Relay an upgraded exec / attach / portforward connection to the node's kubelet."""
+        pod = self.registry.get(PODS, namespace, name)
+        raw_query = urllib.parse.urlsplit(self.path).query
+        path = streaming.kubelet_path(pod, subresource, query, raw_query)
+        host, port = self._kubelet_address(pod)
+        self._body_read = True  # an upgrade request has no body; the socket is the stream's
+        self.close_connection = True
+        streaming.relay(self, f"{host}:{port}", path, self.server.emulator.access.kubelet_context)
+
+    def _kubelet_address(self, pod: JsonObject) -> tuple[str, int]:
+        """The bound node's InternalIP (bracketed when IPv6) and kubelet port."""
+        name = (pod.get("metadata") or {}).get("name")
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        node = self.registry.get(NODES, "", node_name)
+        status = node.get("status") or {}
+        address = next(
+            (
+                a.get("address")
+                for a in status.get("addresses") or []
+                if a.get("type") == "InternalIP"
+            ),
+            None,
+        )
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if not address or not port:
+            raise errors.bad_request(
+                f"node {node_name} has no InternalIP address or kubelet endpoint port"
+            )
+        host = f"[{address}]" if ":" in str(address) else str(address)
+        return host, int(port)
 
     # -- logs ----------------------------------------------------------------------------------
 

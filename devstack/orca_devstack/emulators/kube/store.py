@@ -58,7 +58,7 @@ CORE_RESOURCES = (
         "pods",
         True,
         ("po",),
-        ("status", "binding", "eviction", "log"),
+        ("status", "binding", "eviction", "log", "exec", "attach", "portforward"),
         "pod",
         ("all",),
     ),
