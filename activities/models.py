@@ -125,8 +125,8 @@ class MonitorEnd(StrEnum):
 
 class MonitorInput(_Model):
     pod: dict[str, Any]
-    """`status_mapping.status_inputs` of the manifest (histories before the `slim-monitor-input`
-    patch: the whole manifest, which reads the same)."""
+    """`status_mapping.status_inputs` of the manifest (activities scheduled by older workflow
+    code: the whole manifest, which reads the same)."""
     instance_id: str
     round_duration: timedelta
     containers_started_at: datetime | None = None

@@ -102,8 +102,6 @@ PLAN_WARNINGS_AS_EVENTS = "plan-warnings-as-events"
 POD_REPORT_GIVE_UP_AFTER = timedelta(minutes=5)
 """A pod status write or event that still fails after this long (all retries) is dropped, so a
 report the API server refuses can never keep the workflow, and the instance, from ending."""
-SLIM_MONITOR_INPUT = "slim-monitor-input"
-"""Patch ID: `monitor_pod` gets `status_inputs(manifest)` (what it reads), not the manifest."""
 IDLE_STOP = "idle-stop"
 """Patch ID: the `accelerators_idle` signal stops a running pod with reason Idle."""
 COST_IN_MEMO = "cost-in-memo"
@@ -516,15 +514,13 @@ class PodLifecycle:
             remaining = self._lifetime_remaining()
             if remaining is not None:
                 round_duration = min(round_duration, max(remaining, timedelta(seconds=1)))
-            monitored = (
-                status_inputs(state.manifest)
-                if workflow.patched(SLIM_MONITOR_INPUT)
-                else state.manifest
-            )
+            # `monitor_pod` gets only what it reads (`status_inputs`), not the manifest. No
+            # patch: replay compares an activity's type and ID, never its input, and the
+            # activity reads both forms alike (histories before this carry the whole manifest).
             handle = workflow.start_activity_method(
                 ContainerActivities.monitor_pod,
                 MonitorInput(
-                    pod=monitored,
+                    pod=status_inputs(state.manifest),
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
                     containers_started_at=state.started_running_at,
