@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,14 @@ def mark_running(core: k8s.CoreV1Api, name: str) -> None:
     )
 
 
-def publish(settings: Settings, ref: Any, figures: dict[UsageMetric, float]) -> None:
-    """What the instance's CloudWatch agent puts, for one pod."""
+def publish(
+    settings: Settings,
+    ref: Any,
+    figures: dict[UsageMetric, float],
+    at: datetime | None = None,
+) -> None:
+    """What the instance's CloudWatch agent puts, for one pod (at `at`, else now)."""
+    stamp = {"Timestamp": at} if at is not None else {}
     AwsClients(settings.aws).cloudwatch.put_metric_data(
         Namespace=NAMESPACE,
         MetricData=[
@@ -61,6 +69,7 @@ def publish(settings: Settings, ref: Any, figures: dict[UsageMetric, float]) -> 
                     }
                 ],
                 "Value": value,
+                **stamp,
             }
             for metric, value in figures.items()
         ],
@@ -129,19 +138,23 @@ async def test_kubectl_top_pod_and_node_through_metrics_k8s_io(parts: WatcherPar
                 check=False,
             )
 
-        started = time.monotonic()
+        period = settings.node.stats_interval.total_seconds()
+        started = (math.floor(time.time() / period) - 1) * period  # a boundary, in the past
 
         async def two_cores_used() -> bool:
-            # the instance's agent: 2 cores busy, so the CPU seconds grow by 2 a second
-            used = 2.0 * (time.monotonic() - started)
+            # The instance's agent: 2 cores busy, so the CPU seconds grow by 2 a second. Like the
+            # CloudWatch agent it samples on the period's boundaries (CloudWatch answers each
+            # period's start as the datapoint's time), however late this loop comes round.
+            at = math.floor(time.time() / period) * period
             publish(
                 settings,
                 ref,
                 {
-                    UsageMetric.CPU_USAGE_SECONDS: used,
+                    UsageMetric.CPU_USAGE_SECONDS: 2.0 * (at - started),
                     UsageMetric.CPU_USAGE_CORES: 2.0,
                     UsageMetric.MEMORY_WORKING_SET_BYTES: 64 * 2**20,
                 },
+                at=datetime.fromtimestamp(at, UTC),
             )
             result = await asyncio.to_thread(top, "pod", "top-1", "--no-headers")
             return result.returncode == 0 and "top-1" in result.stdout
