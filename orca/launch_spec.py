@@ -680,38 +680,30 @@ def _max_lifetime(annotations: Mapping[str, str], limits: LimitsSettings) -> tim
     ceiling = limits.max_instance_lifetime
     if ceiling is not None and ceiling <= timedelta(0):
         ceiling = None  # zero means unlimited, as for every limit
-    text = annotations.get(Annotation.MAX_LIFETIME)
-    if text is None:
+    lifetime = _positive_duration(annotations, Annotation.MAX_LIFETIME)
+    if lifetime is None:
         return ceiling
-    try:
-        lifetime = parse_duration(text)
-    except ValueError:
-        raise InvalidPodSpec(
-            Annotation.MAX_LIFETIME, f"{text!r} is not a duration; expected {DURATION_HELP}"
-        ) from None
-    if lifetime <= timedelta(0):
-        raise InvalidPodSpec(
-            Annotation.MAX_LIFETIME, f"{text!r} must be longer than zero; expected {DURATION_HELP}"
-        )
     return min(lifetime, ceiling) if ceiling is not None else lifetime
 
 
 def parse_idle_timeout(annotations: Mapping[str, str]) -> timedelta | None:
     """`orca.research/idle-timeout` (InvalidPodSpec naming it when it is not a duration > 0)."""
-    text = annotations.get(Annotation.IDLE_TIMEOUT)
+    return _positive_duration(annotations, Annotation.IDLE_TIMEOUT)
+
+
+def _positive_duration(annotations: Mapping[str, str], key: str) -> timedelta | None:
+    """The duration annotation `key` (None when absent); InvalidPodSpec naming it unless it is a
+    duration longer than zero."""
+    text = annotations.get(key)
     if text is None:
         return None
     try:
-        timeout = parse_duration(text)
+        duration = parse_duration(text)
     except ValueError:
-        raise InvalidPodSpec(
-            Annotation.IDLE_TIMEOUT, f"{text!r} is not a duration; expected {DURATION_HELP}"
-        ) from None
-    if timeout <= timedelta(0):
-        raise InvalidPodSpec(
-            Annotation.IDLE_TIMEOUT, f"{text!r} must be longer than zero; expected {DURATION_HELP}"
-        )
-    return timeout
+        raise InvalidPodSpec(key, f"{text!r} is not a duration; expected {DURATION_HELP}") from None
+    if duration <= timedelta(0):
+        raise InvalidPodSpec(key, f"{text!r} must be longer than zero; expected {DURATION_HELP}")
+    return duration
 
 
 def _user_data(annotations: Mapping[str, str]) -> str | None:

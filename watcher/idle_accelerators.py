@@ -18,7 +18,6 @@ nothing) is never idle: missing data never stops anything.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,7 +25,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orca import pod_names
 from orca.launch_spec import InvalidPodSpec, PodRef, parse_idle_timeout
 from orca.logging import get_logger
 from orca.pod_api import PodApi
@@ -34,6 +32,7 @@ from orca.units import format_duration
 from orca.usage_metrics import ACCELERATOR_UTILIZATION
 from orca.usage_queries import PodKey, Sample, Statistic
 from orca.usage_reader import UsageReader
+from orca.watcher.pod_events import once_per_pod_warning
 from orca.watcher.pod_stats import running_pod_keys
 
 log = get_logger(__name__)
@@ -103,29 +102,7 @@ def idle_timeout_of(pod: dict[str, Any]) -> timedelta | None:
 
 
 def warning_event(ref: PodRef, message: str, node_name: str, now: datetime) -> dict[str, Any]:
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    suffix = hashlib.sha256(f"{ref.uid}/{WARNING_REASON}".encode()).hexdigest()[:10]
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": pod_names.event_name(ref.name, suffix), "namespace": ref.namespace},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "uid": ref.uid,
-        },
-        "reason": WARNING_REASON,
-        "message": message,
-        "type": "Warning",
-        "source": {"component": "orca", "host": node_name},
-        "reportingComponent": "orca",
-        "reportingInstance": node_name,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
+    return once_per_pod_warning(ref, WARNING_REASON, message, node_name, now)
 
 
 class IdleAccelerators:

@@ -21,17 +21,16 @@ once (the DELETE path below). Keep them off the node with a nodeAffinity on
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
 
-from orca import pod_names
 from orca.launch_spec import PodRef
 from orca.logging import get_logger
 from orca.pod_api import PodApi
 from orca.watcher.pod_causes import PodCause, daemonset_owner, grace_period_seconds, pod_cause
+from orca.watcher.pod_events import once_per_pod_warning
 from orca.watcher.pod_queues import PodEvent
 from orca.watcher.pod_workflows import PodWorkflows
 
@@ -112,30 +111,9 @@ DAEMONSET_REASON = "DaemonSetPodNotRun"
 
 def daemonset_event(ref: PodRef, daemonset: str, node_name: str, now: datetime) -> dict[str, Any]:
     """The one Warning event about a daemon pod ORCA will not run (pure)."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    suffix = hashlib.sha256(f"{ref.uid}/{DAEMONSET_REASON}".encode()).hexdigest()[:10]
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": pod_names.event_name(ref.name, suffix), "namespace": ref.namespace},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "uid": ref.uid,
-        },
-        "reason": DAEMONSET_REASON,
-        "message": (
-            f"Pod of DaemonSet {daemonset} is not run on {node_name}: ORCA launches one EC2 "
-            "instance per pod, and node agents have no node to serve there. The pod stays "
-            f"Pending; keep the DaemonSet off {node_name} with a nodeAffinity."
-        ),
-        "type": "Warning",
-        "source": {"component": "orca", "host": node_name},
-        "reportingComponent": "orca",
-        "reportingInstance": node_name,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
+    message = (
+        f"Pod of DaemonSet {daemonset} is not run on {node_name}: ORCA launches one EC2 "
+        "instance per pod, and node agents have no node to serve there. The pod stays "
+        f"Pending; keep the DaemonSet off {node_name} with a nodeAffinity."
+    )
+    return once_per_pod_warning(ref, DAEMONSET_REASON, message, node_name, now)

@@ -856,30 +856,12 @@ class _Handler(BaseHTTPRequestHandler):
             container = str(containers[0])
         elif container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if not node_name:
-            raise errors.bad_request(f"pod {name} does not have a host assigned")
-        node = self.registry.get(NODES, "", node_name)
-        status = node.get("status") or {}
-        address = next(
-            (
-                a.get("address")
-                for a in status.get("addresses") or []
-                if a.get("type") == "InternalIP"
-            ),
-            None,
-        )
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        if not address or not port:
-            raise errors.bad_request(
-                f"node {node_name} has no InternalIP address or kubelet endpoint port"
-            )
+        host, port = self._kubelet_address(pod)
         params = {k: v for k, v in query.items() if k in _LOG_PARAMETERS}
         path = "/containerLogs/{}/{}/{}".format(
             *(urllib.parse.quote(p, safe="") for p in (namespace, name, container))
         )
         suffix = f"?{urllib.parse.urlencode(params)}" if params else ""
-        host = f"[{address}]" if ":" in str(address) else str(address)
         follow = query.get("follow") in _TRUE
         response = _open_kubelet(
             f"{host}:{port}{path}{suffix}", follow, self.server.emulator.access.kubelet_context
