@@ -15,8 +15,10 @@ Command:
 
 The runner pulls each image, runs init containers one after another (restarting a failed one
 unless the pod's restartPolicy is Never), then starts the app containers with docker (nerdctl
-when docker is absent) on the host network, as a pod's containers share one network namespace.
-It follows the runtime's events and reports every container state change as one JSON event to
+when docker is absent) on the host network, as a pod's containers share one network namespace,
+each followed by a supervisor that restarts it per restartPolicy with the kubelet's back-off
+(`waiting/CrashLoopBackOff`; never `docker run --restart`). It reports every container state
+change as one JSON event to
 the status log group (stream `<pod-uid>`); each container's output goes to the log group through
 the awslogs driver (stream `<namespace>/<pod>/<uid>/<container>`).
 
@@ -44,6 +46,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from orca.ebs_volumes import PodVolume, mount_point
 from orca.instance_contract import (
     CONTAINER_NAME_PREFIX,
     LABEL_CONTAINER,
@@ -61,6 +64,7 @@ from orca.instance_contract import (
     STOP_VERB,
     ManifestContainer,
     PodManifest,
+    RunnerBlockDevice,
     RunnerContainer,
     RunnerDocument,
     RunnerEnv,
@@ -95,9 +99,6 @@ __all__ = [
     "start_comment",
     "stop_comment",
 ]
-
-DOCKER_RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
-"""Kubernetes restartPolicy -> `docker run --restart`."""
 
 _ECR_REGISTRY_BASH = r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
 """An ECR image reference, as a bash ERE; group 1 is the registry's region."""
@@ -143,15 +144,26 @@ def render_stop_command(pod: PodRef, grace_seconds: int) -> str:
             f'ORCA_DIR={q(POD_DIR)}/"$ORCA_POD_UID"',
             "ORCA_RUNTIME=docker; command -v docker >/dev/null 2>&1 || ORCA_RUNTIME=nerdctl",
             'mkdir -p "$ORCA_DIR" && touch "$ORCA_DIR/stopping"',
-            # the runner's init loop must not start the next container; the watcher keeps going
-            f"systemctl kill --signal=SIGTERM {q(unit)} 2>/dev/null || true",
+            # the runner (only its main process) starts nothing more and cuts a back-off short;
+            # its supervisors live on to report how the containers end
+            f"systemctl kill --kill-whom=main --signal=SIGTERM {q(unit)} 2>/dev/null || true",
             f'ids=$("$ORCA_RUNTIME" ps -q --filter "label={LABEL_POD_UID}=$ORCA_POD_UID")',
             'if [ -n "$ids" ]; then',
+            # a runner of an older ORCA restarted app containers with `docker run --restart`
             '  "$ORCA_RUNTIME" update --restart=no $ids >/dev/null 2>&1 || true',
             f'  "$ORCA_RUNTIME" stop --time "${STOP_GRACE_VARIABLE}" $ids',
             "fi",
-            "sleep 2  # let the runner report the last container states",
+            "# the runner ends once it has reported the last container states",
+            f"for _ in $(seq 20); do systemctl is-active -q {q(unit)} 2>/dev/null || break; "
+            "sleep 0.5; done",
             f"systemctl stop {q(unit)} 2>/dev/null || true",
+            # the pod's EBS volumes, so the workflow's DetachVolume finds them unmounted
+            'if [ -f "$ORCA_DIR/mounts" ]; then',
+            "  sync",
+            '  while read -r mounted; do umount "$mounted" || umount -l "$mounted"; done'
+            ' < "$ORCA_DIR/mounts"',
+            '  rm -f "$ORCA_DIR/mounts"',
+            "fi",
             "",
         ]
     )
@@ -168,11 +180,16 @@ def render_bootstrap(
     secrets: Mapping[str, Mapping[str, str]],
     secret_parameter_prefix: str,
     status_key: str | None = None,
+    block_volumes: Sequence[PodVolume] = (),
 ) -> BootstrapPlan:
     """Render the start script for `pod` (Kubernetes API camelCase dict).
 
     `status_key` (hex, `orca.instance_contract.new_status_key`) becomes the pod's parameter
     `status_key_parameter(uid)`, which the runner signs its status reports with.
+
+    `block_volumes` are the pod's claims resolved to EBS volumes (its plan's `volumes`): each is
+    mounted by the runner at `mount_point(volume_id)`, and the containers' mounts of the claim's
+    volume bind from there.
 
     Raises `InvalidPodSpec` naming the field (`spec.containers[0].env[2]`) when a non-optional
     ConfigMap or Secret key the pod refers to does not exist.
@@ -185,6 +202,7 @@ def render_bootstrap(
         config_maps=config_maps,
         secrets=secrets,
         prefix=secret_parameter_prefix.rstrip("/") + "/",
+        block_volumes=block_volumes,
     )
     key_parameter = None
     if status_key is not None:
@@ -318,8 +336,10 @@ class _Renderer:
         config_maps: Mapping[str, Mapping[str, str]],
         secrets: Mapping[str, Mapping[str, str]],
         prefix: str,
+        block_volumes: Sequence[PodVolume] = (),
     ) -> None:
         self.pod = pod
+        self.block_volumes = {volume.volume_name: volume for volume in block_volumes}
         self.spec = spec
         self.pod_spec: Mapping[str, Any] = pod.get("spec") or {}
         self.metadata: Mapping[str, Any] = pod.get("metadata") or {}
@@ -518,6 +538,15 @@ class _Renderer:
         for index, volume in enumerate(self.pod_spec.get("volumes") or ()):
             name = str(volume.get("name", ""))
             where = f"spec.volumes[{index}]"
+            if "persistentVolumeClaim" in volume:
+                block = self.block_volumes.get(name)
+                if block is None:
+                    raise InvalidPodSpec(
+                        f"{where}.persistentVolumeClaim",
+                        f"the claim of volume {name!r} was not resolved to an EBS volume",
+                    )
+                self.volume_dirs[name] = mount_point(block.volume_id)
+                continue
             if "emptyDir" in volume:
                 medium = (volume.get("emptyDir") or {}).get("medium")
                 base = "/dev/shm/orca" if medium == "Memory" else f"{self.pod_dir}/volumes"
@@ -668,7 +697,7 @@ class _Renderer:
             "--log-opt",
             "awslogs-create-group=true",
         ]
-        arguments += ["--restart", "no" if init else DOCKER_RESTART[self.spec.restart_policy]]
+        arguments += ["--restart", "no"]  # the runner restarts containers (CrashLoopBackOff)
         resources = container.get("resources") or {}
         limits = resources.get("limits") or {}
         requests = resources.get("requests") or {}
@@ -768,6 +797,16 @@ class _Renderer:
             ),
             secrets_manager_secrets=list(pod_secret_arns(self.spec)),
             volumes=volumes,
+            block_devices=[
+                RunnerBlockDevice(
+                    volume_id=block.volume_id,
+                    device_name=block.device_name,
+                    fs_type=block.fs_type,
+                    mount_point=mount_point(block.volume_id),
+                    read_only=block.read_only,
+                )
+                for block in self.block_volumes.values()
+            ],
             init_containers=init,
             containers=apps,
             usage_metrics=RunnerUsageMetrics(

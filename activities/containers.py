@@ -33,18 +33,29 @@ from orca.activities.bootstrap_script import render_bootstrap, render_stop_comma
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.container_status_feed import ContainerStatusFeed
 from orca.activities.models import (
+    EventType,
     MonitorEnd,
     MonitorInput,
     MonitorOutcome,
+    PodEventReport,
     StartContainersInput,
     StartContainersOutcome,
     StopContainersInput,
 )
 from orca.activities.pod_parameters import PodParameters, secret_parameter_prefix
 from orca.activities.pod_references import PodReferences
+from orca.activities.pod_status import event_body
 from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.ssm_commands import RUNNING_STATUSES, SsmCommands
-from orca.activities.status_mapping import pod_is_finished, pod_status_from_events, to_status_patch
+from orca.activities.status_mapping import (
+    BACK_OFF_EVENT,
+    back_off_event_message,
+    containers_backing_off,
+    incarnation_events,
+    pod_is_finished,
+    pod_status_from_events,
+    to_status_patch,
+)
 from orca.failure_types import FailureType
 from orca.instance_contract import new_status_key
 from orca.instance_state import is_lost
@@ -68,6 +79,7 @@ class ContainerActivities:
         cluster: ClusterInstances,
         feed: ContainerStatusFeed,
         pods: PodApi,
+        node_name: str,
         secrets: PodSecretsManager | None = None,
     ) -> None:
         self._settings = settings
@@ -80,6 +92,7 @@ class ContainerActivities:
         self._cluster = cluster
         self._feed = feed
         self._pods = pods
+        self._node_name = node_name
         self._seen_running: set[str] = set()
         """Pods whose time to Running this worker has observed (once per pod)."""
 
@@ -111,6 +124,7 @@ class ContainerActivities:
                     secrets=secrets,
                     secret_parameter_prefix=secret_parameter_prefix(pod.uid),
                     status_key=status_key,
+                    block_volumes=input.volumes,
                 )
                 grant = None  # credentials that read exactly the pod's Secrets Manager secrets
                 if self._secrets is not None:
@@ -154,6 +168,7 @@ class ContainerActivities:
         restart_policy = input.pod.get("spec", {}).get("restartPolicy", "Always")
         round_ends = time.monotonic() + input.round_duration.total_seconds()
         last_patch: dict[str, Any] | None = None
+        backed_off: set[tuple[str, int]] = set()
         with bind_work_context(
             pod=pod.key, workflow_id=activity.info().workflow_id, instance_id=input.instance_id
         ):
@@ -173,10 +188,12 @@ class ContainerActivities:
                         )
                     view = pod_status_from_events(
                         input.pod,
-                        self._feed.events(pod.uid),
+                        incarnation_events(self._feed.events(pod.uid), input.events_after),
                         host_ip=instance.private_ip,
                         pod_ip=instance.private_ip,
                         started_at=instance.launch_time,
+                        restart_base=input.restart_base,
+                        last_terminated=input.last_terminated,
                     )
                     patch = to_status_patch(view)
                     if view.phase is PodPhase.RUNNING and pod.uid not in self._seen_running:
@@ -185,6 +202,9 @@ class ContainerActivities:
                     if patch != last_patch:
                         await asyncio.to_thread(self._pods.patch_status, pod, patch)
                         last_patch = patch
+                    for back_off in set(containers_backing_off(view)) - backed_off:
+                        backed_off.add(back_off)
+                        await asyncio.to_thread(self._record_back_off, input.pod, back_off[0])
                     if pod_is_finished(view, restart_policy):
                         self._seen_running.discard(pod.uid)
                         await asyncio.to_thread(self._parameters.delete_pod, pod.uid)
@@ -199,6 +219,18 @@ class ContainerActivities:
                         return MonitorOutcome(end=MonitorEnd.ROUND_OVER, phase=str(view.phase))
             finally:
                 self._feed.unsubscribe(pod.uid)
+
+    def _record_back_off(self, pod: Mapping[str, Any], container: str) -> None:
+        """The kubelet's `BackOff` Warning event, one object per pod and container whose
+        `count` grows with each back-off."""
+        report = PodEventReport(
+            pod=pod_ref_from_pod(pod),
+            type=EventType.WARNING,
+            reason=BACK_OFF_EVENT,
+            message=back_off_event_message(container, pod),
+        )
+        body = event_body(report, self._node_name, datetime.now(UTC), series=True)
+        self._pods.post_or_count_event(report.pod.namespace, body)
 
     # -- stop -------------------------------------------------------------------------------
     @activity.defn(name="stop_containers")

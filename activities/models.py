@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orca.ebs_volumes import PodVolume
 from orca.instance_state import InstanceState
 from orca.launch_spec import LaunchSpec, PodRef
 from orca.pod_phase import PodPhase
@@ -41,6 +42,8 @@ class LaunchPlan(_Model):
     dry_run: bool = False
     waiting_reason: str | None = None
     """Why there is nothing to try right now (no candidates); the workflow waits and re-plans."""
+    volumes: tuple[PodVolume, ...] = ()
+    """The EBS volumes of the pod's claims; when any, every candidate is in their zone."""
     warnings: tuple[str, ...] = ()
     """Things the pod asked for that its plan will not give it (an explicitly named type
     smaller than its requests); the workflow posts each as a Warning event."""
@@ -101,6 +104,8 @@ class StartContainersInput(_Model):
     spec: LaunchSpec
     instance: InstanceStatus
     agent_timeout: timedelta = timedelta(minutes=10)
+    volumes: tuple[PodVolume, ...] = ()
+    """The plan's EBS volumes (attached by now): the runner mounts them."""
 
 
 class StartContainersOutcome(_Model):
@@ -130,6 +135,13 @@ class MonitorInput(_Model):
     instance_id: str
     round_duration: timedelta
     containers_started_at: datetime | None = None
+    restart_base: dict[str, int] = Field(default_factory=dict)
+    """Container name → restarts of earlier incarnations (spot recovery), added to the runner's."""
+    last_terminated: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Container name → `lastState.terminated` from the last interruption."""
+    events_after: datetime | None = None
+    """Only container events after this second count (the incarnation's start; the earlier
+    instances of the pod reported to the same stream)."""
 
 
 class MonitorOutcome(_Model):
@@ -141,6 +153,23 @@ class MonitorOutcome(_Model):
 
 
 # -- terminate ----------------------------------------------------------------------------------
+class VolumeAttachmentsInput(_Model):
+    """Attach (or detach) the pod's EBS volumes to (from) its instance."""
+
+    pod: PodRef
+    instance_id: str
+    volumes: tuple[PodVolume, ...]
+    poll_interval: timedelta = timedelta(seconds=2)
+    """How often the attachment states are read while waiting."""
+
+
+class VolumeAttachmentsOutcome(_Model):
+    volume_ids: tuple[str, ...] = ()
+    """The volumes now attached (attach) or detached (detach) by this call or an earlier try."""
+    waited_for: tuple[str, ...] = ()
+    """Volumes that were attached to another instance first and had to be waited for."""
+
+
 class TerminateInput(_Model):
     pod: PodRef
     instance_ids: tuple[str, ...] = ()
@@ -161,6 +190,18 @@ class PodCondition(_Model):
     message: str | None = None
 
 
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class PodEventReport(_Model):
+    pod: PodRef
+    type: EventType
+    reason: str
+    message: str
+
+
 class PodStatusReport(_Model):
     """A partial status write: only the fields set here change; conditions merge by type."""
 
@@ -173,18 +214,8 @@ class PodStatusReport(_Model):
     pod_ip: str | None = None
     container_statuses: tuple[dict[str, Any], ...] | None = None
     """Kubernetes-shaped container statuses, written as given."""
-
-
-class EventType(StrEnum):
-    NORMAL = "Normal"
-    WARNING = "Warning"
-
-
-class PodEventReport(_Model):
-    pod: PodRef
-    type: EventType
-    reason: str
-    message: str
+    event: PodEventReport | None = None
+    """An event recorded right after the status write, in the same activity (`pod-lifecycle-2`)."""
 
 
 class DeletePodInput(_Model):

@@ -13,6 +13,10 @@ what it is unsure of.
 - a pod's secret parameters (`/orca/pods/<uid>/`): likewise, but only for a UID this cluster can
   tell is its own (an instance it listed or a pod on its node), since the path is shared by every
   cluster of an account;
+- EBS volumes tagged for this cluster and managed by ORCA: orphans when `available` (attached to
+  nothing), older than `orphans.minAge`, and the PersistentVolume their tags name no longer
+  exists (its claim was deleted while ORCA could not reclaim it, or a provisioning that created
+  the volume never wrote its PersistentVolume);
 - pods on the node that are not finished (or are being deleted): orphans only when their workflow
   exists and is closed. A pod whose workflow was never started is the watcher's to start, not the
   sweep's to fail; one whose workflow is gone for good is started anew by the watcher too.
@@ -216,13 +220,39 @@ def find_orphans(
                 )
             )
 
+    orphans.extend(orphan_volumes(listing, now, min_age))
+
     listed = {
+        OrphanKind.VOLUME.value: len(listing.volumes),
         OrphanKind.INSTANCE.value: len(listing.instances),
         OrphanKind.SPOT_REQUEST.value: len(listing.spot_requests),
         OrphanKind.SECRET_PARAMETERS.value: len(listing.secrets),
         OrphanKind.POD.value: len(listing.pods),
     }
     return SweepFindings(orphans=tuple(orphans), listed=listed, unattributed_secrets=unattributed)
+
+
+def orphan_volumes(listing: ClusterListing, now: datetime, min_age: timedelta) -> list[Orphan]:
+    """Available, old-enough volumes whose PersistentVolume is gone (pure)."""
+    existing = set(listing.persistent_volumes)
+    found = []
+    for volume in listing.volumes:
+        if volume.state != "available" or not old_enough(volume.created_at, now, min_age):
+            continue
+        if volume.persistent_volume is not None and volume.persistent_volume in existing:
+            continue
+        named = volume.persistent_volume or "(no persistent-volume tag)"
+        found.append(
+            Orphan(
+                kind=OrphanKind.VOLUME,
+                id=volume.volume_id,
+                pod=None,
+                workflow_id=None,
+                owner=OwnerState.NOT_FOUND,
+                reason=f"available, and its PersistentVolume {named} does not exist",
+            )
+        )
+    return found
 
 
 def still_orphaned(orphan: Orphan, status: str | None) -> bool:

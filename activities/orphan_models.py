@@ -21,6 +21,7 @@ class OrphanKind(StrEnum):
     SPOT_REQUEST = "spot-request"
     SECRET_PARAMETERS = "secret-parameters"
     POD = "pod"
+    VOLUME = "volume"
 
 
 class OwnerState(StrEnum):
@@ -66,6 +67,16 @@ class SweptPod(_Model):
     deleting: bool = False
 
 
+class SweptVolume(_Model):
+    """An EBS volume tagged for this cluster and managed by ORCA (a provisioned claim's)."""
+
+    volume_id: str
+    state: str
+    persistent_volume: str | None
+    """The PersistentVolume its tags name; None when the tag is missing."""
+    created_at: datetime | None
+
+
 class ClusterListing(_Model):
     """Everything of this cluster that a PodLifecycle workflow may own, listed once per sweep."""
 
@@ -73,6 +84,9 @@ class ClusterListing(_Model):
     spot_requests: tuple[SweptSpotRequest, ...] = ()
     secrets: tuple[SweptSecrets, ...] = ()
     pods: tuple[SweptPod, ...] = ()
+    volumes: tuple[SweptVolume, ...] = ()
+    persistent_volumes: tuple[str, ...] = ()
+    """The names of every PersistentVolume in the cluster, listed after the volumes."""
     known_pods: tuple[PodRef, ...] = ()
     """Pods this cluster launched for, from every instance listed (terminated ones included):
     a secret parameter is attributed to this cluster only through one of them or a pod on the

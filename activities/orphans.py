@@ -3,10 +3,11 @@ running, end what nobody owns.
 
 `find_orphans` lists, in this order, the running PodLifecycle workflows (one visibility query),
 the cluster's instances (the worker's shared listing round, `ClusterInstances`), its open spot
-requests (by the cluster and managed-by tags), the secret parameters under `/orca/pods/` and the
-pods bound to the virtual node; it describes every owner the visibility query did not name and
-hands all of it to the pure decision (`orca.activities.orphan_decisions`). A Temporal error
-fails the activity: without knowing who runs, nothing is called an orphan.
+requests and EBS volumes (by the cluster and managed-by tags), the secret parameters under
+`/orca/pods/`, the pods bound to the virtual node and, last, the PersistentVolumes; it
+describes every owner the visibility query did not name and hands all of it to the pure
+decision (`orca.activities.orphan_decisions`). A Temporal error fails the activity: without
+knowing who runs, nothing is called an orphan.
 
 `end_orphans` describes each orphan's workflow once more right before ending it (so a workflow
 started again in between, e.g. by `orca retry`, keeps what it owns), then terminates instances,
@@ -45,11 +46,13 @@ from orca.activities.orphan_models import (
     SweptPod,
     SweptSecrets,
     SweptSpotRequest,
+    SweptVolume,
 )
 from orca.activities.pod_parameters import PodParameters, pod_uid_of
 from orca.activities.pod_status import PodStatusActivities, event_body, status_patch
 from orca.aws_clients import AwsClients
-from orca.aws_errors import is_not_found
+from orca.aws_errors import is_not_found, is_volume_busy
+from orca.ebs_volumes import PERSISTENT_VOLUME_TAG
 from orca.failure_types import FailureType
 from orca.launch_spec import PodRef
 from orca.metrics import ORPHAN_SWEEPS, ORPHANS_ENDED, ORPHANS_FOUND
@@ -146,6 +149,7 @@ class OrphanActivities:
                 kind=orphan.kind.value,
                 orphan=orphan.id,
                 instance_id=orphan.id if orphan.kind is OrphanKind.INSTANCE else None,
+                volume_id=orphan.id if orphan.kind is OrphanKind.VOLUME else None,
                 pod=orphan.pod.key if orphan.pod else None,
                 workflow_id=orphan.workflow_id,
                 reason=orphan.reason,
@@ -165,16 +169,22 @@ class OrphanActivities:
             )
             for item in listed.values()
         )
-        spot_requests, secrets, pods = await asyncio.gather(
+        spot_requests, secrets, pods, volumes = await asyncio.gather(
             asyncio.to_thread(self._spot_requests),
             asyncio.to_thread(self._secrets),
             asyncio.to_thread(self._pods),
+            asyncio.to_thread(self._volumes),
         )
+        # After the volumes: a PersistentVolume written after this list names a volume that
+        # was listed before it was created or is younger than min_age.
+        persistent_volumes = await asyncio.to_thread(self._persistent_volumes)
         return ClusterListing(
             instances=instances,
             spot_requests=spot_requests,
             secrets=secrets,
             pods=pods,
+            volumes=volumes,
+            persistent_volumes=persistent_volumes,
             known_pods=tuple(i.pod for i in instances if i.pod is not None),
         )
 
@@ -199,6 +209,34 @@ class OrphanActivities:
             )
             for item in response.get("SpotInstanceRequests", [])
         )
+
+    def _volumes(self) -> tuple[SweptVolume, ...]:
+        paginator = self._aws.ec2.get_paginator("describe_volumes")
+        swept = []
+        for page in paginator.paginate(
+            Filters=[
+                {"Name": f"tag:{instance_tags.CLUSTER}", "Values": [self._cluster_name]},
+                {
+                    "Name": f"tag:{instance_tags.MANAGED_BY}",
+                    "Values": [instance_tags.MANAGED_BY_VALUE],
+                },
+            ]
+        ):
+            for item in page.get("Volumes", []):
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                swept.append(
+                    SweptVolume(
+                        volume_id=item["VolumeId"],
+                        state=item.get("State", ""),
+                        persistent_volume=tags.get(PERSISTENT_VOLUME_TAG),
+                        created_at=item.get("CreateTime"),
+                    )
+                )
+        return tuple(swept)
+
+    def _persistent_volumes(self) -> tuple[str, ...]:
+        listed = self._core.list_persistent_volume().items
+        return tuple(sorted(pv.metadata.name for pv in listed if pv.metadata and pv.metadata.name))
 
     def _secrets(self) -> tuple[SweptSecrets, ...]:
         by_uid: dict[str, list[tuple[str, datetime | None]]] = {}
@@ -262,6 +300,7 @@ class OrphanActivities:
                 kind=orphan.kind.value,
                 orphan=orphan.id,
                 instance_id=orphan.id if orphan.kind is OrphanKind.INSTANCE else None,
+                volume_id=orphan.id if orphan.kind is OrphanKind.VOLUME else None,
                 pod=orphan.pod.key if orphan.pod else None,
                 workflow_id=wid,
                 reason=orphan.reason,
@@ -283,6 +322,12 @@ class OrphanActivities:
                 self._aws.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[orphan.id])
             except Exception as error:
                 if not is_not_found(error):
+                    raise
+        elif orphan.kind is OrphanKind.VOLUME:
+            try:
+                self._aws.ec2.delete_volume(VolumeId=orphan.id)
+            except Exception as error:
+                if not (is_not_found(error) or is_volume_busy(error)):
                     raise
         elif orphan.kind is OrphanKind.SECRET_PARAMETERS:
             self._parameters.delete(orphan.parameter_names)

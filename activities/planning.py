@@ -27,14 +27,17 @@ from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.namespace_teams import NamespaceTeams
+from orca.activities.pod_claims import PodClaims
 from orca.activities.secrets_manager import PodSecretsManager
 from orca.activities.unavailable_offerings import UnavailableOfferings
+from orca.ebs_volumes import ClaimNotReady, PodVolume, VolumeNotUsable, zone_restriction
 from orca.failure_types import FailureType
 from orca.launch_spec import (
     InvalidPodSpec,
     LaunchSpec,
     ResourceRequest,
     SelectionMethod,
+    claim_volumes,
     parse_launch_spec,
 )
 from orca.logging import bind_work_context
@@ -42,10 +45,13 @@ from orca.pod_security import check_pod_security
 from orca.selection import (
     RESOURCES_FIELD,
     CandidateOffering,
+    CandidatePlan,
     CatalogSnapshot,
     InstanceTypeInfo,
     NoCandidates,
     plan_candidates,
+    restrict_to_zone,
+    zone_waiting_reason,
 )
 from orca.settings import Settings
 from orca.units import GIB, MIB, format_number
@@ -150,6 +156,33 @@ def undersized_warnings(spec: LaunchSpec, catalog: CatalogSnapshot) -> list[str]
     return warnings
 
 
+def plan_in_volume_zone(
+    plan: LaunchPlan, volumes: Sequence[PodVolume], zone_has_subnet: bool
+) -> LaunchPlan:
+    """The plan with its volumes, its candidates restricted to their zone (pure). With no
+    candidate left there the plan waits, naming the volume, its zone and why; it never
+    launches elsewhere."""
+    if not volumes:
+        return plan
+    zone = volumes[0].zone
+    why = zone_restriction(volumes)
+    kept = restrict_to_zone(CandidatePlan(candidates=plan.candidates), zone, why).candidates
+    # What the pod waits for when every launch in the zone fails for capacity: the workflow
+    # says it with the retry interval.
+    waiting_reason = (
+        f"Every candidate offering in {zone} is out of capacity; {why}, and the pod cannot "
+        "launch away from it"
+    )
+    if not kept:
+        dropped = [c for c in plan.candidates if c.zone != zone]
+        waiting_reason = zone_waiting_reason(zone, why, dropped, zone_has_subnet)
+        if plan.waiting_reason:
+            waiting_reason += f" ({plan.waiting_reason})"
+    return plan.model_copy(
+        update={"candidates": kept, "volumes": tuple(volumes), "waiting_reason": waiting_reason}
+    )
+
+
 class PlanningActivities:
     def __init__(
         self,
@@ -158,16 +191,50 @@ class PlanningActivities:
         unavailable: UnavailableOfferings,
         teams: NamespaceTeams | None = None,
         secrets: PodSecretsManager | None = None,
+        claims: PodClaims | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._unavailable = unavailable
         self._teams = teams
         self._secrets = secrets
+        self._claims = claims
 
     @activity.defn(name="plan_launch")
     @fails_on_aws_errors()
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
+        """The pod's plan: candidates (`plan_without_claims`), then its claims resolved to EBS
+        volumes and the candidates restricted to their zone."""
+        plan = await self.plan_without_claims(input)
+        if not claim_volumes(input.pod.get("spec") or {}):
+            return plan
+        with bind_work_context(pod=plan.spec.pod.key, pod_uid=plan.spec.pod.uid), heartbeating():
+            return await self._with_claims(input, plan)
+
+    async def _with_claims(self, input: PlanLaunchInput, plan: LaunchPlan) -> LaunchPlan:
+        if self._claims is None:
+            raise ApplicationError(
+                "this worker cannot read PersistentVolumeClaims (no Kubernetes client)",
+                type=FailureType.CONFIGURATION,
+                non_retryable=True,
+            )
+        try:
+            volumes = await self._claims.volumes_of(input.pod)
+        except VolumeNotUsable as error:
+            raise ApplicationError(
+                str(error), type=FailureType.INVALID_POD_SPEC, non_retryable=True
+            ) from None
+        except ClaimNotReady as waiting:
+            activity.logger.info("claims not ready", extra={"waiting": waiting.reason})
+            return plan.model_copy(update={"candidates": (), "waiting_reason": waiting.reason})
+        _, subnets = await self._catalog.snapshot()
+        return plan_in_volume_zone(
+            plan, volumes, zone_has_subnet=bool(volumes) and volumes[0].zone in subnets
+        )
+
+    async def plan_without_claims(self, input: PlanLaunchInput) -> LaunchPlan:
+        """The plan as if the pod had no PersistentVolumeClaims: every zone is open. The
+        provisioner uses it to choose the zone of an unbound claim's first consumer."""
         settings = self._settings
         try:
             check_pod_security(input.pod, settings.security.pod_security_level)

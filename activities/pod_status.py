@@ -17,6 +17,7 @@ from typing import Any
 
 from kubernetes import client
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from orca import pod_names
 from orca.activities.models import DeletePodInput, PodEventReport, PodStatusReport
@@ -60,11 +61,16 @@ def status_patch(report: PodStatusReport, now: datetime) -> dict[str, Any]:
     return {"status": status}
 
 
-def event_body(report: PodEventReport, node_name: str, now: datetime) -> dict[str, Any]:
-    """A core/v1 Event about the pod (pure). The name is unique per pod, reason and message."""
+def event_body(
+    report: PodEventReport, node_name: str, now: datetime, *, series: bool = False
+) -> dict[str, Any]:
+    """A core/v1 Event about the pod (pure). The name is unique per pod, reason, message and
+    time; with `series` it leaves the time out, so a repeat is the same object, counted
+    (`PodApi.post_or_count_event`) as the kubelet's event recorder aggregates repeats."""
     pod = report.pod
+    moment = "" if series else f"/{now.isoformat()}"
     digest = hashlib.sha1(
-        f"{pod.uid}/{report.reason}/{report.message}/{now.isoformat()}".encode()
+        f"{pod.uid}/{report.reason}/{report.message}{moment}".encode()
     ).hexdigest()[:10]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -99,12 +105,32 @@ class PodStatusActivities:
 
     @activity.defn(name="report_pod_status")
     async def report_pod_status(self, report: PodStatusReport) -> None:
-        patch = status_patch(report, datetime.now(UTC))
-        await asyncio.to_thread(self.patch_status, report.pod, patch)
+        now = datetime.now(UTC)
+        try:
+            await asyncio.to_thread(self.patch_status, report.pod, status_patch(report, now))
+        except ApplicationError as refused:
+            # Refused for good (no retry follows): the event still tells the story. A retried
+            # failure posts it once, after the write that succeeds.
+            if refused.non_retryable:
+                await self._post_event_of(report, now)
+            raise
+        await self._post_event_of(report, now)
+
+    async def _post_event_of(self, report: PodStatusReport, now: datetime) -> None:
+        if report.event is not None:
+            body = event_body(report.event, self._node_name, now)
+            await asyncio.to_thread(self.pods.post_event, report.pod.namespace, body)
 
     def patch_status(self, pod: PodRef, patch: dict[str, Any]) -> bool:
         """Patch `pods/status` of this pod incarnation; False when it is gone or replaced."""
         return self.pods.patch_status(pod, patch)
+
+    @activity.defn(name="read_restart_counts")
+    async def read_restart_counts(self, pod: PodRef) -> dict[str, int]:
+        """Container name → `restartCount` in the pod's status now ({} when it is gone)."""
+        current = await asyncio.to_thread(self.pods.read, pod)
+        statuses = (current.status.container_statuses if current and current.status else None) or []
+        return {s.name: int(s.restart_count or 0) for s in statuses}
 
     @activity.defn(name="record_pod_event")
     async def record_pod_event(self, report: PodEventReport) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from orca.instance_contract import ContainerStateEvent
+from orca.instance_contract import ContainerReason, ContainerStateEvent
 from orca.pod_phase import TERMINAL_PHASES, PodPhase
 
 
@@ -72,15 +72,29 @@ def rfc3339(moment: datetime) -> str:
 class _Track:
     """One container's state as its events are replayed in order."""
 
-    def __init__(self, name: str, image: str, *, init: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        image: str,
+        *,
+        init: bool,
+        pod_label: str = "",
+        restart_base: int = 0,
+        last_terminated: Mapping[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.image = image
         self.init = init
+        self.pod_label = pod_label
+        self.backing_off = False
+        """In `CrashLoopBackOff`: the next start is the restart the count has not had yet."""
         self.state: dict[str, Any] = {
             "waiting": {"reason": "PodInitializing" if not init else "ContainerCreating"}
         }
-        self.last_state: dict[str, Any] = {}
-        self.restart_count = 0
+        self.last_state: dict[str, Any] = (
+            {"terminated": dict(last_terminated)} if last_terminated else {}
+        )
+        self.restart_count = restart_base
         self.started_at: str | None = None
         self.changed_at: datetime | None = None
 
@@ -103,11 +117,27 @@ class _Track:
 
     def apply(self, event: ContainerStateEvent) -> None:
         at = rfc3339(event.at)
+        back_off = event.reason == ContainerReason.CRASH_LOOP_BACK_OFF
         if event.state != "terminated" and self.terminated is not None:
-            # the script (docker --restart) started it again: one more restart
-            self.restart_count += 1
             self.last_state = {"terminated": self.terminated}
-        if event.state == "waiting":
+            if back_off:  # as the kubelet counts: once the restart is made, not while it waits
+                self.backing_off = True
+            else:  # the runner started it again at once: one more restart
+                self.restart_count += 1
+        elif self.backing_off and not back_off:
+            self.backing_off = False
+            if event.state != "terminated":
+                self.restart_count += 1
+        if event.state == "waiting" and back_off:
+            self.state = {
+                "waiting": {
+                    "reason": ContainerReason.CRASH_LOOP_BACK_OFF.value,
+                    "message": back_off_message(
+                        event.back_off_seconds or 0, self.name, self.pod_label
+                    ),
+                }
+            }
+        elif event.state == "waiting":
             self.state = {"waiting": {"reason": event.reason or "ContainerCreating"}}
         elif event.state == "running":
             if not self.running:
@@ -142,9 +172,72 @@ class _Track:
         return result
 
 
-def _containers(spec: Mapping[str, Any], key: str, *, init: bool) -> list[_Track]:
+def go_duration(seconds: float) -> str:
+    """A duration as Go's `time.Duration.String` writes it: `200ms`, `10s`, `1m20s`, `5m0s`."""
+    if seconds < 1:
+        return f"{round(seconds * 1000):d}ms"
+    minutes, rest = divmod(round(seconds * 1000), 60_000)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+def back_off_message(seconds: float, container: str, pod_label: str) -> str:
+    """The kubelet's CrashLoopBackOff message (pkg/kubelet/kuberuntime, doBackOff)."""
+    return (
+        f"back-off {go_duration(seconds)} restarting failed container={container} pod={pod_label}"
+    )
+
+
+BACK_OFF_EVENT = "BackOff"
+"""The reason of the kubelet's Warning event for a container in CrashLoopBackOff."""
+
+
+def back_off_event_message(container: str, pod: Mapping[str, Any]) -> str:
+    """The kubelet's `BackOff` Warning event message (doBackOff, events.BackOffStartContainer)."""
+    return (
+        f"Back-off restarting failed container {container} in pod "
+        f"{_pod_label(pod.get('metadata') or {})}"
+    )
+
+
+def containers_backing_off(view: PodStatusView) -> tuple[tuple[str, int], ...]:
+    """(name, restartCount) of each app container waiting in `CrashLoopBackOff`: one back-off
+    per pair, the occasion of one `BackOff` event."""
+    return tuple(
+        (str(s["name"]), int(s.get("restartCount", 0)))
+        for s in view.container_statuses
+        if (s["state"].get("waiting") or {}).get("reason") == ContainerReason.CRASH_LOOP_BACK_OFF
+    )
+
+
+def _pod_label(metadata: Mapping[str, Any]) -> str:
+    """`<name>_<namespace>(<uid>)`, as the kubelet names a pod in its messages (format.Pod)."""
+    return f"{metadata.get('name', '')}_{metadata.get('namespace', '')}({metadata.get('uid', '')})"
+
+
+def _containers(
+    spec: Mapping[str, Any],
+    key: str,
+    *,
+    init: bool,
+    pod_label: str = "",
+    restart_base: Mapping[str, int] | None = None,
+    last_terminated: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[_Track]:
+    base = restart_base or {}
+    last = last_terminated or {}
     return [
-        _Track(str(c.get("name", "")), str(c.get("image", "")), init=init)
+        _Track(
+            str(c.get("name", "")),
+            str(c.get("image", "")),
+            init=init,
+            pod_label=pod_label,
+            restart_base=base.get(str(c.get("name", "")), 0),
+            last_terminated=last.get(str(c.get("name", ""))),
+        )
         for c in spec.get(key) or ()
     ]
 
@@ -181,14 +274,27 @@ def pod_status_from_events(
     host_ip: str | None,
     pod_ip: str | None,
     started_at: datetime | None,
+    restart_base: Mapping[str, int] | None = None,
+    last_terminated: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PodStatusView:
-    """The pod's status after `events` (any order; other pods' events are ignored)."""
+    """The pod's status after `events` (any order; other pods' events are ignored).
+
+    `restart_base` and `last_terminated` carry the app containers' restarts and last
+    termination from the pod's earlier instances (spot recovery): the counts start there, and
+    that termination is `lastState` until a newer one replaces it."""
     metadata = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     uid = metadata.get("uid")
     policy = spec.get("restartPolicy") or "Always"
-    inits = _containers(spec, "initContainers", init=True)
-    apps = _containers(spec, "containers", init=False)
+    inits = _containers(spec, "initContainers", init=True, pod_label=_pod_label(metadata))
+    apps = _containers(
+        spec,
+        "containers",
+        init=False,
+        pod_label=_pod_label(metadata),
+        restart_base=restart_base,
+        last_terminated=last_terminated,
+    )
     by_name = {(t.name, t.init): t for t in (*inits, *apps)}
 
     ordered = sorted(
@@ -335,3 +441,15 @@ def to_status_patch(view: PodStatusView) -> dict[str, Any]:
         "message": view.message,
     }
     return {"status": status}
+
+
+def incarnation_events(
+    events: list[ContainerStateEvent], after: datetime | None
+) -> list[ContainerStateEvent]:
+    """The events of the current incarnation: those strictly after the second it began in
+    (events carry whole seconds; the earlier instance's last ones came before its termination,
+    and the new instance reports only after it launched and ran)."""
+    if after is None:
+        return events
+    boundary = after.replace(microsecond=0)
+    return [event for event in events if event.at > boundary]

@@ -56,6 +56,7 @@ NOT_FOUND_ERROR_CODES = frozenset(
         "ResourceNotFoundException",
         "AWS.SimpleQueueService.NonExistentQueue",
         "InvalidParameter.NotFound",
+        "InvalidVolume.NotFound",
     }
 )
 PERMANENT_NOT_FOUND_ERROR_CODES = frozenset(
@@ -207,6 +208,43 @@ def disposition(error: BaseException) -> Disposition:
     return Disposition.RETRY  # capacity (when not handled as a result), throttled, credentials
 
 
+VOLUME_REFUSAL_ERROR_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "InvalidParameter",
+        "MissingParameter",
+        "InvalidZone.NotFound",
+        "InvalidKMSKey.Id",
+        "InvalidKMSKey.State",
+        "InvalidKMSKey.KeyState",
+        "KMSKeyNotAccessibleFault",
+        "KMS.NotFoundException",
+        "IdempotentParameterMismatch",
+        "VolumeLimitExceeded",
+        "MaxIOPSLimitExceeded",
+        "UnauthorizedOperation",
+    }
+)
+"""`CreateVolume` refusals that no retry changes: the class asks for what the account or EBS
+does not allow (a KMS key ORCA cannot use, a volume quota, a zone it does not have); the claim
+gets a `ProvisioningFailed` event and no volume."""
+VOLUME_BUSY_ERROR_CODES = frozenset({"VolumeInUse", "IncorrectState"})
+"""`DeleteVolume` of a volume still attached (or attaching/detaching): wait and try again."""
+
+
+def is_volume_refusal(error: BaseException) -> bool:
+    """A `CreateVolume` refusal that will not change by retrying (see the codes above)."""
+    return error_code(error) in VOLUME_REFUSAL_ERROR_CODES or classify(error) in (
+        AwsErrorKind.ACCESS_DENIED,
+    )
+
+
+def is_volume_busy(error: BaseException) -> bool:
+    """DeleteVolume: the volume is still attached, attaching or detaching."""
+    return error_code(error) in VOLUME_BUSY_ERROR_CODES
+
+
 def is_credentials_rejected(error: BaseException) -> bool:
     return classify(error) is AwsErrorKind.CREDENTIALS_REJECTED
 
@@ -281,3 +319,40 @@ def exec_refusal(error: BaseException) -> tuple[int, str]:
     if kind is AwsErrorKind.THROTTLED:
         return 429, f"{text} (AWS is throttling; try again)"
     return 500, text
+
+
+# -- AttachVolume / DetachVolume (the pod lifecycle's volume attachments) ---------------------
+VOLUME_IN_USE_ERROR_CODES = frozenset({"VolumeInUse"})
+"""AttachVolume: the volume is attached to another instance (a previous incarnation of the pod,
+or a previous pod still being terminated). Wait until it is available and attach again."""
+VOLUME_NOT_ATTACHED_ERROR_CODES = frozenset({"IncorrectState", "InvalidAttachment.NotFound"})
+"""DetachVolume: the volume is not attached (any more) to that instance; detaching is done."""
+VOLUME_REFUSAL_MESSAGES = {
+    "InvalidVolume.ZoneMismatch": (
+        "the volume and the instance are in different availability zones; a pod's EBS volumes "
+        "can only be attached to an instance in the volume's zone"
+    ),
+    "AttachmentLimitExceeded": (
+        "the instance type cannot take another EBS attachment; ask for fewer volumes or a "
+        "larger instance type"
+    ),
+    "InvalidVolume.NotFound": (
+        "the EBS volume does not exist (any more); check the PersistentVolume's volume ID"
+    ),
+    "InvalidVolume.Malformed": "the PersistentVolume names a malformed EBS volume ID",
+}
+"""AttachVolume errors no retry fixes, with what a person can do about them."""
+
+
+def is_volume_in_use(error: BaseException) -> bool:
+    return error_code(error) in VOLUME_IN_USE_ERROR_CODES
+
+
+def is_volume_not_attached(error: BaseException) -> bool:
+    return error_code(error) in VOLUME_NOT_ATTACHED_ERROR_CODES
+
+
+def volume_attach_refusal(error: BaseException) -> str | None:
+    """The reason an AttachVolume can never succeed (`describe` + what to do), or None."""
+    hint = VOLUME_REFUSAL_MESSAGES.get(error_code(error) or "")
+    return f"{describe(error)} ({hint})" if hint else None

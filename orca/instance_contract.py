@@ -224,6 +224,22 @@ class RunnerEnv(BaseModel):
     host_ip: bool = Field(default=False, alias="hostIP")
 
 
+class RunnerBlockDevice(BaseModel):
+    """An EBS volume attached to the instance (`orca.ebs_volumes`). Before any container starts
+    the runner finds its device (the NVMe device whose serial is the volume ID without its dash,
+    or `device_name` on Xen instances), creates an `fs_type` filesystem only when the device has
+    none, and mounts it at `mount_point`; containers bind-mount from there (their `-v` options
+    name paths under it). The stop command unmounts it after the containers stopped."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    volume_id: str = Field(alias="volumeId")
+    device_name: str = Field(alias="deviceName")
+    fs_type: str = Field(default="ext4", alias="fsType")
+    mount_point: str = Field(alias="mountPoint")
+    read_only: bool = Field(default=False, alias="readOnly")
+
+
 class RunnerContainer(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -268,6 +284,7 @@ class RunnerDocument(BaseModel):
     secrets_manager_secrets: list[str] = Field(default_factory=list, alias="secretsManagerSecrets")
     """The ARNs the runner fetches once, at start, with those credentials."""
     volumes: list[RunnerVolume] = Field(default_factory=list)
+    block_devices: list[RunnerBlockDevice] = Field(default_factory=list, alias="blockDevices")
     init_containers: list[RunnerContainer] = Field(default_factory=list, alias="initContainers")
     containers: list[RunnerContainer] = Field(default_factory=list)
     usage_metrics: RunnerUsageMetrics | None = Field(default=None, alias="usageMetrics")
@@ -304,6 +321,24 @@ class ContainerReason(StrEnum):
     ERROR = "Error"
     OOM_KILLED = "OOMKilled"
     KILLED = "Killed"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+
+
+RESTART_BACK_OFF_INITIAL_SECONDS = 10
+"""The kubelet's container restart back-off: 10 s after the second exit, doubling up to
+`RESTART_BACK_OFF_MAX_SECONDS` (the first exit restarts at once); a container that ran for
+`RESTART_BACK_OFF_RESET_SECONDS` starts over (pkg/kubelet: backOffPeriod, MaxContainerBackOff)."""
+RESTART_BACK_OFF_MAX_SECONDS = 300
+RESTART_BACK_OFF_RESET_SECONDS = 600
+
+
+def restart_back_off(exits: int, initial: float = RESTART_BACK_OFF_INITIAL_SECONDS) -> float:
+    """How long the runner waits before restarting a container after its `exits`-th exit in a
+    row: 0 after the first, then `initial` doubling, capped at 30 x `initial` (300 s)."""
+    if exits <= 1:
+        return 0.0
+    ceiling = initial * RESTART_BACK_OFF_MAX_SECONDS / RESTART_BACK_OFF_INITIAL_SECONDS
+    return float(min(initial * 2 ** (exits - 2), ceiling))
 
 
 def status_log_stream(pod_uid: str) -> str:
@@ -327,6 +362,8 @@ class ContainerStateEvent(BaseModel):
     state: ContainerState
     reason: str | None = None
     exit_code: int | None = Field(default=None, alias="exitCode")
+    back_off_seconds: float | None = Field(default=None, alias="backOffSeconds")
+    """With `waiting/CrashLoopBackOff`: how long the runner waits before the restart."""
     at: datetime
 
     @field_serializer("at")

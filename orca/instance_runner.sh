@@ -5,8 +5,12 @@
 # `RunnerDocument` model of orca/instance_contract.py), which the start command writes next to
 # this script. The runner prepares the pod's volumes, pulls each image, runs the init containers
 # one after another (restarting a failed one unless restartPolicy is Never), then starts the app
-# containers, follows the runtime's events and reports every container state change as one JSON
-# line to the status log group (stream <pod-uid>). Secrets are fetched from SSM here and reach
+# containers, each followed by its own supervisor that restarts it per restartPolicy with the
+# kubelet's back-off (reported as waiting/CrashLoopBackOff; never `docker run --restart`), and
+# reports every container state change as one JSON line to the status log group (stream
+# <pod-uid>). The stop command touches $ORCA_DIR/stopping and sends SIGTERM to this process
+# only: nothing more starts, a back-off is cut short, and the supervisors report how the stopped
+# containers ended before the runner exits. Secrets are fetched from SSM here and reach
 # the runtime through the environment, never argv. Each report is signed with the pod's status
 # key (HMAC-SHA256, the SSM parameter statusKeyParameter): ORCA ignores a report without the
 # right signature. Secrets Manager secrets (secretsManagerSecrets) are fetched once, before any
@@ -48,14 +52,15 @@ ORCA_NEURON_DEVICES=()
 mkdir -p "$ORCA_DIR/volumes"
 
 # One JSON event per container state change (ContainerStateEvent).
-orca_report() {  # container init(true|false) state reason [exitCode]
+orca_report() {  # container init(true|false) state reason [exitCode [backOffSeconds]]
   local at ms event signature
   at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   ms=$(date +%s%3N)
   event=$(jq -cn --arg uid "$ORCA_POD_UID" --arg container "$1" --argjson init "$2" \
-    --arg state "$3" --arg reason "$4" --argjson code "${5:-null}" --arg at "$at" \
+    --arg state "$3" --arg reason "$4" --argjson code "${5:-null}" \
+    --argjson backoff "${6:-null}" --arg at "$at" \
     '{podUID: $uid, container: $container, init: $init, state: $state, reason: $reason,
-      exitCode: $code, at: $at}')
+      exitCode: $code, backOffSeconds: $backoff, at: $at}')
   if [ -n "$ORCA_STATUS_KEY" ]; then  # {report: the event's text, signature: its HMAC}
     signature=$(printf '%s' "$event" \
       | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$ORCA_STATUS_KEY" -r | cut -d' ' -f1)
@@ -125,6 +130,53 @@ orca_fail_start() {  # the pod cannot start: its first containers end in Error
   exit 1
 }
 
+orca_block_device() {  # volumeId deviceName: the device of an attached EBS volume, or 1
+  local serial=${1/-/} waited
+  for ((waited = 0; waited < 60; waited++)); do
+    # Nitro: an NVMe device whose serial is the volume ID without its dash; Xen: the name
+    # AttachVolume was given, or its xvd alias.
+    for candidate in "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$serial" "$2" \
+      "/dev/xvd${2#/dev/sd}"; do
+      if [ -b "$candidate" ]; then
+        readlink -f "$candidate"
+        return 0
+      fi
+    done
+    sleep 1
+  done
+  return 1
+}
+
+orca_block_devices() {  # find, format once, and mount every attached EBS volume
+  local count d volume device fs_type mount_point options
+  count=$(orca_field '.blockDevices // [] | length')
+  for ((d = 0; d < count; d++)); do
+    volume=$(orca_field ".blockDevices[$d].volumeId")
+    fs_type=$(orca_field ".blockDevices[$d].fsType")
+    mount_point=$(orca_field ".blockDevices[$d].mountPoint")
+    if ! device=$(orca_block_device "$volume" "$(orca_field ".blockDevices[$d].deviceName")"); then
+      echo "orca: volume $volume is not attached to this instance" >&2
+      return 1
+    fi
+    if ! blkid "$device" >/dev/null 2>&1; then  # a new volume: its filesystem, once
+      mkfs -t "$fs_type" "$device" >/dev/null || {
+        echo "orca: could not create a $fs_type filesystem on $volume" >&2
+        return 1
+      }
+    fi
+    options=defaults
+    [ "$(orca_field ".blockDevices[$d].readOnly")" = true ] && options=ro
+    mkdir -p "$mount_point"
+    if ! mountpoint -q "$mount_point"; then
+      mount -o "$options" "$device" "$mount_point" || {
+        echo "orca: could not mount $volume at $mount_point" >&2
+        return 1
+      }
+    fi
+    echo "$mount_point" >>"$ORCA_DIR/mounts"  # the stop command unmounts these
+  done
+}
+
 orca_login() {  # image: log in to ECR registries with the instance profile
   local registry
   if [[ $1 =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/ ]]; then
@@ -134,9 +186,23 @@ orca_login() {  # image: log in to ECR registries with the instance profile
   fi
 }
 
+orca_sleep() {  # seconds: a sleep the stop command's SIGTERM cuts short
+  sleep "$1" &
+  wait "$!" 2>/dev/null || kill "$!" 2>/dev/null
+  return 0
+}
+
 orca_backoff() {  # the kubelet's: 10 s doubling to 300 s; the delay is in $delay
-  sleep "$delay"
+  orca_sleep "$delay"
   delay=$((delay * 2 > 300 ? 300 : delay * 2))
+}
+
+orca_restart_delay() {  # exits in a row -> seconds before the restart (restart_back_off)
+  local delay=0 k
+  for ((k = 2; k <= $1; k++)); do
+    delay=$((delay == 0 ? 10 : (delay * 2 > 300 ? 300 : delay * 2)))
+  done
+  echo "$delay"
 }
 
 orca_pull() {  # container init image: pull, retrying with backoff like the kubelet
@@ -149,34 +215,55 @@ orca_pull() {  # container init image: pull, retrying with backoff like the kube
   done
 }
 
-orca_watch() {  # runtime events -> state events, for every container of the pod
-  local action name init code reason
-  "$ORCA_RUNTIME" events --filter "label=orca.research/pod-uid=$ORCA_POD_UID" \
-    --filter event=start --filter event=die --filter event=oom \
-    --format '{{.Action}} {{index .Actor.Attributes "orca.research/container"}} {{index .Actor.Attributes "orca.research/init"}} {{index .Actor.Attributes "exitCode"}}' |
-    while read -r action name init code; do
-      case "$action" in
-        start) orca_report "$name" "$init" running Started ;;
-        oom) touch "$ORCA_DIR/oom-$name" ;;
-        die)
-          reason=Completed
-          [ "${code:-1}" != 0 ] && reason=Error
-          [ -e "$ORCA_DIR/stopping" ] && reason=Killed
-          if [ -e "$ORCA_DIR/oom-$name" ]; then
-            reason=OOMKilled
-            rm -f "$ORCA_DIR/oom-$name"
-          fi
-          orca_report "$name" "$init" terminated "$reason" "${code:-1}"
-          ;;
-      esac
-    done
+orca_stopped() {  # the stop command ran
+  [ -e "$ORCA_DIR/stopping" ]
 }
 
-orca_stopping() {  # the stop command ran: start nothing more, keep reporting
-  if [ -e "$ORCA_DIR/stopping" ]; then
-    wait
+orca_stopping() {  # the stop command ran: start nothing more, let the supervisors report
+  if orca_stopped; then
+    until wait; do :; done  # SIGTERM interrupts a wait; keep waiting for the supervisors
     exit 0
   fi
+}
+
+orca_start() {  # group index name init: one run of one container, to its end; exit code in $code
+  local reason
+  "$ORCA_RUNTIME" rm -f "orca_$3" >/dev/null 2>&1 || true
+  if ! orca_run "$1" "$2" >/dev/null; then
+    code=128
+    orca_report "$3" "$4" terminated Error "$code"
+    return
+  fi
+  orca_report "$3" "$4" running Started
+  code=$("$ORCA_RUNTIME" wait "orca_$3" 2>/dev/null) || code=""
+  [[ $code =~ ^[0-9]+$ ]] || code=1
+  reason=Completed
+  [ "$code" != 0 ] && reason=Error
+  orca_stopped && reason=Killed
+  [ "$("$ORCA_RUNTIME" inspect -f '{{.State.OOMKilled}}' "orca_$3" 2>/dev/null)" = true ] \
+    && reason=OOMKilled
+  orca_report "$3" "$4" terminated "$reason" "$code"
+}
+
+orca_supervise() {  # group index name init policy: run the container until the policy ends it
+  local exits=0 started delay code
+  trap : TERM  # (in a background supervisor too) cuts a back-off short, never a `wait`
+  while ! orca_stopped; do
+    started=$SECONDS
+    orca_start "$1" "$2" "$3" "$4"
+    orca_stopped && return 0
+    case $5 in
+      Never) return "$code" ;;
+      OnFailure) [ "$code" = 0 ] && return 0 ;;
+    esac
+    ((SECONDS - started >= 600)) && exits=0  # it ran 10 minutes: the back-off starts over
+    exits=$((exits + 1))
+    delay=$(orca_restart_delay "$exits")
+    if ((delay > 0)); then
+      orca_report "$3" "$4" waiting CrashLoopBackOff "" "$delay"
+      orca_sleep "$delay"
+    fi
+  done
 }
 
 orca_volumes() {  # create every volume's directory and write its files
@@ -209,10 +296,9 @@ orca_volumes() {  # create every volume's directory and write its files
   done
 }
 
-orca_run() {  # group(initContainers|containers) index: run one container (-d for app ones)
-  local at=".$1[$2]" e count name value detach=()
+orca_run() {  # group(initContainers|containers) index: start one container (detached)
+  local at=".$1[$2]" e count name value
   local -a options arguments devices=()
-  [ "$1" = containers ] && detach=(-d)
   mapfile -d '' -t options < <(orca_list "$at.runArguments[]")
   mapfile -d '' -t arguments < <(orca_list "$at.arguments[]")
   [ "$(orca_field "$at.neuronDevices // false")" = true ] && devices=("${ORCA_NEURON_DEVICES[@]}")
@@ -232,7 +318,7 @@ orca_run() {  # group(initContainers|containers) index: run one container (-d fo
       fi
       export "$name=$value"
     done
-    exec "$ORCA_RUNTIME" run "${detach[@]}" "${options[@]}" "${devices[@]}" \
+    exec "$ORCA_RUNTIME" run -d "${options[@]}" "${devices[@]}" \
       "$(orca_field "$at.image")" "${arguments[@]}"
   )
 }
@@ -301,10 +387,16 @@ orca_usage_sample() {  # previous_usec previous_ns: one round of gauges; echoes 
   echo "$usec $now"
 }
 
-orca_usage() {  # every intervalSeconds while the pod has a running container
+orca_any_alive() {  # pid...: one of them still runs
+  local pid
+  for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  return 1
+}
+
+orca_usage() {  # supervisor pids: every intervalSeconds while one of them runs
   local interval state="0 0"
   interval=$(orca_field '.usageMetrics.intervalSeconds')
-  while [ -n "$("$ORCA_RUNTIME" ps -q --filter "label=orca.research/pod-uid=$ORCA_POD_UID")" ]; do
+  while orca_any_alive "$@"; do
     # shellcheck disable=SC2086  # two numbers
     state=$(orca_usage_sample $state)
     sleep "$interval"
@@ -320,8 +412,12 @@ if [ -n "$ORCA_SM_CREDENTIALS_PARAMETER" ]; then
   if ! orca_sm_fetch || ! orca_sm_check; then orca_fail_start; fi
 fi
 
-orca_watch &
-sleep 1  # the event stream is open before the first container starts
+orca_block_devices || orca_fail_start
+
+ORCA_SUPERVISORS=()
+# The stop command's signal: cut a back-off short (here and in every supervisor), then see
+# $ORCA_DIR/stopping.
+trap 'kill -TERM "${ORCA_SUPERVISORS[@]}" 2>/dev/null || true' TERM
 TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token \
   -H "X-aws-ec2-metadata-token-ttl-seconds: 300" || true)
 ORCA_HOST_IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" \
@@ -332,38 +428,35 @@ done
 
 orca_volumes
 
-# init containers, one after another
+# init containers, one after another; a failed one is restarted unless restartPolicy is Never
+ORCA_INIT_POLICY=OnFailure
+[ "$ORCA_RESTART_POLICY" = Never ] && ORCA_INIT_POLICY=Never
 count=$(orca_field '.initContainers | length')
 for ((i = 0; i < count; i++)); do
   name=$(orca_field ".initContainers[$i].name")
   orca_pull "$name" true "$(orca_field ".initContainers[$i].image")"
-  delay=10
-  while true; do
-    orca_stopping
-    "$ORCA_RUNTIME" rm -f "orca_$name" >/dev/null 2>&1 || true
-    if orca_run initContainers "$i"; then break; fi
-    if [ "$ORCA_RESTART_POLICY" = Never ]; then
-      sleep 5
-      exit 1  # restartPolicy Never: the pod has failed
-    fi
-    orca_backoff
-  done
+  orca_stopping
+  if ! orca_supervise initContainers "$i" "$name" true "$ORCA_INIT_POLICY"; then
+    sleep 5
+    exit 1  # restartPolicy Never: the pod has failed
+  fi
+  orca_stopping
 done
 
-# app containers
+# app containers, each with its supervisor
 count=$(orca_field '.containers | length')
 for ((i = 0; i < count; i++)); do
   name=$(orca_field ".containers[$i].name")
   orca_pull "$name" false "$(orca_field ".containers[$i].image")"
   orca_stopping
-  "$ORCA_RUNTIME" rm -f "orca_$name" >/dev/null 2>&1 || true
-  orca_run containers "$i" >/dev/null || orca_report "$name" false terminated Error 128
+  orca_supervise containers "$i" "$name" false "$ORCA_RESTART_POLICY" &
+  ORCA_SUPERVISORS+=("$!")
 done
 if [ -n "$ORCA_USAGE_DIMENSION" ]; then
   if orca_usage_agent; then
-    orca_usage &
+    orca_usage "${ORCA_SUPERVISORS[@]}" &
   else
     echo "orca: no CloudWatch agent; the pod's usage figures are not published" >&2
   fi
 fi
-wait  # keep following the containers' events
+until wait; do :; done  # until every supervisor has ended (SIGTERM interrupts a wait)

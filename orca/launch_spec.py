@@ -211,7 +211,14 @@ RESOURCE_NEURON = "aws.amazon.com/neuron"
 RESOURCE_FPGA = "aws.amazon.com/fpga"
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
-SUPPORTED_VOLUME_KINDS = ("emptyDir", "configMap", "secret", "projected", "downwardAPI")
+SUPPORTED_VOLUME_KINDS = (
+    "emptyDir",
+    "configMap",
+    "secret",
+    "projected",
+    "downwardAPI",
+    "persistentVolumeClaim",
+)
 SUPPORTED_PROJECTED_SOURCES = ("configMap", "secret", "downwardAPI", "serviceAccountToken")
 """`serviceAccountToken` is accepted because the API server's ServiceAccount admission adds a
 projected `kube-api-access-*` volume to nearly every pod; the instance does not mount it."""
@@ -820,14 +827,32 @@ def resource_request(spec: Mapping[str, Any]) -> ResourceRequest:
 
 
 def check_volumes(spec: Mapping[str, Any]) -> None:
-    """Refuse volume kinds an instance of its own cannot provide (PVCs, hostPath, NFS, ...)."""
+    """Refuse volume kinds an instance of its own cannot provide (hostPath, NFS, generic
+    ephemeral volumes, ...). PersistentVolumeClaims are accepted here; their claims are resolved
+    to EBS volumes when the launch is planned (`activities.planning`)."""
     allowed = (
-        "emptyDir, configMap, secret, downwardAPI, and projected volumes of configMap, secret "
-        "and downwardAPI"
+        "emptyDir, configMap, secret, downwardAPI, persistentVolumeClaim (EBS-backed), and "
+        "projected volumes of configMap, secret and downwardAPI"
     )
     for index, volume in enumerate(spec.get("volumes") or ()):
         name = volume.get("name", "")
         kinds = [key for key in volume if key != "name"]
+        if "ephemeral" in kinds:
+            raise InvalidPodSpec(
+                f"spec.volumes[{index}].ephemeral",
+                f"volume {name!r} is a generic ephemeral volume, which ORCA does not provision; "
+                "use a persistentVolumeClaim (or a StatefulSet's volumeClaimTemplates) or an "
+                f"emptyDir; supported: {allowed}",
+            )
+        claim = volume.get("persistentVolumeClaim")
+        if "persistentVolumeClaim" in kinds and not (
+            isinstance(claim, Mapping) and claim.get("claimName")
+        ):
+            raise InvalidPodSpec(
+                f"spec.volumes[{index}].persistentVolumeClaim.claimName",
+                f"volume {name!r} names no claim; set persistentVolumeClaim.claimName to the "
+                "name of a PersistentVolumeClaim in the pod's namespace",
+            )
         unsupported = [kind for kind in kinds if kind not in SUPPORTED_VOLUME_KINDS]
         if unsupported or not kinds:
             kind = unsupported[0] if unsupported else "volume without a source"
@@ -847,3 +872,16 @@ def check_volumes(spec: Mapping[str, Any]) -> None:
                     f"volume {name!r} projects a {bad[0]}, which a burst instance cannot "
                     f"provide; supported: {allowed}",
                 )
+
+
+def claim_volumes(spec: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+    """The pod's persistentVolumeClaim volumes as (volume name, claim name, readOnly), in
+    `spec.volumes` order (pure; `check_volumes` has refused those without a claim name)."""
+    claims = []
+    for volume in spec.get("volumes") or ():
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, Mapping) and claim.get("claimName"):
+            claims.append(
+                (str(volume.get("name", "")), str(claim["claimName"]), bool(claim.get("readOnly")))
+            )
+    return claims

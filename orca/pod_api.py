@@ -96,6 +96,28 @@ class PodApi:
                 raise
             raise refused from None
 
+    def post_or_count_event(self, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create the Event, or if one of its name exists (a repeat), add one to its `count`
+        and move its `lastTimestamp`; False when its namespace is gone."""
+        if self.post_event(namespace, body):
+            return True
+        name = str(body["metadata"]["name"])
+        try:
+            existing = self.core.read_namespaced_event(name, namespace)
+            self.core.patch_namespaced_event(
+                name,
+                namespace,
+                {"count": int(existing.count or 1) + 1, "lastTimestamp": body["lastTimestamp"]},
+            )
+            return True
+        except client.ApiException as error:
+            if error.status == 404:
+                return False
+            refused = rejected(error, "pod event")
+            if refused is None:
+                raise
+            raise refused from None
+
     def delete(self, pod: PodRef) -> bool:
         """Remove this incarnation's object now (grace 0, UID precondition); False when it was
         already gone (404) or the name belongs to a newer pod (409)."""

@@ -523,3 +523,34 @@ def _memory(size_bytes: int) -> str:
     if size_bytes >= GIB:
         return f"{Decimal(size_bytes) / GIB:.4g} GiB".replace(".0 ", " ")
     return f"{Decimal(size_bytes) / MIB:.4g} MiB"
+
+
+# --- volume zones ------------------------------------------------------------------------------
+
+
+def restrict_to_zone(plan: CandidatePlan, zone: str, why: str) -> CandidatePlan:
+    """The plan's candidates in `zone` only (a pod's EBS volumes attach only there); every
+    candidate left out is noted with `why` (e.g. "volume vol-0abc (claim data) is in
+    us-east-1a"), so `orca explain` shows the restriction (pure)."""
+    kept = tuple(c for c in plan.candidates if c.zone == zone)
+    dropped = tuple(
+        f"{c.instance_type} {c.capacity_type.value} in {c.zone}: {why}"
+        for c in plan.candidates
+        if c.zone != zone
+    )
+    return CandidatePlan(candidates=kept, skipped=plan.skipped + dropped)
+
+
+def zone_waiting_reason(
+    zone: str, why: str, dropped: Sequence[CandidateOffering], has_subnet: bool
+) -> str:
+    """Why a pod whose volumes are in `zone` has nothing to launch there now (pure)."""
+    if not has_subnet:
+        return f"{why}, where ORCA has no subnet; add a subnet in {zone} to aws.subnetIDs"
+    if dropped:
+        elsewhere = ", ".join(dict.fromkeys(c.zone for c in dropped))
+        return (
+            f"{why}; no candidate instance type is available there now (capacity or price), "
+            f"only in {elsewhere}, and the pod cannot launch away from its volume"
+        )
+    return f"{why}; no candidate instance type is available there now"

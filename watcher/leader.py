@@ -60,6 +60,9 @@ class LeaderElector:
         self.lost = asyncio.Event()
         self._observed: _Observed | None = None
         self._last_renewal = 0.0
+        self.has_read_lease = False
+        """One election round has read the lease (and acted on it): from then on `is_leader`
+        says what this replica is, not only what it has not become yet."""
 
     @property
     def is_leader(self) -> bool:
@@ -72,8 +75,10 @@ class LeaderElector:
         # deadline), so two leaders never act at once.
         deadline = self.settings.lease_duration.total_seconds() * 2 / 3
         while True:
+            read = False
             try:
                 held = await asyncio.to_thread(self._try_acquire_or_renew)
+                read = True
                 if held:
                     self._last_renewal = time.monotonic()
             except asyncio.CancelledError:
@@ -89,6 +94,7 @@ class LeaderElector:
                 log.warning("lost leadership", identity=self.identity)
                 self.leading.clear()
                 self.lost.set()
+            self.has_read_lease = self.has_read_lease or read
             await asyncio.sleep(interval)
 
     async def release(self) -> None:

@@ -3,10 +3,12 @@
 Always running, on every replica: the health server (`/healthz`, `/readyz`, `/metrics` on
 `watcher.healthPort`), the metrics server (`metrics.port`, when enabled and different), the kubelet
 endpoint (`node.kubeletPort`) and leader election. Only while leading: the node heartbeat (Node
-object and its Lease), the pod watch with its per-pod queues, convergence every
-`watcher.resyncInterval`, and the interruption queue consumer. Losing leadership stops those and
-waits to lead again; SIGTERM or SIGINT stops everything, leaves the node NotReady (or deletes it,
-with `node.deleteOnShutdown`) and releases the leader lease so the other replica takes over at once.
+object and its Lease), the pod watch with its per-pod queues, the claim provisioner
+(`claim_provisioner.py`: claims and PersistentVolumes of the `orca.research/ebs` class),
+convergence every `watcher.resyncInterval`, and the interruption queue consumer. Losing
+leadership stops those and waits to lead again; SIGTERM or SIGINT stops everything, leaves the
+node NotReady (or deletes it, with `node.deleteOnShutdown`) and releases the leader lease so the
+other replica takes over at once.
 
 Readiness: the leader is ready once the node is registered and the pod watch is live; a follower
 is ready once it has read the leader lease (it is a healthy standby).
@@ -35,6 +37,7 @@ from orca.settings import Settings, ignored_settings
 from orca.temporal_client import connect
 from orca.usage_reader import UsageReader
 from orca.watcher import kubelet_tls
+from orca.watcher.claim_provisioner import ClaimProvisioner
 from orca.watcher.idle_accelerators import IdleAccelerators
 from orca.watcher.interruptions import InterruptionConsumer
 from orca.watcher.kubelet_auth import KubeletAuth, client_ca_bundle
@@ -104,7 +107,9 @@ class Watcher:
             return bool(
                 self.heartbeat and self.heartbeat.registered and self.watch and self.watch.live
             )
-        return self._running
+        # A follower is ready once it has read the leader lease: before that it may be about
+        # to lead, and would be called ready with no node registered.
+        return self._running and self.elector.has_read_lease
 
     def alive(self) -> bool:
         return self._running
@@ -173,6 +178,14 @@ class Watcher:
             threshold=settings.limits.idle_utilization_percent,
         )
         parts.append(asyncio.create_task(idle.run(), name="idle-accelerators"))
+        provisioner = ClaimProvisioner(
+            self.kube.api, self.temporal, settings.temporal.task_queue, node_name
+        )
+        parts.append(
+            asyncio.create_task(
+                provisioner.run(settings.watcher.resync_interval), name="claim-provisioner"
+            )
+        )
         queue_url = settings.aws.interruption_queue_url
         if queue_url:
             consumer = InterruptionConsumer(

@@ -37,6 +37,7 @@ from orca.activities.launch_admission import (
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
+from orca.activities.pod_claims import PodClaims
 from orca.activities.pod_parameters import PodParameters
 from orca.activities.pod_references import PodReferences
 from orca.activities.pod_status import PodStatusActivities
@@ -45,6 +46,8 @@ from orca.activities.shared_offerings import share_unavailable_offerings
 from orca.activities.spot_prices import SpotPriceActivities
 from orca.activities.ssm_commands import SsmCommands
 from orca.activities.unavailable_offerings import UnavailableOfferings
+from orca.activities.volume_attachments import VolumeAttachmentActivities
+from orca.activities.volume_provisioning import VolumeProvisioning
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.health import HealthServer
@@ -54,6 +57,7 @@ from orca.temporal_client import connect
 from orca.worker.ledger_metrics import LedgerMetrics
 from orca.worker.orphan_schedule import ensure_sweep_schedule
 from orca.workflows.budget_ledger import BudgetLedger
+from orca.workflows.claim_provisioning import ClaimProvisioning, VolumeReclaim
 from orca.workflows.ledger_models import ledger_task_queue
 from orca.workflows.orphan_sweep import OrphanSweep
 from orca.workflows.pod_lifecycle import PodLifecycle
@@ -108,7 +112,12 @@ def build_activities(
     pod_status = PodStatusActivities(kube.core, settings.node.name)
     secrets = PodSecretsManager(aws)
     planning = PlanningActivities(
-        settings, catalog, unavailable, NamespaceTeams(kube.core), secrets
+        settings,
+        catalog,
+        unavailable,
+        NamespaceTeams(kube.core),
+        secrets,
+        PodClaims(kube.core, aws),
     )
     admission = launch_admission(settings, client)
     parameters = PodParameters(aws)
@@ -123,6 +132,7 @@ def build_activities(
         cluster,
         feed,
         pod_status.pods,
+        settings.node.name,
         secrets,
     )
     orphans = OrphanActivities(
@@ -135,6 +145,14 @@ def build_activities(
         cluster_name=settings.kubernetes.cluster_name,
         node_name=settings.node.name,
     )
+    volumes = VolumeProvisioning(
+        aws,
+        kube.api,
+        planning,
+        cluster_name=settings.kubernetes.cluster_name,
+        node_name=settings.node.name,
+    )
+    volume_attachments = VolumeAttachmentActivities(aws)
     background = []
     if isinstance(admission, BudgetLedgerClient):
         ledger = admission
@@ -147,13 +165,25 @@ def build_activities(
         containers.start_containers,
         containers.monitor_pod,
         containers.stop_containers,
+        volume_attachments.attach_volumes,
+        volume_attachments.detach_volumes,
         pod_status.report_pod_status,
         pod_status.record_pod_event,
+        pod_status.read_restart_counts,
         pod_status.delete_pod_object,
         LedgerUpkeepActivities(client).ledger_running_pods,
         SpotPriceActivities(aws).spot_price_history,
         orphans.find_orphans,
         orphans.end_orphans,
+        volumes.prepare_claim,
+        volumes.choose_volume_zone,
+        volumes.record_claim_event,
+        volumes.create_volume,
+        volumes.wait_volume_available,
+        volumes.create_persistent_volume,
+        volumes.wait_volume_detached,
+        volumes.delete_volume,
+        volumes.delete_persistent_volume,
     ]
     return WorkerParts(activities, background)
 
@@ -181,7 +211,7 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal.task_queue,
-        workflows=[PodLifecycle, BudgetLedger, OrphanSweep],
+        workflows=[PodLifecycle, BudgetLedger, OrphanSweep, ClaimProvisioning, VolumeReclaim],
         activities=parts.activities,
         max_concurrent_activities=settings.worker.max_concurrent_activities,
     )

@@ -81,6 +81,9 @@ class LifecycleState(BaseModel):
     instance: InstanceStatus | None = None
     command_id: str | None = None
     started_running_at: datetime | None = None
+    lifetime_started_at: datetime | None = None
+    """When the pod's containers first started: `orca.research/max-lifetime` counts from it,
+    across incarnations (`relaunch-continues-pod`; before it, from each incarnation's start)."""
     deletion: PodDeleted | None = None
     gone: bool = False
     interruption: InterruptionNotice | None = None
@@ -93,6 +96,24 @@ class LifecycleState(BaseModel):
     final_reason: str | None = None
     final_message: str | None = None
     monitor_rounds: int = 0
+    volumes_attached_to: str | None = None
+    """The instance the plan's EBS volumes were (being) attached to, until they are detached
+    (`pod-volumes` patch)."""
+    incarnation: int = 1
+    """Which instance of the pod this is: 1, then one more per spot recovery (`spot-recovery`)."""
+    restart_base: dict[str, int] = Field(default_factory=dict)
+    """Container name → restarts before this incarnation; the runner on the new instance counts
+    from 0, the status shows base + its count."""
+    last_terminated: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Container name → the `lastState.terminated` the last interruption left, shown until a
+    newer termination replaces it."""
+    incarnation_started_at: datetime | None = None
+    """When the current incarnation began (the last one's instance was gone by then): its
+    containers' status comes only from events after it, not from the earlier instance's, which
+    share the pod's status stream."""
+    interrupted_offerings: list[str] = Field(default_factory=list)
+    """`type/zone/capacity` of the offerings whose instance was interrupted or lost, in order:
+    each relaunch skips the last one."""
 
 
 class PodLifecycleInput(BaseModel):

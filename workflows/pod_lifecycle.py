@@ -62,12 +62,14 @@ with workflow.unsafe.imports_passed_through():
         StopContainersInput,
         TerminateInput,
         TerminateOutcome,
+        VolumeAttachmentsInput,
         WaitForInstanceInput,
         WaitForInstanceOutcome,
     )
     from orca.activities.planning import PlanningActivities
     from orca.activities.pod_status import PodStatusActivities
-    from orca.activities.status_mapping import status_inputs
+    from orca.activities.status_mapping import rfc3339, status_inputs
+    from orca.activities.volume_attachments import VolumeAttachmentActivities
     from orca.failure_types import POD_FAILURES, FailureType
     from orca.instance_state import InstanceState, is_lost
     from orca.launch_spec import pod_ref_from_pod
@@ -89,6 +91,12 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
 
+POD_LIFECYCLE_2 = "pod-lifecycle-2"
+"""Patch ID, asked once as a run begins: the run takes every patch below without asking each
+(`_has`), so a new run records one patch marker (and one `TemporalChangeVersion` upsert) where
+it recorded one per patch it reached; and a status write with an event is one local activity
+(`_report`). A run recorded before it has no such marker and asks each patch as before. Patches
+added after it are asked with `workflow.patched` directly, never through `_has`."""
 LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
 """Pod condition that says why ORCA did not (or did) launch an instance for the pod."""
 POD_REPORTS_AS_LOCAL_ACTIVITIES = "pod-reports-as-local-activities"
@@ -106,6 +114,34 @@ IDLE_STOP = "idle-stop"
 """Patch ID: the `accelerators_idle` signal stops a running pod with reason Idle."""
 COST_IN_MEMO = "cost-in-memo"
 """Patch ID: the pod's instance cost goes into the memo (`costUSD`) once it is terminated."""
+POD_VOLUMES = "pod-volumes"
+"""Patch ID: a plan with EBS volumes attaches them (`attach_volumes`) after the instance runs
+and before the containers start, and detaches them (`detach_volumes`) after the containers
+stopped and before the instance is terminated. Only asked when the plan has volumes, which no
+history recorded before it has."""
+VOLUME_ATTACH_TIMEOUT = timedelta(minutes=30)
+"""How long `attach_volumes` may wait, mostly for a volume a previous pod's instance still holds."""
+VOLUME_DETACH_TIMEOUT = timedelta(minutes=5)
+"""After this the instance is terminated anyway: EC2 detaches the volumes when it terminates."""
+SPOT_RECOVERY = "spot-recovery"
+"""Patch ID: a pod whose restart policy is `OnFailure` or `Always` survives the interruption or
+loss of its instance: the containers are stopped (if the instance still runs), the volumes
+detached, the instance terminated, the containers reported terminated and waiting with
+`restartCount` + 1, and the pod relaunched on another offering in the same run (`_relaunch`).
+Asked only when such a pod is interrupted, which no history recorded before it reached with
+this code."""
+RECOVERY_WHILE_STARTING = "recovery-while-starting"
+"""Patch ID: an interruption (or loss) of a recoverable pod's instance while its containers are
+being started relaunches the pod as one that ran (`spot-recovery`), instead of ending the run.
+Asked only in that case, which ended every run recorded before it."""
+RELAUNCH_CONTINUES_POD = "relaunch-continues-pod"
+"""Patch ID: a relaunch (`spot-recovery`) continues the pod rather than starting it over: the
+restart counts go on from those the pod's status showed on the interrupted instance (the
+runner's own container restarts there included, read with `read_restart_counts`), and
+`orca.research/max-lifetime` counts from the pod's first start, not each incarnation's (a pod
+past it is not relaunched). Asked only when a pod is relaunched, at the first relaunch."""
+MAX_INCARNATIONS = 10
+"""A pod relaunched this many times fails on its next interruption (`RelaunchLimitReached`)."""
 MONITOR_ROUND = timedelta(hours=1)
 MAX_MONITOR_ROUNDS_PER_RUN = 48
 """Continue as new at least every two days of monitoring, even if Temporal does not suggest it."""
@@ -146,6 +182,8 @@ class PodLifecycle:
             pod=pod_ref_from_pod(input.pod), manifest=input.pod
         )
         self._admitted = False
+        self._current = False
+        """Set as the run begins: this run is under `pod-lifecycle-2`."""
 
     # -- messages ---------------------------------------------------------------------------
     @workflow.signal
@@ -205,6 +243,7 @@ class PodLifecycle:
     # -- the run ----------------------------------------------------------------------------
     @workflow.run
     async def run(self, input: PodLifecycleInput) -> PodLifecycleResult:
+        self._current = workflow.patched(POD_LIFECYCLE_2)
         state = self.state
         pod = state.pod
         started_with = workflow.info().typed_search_attributes
@@ -219,12 +258,15 @@ class PodLifecycle:
                 ]
             )
         try:
-            if state.stage in (Stage.PLANNING, Stage.LAUNCHING, Stage.WAITING_FOR_CAPACITY):
-                await self._plan_and_launch()
-            if state.stage is Stage.STARTING:
-                await self._start_containers()
-            if state.stage is Stage.RUNNING:
-                await self._monitor()
+            while True:
+                if state.stage in (Stage.PLANNING, Stage.LAUNCHING, Stage.WAITING_FOR_CAPACITY):
+                    await self._plan_and_launch()
+                if state.stage is Stage.STARTING:
+                    await self._start_containers()
+                if state.stage is Stage.RUNNING:
+                    await self._monitor()
+                if not await self._relaunch_if_recoverable():
+                    break
         except _StopRequestedError:
             pass
         except ActivityError as error:
@@ -303,7 +345,7 @@ class PodLifecycle:
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
-                summary=f"Choose instance offerings for {state.pod.key}",
+                summary=f"Choose instance offerings for {state.pod.key}" + self._incarnation(),
             )
         except ActivityError as error:
             failure = _application_failure(error)
@@ -325,7 +367,7 @@ class PodLifecycle:
         workflow.upsert_search_attributes(
             [search_attributes.BUDGET_NAMESPACE.value_set(plan.spec.budget_namespace)]
         )
-        if first_plan and plan.warnings and workflow.patched(PLAN_WARNINGS_AS_EVENTS):
+        if first_plan and plan.warnings and self._has(PLAN_WARNINGS_AS_EVENTS):
             for warning in plan.warnings:
                 await self._event(EventType.WARNING, "UndersizedInstanceType", warning)
         if first_plan:
@@ -341,6 +383,13 @@ class PodLifecycle:
         """Walk the candidates; True once an instance runs (or the pod must stop)."""
         state = self.state
         for candidate in plan.candidates:
+            if (
+                _offering_key(candidate.instance_type, candidate.zone, str(candidate.capacity_type))
+                in state.interrupted_offerings[-1:]
+            ):
+                # The last incarnation's offering was just interrupted or lost (spot recovery);
+                # older ones may be tried again, or a pod with few candidates would run out.
+                continue
             self._check_stop()
             self._set_stage(Stage.LAUNCHING)
             outcome = await self._launch(plan, candidate)
@@ -404,7 +453,7 @@ class PodLifecycle:
         attempt = len(state.attempts)
         info = workflow.info()
         token_source = f"{info.workflow_id}#{attempt}"
-        if workflow.patched(CLIENT_TOKEN_PER_RUN):
+        if self._has(CLIENT_TOKEN_PER_RUN):
             # `orca retry` starts a new run under the same workflow ID, whose launches send other
             # tags: a token EC2 already saw with other parameters is refused
             # (IdempotentParameterMismatch). The first run of the chain stays the same across
@@ -425,7 +474,7 @@ class PodLifecycle:
             retry_policy=_AWS,
             summary=(
                 f"Launch {candidate.instance_type} {candidate.capacity_type} in {candidate.zone} "
-                f"(attempt {attempt + 1})"
+                f"(attempt {attempt + 1})" + self._incarnation()
             ),
         )
         return outcome
@@ -441,7 +490,7 @@ class PodLifecycle:
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
             summary=f"Wait until {instance_id} is running "
-            f"(timeout {format_duration(plan.launch_timeout)})",
+            f"(timeout {format_duration(plan.launch_timeout)})" + self._incarnation(),
         )
         if not await self._race(handle, lambda: self._stop_requested() or self._interrupted()):
             if state.interruption is not None:
@@ -476,25 +525,114 @@ class PodLifecycle:
         assert state.plan is not None
         assert state.instance is not None
         self._check_stop()
+        if state.plan.volumes and self._has(POD_VOLUMES):
+            await self._attach_volumes()
         handle = workflow.start_activity_method(
             ContainerActivities.start_containers,
-            StartContainersInput(pod=state.manifest, spec=state.plan.spec, instance=state.instance),
+            # `volumes` is an input field, not a command: no patch (replay ignores inputs).
+            StartContainersInput(
+                pod=state.manifest,
+                spec=state.plan.spec,
+                instance=state.instance,
+                volumes=state.plan.volumes,
+            ),
             start_to_close_timeout=timedelta(minutes=15),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_AWS,
-            summary=f"Start the containers on {state.instance.instance_id}",
+            summary=f"Start the containers on {state.instance.instance_id}" + self._incarnation(),
         )
         if not await self._race(handle, lambda: self._stop_requested() or self._interrupted()):
+            if (
+                not self._stop_requested()
+                and self._recoverable()
+                and self._has(RECOVERY_WHILE_STARTING)
+            ):
+                # as if it ran: the relaunch path stops, detaches and terminates
+                self._set_stage(Stage.RUNNING)
+                return
             raise _StopRequestedError
         started: StartContainersOutcome = handle.result()
         state.command_id = started.command_id
         state.started_running_at = workflow.now()
+        if state.lifetime_started_at is None:
+            state.lifetime_started_at = state.started_running_at
         self._set_stage(Stage.RUNNING)
         await self._event(
             EventType.NORMAL,
             "Started",
             f"Containers started on {state.instance.instance_id} (SSM command "
             f"{started.command_id}).",
+        )
+
+    async def _attach_volumes(self) -> None:
+        """Attach the plan's EBS volumes to the instance (the runner mounts them)."""
+        state = self.state
+        assert state.plan is not None
+        assert state.instance is not None
+        instance_id = state.instance.instance_id
+        volumes = state.plan.volumes
+        # Set before the call: a cancelled or failed attach may still have attached some.
+        state.volumes_attached_to = instance_id
+        names = ", ".join(f"{v.volume_id} ({v.claim_name})" for v in volumes)
+        handle = workflow.start_activity_method(
+            VolumeAttachmentActivities.attach_volumes,
+            VolumeAttachmentsInput(pod=state.pod, instance_id=instance_id, volumes=volumes),
+            start_to_close_timeout=VOLUME_ATTACH_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_AWS,
+            summary=(f"Attach {names} to {instance_id}"[:180] + self._incarnation()),
+        )
+        try:
+            attached = await self._race(
+                handle, lambda: self._stop_requested() or self._interrupted()
+            )
+        except ActivityError as error:
+            failure = _application_failure(error)
+            message = failure.message if failure else str(error.cause or error)
+            await self._event(EventType.WARNING, "FailedAttachVolume", message)
+            raise
+        if not attached:
+            raise _StopRequestedError
+        await self._event(
+            EventType.NORMAL,
+            "VolumesAttached",
+            "Attached "
+            + ", ".join(f"{v.volume_id} ({v.claim_name}) at {v.device_name}" for v in volumes)
+            + f" to {instance_id}.",
+        )
+
+    async def _detach_volumes(self) -> None:
+        """Detach what `_attach_volumes` attached, unless the instance is gone (EC2 detached
+        them). A detach that does not finish in time is left to the termination."""
+        state = self.state
+        instance_id = state.volumes_attached_to
+        if state.plan is None or instance_id is None:
+            return
+        state.volumes_attached_to = None
+        if state.final_reason == FailureType.INSTANCE_LOST:
+            return
+        try:
+            await workflow.execute_activity_method(
+                VolumeAttachmentActivities.detach_volumes,
+                VolumeAttachmentsInput(
+                    pod=state.pod, instance_id=instance_id, volumes=state.plan.volumes
+                ),
+                start_to_close_timeout=VOLUME_DETACH_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3),
+                summary=f"Detach the volumes of {state.pod.key} from {instance_id}"
+                + self._incarnation(),
+            )
+        except ActivityError as error:
+            workflow.logger.warning(
+                "Volumes could not be detached; terminating the instance detaches them",
+                extra={"error": str(error.cause or error), "instance_id": instance_id},
+            )
+            return
+        await self._event(
+            EventType.NORMAL,
+            "VolumesDetached",
+            f"Detached {', '.join(v.volume_id for v in state.plan.volumes)} from {instance_id}.",
         )
 
     async def _monitor(self) -> None:
@@ -524,11 +662,15 @@ class PodLifecycle:
                     instance_id=state.instance.instance_id,
                     round_duration=round_duration,
                     containers_started_at=state.started_running_at,
+                    restart_base=state.restart_base,
+                    last_terminated=state.last_terminated,
+                    events_after=state.incarnation_started_at,
                 ),
                 start_to_close_timeout=round_duration + timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=_QUICK,
-                summary=f"Monitor containers and {state.instance.instance_id}",
+                summary=f"Monitor containers and {state.instance.instance_id}"
+                + self._incarnation(),
             )
             if not await self._race(
                 handle,
@@ -539,6 +681,13 @@ class PodLifecycle:
             if outcome.end is MonitorEnd.ROUND_OVER:
                 continue
             if outcome.end is MonitorEnd.INSTANCE_LOST:
+                if self._recoverable() and self._has(SPOT_RECOVERY):
+                    state.interruption = InterruptionNotice(
+                        kind=InterruptionKind.STATE_CHANGE,
+                        instance_id=state.instance.instance_id,
+                        detail=outcome.message or f"{state.instance.instance_id} is gone",
+                    )
+                    return
                 self._fail(
                     FailureType.INSTANCE_LOST,
                     outcome.message or f"{state.instance.instance_id} is gone.",
@@ -566,6 +715,8 @@ class PodLifecycle:
             await self._stop_running_pod()
         if state.deletion is not None or state.gone:
             self._set_stage(Stage.STOPPING)
+        # Set only under the `pod-volumes` patch, when the plan had volumes.
+        await self._detach_volumes()
         # Always terminate by the pod's tag, even with no known instance: a launch that was
         # cancelled mid-call may have created one.
         if state.plan is not None or instance_id is not None:
@@ -608,16 +759,8 @@ class PodLifecycle:
             await self._report(phase=PodPhase.FAILED, event_type=EventType.WARNING)
             return
         if notice is not None:
-            deadline_grace = grace
-            if notice.time is not None:
-                left = notice.time - workflow.now() - SPOT_NOTICE_MARGIN
-                deadline_grace = max(0, min(grace, int(left.total_seconds())))
-            grace = deadline_grace
-            what = {
-                InterruptionKind.SPOT_INTERRUPTION: "an EC2 spot interruption notice",
-                InterruptionKind.REBALANCE_RECOMMENDATION: "an EC2 rebalance recommendation",
-                InterruptionKind.SCHEDULED_CHANGE: "an EC2 scheduled maintenance event",
-            }.get(notice.kind, str(notice.kind))
+            grace = self._notice_grace(notice, grace)
+            what = _notice_what(notice)
             message = (
                 f"Instance {notice.instance_id} received {what}; the pod is evicted "
                 f"(containers get {format_duration(timedelta(seconds=grace))} to stop)."
@@ -658,16 +801,22 @@ class PodLifecycle:
                 "period.",
             )
         self._set_stage(Stage.STOPPING)
+        await self._stop_containers(state.instance.instance_id, grace)
+        if state.final_reason is not None:
+            self._set_stage(Stage.FAILED)
+            await self._report(phase=PodPhase.FAILED)
+
+    async def _stop_containers(self, instance_id: str, grace: int) -> None:
         try:
             await workflow.execute_activity_method(
                 ContainerActivities.stop_containers,
                 StopContainersInput(
-                    pod=state.pod, instance_id=state.instance.instance_id, grace_seconds=grace
+                    pod=self.state.pod, instance_id=instance_id, grace_seconds=grace
                 ),
                 start_to_close_timeout=timedelta(seconds=grace + 60),
                 retry_policy=RetryPolicy(maximum_attempts=3),
-                summary=f"Stop containers on {state.instance.instance_id} "
-                f"({format_duration(timedelta(seconds=grace))} grace)",
+                summary=f"Stop containers on {instance_id} "
+                f"({format_duration(timedelta(seconds=grace))} grace)" + self._incarnation(),
             )
         except ActivityError as error:
             # Terminating the instance stops the containers too, only less gently.
@@ -675,9 +824,149 @@ class PodLifecycle:
                 "Containers could not be stopped gracefully; terminating the instance",
                 extra={"error": str(error.cause or error)},
             )
-        if state.final_reason is not None:
-            self._set_stage(Stage.FAILED)
-            await self._report(phase=PodPhase.FAILED)
+
+    def _notice_grace(self, notice: InterruptionNotice, grace: int) -> int:
+        """The grace period, shortened to what the notice leaves before the instance goes."""
+        if notice.time is None:
+            return grace
+        left = notice.time - workflow.now() - SPOT_NOTICE_MARGIN
+        return max(0, min(grace, int(left.total_seconds())))
+
+    # -- spot recovery ----------------------------------------------------------------------
+    def _recoverable(self) -> bool:
+        """The restart policy lets the pod outlive its instance (`spot-recovery`)."""
+        plan = self.state.plan
+        return plan is not None and plan.spec.restart_policy in ("Always", "OnFailure")
+
+    def _incarnation(self) -> str:
+        n = self.state.incarnation
+        return f" (incarnation {n})" if n > 1 else ""
+
+    async def _relaunch_if_recoverable(self) -> bool:
+        """After the monitor returned: if the running pod's instance was interrupted or lost and
+        its restart policy restarts containers, take the instance down and go back to planning
+        for a new incarnation. True when the run loop goes round again."""
+        state = self.state
+        notice = state.interruption
+        if (
+            state.stage is not Stage.RUNNING
+            or notice is None
+            or self._stop_requested()
+            or not self._recoverable()
+            or not self._has(SPOT_RECOVERY)
+        ):
+            return False
+        continues = self._has(RELAUNCH_CONTINUES_POD)
+        if continues and self._lifetime_over():
+            # Past its max lifetime: no new instance; `_finish` stops it (DeadlineExceeded).
+            state.interruption = None
+            return False
+        if state.incarnation >= MAX_INCARNATIONS:
+            await self._event(
+                EventType.WARNING,
+                "RelaunchLimitReached",
+                f"The pod ran on {state.incarnation} instances, each one interrupted or lost; "
+                f"ORCA relaunches a pod at most {MAX_INCARNATIONS - 1} times, so it fails now.",
+            )
+            return False
+        await self._relaunch(notice, continues=continues)
+        return True
+
+    async def _relaunch(self, notice: InterruptionNotice, *, continues: bool) -> None:
+        state = self.state
+        assert state.instance is not None
+        instance = state.instance
+        instance_id = instance.instance_id
+        lost = notice.kind is InterruptionKind.STATE_CHANGE
+        self._set_stage(Stage.STOPPING)
+        if lost:
+            what = f"was lost ({notice.detail or notice.state or 'gone'})"
+            reason, exit_code = FailureType.INSTANCE_LOST.value, 137
+            state.volumes_attached_to = None  # EC2 detached them
+        else:
+            grace = self._notice_grace(notice, self._grace_seconds())
+            what = f"received {_notice_what(notice)}"
+            reason = (
+                "SpotInterruption"
+                if notice.kind is InterruptionKind.SPOT_INTERRUPTION
+                else "InstanceInterrupted"
+            )
+            exit_code = 143
+            await self._stop_containers(instance_id, grace)
+            await self._detach_volumes()
+        await self._terminate((instance_id,))
+        # Never again on this offering.
+        attempt = next(
+            (
+                a
+                for a in reversed(state.attempts)
+                if a.outcome.startswith(f"launched {instance_id}")
+            ),
+            None,
+        )
+        if attempt is not None:
+            state.interrupted_offerings.append(
+                _offering_key(attempt.instance_type, attempt.zone, attempt.capacity_type)
+            )
+        if continues:
+            shown = await self._restart_counts_shown()
+            for name, count in shown.items():
+                state.restart_base[name] = max(state.restart_base.get(name, 0), count)
+        else:
+            state.lifetime_started_at = None  # each incarnation had its own max lifetime
+        finished = workflow.now()
+        started = state.started_running_at or finished
+        statuses = []
+        for container in (state.manifest.get("spec") or {}).get("containers") or ():
+            name = str(container.get("name", ""))
+            terminated = {
+                "exitCode": exit_code,
+                "reason": reason,
+                "message": f"{instance_id} {what}",
+                "startedAt": rfc3339(started),
+                "finishedAt": rfc3339(finished),
+            }
+            state.restart_base[name] = state.restart_base.get(name, 0) + 1
+            state.last_terminated[name] = terminated
+            statuses.append(
+                {
+                    "name": name,
+                    "image": str(container.get("image", "")),
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": state.restart_base[name],
+                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                    "lastState": {"terminated": terminated},
+                }
+            )
+        state.incarnation += 1
+        message = (
+            f"Instance {instance_id} {what}; its containers ended and the pod is being relaunched "
+            f"on another offering (incarnation {state.incarnation})."
+        )
+        not_ready = tuple(
+            PodCondition(type=kind, status="False", reason="InstanceInterrupted", message=message)
+            for kind in ("ContainersReady", "Ready")
+        )
+        await self._pod_api(
+            PodStatusActivities.report_pod_status,
+            PodStatusReport(
+                pod=state.pod,
+                phase=PodPhase.RUNNING,
+                conditions=not_ready,
+                container_statuses=tuple(statuses),
+            ),
+            summary=f"Write {state.pod.key} status: Running, relaunching" + self._incarnation(),
+        )
+        await self._event(EventType.WARNING, "InstanceInterrupted", message)
+        state.instance = None
+        state.interruption = None
+        state.command_id = None
+        state.started_running_at = None
+        state.incarnation_started_at = workflow.now()
+        state.monitor_rounds = 0
+        self._set_stage(Stage.LAUNCHING)
 
     async def _terminate(self, instance_ids: tuple[str, ...]) -> None:
         result: TerminateOutcome = await workflow.execute_activity_method(
@@ -686,13 +975,13 @@ class PodLifecycle:
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
             retry_policy=_AWS,
-            summary=f"Terminate the instances of {self.state.pod.key}",
+            summary=f"Terminate the instances of {self.state.pod.key}" + self._incarnation(),
         )
         if result.terminated:
             await self._event(
                 EventType.NORMAL, "Terminated", f"Terminated {', '.join(result.terminated)}."
             )
-        if result.cost and workflow.patched(COST_IN_MEMO):
+        if result.cost and self._has(COST_IN_MEMO):
             # What the budget ledger accrued for the pod's instance, in the Temporal UI's memo.
             workflow.upsert_memo({"costUSD": str(result.cost.quantize(Decimal("0.0001")))})
 
@@ -713,7 +1002,7 @@ class PodLifecycle:
 
     def _lifetime_remaining(self) -> timedelta | None:
         lifetime = self._max_lifetime()
-        started = self.state.started_running_at
+        started = self.state.lifetime_started_at or self.state.started_running_at
         if lifetime is None or started is None:
             return None
         return started + lifetime - workflow.now()
@@ -815,6 +1104,8 @@ class PodLifecycle:
             reason, message = state.final_reason, state.final_message
             if event is None and reason and message:
                 event = (reason, message)
+        # Under `pod-lifecycle-2` the event rides with the status write: one local activity.
+        along = event is not None and self._current
         await self._pod_api(
             PodStatusActivities.report_pod_status,
             PodStatusReport(
@@ -825,11 +1116,25 @@ class PodLifecycle:
                 conditions=conditions,
                 host_ip=host_ip,
                 pod_ip=pod_ip,
+                event=PodEventReport(
+                    pod=state.pod, type=event_type, reason=event[0], message=event[1]
+                )
+                if along and event is not None
+                else None,
             ),
-            summary=f"Write {state.pod.key} status" + (f": {phase}" if phase else ""),
+            summary=(
+                f"Write {state.pod.key} status"
+                + (f": {phase}" if phase else "")
+                + (f"; {event[0]}: {event[1]}" if along and event is not None else "")
+            )[:200],
         )
-        if event is not None:
+        if event is not None and not along:
             await self._event(event_type, event[0], event[1])
+
+    def _has(self, patch: str) -> bool:
+        """A patch from before `pod-lifecycle-2` applies: always in a run under it, otherwise
+        as the run's history says."""
+        return self._current or workflow.patched(patch)
 
     async def _event(self, event_type: EventType, reason: str, message: str) -> None:
         await self._pod_api(
@@ -837,6 +1142,25 @@ class PodLifecycle:
             PodEventReport(pod=self.state.pod, type=event_type, reason=reason, message=message),
             summary=f"{reason}: {message}"[:200],
         )
+
+    async def _restart_counts_shown(self) -> dict[str, int]:
+        """Container name → the `restartCount` the pod's status shows now: what the monitor
+        last wrote, the runner's restarts on this instance included ({} if it cannot be read)."""
+        try:
+            return await workflow.execute_local_activity_method(
+                PodStatusActivities.read_restart_counts,
+                self.state.pod,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=POD_REPORT_GIVE_UP_AFTER,
+                retry_policy=_QUICK,
+                summary=f"Read {self.state.pod.key} restart counts",
+            )
+        except (ActivityError, ApplicationError) as error:
+            workflow.logger.warning(
+                "Could not read the pod's restart counts; counting from the workflow's own",
+                extra={"error": str(error.cause or error)},
+            )
+            return {}
 
     async def _pod_api(
         self,
@@ -853,7 +1177,7 @@ class PodLifecycle:
         beyond a minute) and show in the UI with their summaries."""
         execute = (
             workflow.execute_local_activity_method
-            if workflow.patched(POD_REPORTS_AS_LOCAL_ACTIVITIES)
+            if self._has(POD_REPORTS_AS_LOCAL_ACTIVITIES)
             else workflow.execute_activity_method
         )
         try:
@@ -873,6 +1197,18 @@ class PodLifecycle:
                 "Kubernetes refused a pod report; continuing without it",
                 extra={"activity": activity.__name__, "error": str(error.cause or error)},
             )
+
+
+def _offering_key(instance_type: str, zone: str, capacity_type: str) -> str:
+    return f"{instance_type}/{zone}/{capacity_type}"
+
+
+def _notice_what(notice: InterruptionNotice) -> str:
+    return {
+        InterruptionKind.SPOT_INTERRUPTION: "an EC2 spot interruption notice",
+        InterruptionKind.REBALANCE_RECOMMENDATION: "an EC2 rebalance recommendation",
+        InterruptionKind.SCHEDULED_CHANGE: "an EC2 scheduled maintenance event",
+    }.get(notice.kind, str(notice.kind))
 
 
 def _application_failure(error: ActivityError) -> ApplicationError | None:

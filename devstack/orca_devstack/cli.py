@@ -45,6 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--example-pods", action="store_true", help="submit the example pods once ready"
     )
+    parser.add_argument(
+        "--aws-launch-delay",
+        type=float,
+        default=defaults.aws_launch_delay,
+        metavar="SECONDS",
+        help="how long an emulated instance stays pending (the AWS emulator's default: 5)",
+    )
     for option, field in PORT_OPTIONS:
         parser.add_argument(option, dest=field, type=int, default=getattr(defaults, field))
     parser.set_defaults(handler=run)

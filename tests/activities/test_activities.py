@@ -47,13 +47,14 @@ from orca.activities.models import (
     WaitForInstanceInput,
 )
 from orca.activities.planning import PlanningActivities
-from orca.activities.pod_status import PodStatusActivities
+from orca.activities.pod_status import PodStatusActivities, event_body
 from orca.activities.unavailable_offerings import UnavailableOfferings
 from orca.aws_clients import AwsClients
 from orca.aws_metrics import instrument
 from orca.failure_types import FailureType
 from orca.instance_state import InstanceState
 from orca.launch_spec import PodRef
+from orca.pod_api import PodApi
 from orca.settings import (
     AwsSettings,
     InstancesSettings,
@@ -637,6 +638,75 @@ async def test_status_reports_merge_conditions_and_events_tell_the_story(
     assert [
         (e.reason, e.type, e.source.component) for e in events if e.reason == "LaunchFailed"
     ] == [("LaunchFailed", "Warning", "orca")]
+
+
+async def test_an_event_carried_by_a_status_report_is_posted_even_when_the_write_is_refused(
+    kube_core: client.CoreV1Api, bound_pod: PodRef
+) -> None:
+    """`pod-lifecycle-2`: one activity writes the status and posts its event; a write the API
+    server refuses for good (422: no IP address) still posts the event, then fails."""
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    env = ActivityEnvironment()
+
+    def carrying(reason: str, **fields: Any) -> PodStatusReport:
+        event = PodEventReport(pod=bound_pod, type=EventType.NORMAL, reason=reason, message="m")
+        return PodStatusReport(pod=bound_pod, event=event, **fields)
+
+    await env.run(activities.report_pod_status, carrying("InstanceRunning", pod_ip="10.0.0.9"))
+    with pytest.raises(ApplicationError) as refused:
+        await env.run(activities.report_pod_status, carrying("Refused", pod_ip="not-an-ip"))
+    assert refused.value.non_retryable
+    assert "must be a valid IP address" in str(refused.value)
+    reasons = [
+        e.reason
+        for e in kube_core.list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={bound_pod.name}"
+        ).items
+    ]
+    assert sorted(reasons) == ["InstanceRunning", "Refused"]
+    assert kube_core.read_namespaced_pod(bound_pod.name, "default").status.pod_ip == "10.0.0.9"
+
+
+async def test_restart_counts_are_read_from_the_pod_status_the_monitor_wrote(
+    kube_core: client.CoreV1Api, bound_pod: PodRef
+) -> None:
+    activities = PodStatusActivities(kube_core, "orca-aws-node")
+    env = ActivityEnvironment()
+    assert await env.run(activities.read_restart_counts, bound_pod) == {}  # nothing written yet
+    statuses = [
+        {"name": name, "image": "busybox", "imageID": "", "ready": False, "restartCount": count}
+        for name, count in (("trainer", 4), ("logger", 0))
+    ]
+    activities.patch_status(bound_pod, {"status": {"containerStatuses": statuses}})
+    assert await env.run(activities.read_restart_counts, bound_pod) == {"trainer": 4, "logger": 0}
+    kube_core.delete_namespaced_pod(bound_pod.name, "default", grace_period_seconds=0)
+    assert await env.run(activities.read_restart_counts, bound_pod) == {}  # gone
+
+
+async def test_a_repeated_series_event_is_one_event_counted(
+    kube_core: client.CoreV1Api, bound_pod: PodRef
+) -> None:
+    """As the kubelet's recorder aggregates `BackOff`: one object, `count` and `lastTimestamp`
+    moving, through the API a real server serves (create, get, patch)."""
+    pods = PodApi(kube_core)
+    report = PodEventReport(
+        pod=bound_pod, type=EventType.WARNING, reason="BackOff", message="Back-off restarting"
+    )
+    first = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+    for minutes in (0, 1, 5):
+        body = event_body(report, "orca-aws-node", first + timedelta(minutes=minutes), series=True)
+        assert pods.post_or_count_event("default", body)
+    [event] = [
+        e
+        for e in kube_core.list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={bound_pod.name}"
+        ).items
+        if e.reason == "BackOff"
+    ]
+    assert event.count == 3
+    assert event.first_timestamp == first
+    assert event.last_timestamp == first + timedelta(minutes=5)
+    assert event.type == "Warning"
 
 
 async def test_release_deletes_the_bound_pod_and_ignores_a_newer_incarnation(

@@ -66,6 +66,7 @@ def containers_for(wiring: Wiring) -> ContainerActivities:
         wiring.cluster,
         feed,
         PodApi(core),
+        "orca-aws-node",
     )
 
 

@@ -115,6 +115,15 @@ def chart_values_schema() -> dict[str, Any]:
                 {"enabled": _BOOL, "interval": _STRING, "labels": _STRING_MAP}
             ),
             "userRole": _closed({"create": _BOOL, "subjects": _LIST_OF_OBJECTS}),
+            "storageClass": _closed(
+                {
+                    "create": _BOOL,
+                    "name": _STRING,
+                    "default": _BOOL,
+                    "reclaimPolicy": {"enum": ["Delete", "Retain"]},
+                    "parameters": _STRING_MAP,
+                }
+            ),
             "config": settings,
             # Helm passes these to every chart; a parent chart may set them.
             "global": _OBJECT,

@@ -101,8 +101,23 @@ def test_run_instances_requires_the_orca_request_tags() -> None:
 
 def test_create_tags_only_while_launching() -> None:
     policy = load_policy("orca-controller-policy.json")
-    (statement,) = statements(policy, "ec2:CreateTags")
-    assert statement["Condition"]["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+    actions = {
+        statement["Condition"]["StringEquals"]["ec2:CreateAction"]
+        for statement in statements(policy, "ec2:CreateTags")
+    }
+    assert actions == {"RunInstances", "CreateVolume"}
+
+
+def test_volumes_are_created_tagged_and_deleted_only_as_orcas() -> None:
+    policy = load_policy("orca-controller-policy.json")
+    for action, prefix in (
+        ("ec2:CreateVolume", "aws:RequestTag"),
+        ("ec2:DeleteVolume", "aws:ResourceTag"),
+    ):
+        (statement,) = statements(policy, action)
+        condition = statement["Condition"]["StringEquals"]
+        assert condition[f"{prefix}/{instance_tags.MANAGED_BY}"] == instance_tags.MANAGED_BY_VALUE
+        assert f"{prefix}/{instance_tags.CLUSTER}" in condition
 
 
 @pytest.mark.parametrize("role", ["orca-controller-policy.json", "orca-watcher-policy.json"])

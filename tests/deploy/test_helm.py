@@ -279,7 +279,7 @@ def test_every_namespaced_object_is_in_the_release_namespace() -> None:
     objects = render_chart("--namespace", "burst")
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
-        if obj["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        if obj["kind"] in ("ClusterRole", "ClusterRoleBinding", "StorageClass"):
             assert namespace is None
         elif "node-lease" in obj["metadata"]["name"]:
             assert namespace == "kube-node-lease"

@@ -91,7 +91,7 @@ def test_base_renders_the_expected_objects(objects: list[dict[str, Any]]) -> Non
 def test_namespaced_objects_live_in_orca_system(objects: list[dict[str, Any]]) -> None:
     """Only the node-lease and client-CA Roles and their bindings are elsewhere: the kubelet's
     Lease namespace, and kube-system where the cluster's client CA is published."""
-    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
     for obj in objects:
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
@@ -288,10 +288,13 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
     assert role_verbs(objects, "orca-worker") == {
         "pods": {"get", "list", "delete"},
         "pods/status": {"patch"},
-        "events": {"create"},
+        "events": {"create", "get", "patch"},
         "configmaps": {"get"},
         "secrets": {"get"},
         "namespaces": {"get"},
+        "persistentvolumeclaims": {"get"},
+        "persistentvolumes": {"get", "list", "create", "delete"},
+        "storageclasses": {"get"},
     }
     assert role_verbs(objects, "orca-watcher") == {
         "nodes": {"create", "get", "patch"},
@@ -301,6 +304,9 @@ def test_each_service_account_holds_exactly_what_its_code_calls(
         "tokenreviews": {"create"},
         "subjectaccessreviews": {"create"},
         "configmaps": {"get"},
+        "persistentvolumeclaims": {"list", "watch"},
+        "persistentvolumes": {"list", "watch"},
+        "storageclasses": {"list"},
     }
     client_ca = next(
         o for o in of_kind(objects, "Role") if o["metadata"]["name"].endswith("watcher-client-ca")

@@ -352,6 +352,61 @@ def test_a_report_forged_by_another_pods_instance_changes_nothing(
         eventually(lambda name=name: phase(core, name) is None, f"{name} to be released")
 
 
+def test_a_failing_container_backs_off_as_the_kubelet_does_then_succeeds(
+    dev_stack: DevStack, core: client.CoreV1Api, ec2: Any
+) -> None:
+    """OnFailure, runs exiting 1, 1, 0: restarted at once, then `CrashLoopBackOff` for the
+    kubelet's 10 s (the pod Running, not ready, the message the kubelet's), then Succeeded after
+    2 restarts, on the one instance it launched."""
+    name = f"e2e-crash-{uuid.uuid4().hex[:6]}"
+    annotations = {
+        "orca.research/instance-type": "m5.large",
+        "orca.research/launch-type": "on-demand",
+        "emulator.orca.research/run-seconds": "1",
+        "emulator.orca.research/exit-codes": "1,1,0",
+    }
+    created = core.create_namespaced_pod(
+        "default", burst_pod(name, annotations, restart_policy="OnFailure")
+    )
+    uid = created.metadata.uid
+
+    def backing_off() -> Any:
+        pod = core.read_namespaced_pod(name, "default")
+        statuses = pod.status.container_statuses or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return pod if waiting is not None and waiting.reason == "CrashLoopBackOff" else None
+
+    pod = eventually(backing_off, f"{name} to back off", within=90)
+    status = pod.status.container_statuses[0]
+    assert pod.status.phase == "Running"
+    assert status.state.waiting.message == (
+        f"back-off 10s restarting failed container={status.name} pod={name}_default({uid})"
+    )
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 1
+    assert not status.ready
+    eventually(lambda: phase(core, name) == "Succeeded", f"{name} to succeed", within=60)
+    done = core.read_namespaced_pod(name, "default").status.container_statuses[0]
+    assert done.restart_count == 2
+    assert done.state.terminated.exit_code == 0
+    assert len(instances_of(ec2, uid)) == 1
+    # The kubelet's Warning, once per pod and container, counted: one back-off here.
+    [back_off] = [
+        e
+        for e in core.list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={name}"
+        ).items
+        if e.reason == "BackOff"
+    ]
+    assert back_off.type == "Warning"
+    assert back_off.message == (
+        f"Back-off restarting failed container {done.name} in pod {name}_default({uid})"
+    )
+    assert back_off.count == 1
+    core.delete_namespaced_pod(name, "default")
+    eventually(lambda: phase(core, name) is None, f"{name} to be released")
+
+
 # Last in the module: it stops the module's stack.
 def test_sigterm_stops_every_process(dev_stack: DevStack) -> None:
     pids = dict(dev_stack.endpoints["pids"])

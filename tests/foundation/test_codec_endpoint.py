@@ -14,7 +14,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 
 from orca.health import HealthServer
-from orca.payload_codec import CompressionCodec
+from orca.payload_codec import COMPRESSED_ENCODING, CompressionCodec
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_encode_compresses_what_the_worker_would(server: HealthServer) -> None:
 
     assert status == 200
     [encoded] = json.loads(answer)["payloads"]
-    assert base64.b64decode(encoded["metadata"]["encoding"]) == b"binary/zlib"
+    assert base64.b64decode(encoded["metadata"]["encoding"]) == COMPRESSED_ENCODING
 
 
 def test_a_body_that_is_not_payloads_is_a_400_naming_the_expected_form(

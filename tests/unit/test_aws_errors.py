@@ -183,3 +183,22 @@ def test_a_failed_exec_call_says_what_to_fix(code: str, status: int, hint: str) 
     assert answer == status
     assert message.startswith(f"ssm:SendCommand {code}: ")
     assert hint in message
+
+
+def test_volume_attachment_errors_wait_refuse_or_mean_done() -> None:
+    in_use = client_error("VolumeInUse", "AttachVolume")
+    assert aws_errors.is_volume_in_use(in_use)
+    assert aws_errors.volume_attach_refusal(in_use) is None
+    zone = aws_errors.volume_attach_refusal(
+        client_error("InvalidVolume.ZoneMismatch", "AttachVolume")
+    )
+    assert zone is not None
+    assert zone.startswith("ec2:AttachVolume InvalidVolume.ZoneMismatch: ")
+    assert "availability zones" in zone
+    limit = aws_errors.volume_attach_refusal(
+        client_error("AttachmentLimitExceeded", "AttachVolume")
+    )
+    assert limit is not None
+    assert "larger instance type" in limit
+    assert aws_errors.is_volume_not_attached(client_error("IncorrectState", "DetachVolume"))
+    assert not aws_errors.is_volume_not_attached(in_use)

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from orca.activities.bootstrap_script import (
     render_bootstrap,
     render_stop_command,
 )
+from orca.ebs_volumes import PodVolume
 from orca.instance_contract import (
     ContainerStateEvent,
+    RunnerBlockDevice,
     RunnerContainer,
     RunnerDocument,
     new_status_key,
@@ -80,8 +83,7 @@ def containers(script: str) -> list[tuple[bool, RunnerContainer]]:
 def argv_of(init: bool, entry: RunnerContainer) -> list[str]:
     """The `docker run` argv the runner builds from one container entry (neuron devices
     aside); `test_the_runner_runs_the_document` checks the runner builds exactly this."""
-    detach = [] if init else ["-d"]
-    return ["run", *detach, *entry.run_arguments, entry.image, *entry.arguments]
+    return ["run", "-d", *entry.run_arguments, entry.image, *entry.arguments]
 
 
 def run_line(script: str, container_name: str) -> list[str]:
@@ -203,9 +205,6 @@ def test_containers_run_init_first_then_apps_in_order() -> None:
         "orca_trainer",
         "orca_metrics",
     ]
-    fetch = run_line(render(full_pod()).script, "fetch")
-    assert "-d" not in fetch  # init containers run in the foreground, one after another
-    assert "-d" in run_line(render(full_pod()).script, "trainer")
 
 
 def test_gpu_flag_only_for_gpu_containers() -> None:
@@ -231,17 +230,13 @@ def test_resource_limits_become_docker_limits() -> None:
     assert "--cpus" not in run_line(render(full_pod()).script, "metrics")
 
 
-@pytest.mark.parametrize(
-    ("policy", "docker"), [("Always", "always"), ("OnFailure", "on-failure"), ("Never", "no")]
-)
-def test_restart_policy_mapping(policy: str, docker: str) -> None:
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+def test_the_runner_not_the_runtime_restarts_containers(policy: str) -> None:
     plan = render(full_pod(restart_policy=policy))
-    trainer = run_line(plan.script, "trainer")
-    assert trainer[trainer.index("--restart") + 1] == docker
-    fetch = run_line(plan.script, "fetch")
-    assert fetch[fetch.index("--restart") + 1] == "no"  # ORCA retries init containers itself
-    assert document(plan.script).restart_policy == policy  # the runner retries unless Never
-    assert '[ "$ORCA_RESTART_POLICY" = Never ]' in runner(plan.script)
+    for name in ("trainer", "fetch"):
+        argv = run_line(plan.script, name)
+        assert argv[argv.index("--restart") + 1] == "no"  # the runner's supervisor restarts
+    assert document(plan.script).restart_policy == policy
 
 
 def test_logs_go_to_cloudwatch_per_container() -> None:
@@ -350,29 +345,43 @@ def test_a_value_cannot_end_a_heredoc() -> None:
 
 
 FAKE_DOCKER = """#!/bin/bash
-if [ "$1" = run ]; then
-  printf '%s\\0' "$@" >> "$RECORD/runs"; printf '\\n' >> "$RECORD/runs"
-  printf 'HF_TOKEN=%s\\n' "${HF_TOKEN-unset}" >> "$RECORD/env"
-fi
+case $1 in
+  run)
+    printf '%s\\0' "$@" >> "$RECORD/runs"; printf '\\n' >> "$RECORD/runs"
+    printf 'HF_TOKEN=%s\\n' "${HF_TOKEN-unset}" >> "$RECORD/env" ;;
+  wait)  # the next exit code scripted for the container (file exits-<name>), else 0
+    exits="$RECORD/exits-$2"
+    if [ -s "$exits" ]; then head -n1 "$exits"; sed -i 1d "$exits"; else echo 0; fi ;;
+  inspect) echo false ;;
+esac
 exit 0
+"""
+FAKE_SLEEP = """#!/bin/bash
+echo "$1" >> "$RECORD/sleeps"
+if [ -n "${REAL_SLEEP:-}" ]; then exec /bin/sleep "$1"; fi
 """
 FAKE_AWS = """#!/bin/bash
 case "$*" in
   *env/HF_TOKEN*) printf '%s\\n' "$HF_SECRET" ;;
   *volumes/keys/id_ed25519*) printf '%s\\n' "$FILE_SECRET_B64" ;;
+  *put-log-events*)
+    while [ $# -gt 0 ]; do
+      [ "$1" = --log-events ] && printf '%s\\n' "$2" >> "$RECORD/reports"
+      shift
+    done ;;
 esac
 exit 0
 """
 
 
-@pytest.mark.skipif(
-    BASH is None or shutil.which("jq") is None, reason="the runner needs bash and jq"
-)
-def test_the_runner_runs_the_document(tmp_path: Path) -> None:
-    """Run the static runner on a rendered document with `docker`, `aws` and `curl` replaced by
-    recorders (no container runtime or AWS here): it writes the volumes and runs each container
-    with the document's argv, secrets through the environment only."""
-    plan = render(full_pod(restart_policy="Always"))
+def prepare_the_runner(
+    tmp_path: Path, plan: BootstrapPlan, exits: dict[str, list[int]] | None = None
+) -> tuple[list[str], dict[str, str], Path]:
+    """The static runner on a rendered document with `docker`, `aws`, `curl` and `sleep`
+    replaced by recorders (no container runtime or AWS here); `exits` scripts the exit codes
+    `docker wait` gives each container's successive runs (0 once they run out). Returns its
+    command, its environment and the record directory: `runs` (docker run argv), `env`,
+    `reports` (status events), `sleeps`."""
     pod_dir = "/var/lib/orca/pods"
     text = heredoc(plan.script, "ORCA_RUNNER_JSON").replace(pod_dir, str(tmp_path / "pods"))
     (tmp_path / "runner.json").write_text(text)
@@ -383,39 +392,144 @@ def test_the_runner_runs_the_document(tmp_path: Path) -> None:
         ("docker", FAKE_DOCKER),
         ("aws", FAKE_AWS),
         ("curl", "#!/bin/bash\necho 10.1.2.3\n"),
+        ("sleep", FAKE_SLEEP),
     ):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     record = tmp_path / "record"
     record.mkdir()
+    for container_name, codes in (exits or {}).items():
+        (record / f"exits-orca_{container_name}").write_text("".join(f"{c}\n" for c in codes))
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "RECORD": str(record),
         "HF_SECRET": SECRET,
         "FILE_SECRET_B64": base64.b64encode(FILE_SECRET.encode()).decode(),
     }
-    subprocess.run(
-        [BASH or "bash", str(tmp_path / "runner.sh"), str(tmp_path / "runner.json")],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    runs = [line.split("\0") for line in (record / "runs").read_text().split("\0\n") if line]
-    doc = RunnerDocument.model_validate_json(text)
-    expected = [(True, c) for c in doc.init_containers] + [(False, c) for c in doc.containers]
-    assert runs == [argv_of(init, c) for init, c in expected]
-    assert (record / "env").read_text().splitlines() == [
-        "HF_TOKEN=unset",
-        f"HF_TOKEN={SECRET}",
-        "HF_TOKEN=unset",
+    command = [BASH or "bash", str(tmp_path / "runner.sh"), str(tmp_path / "runner.json")]
+    return command, env, record
+
+
+def run_the_runner(
+    tmp_path: Path, plan: BootstrapPlan, exits: dict[str, list[int]] | None = None
+) -> Path:
+    command, env, record = prepare_the_runner(tmp_path, plan, exits)
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+    return record
+
+
+def reported(record: Path, container_name: str) -> list[tuple[str, str, int | None, float | None]]:
+    """(state, reason, exitCode, backOffSeconds) of each status event of one container."""
+    events = [
+        ContainerStateEvent.model_validate_json(json.loads(line)[0]["message"])
+        for line in (record / "reports").read_text().splitlines()
     ]
+    return [
+        (e.state.value, e.reason or "", e.exit_code, e.back_off_seconds)
+        for e in events
+        if e.container == container_name
+    ]
+
+
+RUNNER_TOOLS = BASH is None or shutil.which("jq") is None
+
+
+@pytest.mark.skipif(RUNNER_TOOLS, reason="the runner needs bash and jq")
+def test_the_runner_runs_the_document(tmp_path: Path) -> None:
+    """The runner writes the volumes and runs each container with the document's argv, secrets
+    through the environment only."""
+    plan = render(full_pod(restart_policy="OnFailure"))
+    record = run_the_runner(tmp_path, plan)
+    runs = [line.split("\0") for line in (record / "runs").read_text().split("\0\n") if line]
+    doc = RunnerDocument.model_validate_json((tmp_path / "runner.json").read_text())
+    inits = len(doc.init_containers)
+    assert runs[:inits] == [argv_of(True, c) for c in doc.init_containers]  # one after another
+    # then every app container, each by its own supervisor (in any order)
+    assert sorted(runs[inits:]) == sorted(argv_of(False, c) for c in doc.containers)
+    env = (record / "env").read_text().splitlines()
+    assert env[:inits] == ["HF_TOKEN=unset"]
+    assert sorted(env[inits:]) == sorted([f"HF_TOKEN={SECRET}", "HF_TOKEN=unset"])
     base = tmp_path / "pods" / "0b6c6a3e-5d2e-4f7b-9a52-1f7f2f9d1c01" / "volumes"
     assert (base / "config" / "lr").read_text() == "0.0003"
     assert (base / "config" / "config.yaml").read_text() == "epochs: 3\nname: 'run 1'\n"
     key = base / "keys" / "id_ed25519"
     assert key.read_text() == FILE_SECRET
     assert (base / "data").is_dir()
+    assert reported(record, "trainer")[-2:] == [
+        ("running", "Started", None, None),
+        ("terminated", "Completed", 0, None),
+    ]
+
+
+@pytest.mark.skipif(RUNNER_TOOLS, reason="the runner needs bash and jq")
+def test_a_failing_container_is_restarted_with_the_kubelets_back_off(tmp_path: Path) -> None:
+    """OnFailure, exits 1, 1, 1, 0: restarted at once, then after 10 s and 20 s reported as
+    waiting/CrashLoopBackOff, and done once it exits 0 (no `docker run --restart`)."""
+    manifest = pod(
+        annotations={"orca.research/instance-type": "t3.small"},
+        restart_policy="OnFailure",
+        containers=[container("trainer", "pytorch:2")],
+    )
+    record = run_the_runner(tmp_path, render(manifest), exits={"trainer": [1, 1, 1]})
+    started = ("running", "Started", None, None)
+    failed = ("terminated", "Error", 1, None)
+    assert reported(record, "trainer")[1:] == [
+        started,
+        failed,
+        started,  # the first exit restarts at once
+        failed,
+        ("waiting", "CrashLoopBackOff", None, 10),
+        started,
+        failed,
+        ("waiting", "CrashLoopBackOff", None, 20),
+        started,
+        ("terminated", "Completed", 0, None),
+    ]
+    assert (record / "sleeps").read_text().split() == ["10", "20"]
+    assert (record / "runs").read_text().count("pytorch:2") == 4
+
+
+@pytest.mark.skipif(RUNNER_TOOLS, reason="the runner needs bash and jq")
+def test_the_stop_command_cuts_a_back_off_short(tmp_path: Path) -> None:
+    """In a 10 s back-off, the stop command's `stopping` file and SIGTERM to the runner's main
+    process end it at once: the runner exits without restarting the container."""
+    manifest = pod(
+        annotations={"orca.research/instance-type": "t3.small"},
+        restart_policy="Always",
+        containers=[container("trainer", "pytorch:2")],
+    )
+    command, env, record = prepare_the_runner(tmp_path, render(manifest), {"trainer": [1, 1]})
+    runner_process = subprocess.Popen(
+        command, env={**env, "REAL_SLEEP": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            (record / "reports").exists()
+            and any(r[1] == "CrashLoopBackOff" for r in reported(record, "trainer"))
+        ):
+            assert time.monotonic() < deadline, "the runner never backed off"
+            time.sleep(0.05)
+        stopping = tmp_path / "pods" / "0b6c6a3e-5d2e-4f7b-9a52-1f7f2f9d1c01" / "stopping"
+        stopping.touch()
+        runner_process.terminate()
+        assert runner_process.wait(timeout=8) == 0  # not after the 10 s back-off
+    finally:
+        runner_process.kill()
+    assert (record / "runs").read_text().count("pytorch:2") == 2
+    assert reported(record, "trainer")[-1] == ("waiting", "CrashLoopBackOff", None, 10)
+
+
+@pytest.mark.skipif(RUNNER_TOOLS, reason="the runner needs bash and jq")
+def test_with_never_a_failed_container_stays_failed(tmp_path: Path) -> None:
+    manifest = pod(
+        annotations={"orca.research/instance-type": "t3.small"},
+        restart_policy="Never",
+        containers=[container("trainer", "pytorch:2")],
+    )
+    record = run_the_runner(tmp_path, render(manifest), exits={"trainer": [3]})
+    assert reported(record, "trainer")[-1] == ("terminated", "Error", 3, None)
+    assert (record / "runs").read_text().count("pytorch:2") == 1
 
 
 @pytest.mark.skipif(BASH is None, reason="bash is not installed")
@@ -561,3 +675,53 @@ def test_the_allowed_security_context_is_applied_by_the_container_runtime() -> N
     assert plain[plain.index("--user") + 1] == "1000:3000"  # the pod's own
     for flag in ("--read-only", "--cap-drop", "--cap-add", "--security-opt", "--privileged"):
         assert flag not in plain
+
+
+def claim_pod(sub_path: str | None = None, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": "ckpt", "mountPath": "/ckpt", "readOnly": read_only}
+    if sub_path:
+        mount["subPath"] = sub_path
+    manifest = pod(
+        annotations={"orca.research/instance-type": "t3.small"},
+        containers=[container("trainer", volume_mounts=[mount])],
+    )
+    manifest["spec"]["volumes"] = [
+        {"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt-trainer-0"}}
+    ]
+    return manifest
+
+
+CKPT = PodVolume(
+    volume_name="ckpt",
+    claim_name="ckpt-trainer-0",
+    persistent_volume="pvc-1",
+    volume_id="vol-0123456789abcdef0",
+    zone="us-west-2b",
+    device_name="/dev/sdf",
+    fs_type="xfs",
+)
+
+
+def test_a_claim_volume_is_a_block_device_the_containers_bind_mount() -> None:
+    script = render(claim_pod(sub_path="run-7", read_only=True), block_volumes=(CKPT,)).script
+    (device,) = document(script).block_devices
+    assert device == RunnerBlockDevice(
+        volume_id="vol-0123456789abcdef0",
+        device_name="/dev/sdf",
+        fs_type="xfs",
+        mount_point="/var/lib/orca/volumes/vol-0123456789abcdef0",
+        read_only=False,
+    )
+    (_, trainer) = containers(script)[0]
+    assert "/var/lib/orca/volumes/vol-0123456789abcdef0/run-7:/ckpt:ro" in trainer.run_arguments
+
+
+def test_a_claim_the_plan_did_not_resolve_is_refused() -> None:
+    with pytest.raises(InvalidPodSpec, match=r"spec.volumes\[0\].persistentVolumeClaim"):
+        render(claim_pod())
+
+
+def test_the_stop_command_unmounts_the_pods_volumes_after_the_containers() -> None:
+    script = render_stop_command(PodRef(namespace="research", name="train-1", uid="u-9"), 45)
+    assert script.index('umount "$mounted"') > script.index("stop --time")
+    assert script.index("  sync") < script.index('umount "$mounted"')

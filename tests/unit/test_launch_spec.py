@@ -17,6 +17,7 @@ from orca.launch_spec import (
     InvalidPodSpec,
     LaunchSpec,
     SelectionMethod,
+    claim_volumes,
     parse_launch_spec,
 )
 from orca.settings import (
@@ -542,10 +543,6 @@ def test_supported_volumes_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("volume", "kind"),
     [
-        (
-            {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}},
-            "persistentVolumeClaim",
-        ),
         ({"name": "host", "hostPath": {"path": "/data"}}, "hostPath"),
         ({"name": "nfs", "nfs": {"server": "10.0.0.2", "path": "/"}}, "nfs"),
     ],
@@ -562,6 +559,45 @@ def test_unsupported_volume_names_the_volume_and_allowed_kinds(
     assert caught.value.annotation == "spec.volumes[1]"
     assert kind in str(caught.value)
     assert "emptyDir, configMap, secret" in str(caught.value)
+
+
+def test_claim_volumes_are_accepted_in_order_with_read_only() -> None:
+    volumes = [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}},
+        {"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt-0", "readOnly": True}},
+    ]
+    manifest = pod(annotations={"orca.research/instance-type": "t3.small"}, volumes=volumes)
+    assert parse_launch_spec(manifest, settings(), NO_LIMITS).instance_types == ("t3.small",)
+    assert claim_volumes(manifest["spec"]) == [
+        ("data", "datasets", False),
+        ("ckpt", "ckpt-0", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("volume", "field", "says"),
+    [
+        (
+            {"name": "data", "persistentVolumeClaim": {}},
+            "persistentVolumeClaim.claimName",
+            "claimName",
+        ),
+        (
+            {"name": "tmp", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+            "ephemeral",
+            "persistentVolumeClaim",
+        ),
+    ],
+)
+def test_claim_without_name_and_ephemeral_volumes_are_refused(
+    volume: dict[str, Any], field: str, says: str
+) -> None:
+    manifest = pod(annotations={"orca.research/instance-type": "t3.small"}, volumes=[volume])
+    with pytest.raises(InvalidPodSpec) as caught:
+        parse_launch_spec(manifest, settings(), NO_LIMITS)
+    assert caught.value.annotation == f"spec.volumes[0].{field}"
+    assert says in caught.value.reason_message
 
 
 def test_restart_policy_grace_period_and_architecture() -> None:

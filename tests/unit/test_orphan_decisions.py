@@ -154,3 +154,30 @@ def test_owner_states() -> None:
     assert owner_state("TimedOut") is OwnerState.CLOSED
     assert owner_state(NOT_FOUND) is OwnerState.NOT_FOUND
     assert owner_state(None) is OwnerState.UNKNOWN
+
+
+def test_an_available_old_volume_whose_persistent_volume_is_gone_is_an_orphan() -> None:
+    from orca.activities.orphan_models import SweptVolume
+
+    def volume(
+        vid: str, pv: str | None, state: str = "available", at: datetime = OLD
+    ) -> SweptVolume:
+        return SweptVolume(volume_id=vid, state=state, persistent_volume=pv, created_at=at)
+
+    listing = ClusterListing(
+        volumes=(
+            volume("vol-gone", "pvc-gone"),
+            volume("vol-kept", "pvc-kept"),
+            volume("vol-in-use", "pvc-gone2", state="in-use"),
+            volume("vol-young", "pvc-gone3", at=YOUNG),
+            volume("vol-untagged", None),
+        ),
+        persistent_volumes=("pvc-kept",),
+    )
+    found = find_orphans(listing, {}, NOW, MIN_AGE)
+    assert [(o.kind, o.id) for o in found.orphans] == [
+        (OrphanKind.VOLUME, "vol-gone"),
+        (OrphanKind.VOLUME, "vol-untagged"),
+    ]
+    assert "pvc-gone does not exist" in found.orphans[0].reason
+    assert found.listed["volume"] == 5

@@ -225,6 +225,7 @@ def test_a_pod_without_secrets_manager_has_no_credentials_parameter() -> None:
 # -- the runner on an instance ----------------------------------------------------------------
 FAKE_DOCKER = """#!/bin/bash
 if [ "$1" = run ]; then printf 'DB_PASSWORD=%s\\n' "${DB_PASSWORD-unset}" >> "$RECORD/env"; fi
+if [ "$1" = wait ]; then echo 0; fi
 exit 0
 """
 FAKE_AWS = """#!/bin/bash
@@ -251,7 +252,8 @@ exit 0
 
 
 def run_runner(tmp_path: Path, manifest: dict[str, Any], secret_key: str) -> Path:
-    plan = render(manifest)
+    # containers that exit 0 and are not restarted: the runner ends after one run of each
+    plan = render({**manifest, "spec": {**manifest["spec"], "restartPolicy": "OnFailure"}})
     pod_dir = "/var/lib/orca/pods"
     text = heredoc(plan.script, "ORCA_RUNNER_JSON").replace(pod_dir, str(tmp_path / "pods"))
     (tmp_path / "runner.json").write_text(text)

@@ -14,11 +14,16 @@ from hypothesis import strategies as st
 from orca.activities.status_mapping import (
     ContainerStateEvent,
     PodStatusView,
+    back_off_event_message,
+    containers_backing_off,
+    go_duration,
+    incarnation_events,
     pod_is_finished,
     pod_status_from_events,
     status_inputs,
     to_status_patch,
 )
+from orca.instance_contract import restart_back_off
 from orca.launch_spec import pod_ref_from_pod
 from orca.pod_phase import PodPhase
 from tests.unit.pods import container, pod
@@ -41,6 +46,7 @@ class Timeline:
         *,
         init: bool = False,
         reason: str | None = None,
+        back_off: float | None = None,
     ) -> Timeline:
         self.events.append(
             ContainerStateEvent.model_validate(
@@ -51,6 +57,7 @@ class Timeline:
                     "state": state,
                     "reason": reason,
                     "exitCode": exit_code,
+                    "backOffSeconds": back_off,
                     "at": (T0 + timedelta(seconds=len(self.events) + 1)).isoformat(),
                 }
             )
@@ -190,10 +197,80 @@ def test_always_never_succeeds() -> None:
 
 def test_restart_waiting_counts_as_running() -> None:
     events = Timeline()("trainer", "running")("logger", "running")("trainer", "terminated", 2)
-    events("trainer", "waiting", reason="CrashLoopBackOff")
+    events("trainer", "waiting", reason="CrashLoopBackOff", back_off=10)
     view = status(two_containers("Always"), events)
     assert view.phase is PodPhase.RUNNING
-    assert by_name(view)["trainer"]["restartCount"] == 1
+    assert by_name(view)["trainer"]["lastState"]["terminated"]["exitCode"] == 2
+
+
+def test_crash_loop_back_off_is_the_kubelets_waiting_state_and_count() -> None:
+    """Exit, restart at once, exit, back off 10 s, restart, exit, back off 20 s: the count is
+    the restarts made (not the one waited for), the message the kubelet's."""
+    manifest = two_containers("OnFailure")
+    events = Timeline()("trainer", "running")("logger", "running")
+    events("trainer", "terminated", 1)("trainer", "running")("trainer", "terminated", 1)
+    events("trainer", "waiting", reason="CrashLoopBackOff", back_off=10)
+    first = by_name(status(manifest, events))["trainer"]
+    assert first["restartCount"] == 1
+    assert first["state"] == {
+        "waiting": {
+            "reason": "CrashLoopBackOff",
+            "message": (
+                f"back-off 10s restarting failed container=trainer pod=train-1_research({UID})"
+            ),
+        }
+    }
+    assert first["lastState"]["terminated"]["exitCode"] == 1
+    assert not first["ready"]
+    events("trainer", "running")("trainer", "terminated", 1)
+    events("trainer", "waiting", reason="CrashLoopBackOff", back_off=20)
+    second = status(manifest, events)
+    assert by_name(second)["trainer"]["restartCount"] == 2
+    assert "back-off 20s" in by_name(second)["trainer"]["state"]["waiting"]["message"]
+    assert second.phase is PodPhase.RUNNING
+    events("trainer", "running")("trainer", "terminated", 0)("logger", "terminated", 0)
+    done = status(manifest, events)
+    assert by_name(done)["trainer"]["restartCount"] == 3
+    assert done.phase is PodPhase.SUCCEEDED
+
+
+def test_each_back_off_is_one_occasion_for_the_kubelets_back_off_event() -> None:
+    manifest = two_containers("OnFailure")
+    events = Timeline()("trainer", "running")("logger", "running")
+    assert containers_backing_off(status(manifest, events)) == ()
+    events("trainer", "terminated", 1)("trainer", "running")("trainer", "terminated", 1)
+    events("trainer", "waiting", reason="CrashLoopBackOff", back_off=10)
+    assert containers_backing_off(status(manifest, events)) == (("trainer", 1),)
+    events("trainer", "running")
+    assert containers_backing_off(status(manifest, events)) == ()
+    events("trainer", "terminated", 1)("trainer", "waiting", reason="CrashLoopBackOff", back_off=20)
+    assert containers_backing_off(status(manifest, events)) == (("trainer", 2),)
+    assert back_off_event_message("trainer", manifest) == (
+        f"Back-off restarting failed container trainer in pod train-1_research({UID})"
+    )
+
+
+def test_a_stop_during_the_back_off_is_no_restart() -> None:
+    events = Timeline()("trainer", "running")("logger", "running")("trainer", "terminated", 1)
+    events("trainer", "running")("trainer", "terminated", 1)
+    events("trainer", "waiting", reason="CrashLoopBackOff", back_off=10)
+    events("trainer", "terminated", 143, reason="Killed")
+    assert by_name(status(two_containers("Always"), events))["trainer"]["restartCount"] == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.2, "200ms"), (10, "10s"), (80, "1m20s"), (160, "2m40s"), (300, "5m0s"), (1.5, "1.5s")],
+)
+def test_back_off_reads_as_a_go_duration(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("exits", "seconds"), [(1, 0), (2, 10), (3, 20), (4, 40), (6, 160), (7, 300), (20, 300)]
+)
+def test_the_restart_back_off_is_the_kubelets(exits: int, seconds: float) -> None:
+    assert restart_back_off(exits) == seconds
 
 
 def test_init_containers_gate_initialized() -> None:
@@ -330,3 +407,73 @@ def test_status_inputs_read_the_same_status_as_the_whole_manifest(
     assert "annotations" not in slim["metadata"]
     assert "env" not in slim["spec"]["containers"][0]
     assert len(json.dumps(slim)) < len(json.dumps(manifest))
+
+
+SPOT_END = {
+    "exitCode": 143,
+    "reason": "SpotInterruption",
+    "startedAt": "2026-11-26T09:00:00Z",
+    "finishedAt": "2026-11-26T09:59:00Z",
+}
+
+
+def relaunched(events: Timeline) -> PodStatusView:
+    """The status on a pod's second instance: one restart and a spot end carried in."""
+    return pod_status_from_events(
+        two_containers("OnFailure"),
+        events.events,
+        host_ip="10.0.1.18",
+        pod_ip="10.0.1.18",
+        started_at=T0,
+        restart_base={"trainer": 1, "logger": 1},
+        last_terminated={"trainer": SPOT_END, "logger": SPOT_END},
+    )
+
+
+def test_restart_base_and_last_termination_carry_into_a_new_instance() -> None:
+    waiting = by_name(relaunched(Timeline()))["trainer"]
+    assert waiting["restartCount"] == 1
+    assert waiting["lastState"] == {"terminated": SPOT_END}
+    view = relaunched(Timeline()("trainer", "running")("logger", "running"))
+    trainer = by_name(view)["trainer"]
+    assert trainer["restartCount"] == 1  # the runner's first start is no restart
+    assert trainer["lastState"]["terminated"]["reason"] == "SpotInterruption"
+    assert view.phase is PodPhase.RUNNING
+
+
+def test_a_restart_on_the_new_instance_adds_to_the_base_and_replaces_last_state() -> None:
+    events = Timeline()("trainer", "running")("logger", "running")
+    events("trainer", "terminated", 1)("trainer", "running")
+    trainer = by_name(relaunched(events))["trainer"]
+    assert trainer["restartCount"] == 2
+    assert trainer["lastState"]["terminated"]["exitCode"] == 1
+    assert trainer["lastState"]["terminated"]["reason"] == "Error"
+    logger = by_name(relaunched(events))["logger"]
+    assert logger["restartCount"] == 1
+    assert logger["lastState"]["terminated"]["reason"] == "SpotInterruption"
+
+
+def test_a_relaunched_pod_counts_only_its_new_instances_events() -> None:
+    """The first instance ran and was stopped (143) at T0+2 s; the relaunch began at T0+2.6 s;
+    the new instance's events (T0+3 s on) restart from waiting. Counting the old ones too would
+    see terminated → waiting as one more restart than the interruption already carried."""
+    events = Timeline()("trainer", "running")("trainer", "terminated", 143)
+    events("trainer", "waiting", reason="PullingImage")("trainer", "running")
+    began = T0 + timedelta(seconds=2, milliseconds=600)
+    current = incarnation_events(events.events, began)
+    assert [e.state for e in current] == ["waiting", "running"]
+    assert incarnation_events(events.events, None) == events.events
+    interrupted = {"exitCode": 143, "reason": "SpotInterruption"}
+    view = pod_status_from_events(
+        pod(containers=[container("trainer")], restart_policy="OnFailure"),
+        current,
+        host_ip=None,
+        pod_ip=None,
+        started_at=None,
+        restart_base={"trainer": 1},
+        last_terminated={"trainer": interrupted},
+    )
+    (trainer,) = view.container_statuses
+    assert trainer["restartCount"] == 1
+    assert trainer["lastState"] == {"terminated": interrupted}
+    assert "running" in trainer["state"]

@@ -40,9 +40,12 @@ from orca.activities.models import (
     StopContainersInput,
     TerminateInput,
     TerminateOutcome,
+    VolumeAttachmentsInput,
+    VolumeAttachmentsOutcome,
     WaitForInstanceInput,
     WaitForInstanceOutcome,
 )
+from orca.ebs_volumes import PodVolume
 from orca.failure_types import FailureType
 from orca.instance_state import InstanceState
 from orca.launch_spec import LaunchSpec, PodRef, SelectionMethod, pod_ref_from_pod
@@ -122,6 +125,8 @@ class FakePlanning(Scripted):
     give_up_after: timedelta = timedelta(hours=1)
     max_lifetime: timedelta | None = None
     plan_warnings: tuple[str, ...] = ()
+    volumes: tuple[PodVolume, ...] = ()
+    restart_policy: str = "Never"
     invalid_spec: str | None = None
     """The message of an invalid-pod-spec failure, instead of a plan."""
     gate: Gate = field(default_factory=Gate)
@@ -148,13 +153,14 @@ class FakePlanning(Scripted):
                 budget_namespace="research",
                 max_lifetime=self.max_lifetime,
                 termination_grace_period_seconds=20,
-                restart_policy="Never",
+                restart_policy=self.restart_policy,
             ),
             candidates=tuple(self.candidates),
             launch_timeout=timedelta(minutes=5),
             capacity_retry_interval=self.retry_interval,
             capacity_give_up_after=self.give_up_after,
             warnings=self.plan_warnings,
+            volumes=self.volumes,
         )
 
 
@@ -250,6 +256,11 @@ class FakeContainers(Scripted):
     starts: list[StartContainersInput] = field(default_factory=list)
     stops: list[StopContainersInput] = field(default_factory=list)
     monitor_rounds: int = 0
+    forever_rounds: set[int] = field(default_factory=set)
+    """Monitor calls (1-based) that run until cancelled, whatever `exit_code` says."""
+    lost_rounds: set[int] = field(default_factory=set)
+    """Monitor calls (1-based) that answer the instance is lost."""
+    monitors: list[MonitorInput] = field(default_factory=list)
     started_monitor: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -268,7 +279,19 @@ class FakeContainers(Scripted):
     async def monitor_pod(self, input: MonitorInput) -> MonitorOutcome:
         self.called()
         self.monitor_rounds += 1
+        self.monitors.append(input)
         self.started_monitor.set()
+        if self.monitor_rounds in self.lost_rounds:
+            return MonitorOutcome(
+                end=MonitorEnd.INSTANCE_LOST,
+                phase="Failed",
+                reason=FailureType.INSTANCE_LOST,
+                message=f"{input.instance_id} is terminated",
+            )
+        if self.monitor_rounds in self.forever_rounds:
+            while True:  # runs until the workflow cancels it
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
         if self.exit_code is None or self.monitor_rounds < self.monitor_ends_after_rounds:
             if self.exit_code is not None:
                 return MonitorOutcome(end=MonitorEnd.ROUND_OVER, phase="Running")
@@ -299,16 +322,28 @@ class FakePodStatus(Scripted):
     statuses: list[PodStatusReport] = field(default_factory=list)
     events: list[PodEventReport] = field(default_factory=list)
     deleted: list[PodRef] = field(default_factory=list)
+    restart_counts_shown: dict[str, int] = field(default_factory=dict)
+    """What `read_restart_counts` answers: the counts the monitor last wrote to the pod."""
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.report_pod_status, self.record_pod_event, self.delete_pod_object]
+        return [
+            self.report_pod_status,
+            self.record_pod_event,
+            self.delete_pod_object,
+            self.read_restart_counts,
+        ]
 
     @activity.defn(name="report_pod_status")
     async def report_pod_status(self, report: PodStatusReport) -> None:
         self.called()
         if self.status_writes_rejected:
+            # As the real activity: a write refused for good still posts the event it carries.
+            if report.event is not None:
+                self.events.append(report.event)
             raise ApplicationError("422 Invalid", type="KubernetesRejected", non_retryable=True)
         self.statuses.append(report)
+        if report.event is not None:
+            self.events.append(report.event)
 
     @activity.defn(name="record_pod_event")
     async def record_pod_event(self, event: PodEventReport) -> None:
@@ -320,5 +355,59 @@ class FakePodStatus(Scripted):
         self.called()
         self.deleted.append(input.pod)
 
+    @activity.defn(name="read_restart_counts")
+    async def read_restart_counts(self, pod: PodRef) -> dict[str, int]:
+        self.called()
+        return dict(self.restart_counts_shown)
+
     def event_reasons(self) -> list[str]:
         return [e.reason for e in self.events]
+
+
+@dataclass(eq=False)
+class FakeVolumes(Scripted):
+    """`VolumeAttachmentActivities`: attaches and detaches that succeed at once, each recorded
+    with what the other fakes had done by then (to check the order of the steps)."""
+
+    containers: FakeContainers = field(default_factory=FakeContainers)
+    instances: FakeInstances = field(default_factory=FakeInstances)
+    calls: list[tuple[str, str, int, int, list[str]]] = field(default_factory=list)
+    """(activity, instance, container starts so far, container stops so far, instances
+    terminated so far)."""
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.attach_volumes, self.detach_volumes]
+
+    def _record(self, name: str, request: VolumeAttachmentsInput) -> VolumeAttachmentsOutcome:
+        self.calls.append(
+            (
+                name,
+                request.instance_id,
+                len(self.containers.starts),
+                len(self.containers.stops),
+                list(self.instances.terminated),
+            )
+        )
+        self.called()
+        return VolumeAttachmentsOutcome(volume_ids=tuple(v.volume_id for v in request.volumes))
+
+    @activity.defn(name="attach_volumes")
+    @fails_on_aws_errors()
+    async def attach_volumes(self, request: VolumeAttachmentsInput) -> VolumeAttachmentsOutcome:
+        return self._record("attach", request)
+
+    @activity.defn(name="detach_volumes")
+    @fails_on_aws_errors(permanent=False)
+    async def detach_volumes(self, request: VolumeAttachmentsInput) -> VolumeAttachmentsOutcome:
+        return self._record("detach", request)
+
+
+def pod_volume(volume_id: str = "vol-0123456789abcdef0", zone: str = "us-west-2a") -> PodVolume:
+    return PodVolume(
+        volume_name="data",
+        claim_name="data-claim",
+        persistent_volume="pvc-1",
+        volume_id=volume_id,
+        zone=zone,
+        device_name="/dev/sdf",
+    )

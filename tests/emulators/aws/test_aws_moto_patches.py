@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.core.serialize import XFormedAttributePicker
 from moto.ec2.models.tags import TagBackend
 
-from orca_devstack.emulators.aws import AwsEmulator
+from orca_devstack.emulators.aws import AwsEmulator, moto_patches
 from tests.emulators.aws.test_aws_ssm import running_instance
 from tests.fixtures.aws import AwsClientFactory
 
@@ -83,6 +84,60 @@ def test_instance_tags_read_as_moto_would_read_them(
     assert sorted((t["Key"], t["Value"]) for t in instance_item["Tags"]) == sorted(
         (t["Key"], t["Value"]) for t in tags
     )
+
+
+def test_responses_serialize_as_moto_serialized_them_without_the_key_memo(
+    aws: AwsEmulator, aws_client: AwsClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Patch 10 remembers the serializer's candidate keys per (class, shape, member): every
+    answer must be the one moto's own alias lookup gives, in XML (EC2) and JSON (SSM) alike."""
+    ec2, ssm = aws_client("ec2"), aws_client("ssm")
+    instance_id = running_instance(aws, aws_client)
+    ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "team", "Value": "vision"}])
+    calls = {
+        "instances": lambda: ec2.describe_instances(InstanceIds=[instance_id]),
+        "subnets": lambda: ec2.describe_subnets(),
+        "images": lambda: ec2.describe_images(ImageIds=list(aws.defaults.ami_ids.values())),
+        "types": lambda: ec2.describe_instance_types(InstanceTypes=["p5.48xlarge", "g5.xlarge"]),
+        "groups": lambda: ec2.describe_security_groups(),
+        "commands": lambda: ssm.list_commands(InstanceId=instance_id),
+        "parameters": lambda: ssm.get_parameter(Name=next(iter(aws.defaults.ami_parameters))),
+    }
+
+    def answers() -> dict[str, Any]:
+        found = {}
+        for name, call in calls.items():
+            answer = call()
+            answer.pop("ResponseMetadata")
+            found[name] = answer
+        return found
+
+    remembered = answers()
+    assert moto_patches._possible_keys_of  # the memo answered them
+    monkeypatch.setattr(XFormedAttributePicker, "get_possible_keys", moto_patches._possible_keys)
+    assert answers() == remembered
+    [instance] = remembered["instances"]["Reservations"][0]["Instances"]
+    assert instance["State"]["Name"] == "running"
+    assert {"Key": "team", "Value": "vision"} in instance["Tags"]
+
+
+def test_sqs_keeps_a_message_only_for_its_queues_retention_period(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    """Patch 11 reads the retention period from the queue itself: a message older than it is
+    not received, a younger one is."""
+    sqs = aws_client("sqs")
+    url = sqs.create_queue(QueueName="retention", Attributes={"MessageRetentionPeriod": "60"})[
+        "QueueUrl"
+    ]
+    sqs.send_message(QueueUrl=url, MessageBody="young")
+    [young] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert young["Body"] == "young"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=young["ReceiptHandle"])
+    sqs.send_message(QueueUrl=url, MessageBody="old")
+    [old] = aws.middleware.sqs.get_queue("retention")._messages
+    old.sent_timestamp -= 61_000  # sent 61 s earlier: past the 60 s retention
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
 
 
 def test_a_secure_string_read_without_decryption_reveals_nothing(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -213,3 +214,78 @@ def test_control_finishes_containers_with_an_exit_code(
     assert (result["Status"], result["ResponseCode"]) == ("Failed", 2)
     with pytest.raises(KeyError):
         aws.control.finish_containers(pod["uid"], 0)
+
+
+@pytest.fixture
+def quick_back_off(aws: AwsEmulator) -> Iterator[float]:
+    """A 0.2 s first back-off instead of the kubelet's 10 s."""
+    before = aws.middleware.config.restart_back_off_s
+    aws.middleware.config.restart_back_off_s = 0.2
+    yield 0.2
+    aws.middleware.config.restart_back_off_s = before
+
+
+def test_failing_containers_restart_with_the_kubelets_back_off(
+    aws: AwsEmulator, aws_client: AwsClientFactory, quick_back_off: float
+) -> None:
+    """OnFailure, exits 1, 1, 1 then 0: restarted at once, then after a back-off of 1x and 2x
+    the first delay reported as waiting/CrashLoopBackOff; the invocation ends with the 0."""
+    ssm, logs = aws_client("ssm"), aws_client("logs")
+    instance_id = running_instance(aws, aws_client)
+    pod = make_pod(
+        {
+            "emulator.orca.research/run-seconds": "0.1",
+            "emulator.orca.research/exit-codes": "1,1,1,0",
+        }
+    )
+    pod["restartPolicy"] = "OnFailure"
+    command_id = send(ssm, instance_id, "orca start ml/train", start_script(pod))
+    wait_until(lambda: invocation(ssm, command_id, instance_id)["Status"] == "Success", timeout=15)
+    trainer = [
+        (e["state"], e["reason"], e["exitCode"], e["backOffSeconds"])
+        for e in status_events(logs, pod["uid"])
+        if e["container"] == "trainer"
+    ]
+    started = ("running", "Started", None, None)
+    failed = ("terminated", "Error", 1, None)
+    assert trainer == [
+        ("waiting", "PullingImage", None, None),
+        started,
+        failed,
+        started,
+        failed,
+        ("waiting", "CrashLoopBackOff", None, quick_back_off),
+        started,
+        failed,
+        ("waiting", "CrashLoopBackOff", None, 2 * quick_back_off),
+        started,
+        ("terminated", "Completed", 0, None),
+    ]
+
+
+def test_a_stop_during_the_back_off_ends_the_run_without_a_restart(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    """Always, every run exits 2: in the (10 s) back-off the stop command ends the run at once,
+    with nothing more reported, as the runner's supervisor does."""
+    ssm, logs = aws_client("ssm"), aws_client("logs")
+    instance_id = running_instance(aws, aws_client)
+    pod = make_pod(
+        {"emulator.orca.research/run-seconds": "0.1", "emulator.orca.research/exit-code": "2"}
+    )
+    pod["restartPolicy"] = "Always"
+    start = send(ssm, instance_id, "orca start ml/train", start_script(pod))
+    wait_until(
+        lambda: any(e["reason"] == "CrashLoopBackOff" for e in status_events(logs, pod["uid"]))
+    )
+    assert invocation(ssm, start, instance_id)["Status"] == "InProgress"
+    stop = send(ssm, instance_id, "orca stop ml/train", "ORCA_STOP_GRACE_SECONDS=30\nkill\n")
+    wait_until(lambda: invocation(ssm, stop, instance_id)["Status"] == "Success")
+    assert invocation(ssm, start, instance_id)["Status"] == "Failed"
+    last = [e for e in status_events(logs, pod["uid"]) if e["container"] == "trainer"][-1]
+    assert (last["state"], last["reason"], last["backOffSeconds"]) == (
+        "waiting",
+        "CrashLoopBackOff",
+        10,
+    )
+    assert sum(1 for e in status_events(logs, pod["uid"]) if e["reason"] == "Started") == 4

@@ -4,6 +4,7 @@ from orca_devstack.emulators.kube.admission import (
     pod_qos_class,
     pod_spec_update_forbidden,
     validate,
+    validate_status,
 )
 from orca_devstack.emulators.kube.registry import PODS
 
@@ -47,6 +48,17 @@ def test_pod_validation_causes() -> None:
     assert dict(validate(PODS, duplicate)) == {
         "spec.containers[1].name": "Duplicate value: 'c'",
         "spec.containers[1].image": "Required value",
+    }
+
+
+def test_pod_status_addresses_must_be_ip_addresses() -> None:
+    """As ValidatePodStatusUpdate: a status write with an address that is no IP is refused."""
+    good = {"status": {"podIP": "10.0.0.7", "hostIP": "10.0.0.7", "podIPs": [{"ip": "fd00::7"}]}}
+    assert validate_status(PODS, good) == []
+    bad = {"status": {"podIP": "ten", "hostIPs": [{"ip": "10.0.0.7"}, {"ip": "10.0.0"}]}}
+    assert dict(validate_status(PODS, bad)) == {
+        "status.podIP": "Invalid value: 'ten': must be a valid IP address",
+        "status.hostIPs[1].ip": "Invalid value: '10.0.0': must be a valid IP address",
     }
 
 

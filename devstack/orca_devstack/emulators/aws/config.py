@@ -39,8 +39,17 @@ class EmulatorConfig(BaseModel):
     """Default run time of each init container."""
     exit_code: int = 0
     """Default exit code (annotation ``emulator.orca.research/exit-code``)."""
+    restart_back_off_s: float = 10.0
+    """The first CrashLoopBackOff delay of restarted main containers (the kubelet's 10 s; it
+    doubles up to 30 x this)."""
     metrics_interval_s: float = 10.0
     """How often usage figures of running containers go to CloudWatch (``container_metrics``)."""
+    volume_create_delay_s: float = 1.0
+    """How long a new EBS volume stays ``creating``."""
+    volume_attach_delay_s: float = 1.0
+    """How long an attachment stays ``attaching`` (the volume is ``in-use`` meanwhile)."""
+    volume_detach_delay_s: float = 1.0
+    """How long an attachment stays ``detaching`` before the volume is ``available``."""
     capacity: list[CapacitySpec] | None = None
     """Capacity rules replacing the defaults (see ``capacity.default_capacity_rules``)."""
     throttling: bool = False

@@ -9,7 +9,15 @@ emulator plays the start script from its manifest rather than running the runner
   ``terminated/Completed``), then all main containers together;
 * main containers run ``emulator.orca.research/run-seconds`` (default 30; ``inf`` runs until
   stopped) and exit with ``emulator.orca.research/exit-code`` (default 0; 137 is reported as
-  ``OOMKilled``);
+  ``OOMKilled``), or with the successive codes of ``emulator.orca.research/exit-codes``
+  (``"1,1,0"``: the first two runs fail, every later one exits 0);
+* as the runner's supervisors, the main containers are restarted per the pod's restartPolicy
+  (``Always`` after every exit, ``OnFailure`` after a non-zero one) with the kubelet's back-off
+  (``orca.instance_contract.restart_back_off``, initial delay ``EmulatorConfig
+  .restart_back_off_s``, 10 s as the kubelet's): the first exit restarts at once, each later
+  one reports ``waiting/CrashLoopBackOff`` with ``backOffSeconds`` first; a restarted container
+  gets a fresh sandbox (its volumes linked again). A run that lasted 60 x the initial delay
+  starts the back-off over. The invocation stays ``InProgress`` while they restart;
   ``emulator.orca.research/log-lines`` (``\\n``-separated) go to each main container's stream in
   ``/orca/pods`` when it starts;
 * every state change is one JSON event in ``/orca/container-status``, stream ``<pod-uid>``,
@@ -29,6 +37,15 @@ emulator plays the start script from its manifest rather than running the runner
   (``GET /_orca/containers/<pod-uid>``), so a test sees what reached the container.
 * each main container has a scratch directory (``sandboxes``) while its pod's run lasts, where an
   ``orca exec <ns>/<name>`` command (``orca.exec_command``) runs as a real subprocess.
+* EBS volumes the runner document names (``blockDevices``) are mounted as the runner does,
+  after the secrets and before any pull: each must be attached (attachment state ``attached``)
+  to the pod's instance, otherwise the first containers end at once with ``terminated/Error``
+  (exit code 1) and the invocation's output says which volume is not attached. The first mount
+  of a volume creates its filesystem (recorded, ``GET /_orca/volumes/<vol-id>``: a later mount
+  does not reformat). A container's ``-v <src>:<dst>[:ro]`` whose ``src`` is a block device's
+  ``mountPoint`` (or a path under it: a ``subPath``) makes ``<sandbox>/<container>/<dst>`` a
+  link to the volume's host directory (``ContainerHost.mount_volumes``), so what an ``orca
+  exec`` writes there is what the next pod mounting the volume, on any instance, reads.
 
 If the instance goes away first, nothing more is reported (a lost instance cannot write logs) and
 the invocation ends ``Failed`` with ``ResponseCode`` -1.
@@ -49,6 +66,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orca.instance_contract import (
+    RESTART_BACK_OFF_INITIAL_SECONDS,
+    RESTART_BACK_OFF_RESET_SECONDS,
     ContainerReason,
     ContainerState,
     ContainerStateEvent,
@@ -58,6 +77,7 @@ from orca.instance_contract import (
     parse_comment,
     parse_stop_grace,
     read_pod_manifest,
+    restart_back_off,
 )
 from orca_devstack.emulators.aws import sandboxes
 from orca_devstack.emulators.aws.lifecycle import Scheduler, Timer
@@ -75,6 +95,7 @@ __all__ = [
 ANNOTATION_PREFIX = "emulator.orca.research/"
 RUN_SECONDS = ANNOTATION_PREFIX + "run-seconds"
 EXIT_CODE = ANNOTATION_PREFIX + "exit-code"
+EXIT_CODES = ANNOTATION_PREFIX + "exit-codes"
 LOG_LINES = ANNOTATION_PREFIX + "log-lines"
 INIT_SECONDS = ANNOTATION_PREFIX + "init-seconds"
 
@@ -105,6 +126,15 @@ class PodBehaviour:
     exit_code: int = 0
     log_lines: tuple[str, ...] = ()
     init_seconds: float = 1.0
+    exit_codes: tuple[int, ...] = ()
+    """The exit codes of the main containers' successive runs (the last one repeats); empty:
+    every run exits with `exit_code`."""
+
+    def exit_code_of(self, run: int) -> int:
+        """The exit code of the main containers' `run`-th run (0 = the first)."""
+        if not self.exit_codes:
+            return self.exit_code
+        return self.exit_codes[min(run, len(self.exit_codes) - 1)]
 
     @classmethod
     def from_annotations(
@@ -125,11 +155,18 @@ class PodBehaviour:
             exit_code = base.exit_code
         raw_lines = annotations.get(LOG_LINES)
         lines = tuple(str(raw_lines).split("\n")) if raw_lines else base.log_lines
+        try:
+            codes = tuple(
+                int(c.strip()) for c in str(annotations.get(EXIT_CODES, "")).split(",") if c.strip()
+            )
+        except ValueError:
+            codes = base.exit_codes
         return cls(
             run_seconds=number(RUN_SECONDS, base.run_seconds),
             exit_code=exit_code,
             log_lines=lines,
             init_seconds=number(INIT_SECONDS, base.init_seconds),
+            exit_codes=codes,
         )
 
 
@@ -142,6 +179,7 @@ def status_event(
     reason: ContainerReason,
     exit_code: int | None,
     at: datetime,
+    back_off_seconds: float | None = None,
 ) -> ContainerStateEvent:
     """One status report, as the contract's runner makes it."""
     return ContainerStateEvent(
@@ -151,12 +189,39 @@ def status_event(
         state=state,
         reason=reason.value,
         exit_code=exit_code,
+        back_off_seconds=back_off_seconds,
         at=at,
     )
 
 
 class SecretsUnreadableError(Exception):
     """The pod's credentials cannot read one of its secrets (the message says which and why)."""
+
+
+class VolumeUnmountableError(Exception):
+    """A block device of the runner document is not attached to the instance (the message
+    says which)."""
+
+
+def volume_mounts(document: RunnerDocument) -> dict[str, list[tuple[str, str, str]]]:
+    """Per container: (container path, mount point, sub path) of each ``-v`` that names a block
+    device's mount point or a path under it."""
+    points = [d.mount_point.rstrip("/") for d in document.block_devices]
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for entry in [*document.init_containers, *document.containers]:
+        mounts = [
+            b
+            for a, b in zip(entry.run_arguments, entry.run_arguments[1:], strict=False)
+            if a == "-v"
+        ]
+        for mount in mounts:
+            source, _, rest = mount.partition(":")
+            target = rest.split(":", 1)[0]
+            for point in points:
+                if source == point or source.startswith(point + "/"):
+                    sub = source[len(point) :].strip("/")
+                    found.setdefault(entry.name, []).append((target, point, sub))
+    return found
 
 
 @dataclass(frozen=True)
@@ -222,6 +287,11 @@ class ContainerHost(Protocol):
         credentials; raises ``SecretsUnreadableError``."""
         ...
 
+    def mount_volumes(self, instance_id: str, document: RunnerDocument) -> dict[str, Path]:
+        """Mount point → host directory of each block device, as the runner mounts them;
+        raises ``VolumeUnmountableError`` when one is not attached to the instance."""
+        ...
+
     def write_status(self, pod_uid: str, events: list[ContainerStateEvent]) -> None: ...
 
     def write_output(self, stream: str, lines: list[str]) -> None: ...
@@ -243,6 +313,7 @@ class ContainerRun:
     command_id: str
     behaviour: PodBehaviour
     groups: list[tuple[bool, list[str]]]
+    restart_policy: str = "Always"
     group_index: int = 0
     group_started: bool = False
     finished: bool = False
@@ -254,6 +325,14 @@ class ContainerRun:
     """The containers' scratch directories (``sandboxes``), while the run lasts."""
     exit_code: int | None = None
     """How the main containers ended, once they have."""
+    volume_links: list[tuple[str, str, Path, str]] = field(default_factory=list)
+    """(container, target, volume directory, subPath) to link into every fresh sandbox."""
+    runs: int = 0
+    """How many times the main containers have been started."""
+    exits_in_row: int = 0
+    """Exits since the back-off last started over (the kubelet's back-off key)."""
+    run_started: datetime | None = None
+    backing_off: bool = False
 
     @property
     def current(self) -> tuple[bool, list[str]]:
@@ -269,9 +348,11 @@ class ContainerRuntime:
         pull_seconds: Callable[[], float],
         stop_seconds: Callable[[], float],
         defaults: PodBehaviour,
+        restart_back_off_s: Callable[[], float] = lambda: RESTART_BACK_OFF_INITIAL_SECONDS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._host = host
+        self._restart_back_off_s = restart_back_off_s
         self._scheduler = scheduler
         self._pull_seconds = pull_seconds
         self._stop_seconds = stop_seconds
@@ -320,11 +401,12 @@ class ContainerRuntime:
             command_id=command_id,
             behaviour=PodBehaviour.from_annotations(annotations, self._defaults),
             groups=groups,
+            restart_policy=str(manifest.get("restartPolicy") or "Always"),
         )
         previous = self.runs.get(run.uid)
         if previous is not None and not previous.finished:
             self._cancel(previous)
-        run.sandbox = sandboxes.make_sandbox(run.uid, main)
+        sandbox = run.sandbox = sandboxes.make_sandbox(run.uid, main)
         self.runs[run.uid] = run
         if document is not None and document.secrets_manager_secrets:
             try:  # as the runner: every secret first, before any pull
@@ -332,6 +414,19 @@ class ContainerRuntime:
             except SecretsUnreadableError as error:
                 self._end(run, 1, ContainerReason.ERROR, str(error))
                 return run
+        if document is not None and document.block_devices:
+            try:  # as the runner: every volume mounted before any pull
+                directories = self._host.mount_volumes(instance_id, document)
+            except VolumeUnmountableError as error:
+                self._end(run, 1, ContainerReason.ERROR, str(error))
+                return run
+            run.volume_links = [
+                (container, target, directories[point], sub)
+                for container, mounts in volume_mounts(document).items()
+                if container in main
+                for target, point, sub in mounts
+            ]
+            self._link_volumes(run, sandbox)
         self._begin_group(run)
         return run
 
@@ -362,6 +457,9 @@ class ContainerRuntime:
         return False
 
     def _killed(self, run: ContainerRun) -> None:
+        if run.backing_off:  # as the runner: nothing runs, nothing more to report
+            self._end(run, run.exit_code or 0, ContainerReason.KILLED, report=False)
+            return
         self._end(run, STOPPED_EXIT_CODE, ContainerReason.KILLED)
 
     def finish(self, pod_uid: str, exit_code: int) -> None:
@@ -390,7 +488,12 @@ class ContainerRuntime:
         run.sandbox = None
 
     def _events(
-        self, run: ContainerRun, state: ContainerState, reason: ContainerReason, code: int | None
+        self,
+        run: ContainerRun,
+        state: ContainerState,
+        reason: ContainerReason,
+        code: int | None,
+        back_off_seconds: float | None = None,
     ) -> None:
         init, names = run.current
         at = self._now()
@@ -398,11 +501,23 @@ class ContainerRuntime:
             run.uid,
             [
                 status_event(
-                    run.uid, n, init=init, state=state, reason=reason, exit_code=code, at=at
+                    run.uid,
+                    n,
+                    init=init,
+                    state=state,
+                    reason=reason,
+                    exit_code=code,
+                    at=at,
+                    back_off_seconds=back_off_seconds,
                 )
                 for n in names
             ],
         )
+
+    @staticmethod
+    def _link_volumes(run: ContainerRun, sandbox: Path) -> None:
+        for container, target, directory, sub in run.volume_links:
+            sandboxes.link_volume(sandbox / container, target, directory, sub)
 
     def _begin_group(self, run: ContainerRun) -> None:
         run.group_started = False
@@ -424,9 +539,12 @@ class ContainerRuntime:
             for name in names:
                 stream = container_log_stream(run.namespace, run.name, run.uid, name)
                 self._host.write_output(stream, list(run.behaviour.log_lines))
+        run.run_started = self._now()
+        code = run.behaviour.exit_code_of(run.runs)
+        run.runs += 1
         if not math.isinf(run.behaviour.run_seconds):
             run.timer = self._scheduler.after(
-                run.behaviour.run_seconds, lambda: self._group_done(run, run.behaviour.exit_code)
+                run.behaviour.run_seconds, lambda: self._group_done(run, code)
             )
 
     def _group_done(self, run: ContainerRun, exit_code: int) -> None:
@@ -438,10 +556,54 @@ class ContainerRuntime:
             run.group_index += 1
             self._begin_group(run)
             return
+        if not init and self._restarts(run.restart_policy, exit_code):
+            self._exited_to_restart(run, exit_code)
+            return
         self._end(run, exit_code, exit_reason(exit_code))
 
+    @staticmethod
+    def _restarts(policy: str, exit_code: int) -> bool:
+        return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+    def _exited_to_restart(self, run: ContainerRun, exit_code: int) -> None:
+        """The runner's supervisor: report the exit, then restart at once or after a back-off."""
+        run.group_started = False
+        run.exit_code = exit_code
+        self._events(run, ContainerState.TERMINATED, exit_reason(exit_code), exit_code)
+        initial = self._restart_back_off_s()
+        reset = initial * RESTART_BACK_OFF_RESET_SECONDS / RESTART_BACK_OFF_INITIAL_SECONDS
+        if run.run_started is not None and (
+            (self._now() - run.run_started).total_seconds() >= reset
+        ):
+            run.exits_in_row = 0
+        run.exits_in_row += 1
+        delay = restart_back_off(run.exits_in_row, initial)
+        if delay == 0:
+            self._restart(run)
+            return
+        run.backing_off = True
+        self._events(run, ContainerState.WAITING, ContainerReason.CRASH_LOOP_BACK_OFF, None, delay)
+        run.timer = self._scheduler.after(delay, lambda: self._restart(run))
+
+    def _restart(self, run: ContainerRun) -> None:
+        if run.finished:
+            return
+        run.backing_off = False
+        run.exit_code = None
+        _, names = run.current
+        sandboxes.remove_sandbox(run.sandbox)  # a new container: a fresh writable layer
+        run.sandbox = sandboxes.make_sandbox(run.uid, names)
+        self._link_volumes(run, run.sandbox)
+        self._group_running(run)
+
     def _end(
-        self, run: ContainerRun, exit_code: int, reason: ContainerReason, why: str = ""
+        self,
+        run: ContainerRun,
+        exit_code: int,
+        reason: ContainerReason,
+        why: str = "",
+        *,
+        report: bool = True,
     ) -> None:
         if run.finished:
             return
@@ -449,7 +611,8 @@ class ContainerRuntime:
         run.exit_code = exit_code
         sandboxes.remove_sandbox(run.sandbox)
         run.sandbox = None
-        self._events(run, ContainerState.TERMINATED, reason, exit_code)
+        if report:
+            self._events(run, ContainerState.TERMINATED, reason, exit_code)
         _, names = run.current
         summary = f"containers {', '.join(names)} exited with {exit_code} ({reason.value})"
         if why:

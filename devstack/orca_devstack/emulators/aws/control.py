@@ -12,6 +12,8 @@ HTTP routes (JSON bodies, on the emulator's own port):
     POST   /_orca/interrupt           {"instance_id", "kind"?, "notice_seconds"?}
     POST   /_orca/containers/finish   {"pod_uid", "exit_code"?}
     GET    /_orca/containers/<pod-uid>  what the pod's containers got from Secrets Manager
+    GET    /_orca/volumes/<vol-id>    an EBS volume's state, attachment, files, formatted or not
+    POST   /_orca/volume-delays       {"create"?, "attach"?, "detach"?}  (seconds)
     POST   /_orca/spot-price          {"instance_type", "zone", "price"}
     POST   /_orca/reset
 
@@ -66,6 +68,12 @@ class SpotPriceRequest(BaseModel):
     instance_type: str
     zone: str
     price: float = Field(gt=0)
+
+
+class VolumeDelaysRequest(BaseModel):
+    create: float | None = Field(default=None, ge=0)
+    attach: float | None = Field(default=None, ge=0)
+    detach: float | None = Field(default=None, ge=0)
 
 
 class FinishRequest(BaseModel):
@@ -147,6 +155,22 @@ class EmulatorControl:
                 raise KeyError(f"no containers for pod {pod_uid}")
             return {"env": run.view.env, "files": run.view.files, "finished": run.finished}
 
+    def volume_view(self, volume_id: str) -> dict[str, Any]:
+        """An EBS volume's state, attachment, whether a filesystem was created on it (and how
+        many times), how many pod runs mounted it, and its files (KeyError when unknown)."""
+        with self._middleware.lock:
+            return self._middleware.volume_view(volume_id)
+
+    def set_volume_delays(
+        self, create: float | None = None, attach: float | None = None, detach: float | None = None
+    ) -> None:
+        """How long volumes stay ``creating`` and attachments ``attaching``/``detaching`` (until
+        the next reset; None keeps the current value)."""
+        with self._middleware.lock:
+            for name, value in (("create", create), ("attach", attach), ("detach", detach)):
+                if value is not None:
+                    self._middleware.volume_delays[name] = value
+
     def set_spot_price(self, instance_type: str, zone: str, price: float) -> datetime:
         """The spot price of one offering from now on (its history keeps the earlier ones);
         returns the change's timestamp as DescribeSpotPriceHistory shows it."""
@@ -170,6 +194,8 @@ class EmulatorControl:
                 return _json({"ok": True})
             if route[0] == "GET" and route[1].startswith("/_orca/containers/"):
                 return _json(self.container_view(route[1].rsplit("/", 1)[1]))
+            if route[0] == "GET" and route[1].startswith("/_orca/volumes/"):
+                return _json(self.volume_view(route[1].rsplit("/", 1)[1]))
             if route == ("GET", "/_orca/defaults"):
                 return Response(self.defaults.model_dump_json(), content_type="application/json")
             if route == ("POST", "/_orca/capacity"):
@@ -188,6 +214,8 @@ class EmulatorControl:
                 self.interrupt(**InterruptRequest.model_validate(body).model_dump())
             elif route == ("POST", "/_orca/containers/finish"):
                 self.finish_containers(**FinishRequest.model_validate(body).model_dump())
+            elif route == ("POST", "/_orca/volume-delays"):
+                self.set_volume_delays(**VolumeDelaysRequest.model_validate(body).model_dump())
             elif route == ("POST", "/_orca/spot-price"):
                 change = SpotPriceRequest.model_validate(body)
                 at = self.set_spot_price(change.instance_type, change.zone, change.price)

@@ -71,6 +71,11 @@ AMIS: tuple[tuple[str, str, str, str, str], ...] = (
 
 def seed_defaults(account_id: str, region: str, zone_suffixes: tuple[str, ...]) -> EmulatorDefaults:
     """Create the default content in moto's backends (which must be empty of it)."""
+    # moto makes a backend on its first use, by whichever thread touches it first, and the EC2
+    # backend's own content (the default VPC) draws ids from the same generator: make them all
+    # before seeding, so only this content's ids come from the seeded sequence.
+    for backends in (ec2_backends, ssm_backends, sqs_backends, logs_backends):
+        _ = backends[account_id][region]
     mock_random.seed(ID_SEED)
     try:
         return _seed(account_id, region, zone_suffixes)

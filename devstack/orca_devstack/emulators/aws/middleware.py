@@ -8,6 +8,11 @@ moto cannot answer realistically are intercepted here:
   reservations, spot max price, ClientToken idempotency; then moto launches and the instances
   are put back to ``pending`` until their launch delay has passed.
 * EC2 ``TerminateInstances`` — instances pass through ``shutting-down``.
+* EC2 ``CreateVolume``, ``AttachVolume``, ``DetachVolume``, ``DeleteVolume`` — EC2's parameter
+  rules, zones, ClientToken idempotency, states (``creating``, ``attaching``, ``detaching``) and
+  the per-instance attachment limit (``ebs``); each volume's content is a host directory the
+  emulated containers mount. Volumes attached to a terminating instance are detached once it
+  is ``terminated``.
 * EC2 ``DescribeSpotPriceHistory``, ``CreateCapacityReservation`` (tests reserve capacity with
   it) and ``DescribeCapacityReservations``.
 * SSM ``DescribeInstanceInformation`` (moto lacks it) and ``SendCommand`` (only to Online
@@ -31,6 +36,8 @@ import hashlib
 import json
 import logging
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -38,6 +45,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -46,6 +54,7 @@ from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
 from moto.ec2.models.instances import StateReason
+from moto.kms.models import kms_backends
 from moto.logs.models import logs_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.sqs.models import sqs_backends
@@ -68,7 +77,7 @@ from orca.instance_contract import (
     status_key_parameter,
     status_log_stream,
 )
-from orca_devstack.emulators.aws import interruptions, prices, sandboxes
+from orca_devstack.emulators.aws import ebs, interruptions, prices, sandboxes
 from orca_devstack.emulators.aws.capacity import (
     CapacityModel,
     CapacityRule,
@@ -82,6 +91,7 @@ from orca_devstack.emulators.aws.containers import (
     ContainerRuntime,
     PodBehaviour,
     SecretsUnreadableError,
+    VolumeUnmountableError,
     extract_pod_manifest,
     parse_comment,
     parse_stop_grace,
@@ -273,12 +283,19 @@ class EmulatorMiddleware:
         self.launch_delays: dict[str | None, float] = {}
         self.instances: dict[str, TrackedInstance] = {}
         self.client_tokens: dict[str, IdempotentLaunch] = {}
+        self.volumes: dict[str, ebs.VolumeRecord] = {}
+        self.volume_tokens: dict[str, tuple[str, str, bytes]] = {}
+        """ClientToken → (fingerprint, volume id, CreateVolume response)."""
+        self.volume_root = Path(tempfile.mkdtemp(prefix="orca-ebs-"))
+        """Each volume's content lives in ``<volume_root>/<volume id>``."""
+        self.volume_delays = {"create": 0.0, "attach": 0.0, "detach": 0.0}
         self.secrets_access = SecretsAccess()
         self.containers = ContainerRuntime(
             MotoContainerHost(self),
             self.scheduler,
             pull_seconds=lambda: self.config.pull_seconds,
             stop_seconds=lambda: self.config.stop_seconds,
+            restart_back_off_s=lambda: self.config.restart_back_off_s,
             defaults=PodBehaviour(
                 run_seconds=config.run_seconds,
                 exit_code=config.exit_code,
@@ -313,6 +330,15 @@ class EmulatorMiddleware:
         self.spot_market = SpotMarket(origin=_now().replace(minute=0, second=0, microsecond=0))
         self.instances.clear()
         self.client_tokens.clear()
+        for record in self.volumes.values():
+            record.remove()
+        self.volumes.clear()
+        self.volume_tokens.clear()
+        self.volume_delays = {
+            "create": self.config.volume_create_delay_s,
+            "attach": self.config.volume_attach_delay_s,
+            "detach": self.config.volume_detach_delay_s,
+        }
         self.secrets_access.reset()
         self.containers.reset()
         self.usage.restart()
@@ -430,6 +456,10 @@ class EmulatorMiddleware:
         return {
             ("ec2", "RunInstances"): self.run_instances,
             ("ec2", "TerminateInstances"): self.terminate_instances,
+            ("ec2", "CreateVolume"): self.create_volume,
+            ("ec2", "AttachVolume"): self.attach_volume,
+            ("ec2", "DetachVolume"): self.detach_volume,
+            ("ec2", "DeleteVolume"): self.delete_volume,
             ("ec2", "DescribeSpotPriceHistory"): self.describe_spot_price_history,
             ("ec2", "CreateCapacityReservation"): self.create_capacity_reservation,
             ("ec2", "DescribeCapacityReservations"): self.describe_capacity_reservations,
@@ -717,6 +747,7 @@ class EmulatorMiddleware:
                 return response
             for instance_id in ids:
                 self._after_terminate(instance_id, before.get(instance_id), reason=None)
+            self._forget_deleted_volumes()  # DeleteOnTermination volumes went with moto's call
             text = response.get_data(as_text=True)
             for instance_id, state in before.items():
                 if state == "terminated":
@@ -755,6 +786,7 @@ class EmulatorMiddleware:
         self._set_state(instance_id, "terminated")
         self.reservations.release(instance_id)
         self.containers.instance_lost(instance_id)
+        self._detach_all(instance_id)
         self._emit_state(instance_id, "terminated")
 
     def terminate_by_aws(self, instance_id: str, reason: StateReason) -> None:
@@ -763,6 +795,247 @@ class EmulatorMiddleware:
             return
         self.ec2.terminate_instances([instance_id])
         self._after_terminate(instance_id, previous, reason)
+        self._forget_deleted_volumes()
+
+    # ------------------------------------------------------------------- EBS
+    def create_volume(self, call: AwsCall) -> Response:
+        form = call.form
+        volume_type = form.get("VolumeType") or "gp2"
+
+        def number(name: str) -> int | None:
+            value = form.get(name)
+            if value in (None, ""):
+                return None
+            try:
+                return int(str(value))
+            except ValueError:
+                raise AwsError.of(
+                    "InvalidParameterValue", f"Value ({value}) for parameter {name} is invalid."
+                ) from None
+
+        with self.lock:
+            token = form.get("ClientToken")
+            fingerprint = _fingerprint(form)
+            if token and token in self.volume_tokens:
+                previous, volume_id, body = self.volume_tokens[token]
+                if previous != fingerprint:
+                    raise AwsError.of(
+                        "IdempotentParameterMismatch",
+                        "Arguments on this idempotent request are inconsistent with arguments "
+                        "used in previous request(s).",
+                    )
+                volume = self.ec2.volumes.get(volume_id)
+                if volume is None:
+                    raise AwsError.of(
+                        "IdempotentParameterMismatch",
+                        "The client token you have provided is associated with a resource that "
+                        "is already deleted. Please use a different client token.",
+                    )
+                text = re.sub(
+                    r"<status>[^<]*</status>",
+                    f"<status>{volume.status}</status>",
+                    body.decode(),
+                    count=1,
+                )
+                return Response(text, 200, content_type="text/xml")
+            zones = {str(z.name) for z in self.ec2.describe_availability_zones()}
+            ebs.check_create_volume(
+                zone=form.get("AvailabilityZone", ""),
+                zones=zones,
+                volume_type=volume_type,
+                size=number("Size"),
+                iops=number("Iops"),
+                throughput=number("Throughput"),
+            )
+            key = form.get("KmsKeyId")
+            unknown_key = bool(key) and not self._kms_key_exists(str(key))
+            response = self.forward(call)
+            if response.status_code != 200:
+                return response
+            text = response.get_data(as_text=True)
+            match = re.search(r"<volumeId>(vol-[0-9a-f]+)</volumeId>", text)
+            if match is None:
+                return response
+            volume_id = match[1]
+            directory = self.volume_root / volume_id
+            directory.mkdir(parents=True, exist_ok=True)
+            self.volumes[volume_id] = ebs.VolumeRecord(
+                volume_id, directory, delete_when_available=unknown_key
+            )
+            self.ec2.volumes[volume_id]._orca_status = "creating"
+            text = re.sub(r"<status>[^<]*</status>", "<status>creating</status>", text, count=1)
+            response.set_data(text)
+            self.scheduler.after(
+                self.volume_delays["create"], functools.partial(self._created, volume_id)
+            )
+            if token:
+                self.volume_tokens[token] = (fingerprint, volume_id, response.get_data())
+            return response
+
+    def _kms_key_exists(self, key_id: str) -> bool:
+        try:
+            kms_backends[self.account_id][self.region].describe_key(key_id)
+        except Exception:
+            return False
+        return True
+
+    def _created(self, volume_id: str) -> None:
+        volume = self.ec2.volumes.get(volume_id)
+        record = self.volumes.get(volume_id)
+        if volume is None or record is None:
+            return
+        volume.__dict__.pop("_orca_status", None)
+        if record.delete_when_available:
+            self.ec2.volumes.pop(volume_id, None)
+            record.remove()
+            del self.volumes[volume_id]
+
+    def _volume(self, volume_id: str) -> Any:
+        volume = self.ec2.volumes.get(volume_id)
+        if volume is None:
+            raise AwsError.of("InvalidVolume.NotFound", f"The volume '{volume_id}' does not exist.")
+        return volume
+
+    def attach_volume(self, call: AwsCall) -> Response:
+        form = call.form
+        volume_id = form.get("VolumeId", "")
+        instance_id = form.get("InstanceId", "")
+        device = form.get("Device", "")
+        with self.lock:
+            volume = self._volume(volume_id)
+            instance = self._instance(instance_id)
+            state = str(instance.state)
+            if state not in ("running", "stopped"):
+                raise AwsError.of("IncorrectState", f"Instance '{instance_id}' is not 'running'.")
+            if volume.status == "creating":
+                raise AwsError.of("IncorrectState", f"{volume_id} is not 'available'.")
+            if volume.attachment is not None:
+                raise AwsError.of("VolumeInUse", f"{volume_id} is already attached to an instance")
+            if volume.zone is None or volume.zone.name != instance.placement.zone:
+                raise AwsError.of(
+                    "InvalidVolume.ZoneMismatch",
+                    f"The volume '{volume_id}' is not in the same availability zone as instance "
+                    f"'{instance_id}'",
+                )
+            if device in instance.block_device_mapping:
+                raise AwsError.of(
+                    "InvalidParameterValue",
+                    f"Invalid value '{device}' for unixDevice. Attachment point {device} is "
+                    "already in use",
+                )
+            limit, shared = ebs.attachment_limit(str(instance.instance_type))
+            others = 0
+            if shared:
+                stores = (INSTANCE_TYPES.get(str(instance.instance_type)) or {}).get(
+                    "InstanceStorageInfo"
+                ) or {}
+                others = max(1, len(instance.nics)) + sum(
+                    int(d.get("Count", 0)) for d in stores.get("Disks", [])
+                )
+            if len(instance.block_device_mapping) + others >= limit:
+                raise AwsError.of(
+                    "AttachmentLimitExceeded", ebs.attachment_limit_message(limit - others)
+                )
+            attachment = self.ec2.attach_volume(volume_id, instance_id, device)
+            attachment.status = "attaching"
+            volume._orca_attached = True
+            self.scheduler.after(
+                self.volume_delays["attach"],
+                functools.partial(self._attached, volume_id, attachment),
+            )
+            return ec2_response("AttachVolume", _attachment_xml(attachment, "attaching"))
+
+    def _attached(self, volume_id: str, attachment: Any) -> None:
+        volume = self.ec2.volumes.get(volume_id)
+        if volume is not None and volume.attachment is attachment:
+            attachment.status = "attached"
+
+    def detach_volume(self, call: AwsCall) -> Response:
+        form = call.form
+        volume_id = form.get("VolumeId", "")
+        with self.lock:
+            volume = self._volume(volume_id)
+            attachment = volume.attachment
+            if attachment is None:
+                raise AwsError.of(
+                    "IncorrectState", f"Volume '{volume_id}' is in the '{volume.status}' state."
+                )
+            instance_id = form.get("InstanceId")
+            if instance_id and instance_id != attachment.instance.id:
+                raise AwsError.of(
+                    "InvalidAttachment.NotFound",
+                    f"The volume {volume_id} is not attached to instance {instance_id}",
+                )
+            if attachment.status != "detaching":
+                attachment.status = "detaching"
+                self.scheduler.after(
+                    self.volume_delays["detach"],
+                    functools.partial(self._detached, volume_id, attachment),
+                )
+            return ec2_response("DetachVolume", _attachment_xml(attachment, "detaching"))
+
+    def _detached(self, volume_id: str, attachment: Any) -> None:
+        volume = self.ec2.volumes.get(volume_id)
+        if volume is None or volume.attachment is not attachment:
+            return
+        self.ec2.detach_volume(volume_id, attachment.instance.id, attachment.device)
+        volume.__dict__.pop("_orca_attached", None)
+
+    def _detach_all(self, instance_id: str) -> None:
+        """The instance is terminated: the volumes that outlive it are available again."""
+        for volume in list(self.ec2.volumes.values()):
+            attachment = volume.attachment
+            if attachment is not None and attachment.instance.id == instance_id:
+                self._detached(volume.id, attachment)
+
+    def _forget_deleted_volumes(self) -> None:
+        for volume_id in [v for v in self.volumes if v not in self.ec2.volumes]:
+            self.volumes.pop(volume_id).remove()
+
+    def delete_volume(self, call: AwsCall) -> Response:
+        volume_id = call.form.get("VolumeId", "")
+        with self.lock:
+            volume = self._volume(volume_id)
+            if volume.attachment is not None:
+                raise AwsError.of(
+                    "VolumeInUse",
+                    f"Volume {volume_id} is currently attached to {volume.attachment.instance.id}",
+                )
+            response = self.forward(call)
+            if response.status_code == 200:
+                record = self.volumes.pop(volume_id, None)
+                if record is not None:
+                    record.remove()
+            return response
+
+    def volume_view(self, volume_id: str) -> dict[str, Any]:
+        """The volume's state, attachment and content (lock held by callers)."""
+        record = self.volumes.get(volume_id)
+        volume = self.ec2.volumes.get(volume_id)
+        if record is None or volume is None:
+            raise KeyError(f"no volume {volume_id}")
+        attachment = volume.attachment
+        return {
+            "volume_id": volume_id,
+            "state": volume.status,
+            "zone": volume.zone.name if volume.zone else None,
+            "attachment": None
+            if attachment is None
+            else {
+                "instance_id": attachment.instance.id,
+                "device": attachment.device,
+                "state": attachment.status,
+            },
+            "directory": str(record.directory),
+            "formatted": record.formatted,
+            "filesystems_created": record.filesystems_created,
+            "fs_type": record.fs_type,
+            "mounts": record.mounts,
+            "files": record.files(),
+        }
+
+    def remove_volume_root(self) -> None:
+        shutil.rmtree(self.volume_root, ignore_errors=True)
 
     # ----------------------------------------------------------- interruptions
     def send_event(self, event: dict[str, Any]) -> None:
@@ -1256,6 +1529,17 @@ def _instance_information(instance: Any, status: str) -> dict[str, Any]:
     }
 
 
+def _attachment_xml(attachment: Any, state: str) -> str:
+    return (
+        f"<volumeId>{attachment.volume.id}</volumeId>"
+        f"<instanceId>{attachment.instance.id}</instanceId>"
+        f"<device>{escape(attachment.device)}</device>"
+        f"<status>{state}</status>"
+        f"<attachTime>{_iso(attachment.attach_time)}</attachTime>"
+        "<deleteOnTermination>false</deleteOnTermination>"
+    )
+
+
 def _fingerprint(form: MultiDict[str, str]) -> str:
     items = sorted((k, v) for k, v in form.items(multi=True) if k not in ("Version",))
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
@@ -1339,6 +1623,39 @@ class MotoContainerHost:
                 )
             values[arn] = found[1]
         return values
+
+    def mount_volumes(self, instance_id: str, document: RunnerDocument) -> dict[str, Path]:
+        """As the runner: each block device must be attached to the instance; the first mount
+        creates its filesystem (recorded); the volume's host directory is what is mounted."""
+        middleware = self._middleware
+        found: dict[str, Path] = {}
+        for device in document.block_devices:
+            volume = middleware.ec2.volumes.get(device.volume_id)
+            record = middleware.volumes.get(device.volume_id)
+            attachment = None if volume is None else volume.attachment
+            if (
+                volume is None
+                or record is None
+                or attachment is None
+                or attachment.instance.id != instance_id
+                or attachment.status != "attached"
+            ):
+                state = "does not exist" if volume is None else f"is {volume.status}"
+                if attachment is not None:
+                    state += f", {attachment.status} to {attachment.instance.id}"
+                raise VolumeUnmountableError(
+                    f"volume {device.volume_id} is not attached to this instance "
+                    f"({instance_id}) at {device.device_name}: it {state}"
+                )
+            found[device.mount_point.rstrip("/")] = record.directory
+        for device in document.block_devices:
+            record = middleware.volumes[device.volume_id]
+            if not record.formatted:
+                record.formatted = True
+                record.filesystems_created += 1
+                record.fs_type = device.fs_type
+            record.mounts += 1
+        return found
 
     def write_output(self, stream: str, lines: list[str]) -> None:
         defaults = self._middleware.defaults

@@ -1,4 +1,4 @@
-"""Seven patches to moto, applied once per process by `install()`; nothing else in moto changes.
+"""Eleven patches to moto, applied once per process by `install()`; nothing else in moto changes.
 
 1. **SendCommand ran on every instance.** moto adds the instances matched by the command's
    `Targets` to its `InstanceIds`, and with no targets its EC2 filter is empty, which matches
@@ -29,6 +29,28 @@
    namespace, name and dimensions, and each query bins its own group. Same answers, in the same
    shape (and the namespace is now checked with dimensions too, as CloudWatch does).
 
+8. **Volumes were never `creating`.** moto's `Volume.status` is `in-use` with an attachment,
+   `available` otherwise. Patched: a state the emulator sets (`_orca_status`: `creating` while
+   a new volume is being created, as EC2 reports it) wins; the attachment's own state
+   (`attaching`, `detaching`) is set on moto's attachment object by the emulator.
+9. **Terminating an instance detached its volumes at once.** moto's `teardown_defaults` detaches
+   every volume when TerminateInstances is called; EC2 detaches the volumes that outlive the
+   instance once it is terminated. Patched: volumes the emulator attached (`_orca_attached`)
+   and not deleted on termination are left attached; the emulator detaches them when the
+   instance reaches `terminated` (``EmulatorMiddleware._became_terminated``).
+
+10. **Every serialized attribute asked six alias providers again.** moto's response serializer
+   finds each member of a response shape on the Python object by trying the keys its alias
+   providers offer (explicit `Meta` aliases, shape names, prefixes), rebuilt for every member of
+   every object: in a 150-pod burst that was a sixth of the emulator's CPU (py-spy,
+   `--gil`). The keys depend only on the object's class (and its class-level `Meta`), the shape
+   and the member name: patched to remember them per (class, shape, member); same keys, same
+   order, so the same answers. An object with a `Meta` of its own is asked afresh.
+11. **SQS checked each message's retention through every queue attribute.** ReceiveMessage built
+   the whole attribute map (message counts included: a pass over the queue) per message to read
+   `MessageRetentionPeriod`: O(messages²) per receive of the interruption queue. Patched to read
+   the queue's own retention period, the value that map holds.
+
 Without 2 and 3 a 1000-pod burst benchmark measured moto, not ORCA; 5 and 6 were about a tenth of
 the emulator's CPU in a 200-pod burst (py-spy), CPU the emulator takes from what it measures.
 """
@@ -48,12 +70,41 @@ import moto.core.responses
 from moto import backends
 from moto.cloudwatch.exceptions import ValidationError
 from moto.cloudwatch.models import CloudWatchBackend, Statistics
+from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
+from moto.core.utils import unix_time
 from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.elastic_block_store import Volume
+from moto.ec2.models.instances import Instance
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+from moto.sqs.models import SQSBackend
 from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command, Parameter, SimpleSystemManagerBackend
 
 _installed = False
+
+_possible_keys = XFormedAttributePicker.get_possible_keys
+_possible_keys_of: dict[tuple[type, Any, str], tuple[str, ...]] = {}
+"""(object class, shape, member) -> the keys moto's alias providers offer. Shapes compare by
+identity and live as long as their service model, which moto loads once per process."""
+_MOST_REMEMBERED = 50_000
+
+
+def _possible_keys_remembered(self: Any, context: AttributePickerContext) -> Iterable[str]:
+    obj = context.obj
+    if "Meta" in getattr(obj, "__dict__", ()):  # an alias of this object's own
+        return _possible_keys(self, context)
+    key = (type(obj), context.shape, context.key)
+    keys = _possible_keys_of.get(key)
+    if keys is None:
+        if len(_possible_keys_of) >= _MOST_REMEMBERED:  # shapes made afresh: never grow unbounded
+            _possible_keys_of.clear()
+        keys = _possible_keys_of[key] = tuple(_possible_keys(self, context))
+    return keys
+
+
+def _retained(self: Any, queue_name: str, message: Any) -> bool:
+    retention = self.get_queue(queue_name).message_retention_period
+    return bool(int(retention) + message.sent_timestamp / 1000 > unix_time())
 
 
 def _instance_ids_from_targets(self: Any) -> list[str]:
@@ -179,6 +230,30 @@ def _get_metric_data(
 
 
 _moto_get_metric_data = CloudWatchBackend.get_metric_data
+
+
+def _volume_status(self: Any) -> str:
+    status = self.__dict__.get("_orca_status")
+    if status:
+        return str(status)
+    return "in-use" if self.attachment else "available"
+
+
+def _teardown_defaults(self: Any) -> None:
+    for device_path in list(self.block_device_mapping.keys()):
+        mapping = self.block_device_mapping[device_path]
+        volume = self.ec2_backend.volumes.get(mapping.volume_id)
+        if (
+            volume is not None
+            and volume.__dict__.get("_orca_attached")
+            and not mapping.delete_on_termination
+        ):
+            continue  # detached by the emulator once the instance is terminated
+        self.ec2_backend.detach_volume(mapping.volume_id, self.id, device_path)
+        if mapping.delete_on_termination:
+            self.ec2_backend.delete_volume(mapping.volume_id)
+
+
 _moto_modules = backends.list_of_moto_modules
 
 
@@ -206,4 +281,8 @@ def install() -> None:
     backends.list_of_moto_modules = _moto_modules_listed_once
     moto.core.responses.method_names_from_class = _method_names_per_class
     CloudWatchBackend.get_metric_data = _get_metric_data  # type: ignore[method-assign]
+    Volume.status = property(_volume_status)  # type: ignore[assignment,method-assign]
+    Instance.teardown_defaults = _teardown_defaults  # type: ignore[method-assign]
+    XFormedAttributePicker.get_possible_keys = _possible_keys_remembered  # type: ignore[method-assign,assignment]
+    SQSBackend.is_message_valid_based_on_retention_period = _retained  # type: ignore[method-assign]
     _installed = True

@@ -8,6 +8,12 @@ directory (and ``HOME``) is the container's sandbox, so ``kubectl exec pod -- ls
 codes. A sandbox is made when the pod's containers start and removed when they end, when the
 instance goes away, or when the emulator is reset. It is a scratch directory, not an isolation
 boundary: commands run as the emulator's user.
+
+A container's EBS volume mounts (``containers.volume_mounts``) are links inside its sandbox:
+``<sandbox>/<container>/<mount path without its leading slash>`` points at the volume's host
+directory (plus the mount's subPath), so a command writing ``data/file`` with the mount path
+``/data`` writes into the volume, which outlives the sandbox (removing a sandbox removes the
+links, never the volume's content).
 """
 
 from __future__ import annotations
@@ -38,6 +44,22 @@ def make_sandbox(pod_uid: str, containers: list[str]) -> Path:
     for name in containers:
         (root / name).mkdir()
     return root
+
+
+def link_volume(container_dir: Path, target: str, volume_dir: Path, sub_path: str = "") -> Path:
+    """Make ``target`` (a container path) inside the container's sandbox a link to the volume's
+    directory (``sub_path`` under it, created as Docker creates a bind mount's source)."""
+    source = volume_dir / sub_path if sub_path else volume_dir
+    source.mkdir(parents=True, exist_ok=True)
+    link = container_dir / target.lstrip("/")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if link.is_dir() and not link.is_symlink():
+            shutil.rmtree(link)
+        else:
+            link.unlink()
+    link.symlink_to(source, target_is_directory=True)
+    return link
 
 
 def remove_sandbox(root: Path | None) -> None:

@@ -139,6 +139,7 @@ class AwsEmulator:
             self.middleware.sessions.stop()
         with self.middleware.lock:
             self.middleware.containers.reset()  # the containers' sandboxes go with the emulator
+            self.middleware.remove_volume_root()  # and the volumes' content
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

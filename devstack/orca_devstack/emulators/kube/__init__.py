@@ -3,16 +3,22 @@
 The official `kubernetes` Python client and kubectl 1.32 work against it unmodified. It covers the
 part of the API ORCA and kubectl use: core/v1 pods (subresources status, binding, eviction, log),
 nodes (status), namespaces (status), events, secrets, configmaps, services, serviceaccounts;
-coordination.k8s.io/v1 leases; events.k8s.io/v1 events; authentication.k8s.io/v1 TokenReview and
-authorization.k8s.io/v1 SubjectAccessReview (create only, `access`). A minimal scheduler binds
-pending pods.
+core/v1 persistentvolumes and persistentvolumeclaims (status); storage.k8s.io/v1 storageclasses;
+apps/v1 statefulsets (status, scale); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
+authentication.k8s.io/v1 TokenReview and authorization.k8s.io/v1 SubjectAccessReview (create
+only, `access`). A minimal scheduler binds pending pods (with kube-scheduler's VolumeBinding);
+kube-controller-manager's PersistentVolume binder, the pvc/pv protection controllers and the
+StatefulSet controller run as background loops.
 The conformance suite in tests/conformance runs the same checks against a real k3s where Docker
 exists.
 
 Modules: `store` (objects, global resourceVersion, event log), `registry` (API semantics),
 `access` (the cluster CA, static tokens, the reviews' authenticator and authorizer),
 `admission` (defaults, validation), `selectors`, `patching`, `quantity`, `scheduler`,
-`node_lifecycle` (node health, condition taints, taint-based eviction), `tables`
+`node_lifecycle` (node health, condition taints, taint-based eviction), `storage_validation`
+(storage and StatefulSet defaults, validation, immutability), `control_loop` (the controllers'
+background loop), `volume_binder` (PV binder, protection controllers), `stateful_sets`
+(StatefulSet controller and its cascading deletion), `tables`
 (server-side printing for kubectl), `protobuf` (protobuf request bodies), `openapi` (OpenAPI v3 and
 field validation), `server` (HTTP), `emulator` (`KubeEmulator`).
 
@@ -72,10 +78,13 @@ Known differences from a real API server:
   quantities) and pod spec immutability; not the full Kubernetes validation.
 * Deletion: pods bound to a node are deleted gracefully (deletionTimestamp, kept until a delete with
   grace period 0); other objects go at once unless they carry finalizers. propagationPolicy is
-  ignored: there is no garbage collector for ownerReferences. Deleting a namespace removes its
-  content and itself at once (no Terminating phase); default, kube-system and kube-public cannot
-  be deleted. Eviction ignores PodDisruptionBudgets. A DELETE on a collection (label and field
-  selectors) deletes each selected object as a DELETE on it would (not on namespaces: 405).
+  ignored: there is no garbage collector for ownerReferences, except that the StatefulSet
+  controller deletes the pods (and `whenDeleted: Delete` claims) of a StatefulSet that is gone.
+  Claims and volumes get the `kubernetes.io/pvc-protection` / `pv-protection` finalizers.
+  Deleting a namespace removes its content and itself at once (no Terminating phase);
+  default, kube-system and kube-public cannot be deleted. Eviction ignores
+  PodDisruptionBudgets. A DELETE on a collection (label and field selectors) deletes each
+  selected object as a DELETE on it would (not on namespaces: 405).
 * core/v1 and events.k8s.io/v1 events are stored separately, not as two views of one object.
 * Services get no cluster IP, endpoints or load balancer.
 * Node lifecycle (`node_lifecycle`): lease-based node health (Unknown after
@@ -86,10 +95,18 @@ Known differences from a real API server:
   on the monitor period, not a timer per pod.
 * Scheduler: filters only (unschedulable, taints with NoSchedule/NoExecute incl. an implied
   not-ready taint on nodes without Ready=True, nodeSelector, required node affinity incl.
-  matchFields metadata.name, resources cpu/memory/pods/any extended resource); scoring is "fewest
-  pods, then name"; no preemption, pod (anti-)affinity, topology spread, ports or volumes; the
+  matchFields metadata.name, resources cpu/memory/pods/any extended resource, VolumeBinding:
+  missing, deleted and unbound Immediate claims, volume node affinity, WaitForFirstConsumer
+  claims annotated `volume.kubernetes.io/selected-node` and the pod bound once they are Bound);
+  scoring is "fewest pods, then name"; no preemption, pod (anti-)affinity, topology spread,
+  ports, volume limits or StorageClass allowedTopologies; the
   Unschedulable message omits the "preemption: ..." suffix; one FailedScheduling event per change
   of message instead of repeated events with back-off.
+* Storage: the PV binder binds pre-bound and matching static volumes, annotates claims for an
+  external provisioner and never provisions, deletes or recycles (no in-tree volume plugins: a
+  `Delete` volume is left `Released` for its provisioner); no volume expansion, no
+  VolumeAttributesClass, no retroactive default class. StatefulSets: no ControllerRevisions, no
+  `maxUnavailable`, no `ordinals.start`, `minReadySeconds` ignored.
 * Pod logs are proxied to `https://<InternalIP>:<kubeletEndpoint.Port>/containerLogs/...`
   (HTTPS only, the kubelet's serving certificate not verified, as without
   `--kubelet-certificate-authority`), presenting a client certificate for

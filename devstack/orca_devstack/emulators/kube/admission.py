@@ -10,11 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime as dt
+import functools
+import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from orca_devstack.emulators.kube import errors
+from orca_devstack.emulators.kube import storage_validation as storage
 from orca_devstack.emulators.kube.quantity import (
     InvalidQuantityError,
     canonical_quantity,
@@ -172,6 +177,64 @@ def prepare_for_create(
         merge_string_data(obj)
     elif resource.key == "coordination.k8s.io/leases":
         obj.setdefault("spec", {})
+    elif resource.key in storage.KEYS:
+        _storage_defaults(resource, obj, config, created=True)
+
+
+def _storage_defaults(
+    resource: ResourceType, obj: JsonObject, config: AdmissionConfig, *, created: bool
+) -> None:
+    if resource.key == storage.STORAGE_CLASSES:
+        storage.default_storage_class(obj)
+    elif resource.key == storage.PERSISTENT_VOLUMES:
+        storage.default_persistent_volume(obj, dt.datetime.now(dt.UTC), created=created)
+    elif resource.key == storage.PERSISTENT_VOLUME_CLAIMS:
+        storage.default_persistent_volume_claim(obj, created=created)
+    elif resource.key == storage.STATEFUL_SETS:
+        storage.default_stateful_set(
+            obj,
+            created=created,
+            default_pod_spec=functools.partial(default_pod_spec, config=config),
+        )
+
+
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
+PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+
+
+def add_protection_finalizer(resource: ResourceType, obj: JsonObject) -> None:
+    """The StorageObjectInUseProtection plugin: new claims and volumes get their finalizer."""
+    finalizer = {
+        storage.PERSISTENT_VOLUME_CLAIMS: PVC_PROTECTION_FINALIZER,
+        storage.PERSISTENT_VOLUMES: PV_PROTECTION_FINALIZER,
+    }.get(resource.key)
+    if finalizer is None:
+        return
+    finalizers = obj["metadata"].setdefault("finalizers", [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
+
+
+def is_default_class(storage_class: JsonObject) -> bool:
+    annotations = storage_class.get("metadata", {}).get("annotations") or {}
+    return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def default_storage_class(classes: Iterable[JsonObject]) -> str | None:
+    """The DefaultStorageClass plugin's choice: the newest class marked default (then by name)."""
+    defaults = [c for c in classes if is_default_class(c)]
+    if not defaults:
+        return None
+    newest = max(
+        defaults,
+        key=lambda c: (c["metadata"].get("creationTimestamp", ""), c["metadata"]["name"]),
+    )
+    return str(newest["metadata"]["name"])
 
 
 def merge_string_data(secret: JsonObject) -> None:
@@ -214,6 +277,8 @@ def prepare_for_update(
     elif resource.key == "/namespaces":
         labels = new["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = new["metadata"]["name"]
+    elif resource.key in storage.KEYS:
+        _storage_defaults(resource, new, config, created=False)
 
 
 def _validate_name(name: Any, namespaced_kind: str) -> str | None:
@@ -246,7 +311,53 @@ def validate(resource: ResourceType, obj: JsonObject) -> list[tuple[str, str]]:
             causes.append((f"metadata.{field_name}", "Invalid value: values must be strings"))
     if resource.key == "/pods":
         causes.extend(_validate_pod_spec(obj.get("spec")))
+    elif resource.key == storage.STORAGE_CLASSES:
+        causes.extend(storage.validate_storage_class(obj))
+    elif resource.key == storage.PERSISTENT_VOLUMES:
+        causes.extend(storage.validate_persistent_volume(obj))
+    elif resource.key == storage.PERSISTENT_VOLUME_CLAIMS:
+        causes.extend(storage.validate_persistent_volume_claim(obj))
+    elif resource.key == storage.STATEFUL_SETS:
+        causes.extend(storage.validate_stateful_set(obj, _validate_pod_spec))
     return causes
+
+
+def validate_status(resource: ResourceType, obj: JsonObject) -> list[tuple[str, str]]:
+    """What the API server checks of a status write; empty when allowed. For a pod: every
+    address it reports is an IP address (ValidatePodStatusUpdate's pod and host IPs)."""
+    if resource.key != "/pods" or not isinstance(obj.get("status"), dict):
+        return []
+    status: JsonObject = obj["status"]
+    causes: list[tuple[str, str]] = []
+    for single, plural in (("podIP", "podIPs"), ("hostIP", "hostIPs")):
+        addresses = [(f"status.{single}", status.get(single))]
+        addresses += [
+            (f"status.{plural}[{index}].ip", item.get("ip") if isinstance(item, dict) else item)
+            for index, item in enumerate(status.get(plural) or [])
+        ]
+        for path, address in addresses:
+            if address in (None, ""):
+                continue
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                causes.append((path, f"Invalid value: {address!r}: must be a valid IP address"))
+    return causes
+
+
+def validate_update(
+    resource: ResourceType, old: JsonObject, new: JsonObject
+) -> list[tuple[str, str]]:
+    """The immutability rules of an update (not a status write); empty when allowed."""
+    if resource.key == storage.STORAGE_CLASSES:
+        return storage.validate_storage_class_update(old, new)
+    if resource.key == storage.PERSISTENT_VOLUMES:
+        return storage.validate_persistent_volume_update(old, new)
+    if resource.key == storage.PERSISTENT_VOLUME_CLAIMS:
+        return storage.validate_persistent_volume_claim_update(old, new)
+    if resource.key == storage.STATEFUL_SETS:
+        return storage.validate_stateful_set_update(old, new)
+    return []
 
 
 def _validate_pod_spec(spec: Any) -> list[tuple[str, str]]:
@@ -325,6 +436,23 @@ def _quantity_maps(resource: ResourceType, obj: JsonObject) -> list[tuple[str, J
                     maps += _resource_lists(f"{path}.resources", container.get("resources"))
     elif resource.key == "/nodes":
         maps += [(f"status.{name}", status.get(name)) for name in ("capacity", "allocatable")]
+    elif resource.key == storage.PERSISTENT_VOLUMES:
+        maps.append(("spec.capacity", (obj.get("spec") or {}).get("capacity")))
+    elif resource.key == storage.PERSISTENT_VOLUME_CLAIMS:
+        maps += _resource_lists("spec.resources", (obj.get("spec") or {}).get("resources"))
+        maps.append(("status.capacity", status.get("capacity")))
+    elif resource.key == storage.STATEFUL_SETS:
+        set_spec: JsonObject = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+        template_spec = (set_spec.get("template") or {}).get("spec") or {}
+        for list_name in _CONTAINER_LISTS:
+            for index, container in enumerate(template_spec.get(list_name) or []):
+                if isinstance(container, dict):
+                    path = f"spec.template.spec.{list_name}[{index}].resources"
+                    maps += _resource_lists(path, container.get("resources"))
+        for index, claim in enumerate(set_spec.get("volumeClaimTemplates") or []):
+            if isinstance(claim, dict):
+                path = f"spec.volumeClaimTemplates[{index}].spec.resources"
+                maps += _resource_lists(path, (claim.get("spec") or {}).get("resources"))
     return [(path, values) for path, values in maps if isinstance(values, dict)]
 
 

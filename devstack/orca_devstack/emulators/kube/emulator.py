@@ -22,7 +22,9 @@ from orca_devstack.emulators.kube.node_lifecycle import (
 from orca_devstack.emulators.kube.registry import Registry, find_resource
 from orca_devstack.emulators.kube.scheduler import Scheduler
 from orca_devstack.emulators.kube.server import ApiServer
+from orca_devstack.emulators.kube.stateful_sets import StatefulSetController
 from orca_devstack.emulators.kube.store import ObjectStore
+from orca_devstack.emulators.kube.volume_binder import VolumeBinder
 
 CONTEXT_NAME = "orca-dev"
 
@@ -39,9 +41,12 @@ class KubeEmulator:
         bookmark_interval: float = 60.0,
         node_lifecycle: LifecycleTimings | None = DEFAULT_TIMINGS,
         admission: AdmissionConfig = DEFAULT_ADMISSION,
+        controllers: bool = True,
     ) -> None:
         """`node_lifecycle=None` runs no node lifecycle controller (nodes never go Unknown, are
-        never tainted by their conditions, and no pod is evicted by a taint)."""
+        never tainted by their conditions, and no pod is evicted by a taint); `controllers=False`
+        runs neither the volume binder (with the protection controllers) nor the StatefulSet
+        controller."""
         self.host = host
         self.port = port
         self.store = ObjectStore(retained_events)
@@ -55,6 +60,11 @@ class KubeEmulator:
             NodeLifecycleController(self.registry, node_lifecycle)
             if node_lifecycle is not None
             else None
+        )
+        self.controllers = (
+            (VolumeBinder(self.registry), StatefulSetController(self.registry))
+            if controllers
+            else ()
         )
         self._bookmark_interval = bookmark_interval
         self._server: ApiServer | None = None
@@ -88,6 +98,8 @@ class KubeEmulator:
             self.scheduler.start()
         if self.node_lifecycle is not None:
             self.node_lifecycle.start()
+        for controller in self.controllers:
+            controller.start()
         self._wait_until_answering()
 
     def _wait_until_answering(self, timeout: float = 10.0) -> None:
@@ -117,6 +129,8 @@ class KubeEmulator:
             self.scheduler.stop()
         if self.node_lifecycle is not None:
             self.node_lifecycle.stop()
+        for controller in self.controllers:
+            controller.stop()
         if self._server is not None:
             self._server.stop()
 
@@ -159,7 +173,10 @@ class KubeEmulator:
     def write_kubeconfig(self, path: str | os.PathLike[str]) -> Path:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        # Written whole or not at all: a reader polling for the file never sees half of it.
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        os.replace(partial, target)
         return target
 
     def __enter__(self) -> KubeEmulator:

@@ -91,7 +91,8 @@ def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = ""
     }
     if group:
         details["group"] = group
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}', details)
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
 
 
 def bad_request(message: str) -> ApiError:

@@ -60,6 +60,10 @@ _ROOT_MODELS = {
     "coordination.k8s.io/leases": "V1Lease",
     "events.k8s.io/events": "EventsV1Event",
     "policy/poddisruptionbudgets": "V1PodDisruptionBudget",
+    "/persistentvolumes": "V1PersistentVolume",
+    "/persistentvolumeclaims": "V1PersistentVolumeClaim",
+    "storage.k8s.io/storageclasses": "V1StorageClass",
+    "apps/statefulsets": "V1StatefulSet",
 }
 _QUERY_PARAMETERS = {
     "dryRun": "When present, modifications are not persisted. Valid values: All",

@@ -100,6 +100,10 @@ NAMESPACES = _resource("", "namespaces")
 SERVICE_ACCOUNTS = _resource("", "serviceaccounts")
 EVENTS = _resource("", "events")
 LEASES = _resource("coordination.k8s.io", "leases")
+STORAGE_CLASSES = _resource("storage.k8s.io", "storageclasses")
+PERSISTENT_VOLUMES = _resource("", "persistentvolumes")
+PERSISTENT_VOLUME_CLAIMS = _resource("", "persistentvolumeclaims")
+STATEFUL_SETS = _resource("apps", "statefulsets")
 
 
 def _strip_resource_version(obj: JsonObject) -> JsonObject:
@@ -238,6 +242,9 @@ class Registry:
                 raise errors.not_found("namespaces", metadata["namespace"])
             if resource.key == "/pods":
                 self._check_service_account(obj)
+            if resource.key == "/persistentvolumeclaims":
+                self._default_storage_class(obj)
+            admission.add_protection_finalizer(resource, obj)
             key_namespace = metadata["namespace"] if resource.namespaced else ""
             if self.store.get(resource, key_namespace, metadata["name"]) is not None:
                 raise errors.already_exists(resource.plural, metadata["name"], resource.group)
@@ -247,6 +254,21 @@ class Registry:
             if resource.key == "/namespaces":
                 self._ensure_default_service_account(metadata["name"])
             return created
+
+    def _default_storage_class(self, claim: JsonObject) -> None:
+        """The DefaultStorageClass admission plugin: a claim naming no class (not even "")
+        gets the default one, the newest when several are marked default."""
+        spec = claim.get("spec")
+        annotations = claim["metadata"].get("annotations") or {}
+        if (
+            not isinstance(spec, dict)
+            or spec.get("storageClassName") is not None
+            or admission.BETA_STORAGE_CLASS_ANNOTATION in annotations
+        ):
+            return
+        chosen = admission.default_storage_class(self.store.iter_objects(STORAGE_CLASSES))
+        if chosen is not None:
+            spec["storageClassName"] = chosen
 
     def _check_service_account(self, pod: JsonObject) -> None:
         """The ServiceAccount admission plugin: a pod's service account must exist."""
@@ -489,7 +511,9 @@ class Registry:
             # Status writes change only status, whatever else the body says.
             candidate = copy.deepcopy(current)
             candidate["status"] = new.get("status", {})
-            causes = admission.canonicalize_quantities(resource, candidate)
+            causes = admission.validate_status(
+                resource, candidate
+            ) or admission.canonicalize_quantities(resource, candidate)
             if causes:
                 raise errors.invalid(resource.kind, name, causes, resource.group)
         else:
@@ -530,6 +554,9 @@ class Registry:
                         )
                     ],
                 )
+            update_causes = admission.validate_update(resource, current, candidate)
+            if update_causes:
+                raise errors.invalid(resource.kind, name, update_causes, resource.group)
             if "generation" in metadata and candidate.get("spec") != current.get("spec"):
                 metadata["generation"] = int(metadata["generation"]) + 1
             causes = admission.validate(resource, candidate) or quantity_causes
@@ -681,6 +708,48 @@ class Registry:
                 self.store.remove(resource, name, obj["metadata"]["name"])
         return self.store.remove(NAMESPACES, "", name)
 
+    # -- the scale subresource -----------------------------------------------------------------
+
+    def get_scale(self, resource: ResourceType, namespace: str, name: str) -> JsonObject:
+        """`/scale` as autoscaling/v1 Scale, as a real server shows a StatefulSet's."""
+        return scale_of(self.get(resource, namespace, name))
+
+    def update_scale(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        change: Callable[[JsonObject], JsonObject],
+        options: WriteOptions | None = None,
+    ) -> JsonObject:
+        """PUT or PATCH on `/scale`: `change` turns the current Scale into the new one."""
+        options = options or WriteOptions()
+        with self.store.lock:
+            current = self.get(resource, namespace, name)
+            scale = change(scale_of(current))
+            if not isinstance(scale, dict):
+                raise errors.bad_request("the request body must be a JSON object")
+            wanted_rv = (scale.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(resource.plural, name, resource.group)
+            replicas = (scale.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.invalid(
+                    "Scale",
+                    name,
+                    [
+                        (
+                            "spec.replicas",
+                            f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        )
+                    ],
+                    "autoscaling",
+                )
+            candidate = copy.deepcopy(current)
+            candidate["spec"]["replicas"] = replicas
+            updated = self._update(resource, current, candidate, None, options.dry_run)
+            return scale_of(updated)
+
     # -- pod subresources ----------------------------------------------------------------------
 
     def bind(self, namespace: str, name: str, binding: Any) -> None:
@@ -760,6 +829,26 @@ class Registry:
                 "reportingInstance": "",
             },
         )
+
+
+def scale_of(obj: JsonObject) -> JsonObject:
+    metadata = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    match_labels = selector.get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in metadata
+        },
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(match_labels.items())),
+        },
+    }
 
 
 def check_fields(resource: ResourceType, obj: JsonObject, options: WriteOptions) -> None:

@@ -12,13 +12,28 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from orca_devstack.emulators.kube import errors
 from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
-from orca_devstack.emulators.kube.registry import NODES, PODS, Registry, set_condition
+from orca_devstack.emulators.kube.registry import (
+    NODES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PERSISTENT_VOLUMES,
+    PODS,
+    STORAGE_CLASSES,
+    Registry,
+    set_condition,
+)
 from orca_devstack.emulators.kube.store import JsonObject, WatchEvent
+from orca_devstack.emulators.kube.volume_binder import (
+    BOUND_BY_CONTROLLER,
+    claim_ref,
+    refers_to,
+    volume_matches,
+)
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 _SCHEDULING_EFFECTS = ("NoSchedule", "NoExecute")
@@ -166,6 +181,118 @@ def fit_failures(
     return failures
 
 
+# -- VolumeBinding ------------------------------------------------------------------------------
+
+VOLUME_NODE_AFFINITY_CONFLICT = "node(s) had volume node affinity conflict"
+BOUND_TO_MISSING_VOLUME = (
+    "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+)
+NO_VOLUME_TO_BIND = "node(s) didn't find available persistent volumes to bind"
+UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
+_NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+
+@dataclass(frozen=True)
+class VolumeState:
+    """The claims, volumes and classes VolumeBinding reads (one snapshot per pass)."""
+
+    claims: Mapping[tuple[str, str], Mapping[str, Any]]
+    volumes: Mapping[str, Mapping[str, Any]]
+    classes: Mapping[str, Mapping[str, Any]]
+
+    def claim_class(self, claim: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        return self.classes.get((claim.get("spec") or {}).get("storageClassName") or "")
+
+    def is_delayed(self, claim: Mapping[str, Any]) -> bool:
+        storage_class = self.claim_class(claim)
+        return (storage_class or {}).get("volumeBindingMode") == "WaitForFirstConsumer"
+
+
+def pod_claim_names(pod: Mapping[str, Any]) -> list[str]:
+    return [
+        str(volume["persistentVolumeClaim"]["claimName"])
+        for volume in (pod.get("spec") or {}).get("volumes") or []
+        if isinstance(volume.get("persistentVolumeClaim"), dict)
+        and volume["persistentVolumeClaim"].get("claimName")
+    ]
+
+
+def _pod_claims(pod: Mapping[str, Any], state: VolumeState) -> list[Mapping[str, Any]]:
+    namespace = pod["metadata"].get("namespace", "")
+    return [
+        state.claims[(namespace, name)]
+        for name in pod_claim_names(pod)
+        if (namespace, name) in state.claims
+    ]
+
+
+def volume_prefilter(pod: Mapping[str, Any], state: VolumeState) -> str | None:
+    """VolumeBinding's PreFilter: why no node can take the pod at all, or None."""
+    namespace = pod["metadata"].get("namespace", "")
+    unbound_immediate = False
+    for name in pod_claim_names(pod):
+        claim = state.claims.get((namespace, name))
+        if claim is None:
+            return f'persistentvolumeclaim "{name}" not found'
+        if claim["metadata"].get("deletionTimestamp"):
+            return f'persistentvolumeclaim "{name}" is being deleted'
+        if not (claim.get("spec") or {}).get("volumeName") and not state.is_delayed(claim):
+            unbound_immediate = True
+    return UNBOUND_IMMEDIATE if unbound_immediate else None
+
+
+def volume_affinity_matches(volume: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    required = ((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required")
+    if not required:
+        return True
+    return any(_term_matches(term, node) for term in required.get("nodeSelectorTerms") or [])
+
+
+def _static_candidate(
+    claim: Mapping[str, Any], node: Mapping[str, Any], state: VolumeState
+) -> str | None:
+    fitting = [
+        volume
+        for volume in state.volumes.values()
+        if not (volume.get("spec") or {}).get("claimRef")
+        and (volume.get("status") or {}).get("phase") == "Available"
+        and not volume["metadata"].get("deletionTimestamp")
+        and volume_matches(volume, claim)
+        and volume_affinity_matches(volume, node)
+    ]
+    if not fitting:
+        return None
+    return str(
+        min(
+            fitting,
+            key=lambda v: parse_quantity((v["spec"].get("capacity") or {}).get("storage", 0)),
+        )["metadata"]["name"]
+    )
+
+
+def volume_filter(pod: Mapping[str, Any], node: Mapping[str, Any], state: VolumeState) -> list[str]:
+    """VolumeBinding's Filter for one node: bound volumes' node affinity, and whether each
+    delayed unbound claim has a volume to bind or a provisioner."""
+    failures: list[str] = []
+    for claim in _pod_claims(pod, state):
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if volume_name:
+            volume = state.volumes.get(volume_name)
+            if volume is None:
+                failures.append(BOUND_TO_MISSING_VOLUME)
+            elif not volume_affinity_matches(volume, node):
+                failures.append(VOLUME_NODE_AFFINITY_CONFLICT)
+            continue
+        provisioner = (state.claim_class(claim) or {}).get("provisioner")
+        if (
+            provisioner in (None, "", _NO_PROVISIONER)
+            and _static_candidate(claim, node, state) is None
+        ):
+            failures.append(NO_VOLUME_TO_BIND)
+    return sorted(set(failures))
+
+
 def unschedulable_message(node_count: int, failures: Mapping[str, list[str]]) -> str:
     if node_count == 0:
         return "no nodes available to schedule pods"
@@ -181,14 +308,21 @@ def choose_node(
     pod: Mapping[str, Any],
     nodes: Iterable[Mapping[str, Any]],
     pods_by_node: Mapping[str, list[Mapping[str, Any]]],
+    volumes: VolumeState | None = None,
 ) -> tuple[str | None, str]:
     """The node to bind to (fewest pods, then name) or None and the Unschedulable message."""
     node_list = list(nodes)
+    if volumes is not None and node_list:
+        rejected = volume_prefilter(pod, volumes)
+        if rejected:
+            return None, f"0/{len(node_list)} nodes are available: {rejected}."
     failures: dict[str, list[str]] = {}
     fitting: list[tuple[int, str]] = []
     for node in node_list:
         name = node["metadata"]["name"]
         reasons = fit_failures(pod, node, pods_by_node.get(name, []))
+        if not reasons and volumes is not None:
+            reasons = volume_filter(pod, node, volumes)
         if reasons:
             failures[name] = reasons
         else:
@@ -196,6 +330,14 @@ def choose_node(
     if fitting:
         return min(fitting)[1], ""
     return None, unschedulable_message(len(node_list), failures)
+
+
+def _claimed_volume(claim: Mapping[str, Any], state: VolumeState) -> str | None:
+    """A volume whose claimRef already names this (unbound) claim."""
+    for volume in state.volumes.values():
+        if (volume.get("spec") or {}).get("claimRef") and refers_to(volume, claim):
+            return str(volume["metadata"]["name"])
+    return None
 
 
 def _is_pending(pod: Mapping[str, Any]) -> bool:
@@ -222,7 +364,7 @@ class Scheduler:
         registry.store.add_listener(self._on_write)
 
     def _on_write(self, event: WatchEvent) -> None:
-        if event.resource in (PODS, NODES):
+        if event.resource in (PODS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES):
             self._wake.set()
 
     def start(self) -> None:
@@ -259,15 +401,72 @@ class Scheduler:
             (pod for pod in pods if _is_pending(pod)),
             key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
         )
+        store = self._registry.store
+        volumes = VolumeState(
+            claims={
+                (c["metadata"]["namespace"], c["metadata"]["name"]): c
+                for c in store.iter_objects(PERSISTENT_VOLUME_CLAIMS)
+            },
+            volumes={v["metadata"]["name"]: v for v in store.iter_objects(PERSISTENT_VOLUMES)},
+            classes={c["metadata"]["name"]: c for c in store.iter_objects(STORAGE_CLASSES)},
+        )
         for pod in pending:
             if self._stopping.is_set():
                 return
-            node_name, message = choose_node(pod, nodes, pods_by_node)
-            if node_name is not None:
+            unbound = [
+                c for c in _pod_claims(pod, volumes) if not (c.get("spec") or {}).get("volumeName")
+            ]
+            if unbound and all(
+                volumes.is_delayed(c)
+                and (
+                    SELECTED_NODE_ANNOTATION in (c["metadata"].get("annotations") or {})
+                    or _claimed_volume(c, volumes) is not None
+                )
+                for c in unbound
+            ):
+                continue  # PreBind: waiting for the claims to be bound
+            node_name, message = choose_node(pod, nodes, pods_by_node, volumes)
+            if node_name is not None and unbound:
+                self._bind_volumes(unbound, node_name, nodes, volumes)
+            elif node_name is not None:
                 self._bind(pod, node_name)
                 pods_by_node.setdefault(node_name, []).append(pod)
             else:
                 self._mark_unschedulable(pod, message)
+
+    def _bind_volumes(
+        self,
+        claims: list[Mapping[str, Any]],
+        node_name: str,
+        nodes: list[JsonObject],
+        volumes: VolumeState,
+    ) -> None:
+        """PreBind for delayed claims: bind a matching volume, or select the node for the
+        claim's provisioner; the pod is bound once every claim is Bound."""
+        node = next(n for n in nodes if n["metadata"]["name"] == node_name)
+        for claim in claims:
+            metadata = claim["metadata"]
+            volume_name = _static_candidate(claim, node, volumes)
+            try:
+                if volume_name is not None:
+
+                    def bind(candidate: JsonObject, claim: Mapping[str, Any] = claim) -> None:
+                        candidate["spec"]["claimRef"] = claim_ref(claim)
+                        annotations = candidate["metadata"].setdefault("annotations", {})
+                        annotations[BOUND_BY_CONTROLLER] = "yes"
+
+                    self._registry.mutate(PERSISTENT_VOLUMES, "", volume_name, bind)
+                else:
+
+                    def select(candidate: JsonObject) -> None:
+                        annotations = candidate["metadata"].setdefault("annotations", {})
+                        annotations[SELECTED_NODE_ANNOTATION] = node_name
+
+                    self._registry.mutate(
+                        PERSISTENT_VOLUME_CLAIMS, metadata["namespace"], metadata["name"], select
+                    )
+            except errors.ApiError:
+                continue
 
     def _bind(self, pod: JsonObject, node_name: str) -> None:
         metadata = pod["metadata"]

@@ -29,7 +29,15 @@ from typing import Any
 
 import yaml
 
-from orca_devstack.emulators.kube import access, errors, openapi, protobuf, streaming, tables
+from orca_devstack.emulators.kube import (
+    access,
+    errors,
+    openapi,
+    patching,
+    protobuf,
+    streaming,
+    tables,
+)
 from orca_devstack.emulators.kube import resource_metrics as metrics_api
 from orca_devstack.emulators.kube.registry import (
     FIELD_VALIDATIONS,
@@ -149,6 +157,8 @@ def api_resource_list(group: str, version: str) -> JsonObject:
                 entry.update(kind="Eviction", group="policy", version="v1", verbs=["create"])
             elif sub == "log":
                 entry.update(verbs=["get"])
+            elif sub == "scale":
+                entry.update(kind="Scale", group="autoscaling", version="v1")
             elif sub in streaming.OPTIONS_KINDS:
                 entry.update(kind=streaming.OPTIONS_KINDS[sub], verbs=["create", "get"])
             resources.append(entry)
@@ -562,6 +572,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif subresource in ("binding", "eviction"):
             raise errors.method_not_allowed()
+        elif subresource == "scale":
+            self._scale(resource, ns, name, query)
         elif method in ("GET", "HEAD"):
             obj = self.registry.get(resource, ns, name)
             if self._wants_table():
@@ -597,6 +609,42 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             raise errors.method_not_allowed()
+
+    def _scale(
+        self, resource: ResourceType, namespace: str, name: str, query: dict[str, str]
+    ) -> None:
+        method = self.command
+        if method in ("GET", "HEAD"):
+            self._send_json(200, self.registry.get_scale(resource, namespace, name))
+            return
+        if method == "PUT":
+            options = self._write_options(query, "UpdateOptions")
+            body = self._read_body()
+            self._send_json(
+                200, self.registry.update_scale(resource, namespace, name, lambda _: body, options)
+            )
+            return
+        if method != "PATCH":
+            raise errors.method_not_allowed()
+        options = self._write_options(query, "PatchOptions")
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        patch = self._read_body()
+
+        def change(scale: JsonObject) -> JsonObject:
+            try:
+                if content_type == PatchType.JSON:
+                    patched: JsonObject = patching.json_patch(scale, patch)
+                elif content_type == PatchType.MERGE:
+                    patched = patching.json_merge_patch(scale, patch)
+                elif content_type in (PatchType.STRATEGIC, PatchType.APPLY):
+                    patched = patching.strategic_merge_patch(scale, patch)
+                else:
+                    raise errors.unsupported_media_type(content_type)
+            except patching.PatchError as error:
+                raise errors.ApiError(422, "Invalid", str(error)) from error
+            return patched
+
+        self._send_json(200, self.registry.update_scale(resource, namespace, name, change, options))
 
     def _delete_options(self, query: dict[str, str]) -> DeleteOptions:
         body = self._read_body() or {}

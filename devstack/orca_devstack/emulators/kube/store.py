@@ -71,6 +71,26 @@ CORE_RESOURCES = (
     ResourceType(
         "", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), "serviceaccount"
     ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        ("pv",),
+        ("status",),
+        "persistentvolume",
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        True,
+        ("pvc",),
+        ("status",),
+        "persistentvolumeclaim",
+    ),
 )
 GROUP_RESOURCES = (
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), "lease"),
@@ -84,6 +104,20 @@ GROUP_RESOURCES = (
         ("pdb",),
         ("status",),
         "poddisruptionbudget",
+    ),
+    ResourceType(
+        "storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",), (), "storageclass"
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        True,
+        ("sts",),
+        ("status", "scale"),
+        "statefulset",
+        ("all",),
     ),
 )
 ALL_RESOURCES = CORE_RESOURCES + GROUP_RESOURCES

@@ -1,7 +1,8 @@
 """Server-side printing: the `meta.k8s.io/v1 Table` responses kubectl asks for on `kubectl get`.
 
 Columns follow the real API server's printers for pods, nodes, namespaces, events, secrets,
-configmaps, serviceaccounts, services, poddisruptionbudgets and leases; any other resource gets the
+configmaps, serviceaccounts, services, poddisruptionbudgets, leases, storageclasses,
+persistentvolumes, persistentvolumeclaims and statefulsets; any other resource gets the
 generic Name / Created At table a real server gives custom resources.
 """
 
@@ -184,6 +185,93 @@ def _lease_row(lease: JsonObject, moment: dt.datetime) -> list[Any]:
     return [lease["metadata"]["name"], holder, age(lease, moment)]
 
 
+_ACCESS_MODE_ABBREVIATIONS = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _access_modes(modes: Any) -> str:
+    return ",".join(
+        _ACCESS_MODE_ABBREVIATIONS[mode]
+        for mode in _ACCESS_MODE_ABBREVIATIONS
+        if mode in (modes or [])
+    )
+
+
+def _storage_class_row(storage_class: JsonObject, moment: dt.datetime) -> list[Any]:
+    name = storage_class["metadata"]["name"]
+    annotations = storage_class["metadata"].get("annotations") or {}
+    if "true" in (
+        annotations.get("storageclass.kubernetes.io/is-default-class"),
+        annotations.get("storageclass.beta.kubernetes.io/is-default-class"),
+    ):
+        name += " (default)"
+    return [
+        name,
+        storage_class.get("provisioner", ""),
+        storage_class.get("reclaimPolicy") or "Delete",
+        storage_class.get("volumeBindingMode") or "Immediate",
+        bool(storage_class.get("allowVolumeExpansion")),
+        age(storage_class, moment),
+    ]
+
+
+def _persistent_volume_row(volume: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec, status = volume.get("spec") or {}, volume.get("status") or {}
+    claim_ref = spec.get("claimRef") or {}
+    claim = f"{claim_ref.get('namespace')}/{claim_ref.get('name')}" if claim_ref else ""
+    phase = status.get("phase") or ""
+    if volume["metadata"].get("deletionTimestamp"):
+        phase = "Terminating"
+    return [
+        volume["metadata"]["name"],
+        (spec.get("capacity") or {}).get("storage", ""),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        phase,
+        claim,
+        spec.get("storageClassName", ""),
+        spec.get("volumeAttributesClassName") or "<unset>",
+        status.get("reason", ""),
+        age(volume, moment),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _persistent_volume_claim_row(claim: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec, status = claim.get("spec") or {}, claim.get("status") or {}
+    phase = status.get("phase") or ""
+    if claim["metadata"].get("deletionTimestamp"):
+        phase = "Terminating"
+    bound = bool(spec.get("volumeName"))
+    return [
+        claim["metadata"]["name"],
+        phase,
+        spec.get("volumeName", ""),
+        (status.get("capacity") or {}).get("storage", "") if bound else "",
+        _access_modes(status.get("accessModes")) if bound else "",
+        spec.get("storageClassName") or "",
+        spec.get("volumeAttributesClassName") or "<unset>",
+        age(claim, moment),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _stateful_set_row(stateful_set: JsonObject, moment: dt.datetime) -> list[Any]:
+    spec, status = stateful_set.get("spec") or {}, stateful_set.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return [
+        stateful_set["metadata"]["name"],
+        f"{int(status.get('readyReplicas', 0))}/{int(spec.get('replicas', 1))}",
+        age(stateful_set, moment),
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+    ]
+
+
 def _generic_row(obj: JsonObject, moment: dt.datetime) -> list[Any]:
     return [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")]
 
@@ -291,6 +379,72 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[JsonObject, dt.datetime], lis
     "coordination.k8s.io/leases": (
         [_NAME, ("Holder", "string", 0, "The holder of the lease."), _AGE],
         _lease_row,
+    ),
+    "storage.k8s.io/storageclasses": (
+        [
+            _NAME,
+            ("Provisioner", "string", 0, "Indicates the type of the provisioner."),
+            ("ReclaimPolicy", "string", 0, "Indicates the type of the reclaim policy."),
+            (
+                "VolumeBindingMode",
+                "string",
+                0,
+                "Indicates how PersistentVolumeClaims should be provisioned and bound",
+            ),
+            (
+                "AllowVolumeExpansion",
+                "string",
+                0,
+                "Indicates whether the storage class allow volume expand",
+            ),
+            _AGE,
+        ],
+        _storage_class_row,
+    ),
+    "/persistentvolumes": (
+        [
+            _NAME,
+            ("Capacity", "string", 0, "The capacity of the persistent volume."),
+            ("Access Modes", "string", 0, "The access modes of the persistent volume."),
+            ("Reclaim Policy", "string", 0, "What happens to a released persistent volume."),
+            ("Status", "string", 0, "The phase of the persistent volume."),
+            ("Claim", "string", 0, "The claim bound to the persistent volume."),
+            ("StorageClass", "string", 0, "The storage class of the persistent volume."),
+            (
+                "VolumeAttributesClass",
+                "string",
+                0,
+                "The volume attributes class of the persistent volume.",
+            ),
+            ("Reason", "string", 0, "Why the persistent volume is in this phase."),
+            _AGE,
+            ("VolumeMode", "string", 1, "The volume mode of the persistent volume."),
+        ],
+        _persistent_volume_row,
+    ),
+    "/persistentvolumeclaims": (
+        [
+            _NAME,
+            ("Status", "string", 0, "The phase of the claim."),
+            ("Volume", "string", 0, "The persistent volume bound to the claim."),
+            ("Capacity", "string", 0, "The capacity of the bound volume."),
+            ("Access Modes", "string", 0, "The access modes of the bound volume."),
+            ("StorageClass", "string", 0, "The storage class of the claim."),
+            ("VolumeAttributesClass", "string", 0, "The volume attributes class of the claim."),
+            _AGE,
+            ("VolumeMode", "string", 1, "The volume mode of the claim."),
+        ],
+        _persistent_volume_claim_row,
+    ),
+    "apps/statefulsets": (
+        [
+            _NAME,
+            ("Ready", "string", 0, "Number of the pod with ready state"),
+            _AGE,
+            ("Containers", "string", 1, "Names of each container in the template."),
+            ("Images", "string", 1, "Images referenced by each container in the template."),
+        ],
+        _stateful_set_row,
     ),
 }
 _GENERIC = (
