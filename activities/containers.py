@@ -27,11 +27,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities import lifecycle_events
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.batched_poller import BatchedPoller
 from orca.activities.bootstrap_script import render_bootstrap, render_stop_command
 from orca.activities.cluster_instances import ClusterInstances
 from orca.activities.container_status_feed import ContainerStatusFeed
+from orca.activities.lifecycle_events import LifecycleEvents
 from orca.activities.models import (
     EventType,
     MonitorEnd,
@@ -93,6 +95,7 @@ class ContainerActivities:
         self._feed = feed
         self._pods = pods
         self._node_name = node_name
+        self._events = LifecycleEvents(pods, node_name)
         self._seen_running: set[str] = set()
         """Pods whose time to Running this worker has observed (once per pod)."""
 
@@ -100,6 +103,17 @@ class ContainerActivities:
     @activity.defn(name="start_containers")
     @fails_on_aws_errors()
     async def start_containers(self, input: StartContainersInput) -> StartContainersOutcome:
+        """Send the pod's runner to its instance (or find the one an earlier attempt sent);
+        with `records_events`, told as the pod's `Started` event."""
+        started = await self._start(input)
+        if input.records_events:
+            report = lifecycle_events.containers_started(
+                input.spec.pod, input.instance.instance_id, started.command_id
+            )
+            await self._events.post([report])
+        return started
+
+    async def _start(self, input: StartContainersInput) -> StartContainersOutcome:
         pod = input.spec.pod
         instance_id = input.instance.instance_id
         with bind_work_context(

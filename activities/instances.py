@@ -16,6 +16,7 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities import lifecycle_events
 from orca.activities.amis import Amis
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.cluster_instances import ClusterInstances
@@ -23,6 +24,7 @@ from orca.activities.ec2_instances import Ec2Instances
 from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
 from orca.activities.launch_admission import LaunchAdmission
+from orca.activities.lifecycle_events import LifecycleEvents
 from orca.activities.models import (
     LaunchOutcome,
     LaunchRequest,
@@ -53,6 +55,8 @@ class InstanceActivities:
         cluster: ClusterInstances,
         unavailable: UnavailableOfferings,
         admission: LaunchAdmission,
+        *,
+        events: LifecycleEvents | None = None,
     ) -> None:
         self._ec2 = ec2
         self._amis = amis
@@ -60,10 +64,20 @@ class InstanceActivities:
         self._cluster = cluster
         self._unavailable = unavailable
         self._admission = admission
+        self._events = events
+        """Where `records_events` launches are told (None: this worker posts no events)."""
 
     @activity.defn(name="launch_instance")
     @fails_on_aws_errors()
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
+        """Launch the candidate (or find the instance an earlier attempt launched); with
+        `records_events`, told as the pod's `Launched` or `LaunchFailed` event."""
+        outcome = await self._launch(request)
+        if request.records_events and self._events is not None:
+            await self._events.post(lifecycle_events.launch_events(request, outcome))
+        return outcome
+
+    async def _launch(self, request: LaunchRequest) -> LaunchOutcome:
         candidate = request.candidate
         pod = request.spec.pod
         with (

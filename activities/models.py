@@ -29,6 +29,9 @@ class _Model(BaseModel):
 class PlanLaunchInput(_Model):
     pod: dict[str, Any]
     """The pod manifest as the API server returned it (camelCase JSON)."""
+    records_events: bool = False
+    """Post the plan's `OfferingsSelected` and undersized-type events (`pod-lifecycle-2`, the
+    pod's first plan; activities/lifecycle_events.py)."""
 
 
 class LaunchPlan(_Model):
@@ -63,6 +66,8 @@ class LaunchRequest(_Model):
     rejects a reused ClientToken whose request differs (IdempotentParameterMismatch)."""
     fallback: bool = False
     """True when an earlier candidate was tried first (counted in `orca_fallbacks_total`)."""
+    records_events: bool = False
+    """Post `Launched` or `LaunchFailed` about the pod (`pod-lifecycle-2`)."""
 
 
 class LaunchOutcome(_Model):
@@ -106,6 +111,8 @@ class StartContainersInput(_Model):
     agent_timeout: timedelta = timedelta(minutes=10)
     volumes: tuple[PodVolume, ...] = ()
     """The plan's EBS volumes (attached by now): the runner mounts them."""
+    records_events: bool = False
+    """Post `Started` about the pod once the containers are started (`pod-lifecycle-2`)."""
 
 
 class StartContainersOutcome(_Model):

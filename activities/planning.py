@@ -22,9 +22,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities import lifecycle_events
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.heartbeats import heartbeating
 from orca.activities.instance_catalog import InstanceCatalog
+from orca.activities.lifecycle_events import LifecycleEvents
 from orca.activities.models import LaunchPlan, PlanLaunchInput
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.pod_claims import PodClaims
@@ -192,6 +194,7 @@ class PlanningActivities:
         teams: NamespaceTeams | None = None,
         secrets: PodSecretsManager | None = None,
         claims: PodClaims | None = None,
+        events: LifecycleEvents | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -199,17 +202,31 @@ class PlanningActivities:
         self._teams = teams
         self._secrets = secrets
         self._claims = claims
+        self._events = events
+        """Where `records_events` plans are told (None: this worker posts no events)."""
 
     @activity.defn(name="plan_launch")
     @fails_on_aws_errors()
     async def plan_launch(self, input: PlanLaunchInput) -> LaunchPlan:
         """The pod's plan: candidates (`plan_without_claims`), then its claims resolved to EBS
-        volumes and the candidates restricted to their zone."""
+        volumes and the candidates restricted to their zone; with `records_events`, told as
+        the pod's `OfferingsSelected` event (and each undersized type as a Warning)."""
         plan = await self.plan_without_claims(input)
-        if not claim_volumes(input.pod.get("spec") or {}):
-            return plan
-        with bind_work_context(pod=plan.spec.pod.key, pod_uid=plan.spec.pod.uid), heartbeating():
-            return await self._with_claims(input, plan)
+        if claim_volumes(input.pod.get("spec") or {}):
+            with (
+                bind_work_context(pod=plan.spec.pod.key, pod_uid=plan.spec.pod.uid),
+                heartbeating(),
+            ):
+                plan = await self._with_claims(input, plan)
+        if input.records_events and self._events is not None:
+            pod = plan.spec.pod
+            await self._events.post(
+                [
+                    *lifecycle_events.undersized_instance_types(pod, plan.warnings),
+                    lifecycle_events.offerings_selected(pod, plan.candidates),
+                ]
+            )
+        return plan
 
     async def _with_claims(self, input: PlanLaunchInput, plan: LaunchPlan) -> LaunchPlan:
         if self._claims is None:

@@ -34,6 +34,7 @@ from orca.activities.launch_admission import (
     NoAdmission,
     rules_from_settings,
 )
+from orca.activities.lifecycle_events import LifecycleEvents
 from orca.activities.namespace_teams import NamespaceTeams
 from orca.activities.orphans import OrphanActivities
 from orca.activities.planning import PlanningActivities
@@ -110,6 +111,7 @@ def build_activities(
         aws, settings.aws.status_log_group, settings.worker.status_poll_interval.total_seconds()
     )
     pod_status = PodStatusActivities(kube.core, settings.node.name)
+    events = LifecycleEvents(pod_status.pods, settings.node.name)
     secrets = PodSecretsManager(aws)
     planning = PlanningActivities(
         settings,
@@ -118,11 +120,14 @@ def build_activities(
         NamespaceTeams(kube.core),
         secrets,
         PodClaims(kube.core, aws),
+        events,
     )
     admission = launch_admission(settings, client)
     parameters = PodParameters(aws)
     amis = Amis(aws, settings.aws.ami_id)
-    instances = InstanceActivities(ec2, amis, catalog, cluster, unavailable, admission)
+    instances = InstanceActivities(
+        ec2, amis, catalog, cluster, unavailable, admission, events=events
+    )
     containers = ContainerActivities(
         settings.aws,
         commands,

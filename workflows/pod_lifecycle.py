@@ -41,6 +41,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from orca import search_attributes
+    from orca.activities import lifecycle_events
     from orca.activities.containers import ContainerActivities
     from orca.activities.instances import InstanceActivities
     from orca.activities.models import (
@@ -94,9 +95,11 @@ with workflow.unsafe.imports_passed_through():
 POD_LIFECYCLE_2 = "pod-lifecycle-2"
 """Patch ID, asked once as a run begins: the run takes every patch below without asking each
 (`_has`), so a new run records one patch marker (and one `TemporalChangeVersion` upsert) where
-it recorded one per patch it reached; and a status write with an event is one local activity
-(`_report`). A run recorded before it has no such marker and asks each patch as before. Patches
-added after it are asked with `workflow.patched` directly, never through `_has`."""
+it recorded one per patch it reached; a status write with an event is one local activity
+(`_report`); and the steps' own activities post their events (`records_events`,
+activities/lifecycle_events.py), where each was a local activity of its own. A run recorded
+before it has no such marker and asks each patch as before. Patches added after it are asked
+with `workflow.patched` directly, never through `_has`."""
 LAUNCHED_CONDITION = "orca.research/InstanceLaunched"
 """Pod condition that says why ORCA did not (or did) launch an instance for the pod."""
 POD_REPORTS_AS_LOCAL_ACTIVITIES = "pod-reports-as-local-activities"
@@ -341,7 +344,10 @@ class PodLifecycle:
         try:
             plan: LaunchPlan = await workflow.execute_activity_method(
                 PlanningActivities.plan_launch,
-                PlanLaunchInput(pod=state.manifest),
+                # Under `pod-lifecycle-2` plan_launch tells the first plan's events itself.
+                PlanLaunchInput(
+                    pod=state.manifest, records_events=self._current and state.plan is None
+                ),
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
                 retry_policy=_AWS,
@@ -367,16 +373,11 @@ class PodLifecycle:
         workflow.upsert_search_attributes(
             [search_attributes.BUDGET_NAMESPACE.value_set(plan.spec.budget_namespace)]
         )
-        if first_plan and plan.warnings and self._has(PLAN_WARNINGS_AS_EVENTS):
-            for warning in plan.warnings:
-                await self._event(EventType.WARNING, "UndersizedInstanceType", warning)
-        if first_plan:
-            lines = "; ".join(f"{i + 1}. {c.reason}" for i, c in enumerate(plan.candidates[:5]))
-            more = len(plan.candidates) - 5
-            suffix = f"; and {more} more" if more > 0 else ""
-            await self._event(
-                EventType.NORMAL, "OfferingsSelected", f"Candidates in order: {lines}{suffix}"
-            )
+        if first_plan and not self._current:
+            if plan.warnings and self._has(PLAN_WARNINGS_AS_EVENTS):
+                for warning in lifecycle_events.undersized_instance_types(state.pod, plan.warnings):
+                    await self._tell(warning)
+            await self._tell(lifecycle_events.offerings_selected(state.pod, plan.candidates))
         return plan
 
     async def _launch_first_available(self, plan: LaunchPlan) -> bool:
@@ -399,12 +400,12 @@ class PodLifecycle:
                 return False
             if outcome.instance_id is None:
                 self._attempt(candidate, f"{outcome.capacity_error}: {outcome.message}")
-                await self._event(
-                    EventType.WARNING,
-                    "LaunchFailed",
-                    f"{candidate.instance_type} {candidate.capacity_type} in {candidate.zone}: "
-                    f"{outcome.capacity_error} ({outcome.message}); trying the next offering.",
-                )
+                if not self._current:  # launch_instance told it (`pod-lifecycle-2`)
+                    await self._tell(
+                        lifecycle_events.launch_failed(
+                            state.pod, candidate, outcome.capacity_error, outcome.message
+                        )
+                    )
                 continue
             self._attempt(candidate, f"launched {outcome.instance_id}")
             state.instance = InstanceStatus(
@@ -422,11 +423,10 @@ class PodLifecycle:
                     search_attributes.ZONE.value_set(candidate.zone),
                 ]
             )
-            await self._event(
-                EventType.NORMAL,
-                "Launched",
-                f"Launched {outcome.instance_id}: {candidate.reason}.",
-            )
+            if not self._current:
+                await self._tell(
+                    lifecycle_events.launched(state.pod, outcome.instance_id, candidate)
+                )
             running = await self._wait_until_running(plan, outcome.instance_id)
             if running is not None:
                 state.instance = running
@@ -468,6 +468,7 @@ class PodLifecycle:
                 client_token=client_token,
                 requested_at=workflow.now(),
                 fallback=candidate != plan.candidates[0],
+                records_events=self._current,
             ),
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=SHORT_WORK_HEARTBEAT_TIMEOUT,
@@ -535,6 +536,7 @@ class PodLifecycle:
                 spec=state.plan.spec,
                 instance=state.instance,
                 volumes=state.plan.volumes,
+                records_events=self._current,
             ),
             start_to_close_timeout=timedelta(minutes=15),
             heartbeat_timeout=timedelta(seconds=60),
@@ -557,12 +559,12 @@ class PodLifecycle:
         if state.lifetime_started_at is None:
             state.lifetime_started_at = state.started_running_at
         self._set_stage(Stage.RUNNING)
-        await self._event(
-            EventType.NORMAL,
-            "Started",
-            f"Containers started on {state.instance.instance_id} (SSM command "
-            f"{started.command_id}).",
-        )
+        if not self._current:
+            await self._tell(
+                lifecycle_events.containers_started(
+                    state.pod, state.instance.instance_id, started.command_id
+                )
+            )
 
     async def _attach_volumes(self) -> None:
         """Attach the plan's EBS volumes to the instance (the runner mounts them)."""
@@ -1135,6 +1137,9 @@ class PodLifecycle:
         """A patch from before `pod-lifecycle-2` applies: always in a run under it, otherwise
         as the run's history says."""
         return self._current or workflow.patched(patch)
+
+    async def _tell(self, report: PodEventReport) -> None:
+        await self._event(report.type, report.reason, report.message)
 
     async def _event(self, event_type: EventType, reason: str, message: str) -> None:
         await self._pod_api(

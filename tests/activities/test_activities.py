@@ -116,9 +116,10 @@ class Wiring:
         )
         self.cluster = ClusterInstances(self.states)
         self.planning = PlanningActivities(self.settings, self.catalog, self.unavailable)
+        self.amis = Amis(self.aws, self.settings.aws.ami_id)
         self.instances = InstanceActivities(
             self.ec2,
-            Amis(self.aws, self.settings.aws.ami_id),
+            self.amis,
             self.catalog,
             self.cluster,
             self.unavailable,

@@ -13,7 +13,7 @@ botocore `ClientError` reaches the workflow classified exactly as in production.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orca.activities import lifecycle_events
 from orca.activities.aws_failures import fails_on_aws_errors
 from orca.activities.models import (
     DeletePodInput,
@@ -100,6 +101,12 @@ class Scripted:
     attempts: dict[str, list[int]] = field(default_factory=dict)
     """Activity name → the attempt numbers it was called with, in order."""
     next_errors: dict[str, list[BaseException]] = field(default_factory=dict)
+    told: list[PodEventReport] = field(default_factory=list)
+    """The pod events this fake's activities post themselves (`records_events`); the harness
+    points it at `FakePodStatus.events`, so a test reads every event in one list."""
+
+    def tell(self, reports: Iterable[PodEventReport]) -> None:
+        self.told.extend(reports)
 
     def fail_next(self, activity_name: str, *errors: BaseException) -> None:
         """The next calls of this activity raise these errors, one per call, then it answers."""
@@ -145,7 +152,7 @@ class FakePlanning(Scripted):
             raise ApplicationError(
                 self.invalid_spec, type=FailureType.INVALID_POD_SPEC, non_retryable=True
             )
-        return LaunchPlan(
+        plan = LaunchPlan(
             spec=LaunchSpec(
                 pod=pod_ref_from_pod(input.pod),
                 selection=SelectionMethod.EXPLICIT,
@@ -162,6 +169,11 @@ class FakePlanning(Scripted):
             warnings=self.plan_warnings,
             volumes=self.volumes,
         )
+        if input.records_events:
+            pod = plan.spec.pod
+            self.tell(lifecycle_events.undersized_instance_types(pod, plan.warnings))
+            self.tell([lifecycle_events.offerings_selected(pod, plan.candidates)])
+        return plan
 
 
 @dataclass(eq=False)
@@ -189,6 +201,12 @@ class FakeInstances(Scripted):
     async def launch_instance(self, request: LaunchRequest) -> LaunchOutcome:
         self.launches.append(request)
         self.called()
+        outcome = self._outcome(request)
+        if request.records_events:
+            self.tell(lifecycle_events.launch_events(request, outcome))
+        return outcome
+
+    def _outcome(self, request: LaunchRequest) -> LaunchOutcome:
         if len(self.launches) <= self.held_by_limit_calls:
             limit = "limits.maxConcurrentInstances (1) reached: 1 ORCA instances are running"
             return LaunchOutcome(limit_reached=limit, message=limit)
@@ -272,7 +290,14 @@ class FakeContainers(Scripted):
         self.starts.append(input)
         self.called()
         await self.gate.pass_through()
-        return StartContainersOutcome(command_id=f"cmd-{input.instance.instance_id}")
+        started = StartContainersOutcome(command_id=f"cmd-{input.instance.instance_id}")
+        if input.records_events:
+            instance_id = input.instance.instance_id
+            report = lifecycle_events.containers_started(
+                input.spec.pod, instance_id, started.command_id
+            )
+            self.tell([report])
+        return started
 
     @activity.defn(name="monitor_pod")
     @fails_on_aws_errors()

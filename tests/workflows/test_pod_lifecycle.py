@@ -69,6 +69,8 @@ class Harness:
         self.instances = instances
         self.containers = containers
         self.pod_status = pod_status
+        for fake in (planning, instances, containers):
+            fake.told = pod_status.events  # the events they post themselves, in the same list
         self.volumes = FakeVolumes(containers=containers, instances=instances)
         self.pod, self.manifest = new_pod()
         self.task_queue = f"tq-{uuid.uuid4()}"
