@@ -2,6 +2,7 @@ from typing import Any
 
 from orca_devstack.emulators.kube.quantity import parse_quantity
 from orca_devstack.emulators.kube.scheduler import (
+    NodeUsage,
     choose_node,
     fit_failures,
     node_selector_matches,
@@ -138,6 +139,18 @@ def test_fit_counts_pods_already_bound() -> None:
     assert fit_failures(pod(gpus=1), gpu_node, [pod(gpus=1), pod(gpus=1)]) == [
         "Insufficient nvidia.com/gpu"
     ]
+
+
+def test_a_kept_node_usage_decides_as_the_pods_it_adds_up() -> None:
+    """The scheduler keeps each node's usage through a pass (kube-scheduler's NodeInfo)."""
+    gpu_node = node("g", gpus=2)
+    usage = NodeUsage.of([pod(gpus=1)])
+    assert (usage.pods, usage.requested["nvidia.com/gpu"]) == (1, 1)
+    assert fit_failures(pod(gpus=1), gpu_node, usage) == []
+    usage.add(pod(gpus=1))
+    assert fit_failures(pod(gpus=1), gpu_node, usage) == ["Insufficient nvidia.com/gpu"]
+    chosen, _ = choose_node(pod(), [node("b"), node("c")], {"b": NodeUsage.of([pod()])})
+    assert chosen == "c"
 
 
 def test_choose_node_and_unschedulable_message() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -63,6 +63,30 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, Fraction]:
     for name, value in _quantities(spec.get("overhead")).items():
         result[name] = result.get(name, Fraction(0)) + value
     return result
+
+
+@dataclass
+class NodeUsage:
+    """What the pods bound to a node take of it: kube-scheduler's NodeInfo, kept per pass and
+    updated as pods are bound, so placing P pods on a node of B costs P + B, not P x B."""
+
+    pods: int = 0
+    requested: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, pods_on_node: Iterable[Mapping[str, Any]]) -> NodeUsage:
+        usage = cls()
+        for pod in pods_on_node:
+            usage.add(pod)
+        return usage
+
+    def add(self, pod: Mapping[str, Any], requests: Mapping[str, Fraction] | None = None) -> None:
+        self.pods += 1
+        self.requested.update(pod_requests(pod) if requests is None else requests)
+
+
+def _usage(on_node: NodeUsage | Iterable[Mapping[str, Any]]) -> NodeUsage:
+    return on_node if isinstance(on_node, NodeUsage) else NodeUsage.of(on_node)
 
 
 def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
@@ -141,7 +165,9 @@ def _taint_text(taint: Mapping[str, Any]) -> str:
 
 
 def fit_failures(
-    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, Any]]
+    pod: Mapping[str, Any],
+    node: Mapping[str, Any],
+    pods_on_node: NodeUsage | Iterable[Mapping[str, Any]],
 ) -> list[str]:
     """Why `pod` cannot go to `node`, in kube-scheduler's words; empty when it fits.
 
@@ -165,13 +191,10 @@ def fit_failures(
     if not node_selector_matches(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
     allocatable = _quantities((node.get("status") or {}).get("allocatable"))
-    used: Counter[str] = Counter()
-    count = 0
-    for other in pods_on_node:
-        count += 1
-        used.update(pod_requests(other))
+    usage = _usage(pods_on_node)
+    used = usage.requested
     failures: list[str] = []
-    if count + 1 > allocatable.get("pods", Fraction(0)):
+    if usage.pods + 1 > allocatable.get("pods", Fraction(0)):
         failures.append("Too many pods")
     for name, amount in sorted(pod_requests(pod).items()):
         if amount <= 0:
@@ -307,7 +330,7 @@ def unschedulable_message(node_count: int, failures: Mapping[str, list[str]]) ->
 def choose_node(
     pod: Mapping[str, Any],
     nodes: Iterable[Mapping[str, Any]],
-    pods_by_node: Mapping[str, list[Mapping[str, Any]]],
+    pods_by_node: Mapping[str, NodeUsage | list[Mapping[str, Any]]],
     volumes: VolumeState | None = None,
 ) -> tuple[str | None, str]:
     """The node to bind to (fewest pods, then name) or None and the Unschedulable message."""
@@ -320,13 +343,14 @@ def choose_node(
     fitting: list[tuple[int, str]] = []
     for node in node_list:
         name = node["metadata"]["name"]
-        reasons = fit_failures(pod, node, pods_by_node.get(name, []))
+        usage = _usage(pods_by_node.get(name, []))
+        reasons = fit_failures(pod, node, usage)
         if not reasons and volumes is not None:
             reasons = volume_filter(pod, node, volumes)
         if reasons:
             failures[name] = reasons
         else:
-            fitting.append((len(pods_by_node.get(name, [])), name))
+            fitting.append((usage.pods, name))
     if fitting:
         return min(fitting)[1], ""
     return None, unschedulable_message(len(node_list), failures)
@@ -356,6 +380,9 @@ class Scheduler:
     def __init__(self, registry: Registry, resync_seconds: float = 5.0) -> None:
         self._registry = registry
         self._resync_seconds = resync_seconds
+        self._requests: dict[str, dict[str, Fraction]] = {}
+        """Pod UID → its effective requests, from the last pass (a pod's resources are
+        immutable, so parsing them once per pod is enough)."""
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -392,15 +419,23 @@ class Scheduler:
         """One scheduling pass over every pending pod."""
         nodes = list(self._registry.store.iter_objects(NODES))
         pods = list(self._registry.store.iter_objects(PODS))
-        pods_by_node: dict[str, list[Mapping[str, Any]]] = {}
-        for pod in pods:
-            node_name = (pod.get("spec") or {}).get("nodeName")
-            if node_name and (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES:
-                pods_by_node.setdefault(node_name, []).append(pod)
         pending = sorted(
             (pod for pod in pods if _is_pending(pod)),
             key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
         )
+        if not pending:
+            return
+        pods_by_node: dict[str, NodeUsage] = {}
+        known, self._requests = self._requests, {}
+        for pod in pods:
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            if node_name and (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES:
+                uid = str(pod["metadata"].get("uid", ""))
+                requests = known.get(uid)
+                if requests is None:
+                    requests = pod_requests(pod)
+                self._requests[uid] = requests
+                pods_by_node.setdefault(node_name, NodeUsage()).add(pod, requests)
         store = self._registry.store
         volumes = VolumeState(
             claims={
@@ -430,7 +465,7 @@ class Scheduler:
                 self._bind_volumes(unbound, node_name, nodes, volumes)
             elif node_name is not None:
                 self._bind(pod, node_name)
-                pods_by_node.setdefault(node_name, []).append(pod)
+                pods_by_node.setdefault(node_name, NodeUsage()).add(pod)
             else:
                 self._mark_unschedulable(pod, message)
 
