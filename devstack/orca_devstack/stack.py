@@ -390,10 +390,17 @@ class DevStack:
         return 0
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.exit_code() is None:
-                self.say(f"  stopping {child.name} (pid {child.pid})")
-            child.stop()
+        try:
+            for child in reversed(self.children):
+                if child.exit_code() is None:
+                    self.say(f"  stopping {child.name} (pid {child.pid})")
+                child.stop()
+        except BaseException:
+            # Interrupted while stopping (a second Ctrl-C in a program without `orca dev`'s
+            # handlers, the burst benchmark's): nothing the stack started may outlive it.
+            for child in self.children:
+                child.signal_group(signal.SIGKILL)
+            raise
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, frame: FrameType | None) -> None:

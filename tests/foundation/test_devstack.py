@@ -84,6 +84,37 @@ def test_stopping_a_child_stops_its_whole_process_group(tmp_path: Path) -> None:
         pytest.fail("the grandchild outlived its group")
 
 
+def test_a_second_interrupt_while_stopping_still_leaves_no_child(tmp_path: Path) -> None:
+    """A program without `orca dev`'s handlers (the burst benchmark) hit by Ctrl-C twice: the
+    second KeyboardInterrupt lands while stop() waits out a child's grace; every child is
+    killed all the same."""
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    stack = DevStack(DevStackOptions(state_dir=tmp_path), say=lambda _: None)
+    for name in ("first", "stubborn"):
+        code = "import time; time.sleep(300)" if name == "first" else stubborn
+        child = ChildProcess(
+            name, [sys.executable, "-c", code], tmp_path / f"{name}.log", ready=lambda: True
+        )
+        child.start()
+        stack.children.append(child)
+    time.sleep(0.5)  # the stubborn child has set its handler
+
+    def second_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, second_interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)  # stop() waits 10 s for the stubborn one
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stack.stop()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    for child in stack.children:
+        assert child.process is not None
+        assert child.process.wait(timeout=5) is not None, f"{child.name} outlived the stack"
+
+
 def test_a_child_that_dies_while_starting_is_reported_with_its_output(tmp_path: Path) -> None:
     child = ChildProcess(
         "broken",
