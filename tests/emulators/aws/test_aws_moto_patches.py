@@ -209,3 +209,22 @@ def test_get_metric_data_gives_motos_answers_from_an_index() -> None:
     assert patched[0]["values"] == [5.0]
     assert patched[1]["values"] == [30.0]
     assert patched[2]["values"] == []
+    # The index is kept across calls: data put since the last call is found, and a list moto
+    # replaced (a reset) starts it afresh.
+    backend.put_metric_data(
+        "ORCA/Pods",
+        [
+            {
+                "MetricName": "cpu_usage_cores",
+                "Value": 9.0,
+                "Dimensions": [{"Name": "Pod", "Value": "a"}],
+            }
+        ],
+    )
+    arguments = (queries, now - timedelta(minutes=5), now + timedelta(minutes=1))
+    assert backend.get_metric_data(*arguments) == moto_patches._moto_get_metric_data(
+        backend, *arguments
+    )
+    assert backend.get_metric_data(*arguments)[0]["values"] == [9.0]
+    backend.metric_data = []
+    assert backend.get_metric_data(*arguments)[0]["values"] == []

@@ -25,9 +25,12 @@
 7. **GetMetricData scanned every datapoint for every query and period.** The watcher asks for
    11 metrics of every running pod per interval (thousands of queries at a few hundred pods),
    and moto filtered the whole period's datapoints for each one: O(queries x datapoints).
-   Patched, for requests of MetricStat queries only: the datapoints are grouped once per call by
-   namespace, name and dimensions, and each query bins its own group. Same answers, in the same
-   shape (and the namespace is now checked with dimensions too, as CloudWatch does).
+   Patched, for requests of MetricStat queries only: the datapoints are indexed by namespace,
+   name and dimensions, and each query bins its own group. The index is kept across calls and
+   grows with the data put since the last one (moto only appends to `metric_data`): grouping
+   every datapoint once per call still made a burst quadratic, a third of the emulator's CPU at
+   1700 pods. Same answers, in the same shape (and the namespace is now checked with dimensions
+   too, as CloudWatch does).
 
 8. **Volumes were never `creating`.** moto's `Volume.status` is `in-use` with an attachment,
    `available` otherwise. Patched: a state the emulator sets (`_orca_status`: `creating` while
@@ -62,7 +65,9 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -164,6 +169,41 @@ def _metric_key(namespace: str, name: str, dimensions: Any) -> tuple[Any, ...]:
     return (namespace, name, tuple(sorted((d.name, d.value) for d in dimensions)))
 
 
+@dataclass
+class _MetricIndex:
+    """Datapoints by (namespace, name, dimensions) and by (namespace, name)."""
+
+    by_dimensions: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
+    by_name: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    indexed: int = 0
+    """How many of the backend's `metric_data` are in the index (moto only appends to it)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, datum: Any) -> None:
+        key = _metric_key(datum.namespace, datum.name, datum.dimensions)
+        self.by_dimensions.setdefault(key, []).append(datum)
+        self.by_name.setdefault((datum.namespace, datum.name), []).append(datum)
+
+    source: list[Any] | None = None
+
+    def catch_up(self, data: list[Any]) -> None:
+        with self.lock:
+            if data is not self.source or len(data) < self.indexed:  # replaced or cleared
+                self.by_dimensions, self.by_name, self.indexed = {}, {}, 0
+                self.source = data
+            for datum in data[self.indexed :]:
+                self.add(datum)
+            self.indexed = len(data)
+
+
+def _metric_index(backend: Any) -> _MetricIndex:
+    index = backend.__dict__.get("_orca_metric_index")
+    if index is None:
+        index = backend.__dict__.setdefault("_orca_metric_index", _MetricIndex())
+    index.catch_up(backend.metric_data)
+    return index
+
+
 def _get_metric_data(
     self: Any,
     queries: list[dict[str, Any]],
@@ -181,13 +221,10 @@ def _get_metric_data(
             if start_time > end_time
             else "The parameter StartTime must not equal parameter EndTime."
         )
-    by_dimensions: dict[tuple[Any, ...], list[Any]] = {}
-    by_name: dict[tuple[str, str], list[Any]] = {}
-    for datum in self.get_all_metrics():
-        if start_time <= datum.timestamp < end_time:
-            key = _metric_key(datum.namespace, datum.name, datum.dimensions)
-            by_dimensions.setdefault(key, []).append(datum)
-            by_name.setdefault((datum.namespace, datum.name), []).append(datum)
+    stored = _metric_index(self)
+    provided = _MetricIndex()  # moto's metrics of other services, computed on the fly
+    for datum in self.aws_metric_data:
+        provided.add(datum)
     results = []
     for query in queries:
         stat_query = query["MetricStat"]
@@ -196,9 +233,12 @@ def _get_metric_data(
         dimensions = metric.get("Dimensions") or []
         if dimensions:
             key = (namespace, name, tuple(sorted((d["Name"], d["Value"]) for d in dimensions)))
-            data = by_dimensions.get(key, [])
+            candidates = stored.by_dimensions.get(key, []) + provided.by_dimensions.get(key, [])
         else:
-            data = by_name.get((namespace, name), [])
+            candidates = stored.by_name.get((namespace, name), []) + provided.by_name.get(
+                (namespace, name), []
+            )
+        data = [d for d in candidates if start_time <= d.timestamp < end_time]
         if stat_query.get("Unit"):
             data = [d for d in data if d.unit == stat_query["Unit"]]
         period = timedelta(seconds=int(stat_query["Period"]))
