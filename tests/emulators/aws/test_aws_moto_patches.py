@@ -228,3 +228,33 @@ def test_get_metric_data_gives_motos_answers_from_an_index() -> None:
     assert backend.get_metric_data(*arguments)[0]["values"] == [9.0]
     backend.metric_data = []
     assert backend.get_metric_data(*arguments)[0]["values"] == []
+
+
+def test_instances_are_found_by_id_as_moto_finds_them(
+    aws: AwsEmulator, aws_client: AwsClientFactory
+) -> None:
+    """Patch 12: the same instance objects as moto's scan, for instances launched before and
+    after the index was built (several per RunInstances too), and moto's error for an unknown
+    ID."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+
+    ec2, backend = aws_client("ec2"), aws.middleware.ec2
+
+    def launch(count: int) -> list[str]:
+        launched = ec2.run_instances(
+            ImageId=aws.defaults.ami_ids["al2023-x86_64"],
+            InstanceType="t3.micro",
+            MinCount=count,
+            MaxCount=count,
+        )
+        return [item["InstanceId"] for item in launched["Instances"]]
+
+    first = launch(1)
+    assert backend.get_instance(first[0]).id == first[0]
+    ids = first + launch(3) + launch(2)
+    for instance_id in ids:
+        instance = backend.get_instance(instance_id)
+        assert instance.id == instance_id
+        assert moto_patches._moto_get_instance(backend, instance_id) is instance
+    with pytest.raises(InvalidInstanceIdError):
+        backend.get_instance("i-0000000000000dead")
