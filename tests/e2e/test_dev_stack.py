@@ -45,13 +45,7 @@ def core(dev_stack: DevStack) -> client.CoreV1Api:
 
 @pytest.fixture(scope="module")
 def ec2(dev_stack: DevStack) -> Any:
-    return boto3.client(
-        "ec2",
-        endpoint_url=dev_stack.endpoints["aws_endpoint_url"],
-        region_name="us-west-2",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return dev_stack.aws("ec2")
 
 
 def instances_of(ec2: Any, pod_uid: str) -> list[dict[str, Any]]:

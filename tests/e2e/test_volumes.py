@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from kubernetes import client
 
@@ -43,13 +42,7 @@ def core(dev_stack: DevStack) -> client.CoreV1Api:
 
 @pytest.fixture(scope="module")
 def ec2(dev_stack: DevStack) -> Any:
-    return boto3.client(
-        "ec2",
-        endpoint_url=dev_stack.endpoints["aws_endpoint_url"],
-        region_name="us-west-2",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return dev_stack.aws("ec2")
 
 
 @pytest.fixture(scope="module", autouse=True)

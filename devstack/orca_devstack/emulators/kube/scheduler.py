@@ -9,7 +9,6 @@ scoring beyond "fewest pods bound", no preemption and no pod (anti-)affinity.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from orca_devstack.emulators.kube import errors
+from orca_devstack.emulators.kube.control_loop import ControlLoop
 from orca_devstack.emulators.kube.quantity import InvalidQuantityError, parse_quantity
 from orca_devstack.emulators.kube.registry import (
     NODES,
@@ -27,7 +27,7 @@ from orca_devstack.emulators.kube.registry import (
     Registry,
     set_condition,
 )
-from orca_devstack.emulators.kube.store import JsonObject, WatchEvent
+from orca_devstack.emulators.kube.store import JsonObject
 from orca_devstack.emulators.kube.volume_binder import (
     BOUND_BY_CONTROLLER,
     claim_ref,
@@ -374,51 +374,25 @@ def _is_pending(pod: Mapping[str, Any]) -> bool:
     )
 
 
-class Scheduler:
-    """Background thread binding pending pods; woken by pod and node writes."""
+class Scheduler(ControlLoop):
+    """The control loop binding pending pods; woken by pod, node, claim and volume writes."""
+
+    name = "scheduler"
+    watched = (PODS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES)
 
     def __init__(self, registry: Registry, resync_seconds: float = 5.0) -> None:
-        self._registry = registry
-        self._resync_seconds = resync_seconds
+        super().__init__(registry, resync_seconds)
         self._requests: dict[str, dict[str, Fraction]] = {}
         """Pod UID → its effective requests, from the last pass (a pod's resources are
         immutable, so parsing them once per pod is enough)."""
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="kube-emulator-scheduler", daemon=True
-        )
-        registry.store.add_listener(self._on_write)
 
-    def _on_write(self, event: WatchEvent) -> None:
-        if event.resource in (PODS, NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES):
-            self._wake.set()
-
-    def start(self) -> None:
-        self._wake.set()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self._resync_seconds)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self.schedule_pending()
-            except errors.ApiError:
-                self._wake.set()  # lost a race with a client write; look again
+    def reconcile(self) -> None:
+        self.schedule_pending()
 
     def schedule_pending(self) -> None:
         """One scheduling pass over every pending pod."""
-        nodes = list(self._registry.store.iter_objects(NODES))
-        pods = list(self._registry.store.iter_objects(PODS))
+        nodes = list(self.registry.store.iter_objects(NODES))
+        pods = list(self.registry.store.iter_objects(PODS))
         pending = sorted(
             (pod for pod in pods if _is_pending(pod)),
             key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
@@ -436,7 +410,7 @@ class Scheduler:
                     requests = pod_requests(pod)
                 self._requests[uid] = requests
                 pods_by_node.setdefault(node_name, NodeUsage()).add(pod, requests)
-        store = self._registry.store
+        store = self.registry.store
         volumes = VolumeState(
             claims={
                 (c["metadata"]["namespace"], c["metadata"]["name"]): c
@@ -446,7 +420,7 @@ class Scheduler:
             classes={c["metadata"]["name"]: c for c in store.iter_objects(STORAGE_CLASSES)},
         )
         for pod in pending:
-            if self._stopping.is_set():
+            if self.stopping:
                 return
             unbound = [
                 c for c in _pod_claims(pod, volumes) if not (c.get("spec") or {}).get("volumeName")
@@ -490,14 +464,14 @@ class Scheduler:
                         annotations = candidate["metadata"].setdefault("annotations", {})
                         annotations[BOUND_BY_CONTROLLER] = "yes"
 
-                    self._registry.mutate(PERSISTENT_VOLUMES, "", volume_name, bind)
+                    self.registry.mutate(PERSISTENT_VOLUMES, "", volume_name, bind)
                 else:
 
                     def select(candidate: JsonObject) -> None:
                         annotations = candidate["metadata"].setdefault("annotations", {})
                         annotations[SELECTED_NODE_ANNOTATION] = node_name
 
-                    self._registry.mutate(
+                    self.registry.mutate(
                         PERSISTENT_VOLUME_CLAIMS, metadata["namespace"], metadata["name"], select
                     )
             except errors.ApiError:
@@ -506,14 +480,14 @@ class Scheduler:
     def _bind(self, pod: JsonObject, node_name: str) -> None:
         metadata = pod["metadata"]
         try:
-            self._registry.bind(
+            self.registry.bind(
                 metadata["namespace"], metadata["name"], {"target": {"name": node_name}}
             )
         except errors.ApiError:
             return  # deleted or bound meanwhile
-        bound = self._registry.store.get(PODS, metadata["namespace"], metadata["name"])
+        bound = self.registry.store.get(PODS, metadata["namespace"], metadata["name"])
         if bound is not None:
-            self._registry.record_event(
+            self.registry.record_event(
                 bound,
                 PODS,
                 "Normal",
@@ -536,16 +510,16 @@ class Scheduler:
 
         def mark(candidate: JsonObject) -> None:
             set_condition(
-                candidate, "PodScheduled", "False", self._registry.clock(), "Unschedulable", message
+                candidate, "PodScheduled", "False", self.registry.clock(), "Unschedulable", message
             )
 
         metadata = pod["metadata"]
         try:
-            updated = self._registry.mutate(
+            updated = self.registry.mutate(
                 PODS, metadata["namespace"], metadata["name"], mark, subresource="status"
             )
         except errors.ApiError:
             return
-        self._registry.record_event(
+        self.registry.record_event(
             updated, PODS, "Warning", "FailedScheduling", message, DEFAULT_SCHEDULER_NAME
         )
